@@ -1,0 +1,25 @@
+//! SeaORM entities of contact-gateway: plain table mappings, free of web and domain concerns.
+//!
+//! Conventions shared by every table:
+//! - `id` is a UUID (v7) and every row carries the `tenant_id` it belongs to;
+//! - timestamps are UTC milliseconds since the Unix epoch (`i64`), which sort and compare
+//!   the same way on SQLite and PostgreSQL.
+
+pub mod account;
+pub mod business;
+pub mod contact;
+pub mod contact_assignee;
+pub mod contact_tag;
+pub mod tag;
+pub mod tenant;
+
+pub mod prelude {
+    //! The entities under short names.
+    pub use super::account::Entity as Account;
+    pub use super::business::Entity as Business;
+    pub use super::contact::Entity as Contact;
+    pub use super::contact_assignee::Entity as ContactAssignee;
+    pub use super::contact_tag::Entity as ContactTag;
+    pub use super::tag::Entity as Tag;
+    pub use super::tenant::Entity as Tenant;
+}

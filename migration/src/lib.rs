@@ -1,0 +1,18 @@
+//! Database schema of contact-gateway, as sea-orm-migration migrations.
+//!
+//! Every table carries `tenant_id` and every index starts with it, so that every query,
+//! which is always scoped to one tenant, can use an index.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_core;
+
+/// Runs the migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_create_core::Migration)]
+    }
+}

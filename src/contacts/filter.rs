@@ -1,0 +1,218 @@
+//! `ContactFilter`: which contacts a query returns.
+use async_graphql::{ID, InputObject};
+use entity::contact::Column;
+use entity::prelude::{Contact, ContactAssignee, ContactTag, Tag};
+use entity::{contact_assignee, contact_tag, tag};
+use sea_orm::DbBackend;
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::{ColumnTrait, IntoSimpleExpr};
+
+use super::ResolutionStatus;
+use super::phone::to_e164;
+use crate::error::{Error, FieldFailure, Result};
+use crate::filter::{DateTimeFilter, check_search, collect_id, contains_pattern};
+use crate::scope::TenantId;
+
+/// Which contacts to return. Every field given must match (AND); `and`, `or` and `not`
+/// combine nested filters.
+#[derive(InputObject, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ContactFilter {
+    /// Case-insensitive substring of first, last or full name, email, phone or company
+    /// (seed 002's `search`; at most 255 characters; `%` and `_` match themselves).
+    pub search: Option<String>,
+    /// Exact email address, any case.
+    pub email: Option<String>,
+    /// Exact phone number, compared in E.164 (`+49 151 2345 6789` finds `+4915123456789`).
+    pub phone: Option<String>,
+    /// Carries a tag of this name.
+    pub tag: Option<String>,
+    /// Carries at least one tag of these names.
+    pub tags_any: Option<Vec<String>>,
+    /// Belongs to this account.
+    pub account_id: Option<ID>,
+    /// Belongs to this business.
+    pub business_id: Option<ID>,
+    /// How the contact was identified.
+    pub resolution_status: Option<ResolutionStatus>,
+    /// Exact status (seed 004).
+    pub status: Option<String>,
+    /// Exact pipeline id (seed 004).
+    pub pipeline_id: Option<String>,
+    /// Exact pipeline stage (seed 004).
+    pub pipeline_stage: Option<String>,
+    /// Exact source (seeds 002, 004).
+    pub source: Option<String>,
+    /// Exact lead source (seed 004).
+    pub lead_source: Option<String>,
+    /// Exact owner (seed 004).
+    pub owner: Option<String>,
+    /// Has this assignee among its assignees (seed 004).
+    pub assignee: Option<String>,
+    /// Exact message status (seed 004).
+    pub message_status: Option<String>,
+    /// Test contacts only (true) or real ones only (false) (seed 002).
+    pub is_test_contact: Option<bool>,
+    /// Creation time range.
+    pub created_at: Option<DateTimeFilter>,
+    /// Last update time range (seed 003's `updated_at`).
+    pub updated_at: Option<DateTimeFilter>,
+    /// Last message time range (seed 004's `lastMessageTimeRange`).
+    pub last_message_at: Option<DateTimeFilter>,
+    /// All of these filters match.
+    pub and: Option<Vec<ContactFilter>>,
+    /// At least one of these filters matches.
+    pub or: Option<Vec<ContactFilter>>,
+    /// This filter does not match.
+    pub not: Option<Box<ContactFilter>>,
+}
+
+/// What building a filter needs to know besides the filter.
+#[derive(Clone, Copy)]
+pub struct FilterScope {
+    /// The caller's tenant, applied in every subquery.
+    pub tenant: TenantId,
+    /// The database, for the search index.
+    pub backend: DbBackend,
+}
+
+impl ContactFilter {
+    /// The SQL condition of this filter, or every invalid field at once (paths under
+    /// `path`, e.g. `filter.and[0].phone`).
+    pub fn condition(&self, scope: FilterScope, path: &str) -> Result<Condition> {
+        let mut failures = Vec::new();
+        let cond = self.build(scope, path, &mut failures);
+        if failures.is_empty() {
+            Ok(cond)
+        } else {
+            Err(Error::Validation(failures))
+        }
+    }
+
+    fn build(&self, scope: FilterScope, path: &str, failures: &mut Vec<FieldFailure>) -> Condition {
+        let field = |name: &str| format!("{path}.{name}");
+        let mut cond = Condition::all();
+        if let Some(search) = &self.search {
+            check_search(&field("search"), search, failures);
+            if !search.is_empty() {
+                cond = cond.add(search_condition(scope, search));
+            }
+        }
+        if let Some(email) = &self.email {
+            cond = cond.add(Column::Email.eq(email.trim().to_lowercase()));
+        }
+        if let Some(phone) = &self.phone {
+            match to_e164(phone, None) {
+                Some(e164) => cond = cond.add(Column::Phone.eq(e164)),
+                None => failures.push(FieldFailure::new(
+                    field("phone"),
+                    "not a phone number in international form, e.g. +4915123456789",
+                )),
+            }
+        }
+        if let Some(name) = &self.tag {
+            cond = cond.add(Column::Id.in_subquery(tagged(scope, Expr::col((Tag, tag::Column::Name)).eq(name))));
+        }
+        if let Some(names) = &self.tags_any {
+            cond = cond.add(Column::Id.in_subquery(tagged(
+                scope,
+                Expr::col((Tag, tag::Column::Name)).is_in(names.iter().cloned()),
+            )));
+        }
+        if let Some(id) = &self.account_id
+            && let Some(id) = collect_id(&field("accountId"), id, failures)
+        {
+            cond = cond.add(Column::AccountId.eq(id));
+        }
+        if let Some(id) = &self.business_id
+            && let Some(id) = collect_id(&field("businessId"), id, failures)
+        {
+            cond = cond.add(Column::BusinessId.eq(id));
+        }
+        if let Some(status) = self.resolution_status {
+            cond = cond.add(Column::ResolutionStatus.eq(status.as_str()));
+        }
+        for (value, column) in [
+            (&self.status, Column::Status),
+            (&self.pipeline_id, Column::PipelineId),
+            (&self.pipeline_stage, Column::PipelineStage),
+            (&self.source, Column::Source),
+            (&self.lead_source, Column::LeadSource),
+            (&self.owner, Column::Owner),
+            (&self.message_status, Column::MessageStatus),
+        ] {
+            if let Some(value) = value {
+                cond = cond.add(column.eq(value.clone()));
+            }
+        }
+        if let Some(assignee) = &self.assignee {
+            let sub = Query::select()
+                .column(contact_assignee::Column::ContactId)
+                .from(ContactAssignee)
+                .and_where(contact_assignee::Column::TenantId.eq(scope.tenant.0))
+                .and_where(contact_assignee::Column::Assignee.eq(assignee.clone()))
+                .to_owned();
+            cond = cond.add(Column::Id.in_subquery(sub));
+        }
+        if let Some(flag) = self.is_test_contact {
+            cond = cond.add(Column::IsTestContact.eq(flag));
+        }
+        for (range, column) in [
+            (&self.created_at, Column::CreatedAt),
+            (&self.updated_at, Column::UpdatedAt),
+            (&self.last_message_at, Column::LastMessageAt),
+        ] {
+            if let Some(range) = range {
+                cond = cond.add(range.condition(column.into_simple_expr()));
+            }
+        }
+        if let Some(list) = &self.and {
+            for (i, f) in list.iter().enumerate() {
+                cond = cond.add(f.build(scope, &format!("{path}.and[{i}]"), failures));
+            }
+        }
+        if let Some(list) = &self.or {
+            let mut any = Condition::any();
+            for (i, f) in list.iter().enumerate() {
+                any = any.add(f.build(scope, &format!("{path}.or[{i}]"), failures));
+            }
+            cond = cond.add(any);
+        }
+        if let Some(f) = &self.not {
+            cond = cond.add(f.build(scope, &format!("{path}.not"), failures).not());
+        }
+        cond
+    }
+}
+
+/// Ids of the tenant's contacts that carry a tag matching `tag_condition`.
+fn tagged(scope: FilterScope, tag_condition: Expr) -> SelectStatement {
+    Query::select()
+        .column((ContactTag, contact_tag::Column::ContactId))
+        .from(ContactTag)
+        .inner_join(
+            Tag,
+            Expr::col((Tag, tag::Column::Id)).equals((ContactTag, contact_tag::Column::TagId)),
+        )
+        .and_where(Expr::col((ContactTag, contact_tag::Column::TenantId)).eq(scope.tenant.0))
+        .and_where(Expr::col((Tag, tag::Column::TenantId)).eq(scope.tenant.0))
+        .and_where(tag_condition)
+        .to_owned()
+}
+
+/// Substring search over `contacts.search_text` (lower-cased names, email, phone, company),
+/// served by a trigram index: pg_trgm GIN on PostgreSQL, an FTS5 trigram table on SQLite.
+fn search_condition(scope: FilterScope, search: &str) -> Expr {
+    let needle = search.to_lowercase();
+    let like = Expr::col((Contact, Column::SearchText)).like(contains_pattern(&needle));
+    if scope.backend == DbBackend::Sqlite && needle.chars().count() >= 3 {
+        // An FTS5 phrase of one string: with the trigram tokenizer it matches the string
+        // as a substring; quotes are doubled, nothing else is special inside a phrase.
+        let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
+        Expr::cust_with_values(
+            "\"contacts\".rowid IN (SELECT rowid FROM contact_search WHERE contact_search MATCH ?)",
+            [phrase],
+        )
+    } else {
+        like
+    }
+}

@@ -1,0 +1,189 @@
+//! Contacts: reading them by id, in pages, under their parents, and their tags.
+mod filter;
+mod order;
+pub mod phone;
+
+use std::collections::HashMap;
+
+use async_graphql::Enum;
+use entity::prelude::{Contact, ContactTag, Tag};
+use entity::{contact, contact_tag, tag};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, FromQueryResult, IntoSimpleExpr,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+};
+use uuid::Uuid;
+
+pub use filter::{ContactFilter, FilterScope};
+pub use order::{ContactOrder, ContactOrderField, ordering};
+
+use crate::error::Result;
+use crate::paging::{self, Page, PageArgs};
+use crate::scope::{TenantId, scoped};
+
+/// How a contact was identified (seed 000).
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResolutionStatus {
+    /// No CRM match was found yet.
+    Unresolved,
+    /// Matched to a CRM record.
+    CrmResolved,
+    /// Linked to a CRM record by a person.
+    ManuallyResolved,
+}
+
+impl ResolutionStatus {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolutionStatus::Unresolved => "UNRESOLVED",
+            ResolutionStatus::CrmResolved => "CRM_RESOLVED",
+            ResolutionStatus::ManuallyResolved => "MANUALLY_RESOLVED",
+        }
+    }
+
+    /// Reads the stored form (or seed 000's lower-case form); unknown values are unresolved.
+    pub fn parse(value: &str) -> Self {
+        match value.to_ascii_uppercase().as_str() {
+            "CRM_RESOLVED" => ResolutionStatus::CrmResolved,
+            "MANUALLY_RESOLVED" => ResolutionStatus::ManuallyResolved,
+            _ => ResolutionStatus::Unresolved,
+        }
+    }
+}
+
+/// Full name: first and last name joined by a space, or whichever is known.
+pub fn full_name(first: Option<&str>, last: Option<&str>) -> Option<String> {
+    match (first, last) {
+        (Some(f), Some(l)) => Some(format!("{f} {l}")),
+        (Some(one), None) | (None, Some(one)) => Some(one.to_string()),
+        (None, None) => None,
+    }
+}
+
+/// The key of the NAME order: the full name, lower-cased ("" when unknown).
+pub fn sort_name(first: Option<&str>, last: Option<&str>) -> String {
+    full_name(first, last).unwrap_or_default().to_lowercase()
+}
+
+/// What `search` looks in: names, full name, email, phone and company, lower-cased and
+/// separated by a control character no search string contains.
+pub fn search_text(contact: &contact::Model) -> String {
+    let full = full_name(contact.first_name.as_deref(), contact.last_name.as_deref());
+    [
+        full.as_deref(),
+        contact.email.as_deref(),
+        contact.phone.as_deref(),
+        contact.company_name.as_deref(),
+    ]
+    .iter()
+    .flatten()
+    .map(|s| s.to_lowercase())
+    .collect::<Vec<_>>()
+    .join("\u{1f}")
+}
+
+/// The parent a nested contact list hangs under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ContactParent {
+    /// `Account.contacts`.
+    Account,
+    /// `Business.contacts`.
+    Business,
+    /// `Tag.contacts`.
+    Tag,
+}
+
+/// A contact list request: filter, order and page.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ContactQuery {
+    /// Which contacts.
+    pub filter: ContactFilter,
+    /// In which order (empty: newest first).
+    pub order: Vec<ContactOrder>,
+}
+
+fn filtered(db: &DatabaseConnection, tenant: TenantId, filter: &ContactFilter) -> Result<Select<Contact>> {
+    let scope = FilterScope {
+        tenant,
+        backend: db.get_database_backend(),
+    };
+    Ok(scoped::<Contact>(tenant).filter(filter.condition(scope, "filter")?))
+}
+
+/// One page of the tenant's contacts.
+pub async fn page(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    query: &ContactQuery,
+    args: &PageArgs,
+) -> Result<Page<contact::Model>> {
+    let select = filtered(db, tenant, &query.filter)?;
+    paging::fetch_page(db, select, &ordering(&query.order), args).await
+}
+
+/// How many of the tenant's contacts match `filter`.
+pub async fn count(db: &DatabaseConnection, tenant: TenantId, filter: &ContactFilter) -> Result<i64> {
+    Ok(filtered(db, tenant, filter)?.count(db).await? as i64)
+}
+
+/// The same page of contacts under each of `parents`, in one statement.
+pub async fn pages_by_parent(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    parent: ContactParent,
+    parents: &[Uuid],
+    query: &ContactQuery,
+    args: &PageArgs,
+) -> Result<HashMap<Uuid, Page<contact::Model>>> {
+    let select = filtered(db, tenant, &query.filter)?;
+    let (select, parent_expr) = match parent {
+        ContactParent::Account => (
+            select.filter(contact::Column::AccountId.is_in(parents.iter().copied())),
+            contact::Column::AccountId.into_simple_expr(),
+        ),
+        ContactParent::Business => (
+            select.filter(contact::Column::BusinessId.is_in(parents.iter().copied())),
+            contact::Column::BusinessId.into_simple_expr(),
+        ),
+        ContactParent::Tag => {
+            let mut select = select
+                .filter(contact_tag::Column::TenantId.eq(tenant.0))
+                .filter(contact_tag::Column::TagId.is_in(parents.iter().copied()));
+            QuerySelect::query(&mut select).inner_join(
+                ContactTag,
+                Expr::col((ContactTag, contact_tag::Column::ContactId))
+                    .equals((Contact, contact::Column::Id)),
+            );
+            (select, contact_tag::Column::TagId.into_simple_expr())
+        }
+    };
+    paging::fetch_pages_by_parent(db, select, parent_expr, &ordering(&query.order), args).await
+}
+
+/// The tags of each of `contacts`, in display order, in one statement.
+pub async fn tags_of(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    contacts: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<tag::Model>>> {
+    let mut select = scoped::<Tag>(tenant)
+        .filter(contact_tag::Column::TenantId.eq(tenant.0))
+        .filter(contact_tag::Column::ContactId.is_in(contacts.iter().copied()))
+        .column_as(contact_tag::Column::ContactId, "cg_contact")
+        .order_by_asc(tag::Column::DisplayOrder)
+        .order_by_asc(tag::Column::Name);
+    QuerySelect::query(&mut select).inner_join(
+        ContactTag,
+        Expr::col((ContactTag, contact_tag::Column::TagId)).equals((Tag, tag::Column::Id)),
+    );
+    let mut out: HashMap<Uuid, Vec<tag::Model>> = HashMap::new();
+    for row in db.query_all(&select.into_query()).await? {
+        let contact: Uuid = row.try_get("", "cg_contact")?;
+        out.entry(contact)
+            .or_default()
+            .push(tag::Model::from_query_result(&row, "")?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,42 @@
+//! Connecting to the database (SQLite or PostgreSQL) and bringing its schema up to date.
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+
+use crate::metrics::Metrics;
+
+/// Opens a pool on `url`. SQLite gets WAL, a busy timeout and foreign keys; every
+/// statement is counted in `metrics` when given.
+pub async fn connect(url: &str, metrics: Option<&Metrics>) -> crate::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url.to_string());
+    options
+        .sqlx_logging(false)
+        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(if url.starts_with("sqlite") { 8 } else { 16 })
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    let mut db = Database::connect(options).await?;
+    if let Some(metrics) = metrics {
+        let metrics = metrics.clone();
+        db.set_metric_callback(move |info| {
+            metrics.sql_statements.inc();
+            if info.failed {
+                metrics.sql_errors.inc();
+            }
+            metrics.sql_duration.observe(info.elapsed.as_secs_f64());
+        });
+    }
+    Ok(db)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> crate::Result<()> {
+    Migrator::up(db, None).await?;
+    Ok(())
+}

@@ -1,0 +1,381 @@
+//! Demo data: a tenant with businesses, accounts, tags and contacts that use every field,
+//! generated from a fixed seed so that every run (and every test) sees the same data.
+//! Also the bulk generator behind `contact-gateway seed`.
+use entity::prelude::{Account, Business, Contact, ContactAssignee, ContactTag, Tag, Tenant};
+use entity::{account, business, contact, contact_assignee, contact_tag, tag, tenant};
+use rand::rngs::StdRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, TransactionTrait,
+};
+use serde_json::json;
+use uuid::{NoContext, Timestamp, Uuid};
+
+use crate::contacts::{ResolutionStatus, search_text, sort_name};
+use crate::error::Result;
+use crate::scope::TenantId;
+use crate::time::now_millis;
+
+/// Contacts the demo tenant starts with.
+pub const DEMO_CONTACTS: usize = 400;
+
+const FIRST_NAMES: &[&str] = &[
+    "Jan", "Anna", "Henrik", "Sofia", "Liam", "Mia", "Noah", "Emma", "Lukas", "Olivia", "Mateo",
+    "Yuki", "Amara", "Chen", "Fatima", "Oskar", "Ines", "Ravi", "Zoe", "Tomás",
+];
+const LAST_NAMES: &[&str] = &[
+    "Mueller", "Larsen", "Schmidt", "Rossi", "García", "Smith", "Okafor", "Tanaka", "Nowak",
+    "Dubois", "Jensen", "Silva", "O'Brien", "Kowalski", "Singh", "Andersson", "Novak", "Ng",
+];
+const BUSINESSES: &[&str] = &["Northwind Support", "Globex Sales", "Initech Services", "Umbrella Care"];
+const TAGS: &[&str] = &["VIP", "Lead", "Customer", "Churn risk", "Newsletter", "Partner"];
+const ACCOUNTS: &[(&str, &str)] = &[
+    ("Acme Customer GmbH", "acme-customer.de"),
+    ("Blue Harbor Ltd", "blueharbor.co.uk"),
+    ("Cedar & Pine Inc", "cedarpine.com"),
+    ("Dune Analytics SA", "dune-analytics.fr"),
+    ("Everest Logistics AG", "everest-logistics.ch"),
+    ("Fjord Fisheries AS", "fjordfish.no"),
+    ("Granite Health LLC", "granitehealth.com"),
+    ("Helios Energy BV", "helios-energy.nl"),
+    ("Iris Media Srl", "irismedia.it"),
+    ("Jade Robotics KK", "jaderobotics.jp"),
+    ("Kestrel Finance plc", "kestrelfinance.co.uk"),
+    ("Lumen Education Oy", "lumen-edu.fi"),
+];
+const ROLES: &[&str] = &["CTO", "Head of Support", "Buyer", "CEO", "Engineer", "Office Manager"];
+const TIMEZONES: &[&str] = &[
+    "Europe/Berlin", "Europe/London", "America/New_York", "Asia/Tokyo", "Europe/Paris",
+    "America/Los_Angeles",
+];
+const CITIES: &[(&str, &str, &str, &str)] = &[
+    ("Berlin", "BE", "DE", "10115"),
+    ("London", "England", "GB", "EC1A 1BB"),
+    ("New York", "NY", "US", "10001"),
+    ("Tokyo", "Tokyo", "JP", "100-0001"),
+    ("Paris", "IDF", "FR", "75001"),
+];
+const SOURCES: &[&str] = &["website", "email", "whatsapp", "import", "api"];
+const LEAD_SOURCES: &[&str] = &["google_ads", "referral", "trade_show", "newsletter"];
+const STATUSES: &[&str] = &["new", "open", "won", "lost"];
+const PIPELINES: &[&str] = &["pl-sales", "pl-support"];
+const STAGES: &[&str] = &["new", "qualified", "proposal", "closed"];
+const MESSAGE_STATUSES: &[&str] = &["sent", "delivered", "read", "failed"];
+const USERS: &[&str] = &["user-anna", "user-ben", "user-chen", "user-dara"];
+
+/// The oldest tenant, which requests act for until API keys exist.
+pub async fn default_tenant(db: &DatabaseConnection) -> Result<Option<TenantId>> {
+    Ok(Tenant::find()
+        .order_by_asc(tenant::Column::CreatedAt)
+        .order_by_asc(tenant::Column::Id)
+        .one(db)
+        .await?
+        .map(|t| TenantId(t.id)))
+}
+
+/// A UUID v7 whose time part is `millis`.
+fn uuid_at(millis: i64, rng: &mut StdRng) -> Uuid {
+    let secs = (millis / 1000) as u64;
+    let nanos = ((millis % 1000) * 1_000_000) as u32 + rng.random_range(0..1_000_000);
+    Uuid::new_v7(Timestamp::from_unix(NoContext, secs, nanos))
+}
+
+/// Creates the demo tenant with its businesses, tags, accounts and [`DEMO_CONTACTS`] contacts.
+pub async fn create_demo_tenant(db: &DatabaseConnection) -> Result<TenantId> {
+    let now = now_millis();
+    let id = TenantId(Uuid::now_v7());
+    tenant::Model {
+        id: id.0,
+        name: "Demo tenant".to_string(),
+        created_at: now,
+    }
+    .into_active_model()
+    .insert(db)
+    .await?;
+    seed_contacts(db, id, DEMO_CONTACTS, 42).await?;
+    Ok(id)
+}
+
+/// The tenant's businesses, tags and accounts, created on first use.
+async fn ensure_parents(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    rng: &mut StdRng,
+) -> Result<(Vec<business::Model>, Vec<tag::Model>, Vec<account::Model>)> {
+    let existing = Business::find()
+        .filter(business::Column::TenantId.eq(tenant.0))
+        .all(db)
+        .await?;
+    if !existing.is_empty() {
+        let tags = Tag::find().filter(tag::Column::TenantId.eq(tenant.0)).all(db).await?;
+        let accounts = Account::find()
+            .filter(account::Column::TenantId.eq(tenant.0))
+            .all(db)
+            .await?;
+        return Ok((existing, tags, accounts));
+    }
+    let base = now_millis() - 800 * 86_400_000;
+    let businesses: Vec<business::Model> = BUSINESSES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let at = base + i as i64 * 86_400_000;
+            business::Model {
+                id: uuid_at(at, rng),
+                tenant_id: tenant.0,
+                name: name.to_string(),
+                external_ref: Some(format!("BIZ-{}", 100 + i)),
+                created_at: at,
+                updated_at: at,
+            }
+        })
+        .collect();
+    let mut tags = Vec::new();
+    for business in &businesses {
+        for (order, name) in TAGS.iter().enumerate() {
+            tags.push(tag::Model {
+                id: uuid_at(business.created_at, rng),
+                tenant_id: tenant.0,
+                business_id: business.id,
+                name: name.to_string(),
+                display_order: order as i32 + 1,
+                created_at: business.created_at,
+                updated_at: business.created_at,
+            });
+        }
+    }
+    let accounts: Vec<account::Model> = ACCOUNTS
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let at = base + (i as i64 + 5) * 86_400_000;
+            account::Model {
+                id: uuid_at(at, rng),
+                tenant_id: tenant.0,
+                name: name.to_string(),
+                external_ref: (i % 3 != 2).then(|| format!("CRM-ACC-{}", 1000 + i)),
+                created_at: at,
+                updated_at: at + (i as i64) * 3_600_000,
+            }
+        })
+        .collect();
+    let txn = db.begin().await?;
+    Business::insert_many(businesses.iter().cloned().map(IntoActiveModel::into_active_model))
+        .exec(&txn)
+        .await?;
+    Tag::insert_many(tags.iter().cloned().map(IntoActiveModel::into_active_model))
+        .exec(&txn)
+        .await?;
+    Account::insert_many(accounts.iter().cloned().map(IntoActiveModel::into_active_model))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok((businesses, tags, accounts))
+}
+
+/// Rows inserted per statement (below SQLite's and PostgreSQL's bind-parameter limits).
+const ROWS_PER_INSERT: usize = 500;
+/// Rows per transaction.
+const ROWS_PER_TRANSACTION: usize = 20_000;
+
+/// Adds `count` generated contacts (with tags and assignees) to `tenant`, creating its
+/// businesses, tags and accounts first if it has none. Deterministic for a given `seed`.
+pub async fn seed_contacts(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    count: usize,
+    seed: u64,
+) -> Result<()> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (businesses, tags, accounts) = ensure_parents(db, tenant, &mut rng).await?;
+    let now = now_millis();
+    let span_minutes = 730 * 24 * 60;
+    // A pool of creation times smaller than the contact count, so that ties occur and the
+    // id tie-breaker is exercised.
+    let pool: Vec<i64> = (0..(count * 3 / 4).max(1))
+        .map(|_| now - rng.random_range(1..span_minutes) * 60_000)
+        .collect();
+
+    let mut done = 0;
+    while done < count {
+        let n = ROWS_PER_TRANSACTION.min(count - done);
+        let mut contacts = Vec::with_capacity(n);
+        let mut links = Vec::new();
+        let mut assignees = Vec::new();
+        for i in 0..n {
+            let c = generate_contact(
+                &mut rng,
+                tenant,
+                &pool,
+                &businesses,
+                &accounts,
+                done + i,
+            );
+            if let Some(business) = c.business_id {
+                let mut own: Vec<&tag::Model> =
+                    tags.iter().filter(|t| t.business_id == business).collect();
+                own.shuffle(&mut rng);
+                for t in own.iter().take(rng.random_range(0..=3)) {
+                    links.push(contact_tag::Model {
+                        tenant_id: tenant.0,
+                        contact_id: c.id,
+                        tag_id: t.id,
+                        created_at: c.created_at,
+                    });
+                }
+            }
+            if let serde_json::Value::Array(list) = &c.assignees {
+                for a in list.iter().filter_map(|v| v.as_str()) {
+                    assignees.push(contact_assignee::Model {
+                        tenant_id: tenant.0,
+                        contact_id: c.id,
+                        assignee: a.to_string(),
+                    });
+                }
+            }
+            contacts.push(c);
+        }
+        let txn = db.begin().await?;
+        for chunk in contacts.chunks(ROWS_PER_INSERT) {
+            Contact::insert_many(chunk.iter().cloned().map(IntoActiveModel::into_active_model))
+                .exec(&txn)
+                .await?;
+        }
+        for chunk in links.chunks(ROWS_PER_INSERT * 4) {
+            ContactTag::insert_many(chunk.iter().cloned().map(IntoActiveModel::into_active_model))
+                .exec(&txn)
+                .await?;
+        }
+        for chunk in assignees.chunks(ROWS_PER_INSERT * 4) {
+            ContactAssignee::insert_many(
+                chunk.iter().cloned().map(IntoActiveModel::into_active_model),
+            )
+            .exec(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        done += n;
+    }
+    Ok(())
+}
+
+fn pick<'a>(rng: &mut StdRng, list: &[&'a str]) -> &'a str {
+    list.choose(rng).copied().unwrap_or_default()
+}
+
+/// `make(rng)` with probability `chance`, else `None`.
+fn maybe<T>(rng: &mut StdRng, chance: f64, make: impl FnOnce(&mut StdRng) -> T) -> Option<T> {
+    if rng.random_bool(chance) {
+        Some(make(rng))
+    } else {
+        None
+    }
+}
+
+fn generate_contact(
+    rng: &mut StdRng,
+    tenant: TenantId,
+    created_pool: &[i64],
+    businesses: &[business::Model],
+    accounts: &[account::Model],
+    n: usize,
+) -> contact::Model {
+    let created_at = created_pool.choose(rng).copied().unwrap_or(0);
+    let updated_at = created_at + rng.random_range(0..90 * 86_400_000i64);
+    let first = maybe(rng, 0.97, |rng| pick(rng, FIRST_NAMES).to_string());
+    let last = maybe(rng, 0.93, |rng| pick(rng, LAST_NAMES).to_string());
+    let account = if rng.random_bool(0.85) {
+        accounts.choose(rng)
+    } else {
+        None
+    };
+    let domain = account
+        .and_then(|a| ACCOUNTS.iter().find(|(name, _)| *name == a.name))
+        .map_or("example.com", |(_, d)| *d);
+    let local = format!(
+        "{}.{}{}",
+        first.as_deref().unwrap_or("contact").to_lowercase(),
+        last.as_deref().unwrap_or("x").to_lowercase().replace('\'', ""),
+        n
+    );
+    let email = maybe(rng, 0.9, |_| format!("{local}@{domain}"));
+    let phone = maybe(rng, 0.8, |rng| {
+        if rng.random_bool(0.5) {
+            format!("+49151{:08}", rng.random_range(0..100_000_000))
+        } else {
+            format!("+1415555{:04}", rng.random_range(0..10_000))
+        }
+    });
+    let resolution = match rng.random_range(0..10) {
+        0..=5 => ResolutionStatus::Unresolved,
+        6..=8 => ResolutionStatus::CrmResolved,
+        _ => ResolutionStatus::ManuallyResolved,
+    };
+    let external_ref = (resolution != ResolutionStatus::Unresolved)
+        .then(|| format!("CRM-CONTACT-{}", 10_000 + n));
+    let city = CITIES.choose(rng).copied();
+    let with_address = rng.random_bool(0.6);
+    let assignee_count = rng.random_range(0..=2);
+    let assignees: Vec<&str> = USERS.choose_multiple(rng, assignee_count).copied().collect();
+    let mut model = contact::Model {
+        id: uuid_at(created_at, rng),
+        tenant_id: tenant.0,
+        account_id: account.map(|a| a.id),
+        business_id: if rng.random_bool(0.9) {
+            businesses.choose(rng).map(|b| b.id)
+        } else {
+            None
+        },
+        external_ref,
+        resolution_status: resolution.as_str().to_string(),
+        first_name: first.clone(),
+        last_name: last.clone(),
+        email,
+        secondary_emails: if rng.random_bool(0.15) {
+            json!([format!("{local}@personal.example")])
+        } else {
+            json!([])
+        },
+        phone,
+        secondary_phones: if rng.random_bool(0.1) {
+            json!([format!("+44207946{:04}", rng.random_range(0..10_000))])
+        } else {
+            json!([])
+        },
+        company_name: account.map(|a| a.name.clone()),
+        website: account.map(|_| format!("https://{domain}")),
+        linkedin: maybe(rng, 0.3, |_| format!("https://www.linkedin.com/in/{local}")),
+        role: maybe(rng, 0.5, |rng| pick(rng, ROLES).to_string()),
+        description: maybe(rng, 0.2, |_| "Met at the spring trade show.".to_string()),
+        notes: maybe(rng, 0.2, |_| "Prefers email; 50% discount agreed_once.".to_string()),
+        address_street: with_address.then(|| format!("{} Main Street", rng.random_range(1..200))),
+        address_city: city.filter(|_| with_address).map(|c| c.0.to_string()),
+        address_state: city.filter(|_| with_address).map(|c| c.1.to_string()),
+        address_country: city.filter(|_| with_address).map(|c| c.2.to_string()),
+        address_postal_code: city.filter(|_| with_address).map(|c| c.3.to_string()),
+        timezone: maybe(rng, 0.7, |rng| pick(rng, TIMEZONES).to_string()),
+        source: Some(pick(rng, SOURCES).to_string()),
+        lead_source: maybe(rng, 0.6, |rng| pick(rng, LEAD_SOURCES).to_string()),
+        status: Some(pick(rng, STATUSES).to_string()),
+        pipeline_id: maybe(rng, 0.7, |rng| pick(rng, PIPELINES).to_string()),
+        pipeline_stage: maybe(rng, 0.7, |rng| pick(rng, STAGES).to_string()),
+        message_status: maybe(rng, 0.8, |rng| pick(rng, MESSAGE_STATUSES).to_string()),
+        owner: maybe(rng, 0.8, |rng| pick(rng, USERS).to_string()),
+        assignees: json!(assignees),
+        created_by: Some(pick(rng, USERS).to_string()),
+        dnd_email: rng.random_bool(0.1),
+        dnd_sms: rng.random_bool(0.2),
+        dnd_call: rng.random_bool(0.1),
+        dnd_whatsapp: rng.random_bool(0.15),
+        is_test_contact: rng.random_bool(0.05),
+        last_message_at: maybe(rng, 0.75, |rng| updated_at - rng.random_range(0..86_400_000)),
+        created_at,
+        updated_at,
+        sort_name: sort_name(first.as_deref(), last.as_deref()),
+        search_text: String::new(),
+    };
+    model.search_text = search_text(&model);
+    model
+}

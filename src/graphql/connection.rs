@@ -1,0 +1,128 @@
+//! Relay connections: `edges { cursor node }`, `nodes`, `pageInfo` and `totalCount`,
+//! one generic type named after its node (`ContactConnection`, `TagEdge`, ...).
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use async_graphql::{Object, OutputType, SimpleObject, TypeName};
+use futures::future::BoxFuture;
+
+use crate::paging::{Ordering, Page};
+
+/// Where a connection's `totalCount` comes from.
+pub enum TotalCount {
+    /// Counted with the page.
+    Known(i64),
+    /// Counted by a statement of its own, run only when `totalCount` is asked for.
+    Deferred(Arc<dyn Fn() -> BoxFuture<'static, crate::Result<i64>> + Send + Sync>),
+}
+
+/// Information about the page a connection holds (Relay).
+#[derive(SimpleObject, Clone, Debug)]
+pub struct PageInfo {
+    /// More items follow this page (when paging forwards with `first`, exact; with `last`,
+    /// true when `before` was given).
+    pub has_next_page: bool,
+    /// More items precede this page (when paging backwards with `last`, exact; with `first`,
+    /// true when `after` was given).
+    pub has_previous_page: bool,
+    /// Cursor of the first item of the page, for `last`/`before`.
+    pub start_cursor: Option<String>,
+    /// Cursor of the last item of the page, for `first`/`after`.
+    pub end_cursor: Option<String>,
+}
+
+/// One item of a connection and its cursor.
+pub struct Edge<N> {
+    cursor: String,
+    node: N,
+}
+
+/// An item of a page together with its cursor.
+#[Object(name_type)]
+impl<N: OutputType + Clone> Edge<N> {
+    /// Opaque cursor of this item: pass it as `after` or `before`.
+    async fn cursor(&self) -> &str {
+        &self.cursor
+    }
+
+    /// The item.
+    async fn node(&self) -> &N {
+        &self.node
+    }
+}
+
+impl<N: OutputType> TypeName for Edge<N> {
+    fn type_name() -> Cow<'static, str> {
+        format!("{}Edge", N::type_name()).into()
+    }
+}
+
+/// A page of a list, Relay style.
+pub struct Connection<N> {
+    edges: Vec<Edge<N>>,
+    page_info: PageInfo,
+    total: TotalCount,
+}
+
+impl<N> Connection<N> {
+    /// The connection of `page`, its nodes made by `wrap`, its cursors by `ordering`.
+    pub fn new<M>(
+        page: Page<M>,
+        ordering: &Ordering<M>,
+        total: TotalCount,
+        wrap: impl Fn(M) -> N,
+    ) -> Self {
+        let edges: Vec<Edge<N>> = page
+            .rows
+            .into_iter()
+            .map(|row| Edge {
+                cursor: ordering.cursor_of(&row),
+                node: wrap(row),
+            })
+            .collect();
+        let page_info = PageInfo {
+            has_next_page: page.has_next,
+            has_previous_page: page.has_previous,
+            start_cursor: edges.first().map(|e| e.cursor.clone()),
+            end_cursor: edges.last().map(|e| e.cursor.clone()),
+        };
+        Self {
+            edges,
+            page_info,
+            total,
+        }
+    }
+}
+
+/// A page of a list, Relay style.
+#[Object(name_type)]
+impl<N: OutputType + Clone> Connection<N> {
+    /// The items of this page with their cursors.
+    async fn edges(&self) -> &[Edge<N>] {
+        &self.edges
+    }
+
+    /// The items of this page, without cursors.
+    async fn nodes(&self) -> Vec<N> {
+        self.edges.iter().map(|e| e.node.clone()).collect()
+    }
+
+    /// Where this page stands in the list.
+    async fn page_info(&self) -> &PageInfo {
+        &self.page_info
+    }
+
+    /// Number of items in the whole list (all pages), with the filter applied.
+    async fn total_count(&self) -> async_graphql::Result<i64> {
+        match &self.total {
+            TotalCount::Known(n) => Ok(*n),
+            TotalCount::Deferred(count) => Ok(count().await?),
+        }
+    }
+}
+
+impl<N: OutputType> TypeName for Connection<N> {
+    fn type_name() -> Cow<'static, str> {
+        format!("{}Connection", N::type_name()).into()
+    }
+}

@@ -1,0 +1,307 @@
+//! `Contact`: one person, with the union of the five vendor APIs' fields.
+use async_graphql::{Context, ID, Object, SimpleObject};
+use entity::contact::Model;
+use serde_json::Value as Json;
+use std::sync::Arc;
+use uuid::Uuid;
+
+use super::loader::ContactPageKey;
+use super::{Connection, TotalCount};
+use crate::contacts::{self, ContactFilter, ContactOrder, ContactParent, ContactQuery};
+use crate::paging::{Page, PageArgs};
+
+use super::{Account, Business, RequestScope, Tag};
+use crate::contacts::{ResolutionStatus, full_name};
+use crate::time::Timestamp;
+
+/// A person who has communicated with the organisation, as known to any of the unified
+/// contact APIs.
+#[derive(Clone)]
+pub struct Contact(pub Model);
+
+/// A postal address (seed 002).
+#[derive(SimpleObject, Clone)]
+pub struct Address {
+    /// Street and number.
+    pub street: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// State or region.
+    pub state: Option<String>,
+    /// Country.
+    pub country: Option<String>,
+    /// Postal or ZIP code.
+    pub postal_code: Option<String>,
+}
+
+/// Channels the contact must not be contacted on (seed 002's DND flags).
+#[derive(SimpleObject, Clone)]
+pub struct DoNotDisturb {
+    /// No emails.
+    pub email: bool,
+    /// No text messages.
+    pub sms: bool,
+    /// No calls.
+    pub call: bool,
+    /// No WhatsApp messages.
+    pub whatsapp: bool,
+}
+
+fn strings(json: &Json) -> Vec<String> {
+    match json {
+        Json::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A person who has communicated with the organisation.
+#[Object]
+impl Contact {
+    /// The contact's id (a UUID).
+    pub async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Identifier of the contact in an external CRM (seed 000's `externalRef`).
+    async fn external_ref(&self) -> Option<&str> {
+        self.0.external_ref.as_deref()
+    }
+
+    /// How the contact was identified (seed 000).
+    async fn resolution_status(&self) -> ResolutionStatus {
+        ResolutionStatus::parse(&self.0.resolution_status)
+    }
+
+    /// First name.
+    async fn first_name(&self) -> Option<&str> {
+        self.0.first_name.as_deref()
+    }
+
+    /// Last name (seed 003's `surname`).
+    async fn last_name(&self) -> Option<&str> {
+        self.0.last_name.as_deref()
+    }
+
+    /// Full name: first and last name joined by a space; null when both are missing.
+    async fn name(&self) -> Option<String> {
+        full_name(self.0.first_name.as_deref(), self.0.last_name.as_deref())
+    }
+
+    /// Primary email address, lower-cased.
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+
+    /// Further email addresses (seed 002).
+    async fn secondary_emails(&self) -> Vec<String> {
+        strings(&self.0.secondary_emails)
+    }
+
+    /// Phone number in E.164 (`+4915112345678`; seed 003's `telephone`, seed 004's
+    /// `phoneNumber`).
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+
+    /// Further phone numbers (seed 002).
+    async fn secondary_phones(&self) -> Vec<String> {
+        strings(&self.0.secondary_phones)
+    }
+
+    /// Company the contact works for (seed 002's `company`).
+    async fn company_name(&self) -> Option<&str> {
+        self.0.company_name.as_deref()
+    }
+
+    /// Web site (seed 002).
+    async fn website(&self) -> Option<&str> {
+        self.0.website.as_deref()
+    }
+
+    /// LinkedIn profile URL (seed 003).
+    async fn linkedin(&self) -> Option<&str> {
+        self.0.linkedin.as_deref()
+    }
+
+    /// Role or job title (seed 003).
+    async fn role(&self) -> Option<&str> {
+        self.0.role.as_deref()
+    }
+
+    /// A short description of the contact (seed 003).
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    /// Free-form notes (seed 002's `note`, seed 003's `notes`).
+    async fn notes(&self) -> Option<&str> {
+        self.0.notes.as_deref()
+    }
+
+    /// Postal address; null when no part of it is known.
+    async fn address(&self) -> Option<Address> {
+        let m = &self.0;
+        let address = Address {
+            street: m.address_street.clone(),
+            city: m.address_city.clone(),
+            state: m.address_state.clone(),
+            country: m.address_country.clone(),
+            postal_code: m.address_postal_code.clone(),
+        };
+        let known = [
+            &address.street,
+            &address.city,
+            &address.state,
+            &address.country,
+            &address.postal_code,
+        ]
+        .iter()
+        .any(|part| part.is_some());
+        known.then_some(address)
+    }
+
+    /// IANA time zone, e.g. `America/New_York` (seed 002's `ianaTimezone`).
+    async fn timezone(&self) -> Option<&str> {
+        self.0.timezone.as_deref()
+    }
+
+    /// Where the contact came from (seeds 002 and 004).
+    async fn source(&self) -> Option<&str> {
+        self.0.source.as_deref()
+    }
+
+    /// Marketing lead source (seed 004).
+    async fn lead_source(&self) -> Option<&str> {
+        self.0.lead_source.as_deref()
+    }
+
+    /// Status in the vendor's workflow (seed 004).
+    async fn status(&self) -> Option<&str> {
+        self.0.status.as_deref()
+    }
+
+    /// Sales pipeline the contact is in (seed 004).
+    async fn pipeline_id(&self) -> Option<&str> {
+        self.0.pipeline_id.as_deref()
+    }
+
+    /// Stage of the pipeline (seed 004).
+    async fn pipeline_stage(&self) -> Option<&str> {
+        self.0.pipeline_stage.as_deref()
+    }
+
+    /// Status of the last message exchanged (seed 004).
+    async fn message_status(&self) -> Option<&str> {
+        self.0.message_status.as_deref()
+    }
+
+    /// User who owns the contact (seed 004's `userId`/owner).
+    async fn owner(&self) -> Option<&str> {
+        self.0.owner.as_deref()
+    }
+
+    /// Users assigned to the contact (seed 004).
+    async fn assignees(&self) -> Vec<String> {
+        strings(&self.0.assignees)
+    }
+
+    /// User who created the contact (seed 004).
+    async fn created_by(&self) -> Option<&str> {
+        self.0.created_by.as_deref()
+    }
+
+    /// Do-not-disturb flags per channel (seed 002).
+    async fn dnd(&self) -> DoNotDisturb {
+        DoNotDisturb {
+            email: self.0.dnd_email,
+            sms: self.0.dnd_sms,
+            call: self.0.dnd_call,
+            whatsapp: self.0.dnd_whatsapp,
+        }
+    }
+
+    /// A test contact, not a real person (seed 002).
+    async fn is_test_contact(&self) -> bool {
+        self.0.is_test_contact
+    }
+
+    /// When the last message with the contact was exchanged (seed 004).
+    async fn last_message_at(&self) -> Option<Timestamp> {
+        self.0.last_message_at.map(Timestamp)
+    }
+
+    /// When the contact was first seen.
+    async fn created_at(&self) -> Timestamp {
+        Timestamp(self.0.created_at)
+    }
+
+    /// When the contact last changed.
+    async fn updated_at(&self) -> Timestamp {
+        Timestamp(self.0.updated_at)
+    }
+
+    /// The account (customer company) the contact belongs to.
+    async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
+        let Some(id) = self.0.account_id else {
+            return Ok(None);
+        };
+        let scope = RequestScope::of(ctx)?;
+        Ok(scope.loaders.accounts.load_one(id).await?.map(Account))
+    }
+
+    /// The business that owns the contact.
+    async fn business(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Business>> {
+        let Some(id) = self.0.business_id else {
+            return Ok(None);
+        };
+        let scope = RequestScope::of(ctx)?;
+        Ok(scope.loaders.businesses.load_one(id).await?.map(Business))
+    }
+
+    /// The contact's tags, in display order.
+    async fn tags(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Tag>> {
+        let scope = RequestScope::of(ctx)?;
+        let tags = scope.loaders.contact_tags.load_one(self.0.id).await?;
+        Ok(tags.unwrap_or_default().into_iter().map(Tag).collect())
+    }
+}
+
+/// The page of contacts under one parent, through the nested-page loader (one statement for
+/// all the parents of a query).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn contacts_under(
+    ctx: &Context<'_>,
+    parent: ContactParent,
+    parent_id: Uuid,
+    filter: Option<ContactFilter>,
+    order_by: Option<Vec<ContactOrder>>,
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> async_graphql::Result<Connection<Contact>> {
+    let scope = RequestScope::of(ctx)?;
+    let args = PageArgs::from_relay(first, after, last, before)?;
+    let query = ContactQuery {
+        filter: filter.unwrap_or_default(),
+        order: order_by.unwrap_or_default(),
+    };
+    let ordering = contacts::ordering(&query.order);
+    let key = ContactPageKey {
+        parent,
+        parent_id,
+        query: Arc::new(query),
+        args: Arc::new(args.clone()),
+    };
+    let page = scope
+        .loaders
+        .contact_pages
+        .load_one(key)
+        .await?
+        .unwrap_or_else(|| Page::none(&args));
+    let total = TotalCount::Known(page.total.unwrap_or(0));
+    Ok(Connection::new(page, &ordering, total, Contact))
+}

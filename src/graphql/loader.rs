@@ -1,0 +1,216 @@
+//! DataLoaders: every parent-to-children lookup is batched into one statement per kind,
+//! whatever the number of parents. A request gets its own loaders, built for its tenant, so
+//! every key is implicitly (tenant, id) and nothing is cached across requests.
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use entity::{contact, tag};
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use crate::contacts::{self, ContactParent, ContactQuery};
+use crate::error::Error;
+use crate::paging::{Page, PageArgs};
+use crate::scope::{TenantEntity, TenantId, find_by_ids};
+use crate::tags::{self, TagQuery};
+
+/// Loads rows of `E` by id.
+pub struct ById<E> {
+    db: DatabaseConnection,
+    tenant: TenantId,
+    entity: PhantomData<E>,
+}
+
+impl<E> ById<E> {
+    fn new(db: &DatabaseConnection, tenant: TenantId) -> Self {
+        Self {
+            db: db.clone(),
+            tenant,
+            entity: PhantomData,
+        }
+    }
+}
+
+impl<E> Loader<Uuid> for ById<E>
+where
+    E: TenantEntity + Send + Sync + 'static,
+    E::Model: Clone + Send + Sync + 'static,
+{
+    type Value = E::Model;
+    type Error = Error;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, E::Model>, Error> {
+        find_by_ids::<E>(&self.db, self.tenant, keys).await
+    }
+}
+
+/// Loads the tags of contacts.
+pub struct ContactTags {
+    db: DatabaseConnection,
+    tenant: TenantId,
+}
+
+impl Loader<Uuid> for ContactTags {
+    type Value = Vec<tag::Model>;
+    type Error = Error;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<tag::Model>>, Error> {
+        contacts::tags_of(&self.db, self.tenant, keys).await
+    }
+}
+
+/// A page of a nested list: the parent, and the list arguments shared by its siblings.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NestedPageKey<P, Q> {
+    /// What kind of parent.
+    pub parent: P,
+    /// The parent's id.
+    pub parent_id: Uuid,
+    /// Filter and order.
+    pub query: Arc<Q>,
+    /// The page asked for.
+    pub args: Arc<PageArgs>,
+}
+
+/// Groups nested page keys by everything but the parent id: each group is one statement.
+fn group_by_query<P, Q>(keys: &[NestedPageKey<P, Q>]) -> Vec<(&NestedPageKey<P, Q>, Vec<Uuid>)>
+where
+    P: PartialEq,
+    Q: PartialEq,
+{
+    let mut groups: Vec<(&NestedPageKey<P, Q>, Vec<Uuid>)> = Vec::new();
+    for key in keys {
+        match groups.iter_mut().find(|(k, _)| {
+            k.parent == key.parent && k.query == key.query && k.args == key.args
+        }) {
+            Some((_, ids)) => ids.push(key.parent_id),
+            None => groups.push((key, vec![key.parent_id])),
+        }
+    }
+    groups
+}
+
+/// Loads pages of contacts under accounts, businesses or tags.
+pub struct ContactPages {
+    db: DatabaseConnection,
+    tenant: TenantId,
+}
+
+/// Key of [`ContactPages`].
+pub type ContactPageKey = NestedPageKey<ContactParent, ContactQuery>;
+
+impl Loader<ContactPageKey> for ContactPages {
+    type Value = Page<contact::Model>;
+    type Error = Error;
+
+    async fn load(
+        &self,
+        keys: &[ContactPageKey],
+    ) -> Result<HashMap<ContactPageKey, Page<contact::Model>>, Error> {
+        let mut out = HashMap::new();
+        for (key, ids) in group_by_query(keys) {
+            let mut pages = contacts::pages_by_parent(
+                &self.db,
+                self.tenant,
+                key.parent,
+                &ids,
+                &key.query,
+                &key.args,
+            )
+            .await?;
+            for id in ids {
+                let page = pages.remove(&id).unwrap_or_else(|| Page::none(&key.args));
+                out.insert(
+                    NestedPageKey {
+                        parent_id: id,
+                        ..key.clone()
+                    },
+                    page,
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Loads pages of tags under businesses.
+pub struct TagPages {
+    db: DatabaseConnection,
+    tenant: TenantId,
+}
+
+/// Key of [`TagPages`]; the parent is always a business.
+pub type TagPageKey = NestedPageKey<(), TagQuery>;
+
+impl Loader<TagPageKey> for TagPages {
+    type Value = Page<tag::Model>;
+    type Error = Error;
+
+    async fn load(&self, keys: &[TagPageKey]) -> Result<HashMap<TagPageKey, Page<tag::Model>>, Error> {
+        let mut out = HashMap::new();
+        for (key, ids) in group_by_query(keys) {
+            let mut pages =
+                tags::pages_by_business(&self.db, self.tenant, &ids, &key.query, &key.args).await?;
+            for id in ids {
+                let page = pages.remove(&id).unwrap_or_else(|| Page::none(&key.args));
+                out.insert(
+                    NestedPageKey {
+                        parent_id: id,
+                        ..key.clone()
+                    },
+                    page,
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The loaders of one request.
+pub struct Loaders {
+    /// Contacts by id.
+    pub contacts: DataLoader<ById<entity::prelude::Contact>, HashMapCache>,
+    /// Accounts by id.
+    pub accounts: DataLoader<ById<entity::prelude::Account>, HashMapCache>,
+    /// Businesses by id.
+    pub businesses: DataLoader<ById<entity::prelude::Business>, HashMapCache>,
+    /// Tags by id.
+    pub tags: DataLoader<ById<entity::prelude::Tag>, HashMapCache>,
+    /// Tags of each contact.
+    pub contact_tags: DataLoader<ContactTags, HashMapCache>,
+    /// Pages of contacts under a parent.
+    pub contact_pages: DataLoader<ContactPages, HashMapCache>,
+    /// Pages of tags under a business.
+    pub tag_pages: DataLoader<TagPages, HashMapCache>,
+}
+
+fn loader<T>(inner: T) -> DataLoader<T, HashMapCache> {
+    DataLoader::with_cache(inner, tokio::spawn, HashMapCache::default())
+}
+
+impl Loaders {
+    /// Fresh loaders for one request of `tenant`.
+    pub fn new(db: &DatabaseConnection, tenant: TenantId) -> Self {
+        Self {
+            contacts: loader(ById::new(db, tenant)),
+            accounts: loader(ById::new(db, tenant)),
+            businesses: loader(ById::new(db, tenant)),
+            tags: loader(ById::new(db, tenant)),
+            contact_tags: loader(ContactTags {
+                db: db.clone(),
+                tenant,
+            }),
+            contact_pages: loader(ContactPages {
+                db: db.clone(),
+                tenant,
+            }),
+            tag_pages: loader(TagPages {
+                db: db.clone(),
+                tenant,
+            }),
+        }
+    }
+}
+

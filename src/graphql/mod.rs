@@ -1,0 +1,61 @@
+//! The GraphQL schema: thin resolvers over the domain modules, one file per type.
+mod account;
+mod business;
+mod connection;
+mod contact;
+pub mod loader;
+mod node;
+mod query;
+mod tag;
+
+use std::sync::Arc;
+
+use async_graphql::{Context, EmptyMutation, EmptySubscription, Schema};
+use sea_orm::DatabaseConnection;
+
+pub use account::Account;
+pub use business::Business;
+pub use connection::{Connection, PageInfo, TotalCount};
+pub use contact::Contact;
+pub use loader::Loaders;
+pub use node::Node;
+pub use query::QueryRoot;
+pub use tag::Tag;
+
+use crate::auth::Principal;
+use crate::scope::TenantId;
+
+/// The schema served at `/graphql`.
+pub type AppSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
+
+/// Builds the schema; the database pool is shared by every request.
+pub fn build_schema(db: DatabaseConnection) -> AppSchema {
+    Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
+        .data(db)
+        .finish()
+}
+
+/// The schema in SDL, as checked in at `schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
+        .finish()
+        .sdl()
+}
+
+/// What every resolver needs: the pool, the caller's tenant and the request's loaders.
+pub(crate) struct RequestScope<'a> {
+    pub db: &'a DatabaseConnection,
+    pub tenant: TenantId,
+    pub loaders: &'a Loaders,
+}
+
+impl<'a> RequestScope<'a> {
+    /// Reads the request scope from the context (put there by the HTTP layer).
+    pub fn of(ctx: &Context<'a>) -> async_graphql::Result<Self> {
+        Ok(Self {
+            db: ctx.data::<DatabaseConnection>()?,
+            tenant: ctx.data::<Principal>()?.tenant,
+            loaders: ctx.data::<Arc<Loaders>>()?,
+        })
+    }
+}

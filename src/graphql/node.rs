@@ -1,0 +1,18 @@
+//! The Relay `Node` interface: every object with an id.
+use async_graphql::{ID, Interface};
+
+use super::{Account, Business, Contact, Tag};
+
+/// An object with a globally unique id (a UUID). Fetch any of them with `node(id:)`.
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID", desc = "The object's id (a UUID)."))]
+pub enum Node {
+    /// A contact.
+    Contact(Contact),
+    /// An account.
+    Account(Account),
+    /// A business.
+    Business(Business),
+    /// A tag.
+    Tag(Tag),
+}

@@ -1,0 +1,207 @@
+//! The root `Query`.
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Object};
+use futures::FutureExt;
+
+use super::{Account, Business, Connection, Contact, Node, RequestScope, Tag, TotalCount};
+use crate::accounts::{self, AccountFilter, AccountOrder, AccountQuery};
+use crate::businesses::{self, BusinessFilter, BusinessOrder, BusinessQuery};
+use crate::contacts::{self, ContactFilter, ContactOrder, ContactQuery};
+use crate::filter::parse_id;
+use crate::paging::PageArgs;
+use crate::tags::{self, TagFilter, TagOrder, TagQuery};
+
+/// Entry points for reading the unified contact graph.
+pub struct QueryRoot;
+
+/// A count run only if `totalCount` is selected.
+macro_rules! deferred_count {
+    ($scope:expr, $module:ident, $filter:expr) => {{
+        let db = $scope.db.clone();
+        let tenant = $scope.tenant;
+        let filter = Arc::new($filter);
+        TotalCount::Deferred(Arc::new(move || {
+            let (db, filter) = (db.clone(), filter.clone());
+            async move { $module::count(&db, tenant, &filter).await }.boxed()
+        }))
+    }};
+}
+
+/// Entry points for reading the unified contact graph.
+#[Object]
+impl QueryRoot {
+    /// Any object by its id: a contact, account, business or tag. Null when no such object
+    /// exists in your tenant.
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The object's id (a UUID).")] id: ID,
+    ) -> async_graphql::Result<Option<Node>> {
+        let scope = RequestScope::of(ctx)?;
+        let id = parse_id("id", &id)?;
+        let l = scope.loaders;
+        let (contact, account, business, tag) = futures::try_join!(
+            l.contacts.load_one(id),
+            l.accounts.load_one(id),
+            l.businesses.load_one(id),
+            l.tags.load_one(id),
+        )?;
+        Ok(contact
+            .map(|m| Node::Contact(Contact(m)))
+            .or_else(|| account.map(|m| Node::Account(Account(m))))
+            .or_else(|| business.map(|m| Node::Business(Business(m))))
+            .or_else(|| tag.map(|m| Node::Tag(Tag(m)))))
+    }
+
+    /// One contact by id; null when it does not exist in your tenant.
+    async fn contact(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The contact's id (a UUID).")] id: ID,
+    ) -> async_graphql::Result<Option<Contact>> {
+        let scope = RequestScope::of(ctx)?;
+        let id = parse_id("id", &id)?;
+        Ok(scope.loaders.contacts.load_one(id).await?.map(Contact))
+    }
+
+    /// Contacts, filtered and sorted, a page at a time.
+    #[allow(clippy::too_many_arguments)]
+    async fn contacts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which contacts.")] filter: Option<ContactFilter>,
+        #[graphql(desc = "Sort keys, most significant first; default newest first.")]
+        order_by: Option<Vec<ContactOrder>>,
+        #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
+        #[graphql(desc = "Read the items after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,
+        #[graphql(desc = "Read the items before this cursor.")] before: Option<String>,
+    ) -> async_graphql::Result<Connection<Contact>> {
+        let scope = RequestScope::of(ctx)?;
+        let args = PageArgs::from_relay(first, after, last, before)?;
+        let query = ContactQuery {
+            filter: filter.unwrap_or_default(),
+            order: order_by.unwrap_or_default(),
+        };
+        let page = contacts::page(scope.db, scope.tenant, &query, &args).await?;
+        let total = deferred_count!(scope, contacts, query.filter.clone());
+        Ok(Connection::new(page, &contacts::ordering(&query.order), total, Contact))
+    }
+
+    /// One account by id; null when it does not exist in your tenant.
+    async fn account(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's id (a UUID).")] id: ID,
+    ) -> async_graphql::Result<Option<Account>> {
+        let scope = RequestScope::of(ctx)?;
+        let id = parse_id("id", &id)?;
+        Ok(scope.loaders.accounts.load_one(id).await?.map(Account))
+    }
+
+    /// Accounts, filtered and sorted, a page at a time.
+    #[allow(clippy::too_many_arguments)]
+    async fn accounts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which accounts.")] filter: Option<AccountFilter>,
+        #[graphql(desc = "Sort keys, most significant first; default by name.")]
+        order_by: Option<Vec<AccountOrder>>,
+        #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
+        #[graphql(desc = "Read the items after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,
+        #[graphql(desc = "Read the items before this cursor.")] before: Option<String>,
+    ) -> async_graphql::Result<Connection<Account>> {
+        let scope = RequestScope::of(ctx)?;
+        let args = PageArgs::from_relay(first, after, last, before)?;
+        let query = AccountQuery {
+            filter: filter.unwrap_or_default(),
+            order: order_by.unwrap_or_default(),
+        };
+        let page = accounts::page(scope.db, scope.tenant, &query, &args).await?;
+        // Prime the account loader: `contact.account` under these accounts costs nothing.
+        scope
+            .loaders
+            .accounts
+            .feed_many(page.rows.iter().map(|m| (m.id, m.clone())))
+            .await;
+        let total = deferred_count!(scope, accounts, query.filter.clone());
+        Ok(Connection::new(page, &accounts::ordering(&query.order), total, Account))
+    }
+
+    /// One business by id; null when it does not exist in your tenant.
+    async fn business(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The business's id (a UUID).")] id: ID,
+    ) -> async_graphql::Result<Option<Business>> {
+        let scope = RequestScope::of(ctx)?;
+        let id = parse_id("id", &id)?;
+        Ok(scope.loaders.businesses.load_one(id).await?.map(Business))
+    }
+
+    /// Businesses, filtered and sorted, a page at a time.
+    #[allow(clippy::too_many_arguments)]
+    async fn businesses(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which businesses.")] filter: Option<BusinessFilter>,
+        #[graphql(desc = "Sort keys, most significant first; default by name.")]
+        order_by: Option<Vec<BusinessOrder>>,
+        #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
+        #[graphql(desc = "Read the items after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,
+        #[graphql(desc = "Read the items before this cursor.")] before: Option<String>,
+    ) -> async_graphql::Result<Connection<Business>> {
+        let scope = RequestScope::of(ctx)?;
+        let args = PageArgs::from_relay(first, after, last, before)?;
+        let query = BusinessQuery {
+            filter: filter.unwrap_or_default(),
+            order: order_by.unwrap_or_default(),
+        };
+        let page = businesses::page(scope.db, scope.tenant, &query, &args).await?;
+        scope
+            .loaders
+            .businesses
+            .feed_many(page.rows.iter().map(|m| (m.id, m.clone())))
+            .await;
+        let total = deferred_count!(scope, businesses, query.filter.clone());
+        Ok(Connection::new(page, &businesses::ordering(&query.order), total, Business))
+    }
+
+    /// One tag by id; null when it does not exist in your tenant.
+    async fn tag(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The tag's id (a UUID).")] id: ID,
+    ) -> async_graphql::Result<Option<Tag>> {
+        let scope = RequestScope::of(ctx)?;
+        let id = parse_id("id", &id)?;
+        Ok(scope.loaders.tags.load_one(id).await?.map(Tag))
+    }
+
+    /// Tags of all businesses, filtered and sorted, a page at a time.
+    #[allow(clippy::too_many_arguments)]
+    async fn tags(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which tags.")] filter: Option<TagFilter>,
+        #[graphql(desc = "Sort keys, most significant first; default display order.")]
+        order_by: Option<Vec<TagOrder>>,
+        #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
+        #[graphql(desc = "Read the items after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,
+        #[graphql(desc = "Read the items before this cursor.")] before: Option<String>,
+    ) -> async_graphql::Result<Connection<Tag>> {
+        let scope = RequestScope::of(ctx)?;
+        let args = PageArgs::from_relay(first, after, last, before)?;
+        let query = TagQuery {
+            filter: filter.unwrap_or_default(),
+            order: order_by.unwrap_or_default(),
+        };
+        let page = tags::page(scope.db, scope.tenant, &query, &args).await?;
+        let total = deferred_count!(scope, tags, query.filter.clone());
+        Ok(Connection::new(page, &tags::ordering(&query.order), total, Tag))
+    }
+}

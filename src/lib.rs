@@ -1,0 +1,30 @@
+//! contact-gateway: one GraphQL API over the contacts of several vendor systems.
+//!
+//! The layers, top to bottom (arrows point down only):
+//! - [`http`]: axum routes (GraphQL, GraphiQL, health, metrics);
+//! - [`auth`]: who is calling, as a [`auth::Principal`] carrying the tenant;
+//! - [`graphql`]: the schema, thin resolvers, connections and DataLoaders;
+//! - domain modules [`contacts`], [`accounts`], [`businesses`], [`tags`]: filters, orders and
+//!   queries as plain functions, always scoped by tenant ([`scope`]), paged by [`paging`];
+//! - `entity` and `migration` crates: tables and schema.
+
+pub mod accounts;
+pub mod auth;
+pub mod businesses;
+pub mod cli;
+pub mod config;
+pub mod contacts;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod filter;
+pub mod graphql;
+pub mod http;
+pub mod metrics;
+pub mod paging;
+pub mod scope;
+pub mod startup;
+pub mod tags;
+pub mod time;
+
+pub use error::{Error, Result};

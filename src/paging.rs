@@ -1,0 +1,483 @@
+//! Keyset pagination, shared by every connection.
+//!
+//! A page is asked for Relay-style (`first`/`after` or `last`/`before`) and validated into
+//! [`PageArgs`]. An [`Ordering`] lists the sort keys (SQL expression, direction, and how to read
+//! the key from a row), always ending with the id so that the order is total. Cursors are
+//! opaque: base64url of a small versioned JSON document holding the order they were made
+//! for, the key values and the id of the row. Pages are read with `WHERE (keys, id) > cursor
+//! ORDER BY keys, id LIMIT n + 1`, never with OFFSET, so a page deep in the data costs the
+//! same as the first.
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sea_orm::sea_query::{
+    Alias, Asterisk, Condition, Expr, ExprTrait, Func, Order, Query,
+    OverStatement, SelectStatement, Value, WindowStatement,
+};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter, QuerySelect,
+    QueryTrait, Select,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{Error, FieldFailure, Result};
+
+/// Page size when neither `first` nor `last` is given.
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+/// Largest page a client may ask for.
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+/// Direction of a sort key.
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[graphql(name = "OrderDirection")]
+pub enum Direction {
+    /// Smallest first.
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+impl Direction {
+    fn order(self, reversed: bool) -> Order {
+        match (self, reversed) {
+            (Direction::Asc, false) | (Direction::Desc, true) => Order::Asc,
+            _ => Order::Desc,
+        }
+    }
+}
+
+/// The value of one sort key in a cursor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum KeyValue {
+    /// An integer key (timestamps, display order).
+    Int(i64),
+    /// A text key (names, emails).
+    Text(String),
+}
+
+impl From<KeyValue> for Value {
+    fn from(value: KeyValue) -> Self {
+        match value {
+            KeyValue::Int(i) => i.into(),
+            KeyValue::Text(s) => s.into(),
+        }
+    }
+}
+
+/// One key of an [`Ordering`].
+pub struct SortKey<M> {
+    /// Name of the key, part of the order's fingerprint (e.g. `CREATED_AT`).
+    pub name: &'static str,
+    /// SQL expression sorted on; never NULL (wrap nullable columns in COALESCE).
+    pub expr: Expr,
+    /// Direction of the key.
+    pub direction: Direction,
+    /// Reads the key's value from a row, for the row's cursor.
+    pub value: fn(&M) -> KeyValue,
+}
+
+/// A total order over rows of `M`: the keys, then the id.
+pub struct Ordering<M> {
+    keys: Vec<SortKey<M>>,
+    id_expr: Expr,
+    id_of: fn(&M) -> Uuid,
+}
+
+impl<M> Ordering<M> {
+    /// An order by `keys`, ties broken by `id_expr` (read from rows with `id_of`).
+    pub fn new(keys: Vec<SortKey<M>>, id_expr: Expr, id_of: fn(&M) -> Uuid) -> Self {
+        Self {
+            keys,
+            id_expr,
+            id_of,
+        }
+    }
+
+    /// An order by the given keys, each name counted once (where first given), ties broken
+    /// by id; `default` when `keys` is empty.
+    pub fn dedup(
+        keys: impl IntoIterator<Item = SortKey<M>>,
+        default: SortKey<M>,
+        id_expr: Expr,
+        id_of: fn(&M) -> Uuid,
+    ) -> Self {
+        let mut unique: Vec<SortKey<M>> = Vec::new();
+        for key in keys {
+            if unique.iter().all(|k| k.name != key.name) {
+                unique.push(key);
+            }
+        }
+        if unique.is_empty() {
+            unique.push(default);
+        }
+        Self::new(unique, id_expr, id_of)
+    }
+
+    /// Identifies the order; a cursor made for another order is rejected.
+    fn fingerprint(&self) -> String {
+        self.keys
+            .iter()
+            .map(|k| format!("{}:{:?}", k.name, k.direction))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Direction of the id tie-breaker: that of the last key, so that an order whose keys all
+    /// run one way compares as one row value (which indexes serve directly).
+    fn id_direction(&self) -> Direction {
+        self.keys.last().map_or(Direction::Asc, |k| k.direction)
+    }
+
+    /// The cursor of `row` in this order.
+    pub fn cursor_of(&self, row: &M) -> String {
+        let cursor = CursorData {
+            v: 1,
+            o: self.fingerprint(),
+            k: self.keys.iter().map(|k| (k.value)(row)).collect(),
+            id: (self.id_of)(row),
+        };
+        let json = serde_json::to_vec(&cursor).unwrap_or_default();
+        URL_SAFE_NO_PAD.encode(json)
+    }
+
+    /// `ORDER BY` terms, reversed when reading backwards.
+    fn order_terms(&self, reversed: bool) -> Vec<(Expr, Order)> {
+        let mut terms: Vec<(Expr, Order)> = self
+            .keys
+            .iter()
+            .map(|k| (k.expr.clone(), k.direction.order(reversed)))
+            .collect();
+        terms.push((self.id_expr.clone(), self.id_direction().order(reversed)));
+        terms
+    }
+
+    /// The rows that come after `cursor` when reading in the given direction.
+    fn after_condition(&self, cursor: &CursorData, reversed: bool) -> Expr {
+        let mut parts: Vec<(Expr, Direction, Value)> = self
+            .keys
+            .iter()
+            .zip(cursor.k.iter())
+            .map(|(k, v)| (k.expr.clone(), k.direction, Value::from(v.clone())))
+            .collect();
+        parts.push((self.id_expr.clone(), self.id_direction(), cursor.id.into()));
+        let greater = |dir: Direction| (dir == Direction::Asc) != reversed;
+
+        let first_dir = parts[0].1;
+        if parts.iter().all(|p| p.1 == first_dir) {
+            // One row-value comparison: (a, b, id) > (x, y, z).
+            let (exprs, values): (Vec<Expr>, Vec<Expr>) = parts
+                .into_iter()
+                .map(|(e, _, v)| (e, Expr::val(v)))
+                .unzip();
+            let (lhs, rhs) = (Expr::tuple(exprs), Expr::tuple(values));
+            return if greater(first_dir) {
+                lhs.gt(rhs)
+            } else {
+                lhs.lt(rhs)
+            };
+        }
+        // Mixed directions: (a > x) OR (a = x AND b < y) OR ...
+        let mut any = Condition::any();
+        for i in 0..parts.len() {
+            let mut all = Condition::all();
+            for (expr, _, value) in &parts[..i] {
+                all = all.add(expr.clone().eq(Expr::val(value.clone())));
+            }
+            let (expr, dir, value) = &parts[i];
+            let cmp = if greater(*dir) {
+                expr.clone().gt(Expr::val(value.clone()))
+            } else {
+                expr.clone().lt(Expr::val(value.clone()))
+            };
+            any = any.add(all.add(cmp));
+        }
+        any.into()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CursorData {
+    v: u8,
+    o: String,
+    k: Vec<KeyValue>,
+    id: Uuid,
+}
+
+/// A validated Relay page request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PageArgs {
+    /// Rows to return.
+    pub size: u64,
+    /// `last`/`before`: read backwards from the cursor (or the end).
+    pub backward: bool,
+    /// The raw cursor (`after` or `before`), validated against the order when used.
+    pub cursor: Option<String>,
+}
+
+impl PageArgs {
+    /// Validates Relay arguments. Sizes must be 0..=100; `first` and `last` together, or a
+    /// cursor that is not one of ours, are rejected (never silently clamped or ignored).
+    pub fn from_relay(
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Self> {
+        let mut failures = Vec::new();
+        for (name, value) in [("first", first), ("last", last)] {
+            match value {
+                Some(n) if n < 0 => {
+                    failures.push(FieldFailure::new(name, "must not be negative"));
+                }
+                Some(n) if n > MAX_PAGE_SIZE => failures.push(FieldFailure::new(
+                    name,
+                    format!("must be at most {MAX_PAGE_SIZE}"),
+                )),
+                _ => {}
+            }
+        }
+        if first.is_some() && last.is_some() {
+            failures.push(FieldFailure::new(
+                "last",
+                "give either first (with after) or last (with before), not both",
+            ));
+        }
+        if after.is_some() && before.is_some() {
+            failures.push(FieldFailure::new(
+                "before",
+                "give either after or before, not both",
+            ));
+        }
+        if after.is_some() && last.is_some() {
+            failures.push(FieldFailure::new("after", "after goes with first"));
+        }
+        if before.is_some() && first.is_some() {
+            failures.push(FieldFailure::new("before", "before goes with last"));
+        }
+        for (name, cursor) in [("after", &after), ("before", &before)] {
+            if let Some(c) = cursor
+                && decode_cursor(c).is_none()
+            {
+                failures.push(FieldFailure::new(name, "not a valid cursor"));
+            }
+        }
+        if !failures.is_empty() {
+            return Err(Error::Validation(failures));
+        }
+        let backward = last.is_some() || before.is_some();
+        let size = if backward { last } else { first }.unwrap_or(DEFAULT_PAGE_SIZE);
+        Ok(Self {
+            size: size as u64,
+            backward,
+            cursor: if backward { before } else { after },
+        })
+    }
+
+    fn cursor_for<M>(&self, ordering: &Ordering<M>) -> Result<Option<CursorData>> {
+        let field = if self.backward { "before" } else { "after" };
+        let Some(raw) = &self.cursor else {
+            return Ok(None);
+        };
+        let cursor = decode_cursor(raw).ok_or_else(|| Error::invalid(field, "not a valid cursor"))?;
+        if cursor.o != ordering.fingerprint() || cursor.k.len() != ordering.keys.len() {
+            return Err(Error::invalid(
+                field,
+                "this cursor belongs to another order; page with the orderBy it was made with",
+            ));
+        }
+        Ok(Some(cursor))
+    }
+}
+
+fn decode_cursor(raw: &str) -> Option<CursorData> {
+    let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
+    let cursor: CursorData = serde_json::from_slice(&bytes).ok()?;
+    (cursor.v == 1).then_some(cursor)
+}
+
+/// One page of rows and where it stands.
+#[derive(Clone, Debug)]
+pub struct Page<M> {
+    /// The rows, in the requested order.
+    pub rows: Vec<M>,
+    /// More rows follow the last one.
+    pub has_next: bool,
+    /// More rows precede the first one.
+    pub has_previous: bool,
+    /// Rows matching the filter in all pages, when it came with the page.
+    pub total: Option<i64>,
+}
+
+impl<M> Page<M> {
+    /// The page of a parent that has no matching rows at all.
+    pub fn none(args: &PageArgs) -> Self {
+        Self::empty(Some(0), args)
+    }
+
+    fn empty(total: Option<i64>, args: &PageArgs) -> Self {
+        Self {
+            rows: Vec::new(),
+            has_next: args.backward && args.cursor.is_some(),
+            has_previous: !args.backward && args.cursor.is_some(),
+            total,
+        }
+    }
+
+    /// Trims the extra probe row, restores the order when read backwards, and fills in the
+    /// page info. `hasPreviousPage` when reading forwards (and `hasNextPage` backwards) is
+    /// true exactly when a cursor was given, as the Relay spec allows.
+    fn from_probe(mut rows: Vec<M>, args: &PageArgs, total: Option<i64>) -> Self {
+        let more = rows.len() as u64 > args.size;
+        rows.truncate(args.size as usize);
+        if args.backward {
+            rows.reverse();
+            Self {
+                rows,
+                has_next: args.cursor.is_some(),
+                has_previous: more,
+                total,
+            }
+        } else {
+            Self {
+                rows,
+                has_next: more,
+                has_previous: args.cursor.is_some(),
+                total,
+            }
+        }
+    }
+}
+
+/// Reads one page of `select` (already filtered and scoped) in `ordering`.
+pub async fn fetch_page<E>(
+    db: &DatabaseConnection,
+    mut select: Select<E>,
+    ordering: &Ordering<E::Model>,
+    args: &PageArgs,
+) -> Result<Page<E::Model>>
+where
+    E: EntityTrait,
+{
+    if args.size == 0 {
+        return Ok(Page::empty(None, args));
+    }
+    if let Some(cursor) = args.cursor_for(ordering)? {
+        select = select.filter(ordering.after_condition(&cursor, args.backward));
+    }
+    for (expr, order) in ordering.order_terms(args.backward) {
+        QuerySelect::query(&mut select).order_by_expr(expr, order);
+    }
+    let rows = select.limit(args.size + 1).all(db).await?;
+    Ok(Page::from_probe(rows, args, None))
+}
+
+/// Reads the same page of children for many parents in one statement.
+///
+/// `select` must already be scoped, filtered and limited to the parents; `parent` is the
+/// expression that names each row's parent. Each parent's rows are numbered with
+/// `ROW_NUMBER() OVER (PARTITION BY parent ORDER BY ...)` and cut at the page size; without a
+/// cursor the parent's total comes with the page from `COUNT(*) OVER (PARTITION BY parent)`,
+/// with one it is counted by a second, grouped statement (the cursor would cut the window).
+pub async fn fetch_pages_by_parent<E>(
+    db: &DatabaseConnection,
+    select: Select<E>,
+    parent: Expr,
+    ordering: &Ordering<E::Model>,
+    args: &PageArgs,
+) -> Result<HashMap<Uuid, Page<E::Model>>>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult,
+{
+    let cursor = args.cursor_for(ordering)?;
+    let mut inner: SelectStatement = select.into_query();
+    let mut totals: HashMap<Uuid, i64> = HashMap::new();
+    let total_in_window = cursor.is_none();
+
+    if let Some(cursor) = &cursor {
+        // Totals ignore the cursor: count before it narrows the rows.
+        let mut count = inner.clone();
+        count
+            .clear_selects()
+            .expr_as(parent.clone(), Alias::new("parent_id"))
+            .expr_as(Func::count(Expr::col(Asterisk)), Alias::new("total"))
+            .add_group_by([parent.clone()]);
+        for row in db.query_all(&count).await? {
+            totals.insert(row.try_get("", "parent_id")?, row.try_get("", "total")?);
+        }
+        inner.and_where(ordering.after_condition(cursor, args.backward));
+    }
+    if args.size == 0 {
+        // Nothing to read but the totals.
+        if total_in_window {
+            let mut count = inner.clone();
+            count
+                .clear_selects()
+                .expr_as(parent.clone(), Alias::new("parent_id"))
+                .expr_as(Func::count(Expr::col(Asterisk)), Alias::new("total"))
+                .add_group_by([parent.clone()]);
+            for row in db.query_all(&count).await? {
+                totals.insert(row.try_get("", "parent_id")?, row.try_get("", "total")?);
+            }
+        }
+        return Ok(totals
+            .into_iter()
+            .map(|(p, t)| (p, Page::empty(Some(t), args)))
+            .collect());
+    }
+
+    let mut numbered = WindowStatement::new();
+    numbered.add_partition_by(parent.clone());
+    for (expr, order) in ordering.order_terms(args.backward) {
+        numbered.order_by_expr(expr, order);
+    }
+    inner
+        .expr_as(parent.clone(), Alias::new("cg_parent"))
+        .expr_window_as(
+            Func::cust(Alias::new("ROW_NUMBER")),
+            numbered,
+            Alias::new("cg_row"),
+        );
+    if total_in_window {
+        let mut counted = WindowStatement::new();
+        counted.add_partition_by(parent.clone());
+        inner.expr_window_as(
+            Func::count(Expr::col(Asterisk)),
+            counted,
+            Alias::new("cg_total"),
+        );
+    }
+    let outer = Query::select()
+        .column(Asterisk)
+        .from_subquery(inner, Alias::new("cg_page"))
+        .and_where(Expr::col(Alias::new("cg_row")).lte(args.size as i64 + 1))
+        .order_by(Alias::new("cg_parent"), Order::Asc)
+        .order_by(Alias::new("cg_row"), Order::Asc)
+        .to_owned();
+
+    let mut grouped: HashMap<Uuid, Vec<E::Model>> = HashMap::new();
+    for row in db.query_all(&outer).await? {
+        let parent_id: Uuid = row.try_get("", "cg_parent")?;
+        if total_in_window {
+            totals.insert(parent_id, row.try_get("", "cg_total")?);
+        }
+        grouped
+            .entry(parent_id)
+            .or_default()
+            .push(E::Model::from_query_result(&row, "")?);
+    }
+    let mut pages: HashMap<Uuid, Page<E::Model>> = grouped
+        .into_iter()
+        .map(|(p, rows)| {
+            let total = totals.get(&p).copied().or(Some(0));
+            (p, Page::from_probe(rows, args, total))
+        })
+        .collect();
+    for (p, total) in totals {
+        pages.entry(p).or_insert_with(|| Page::empty(Some(total), args));
+    }
+    Ok(pages)
+}
