@@ -26,6 +26,7 @@ pub async fn connect(url: &str, metrics: Option<&Metrics>) -> crate::Result<Data
         let metrics = metrics.clone();
         db.set_metric_callback(move |info| {
             metrics.sql_statements.inc();
+            tracing::debug!(target: "contact_gateway::sql", elapsed = ?info.elapsed, failed = info.failed, sql = %info.statement.sql);
             if info.failed {
                 metrics.sql_errors.inc();
             }

@@ -6,8 +6,8 @@ pub mod phone;
 use std::collections::HashMap;
 
 use async_graphql::Enum;
-use entity::prelude::{Contact, ContactTag, Tag};
-use entity::{contact, contact_tag, tag};
+use entity::prelude::{Account, Business, Contact, ContactTag, Tag};
+use entity::{account, business, contact, contact_tag, tag};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, FromQueryResult, IntoSimpleExpr,
@@ -20,7 +20,7 @@ pub use order::{ContactOrder, ContactOrderField, ordering};
 
 use crate::error::Result;
 use crate::paging::{self, Page, PageArgs};
-use crate::scope::{TenantId, scoped};
+use crate::scope::{TenantId, find_by_ids, scoped};
 
 /// How a contact was identified (seed 000).
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -160,6 +160,58 @@ pub async fn pages_by_parent(
         }
     };
     paging::fetch_pages_by_parent(db, select, parent_expr, &ordering(&query.order), args).await
+}
+
+/// Which relations of a page of contacts to load with it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Preload {
+    /// Their tags.
+    pub tags: bool,
+    /// Their businesses.
+    pub business: bool,
+    /// Their accounts.
+    pub account: bool,
+}
+
+/// Relations of a set of contacts, loaded with one statement per relation.
+#[derive(Clone, Debug, Default)]
+pub struct Related {
+    /// Tags by contact id (when preloaded).
+    pub tags: Option<HashMap<Uuid, Vec<tag::Model>>>,
+    /// Businesses by id (when preloaded).
+    pub businesses: Option<HashMap<Uuid, business::Model>>,
+    /// Accounts by id (when preloaded).
+    pub accounts: Option<HashMap<Uuid, account::Model>>,
+}
+
+/// Loads the relations `preload` asks for of all of `rows` at once.
+pub async fn load_related<'a>(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    rows: impl Iterator<Item = &'a contact::Model> + Clone,
+    preload: Preload,
+) -> Result<Related> {
+    let mut related = Related::default();
+    if preload.tags {
+        let ids: Vec<Uuid> = rows.clone().map(|c| c.id).collect();
+        related.tags = Some(tags_of(db, tenant, &ids).await?);
+    }
+    if preload.business {
+        let ids = unique(rows.clone().filter_map(|c| c.business_id));
+        related.businesses = Some(find_by_ids::<Business>(db, tenant, &ids).await?);
+    }
+    if preload.account {
+        let ids = unique(rows.filter_map(|c| c.account_id));
+        related.accounts = Some(find_by_ids::<Account>(db, tenant, &ids).await?);
+    }
+    Ok(related)
+}
+
+fn unique(ids: impl Iterator<Item = Uuid>) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// The tags of each of `contacts`, in display order, in one statement.

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::loader::ContactPageKey;
 use super::{Connection, TotalCount};
-use crate::contacts::{self, ContactFilter, ContactOrder, ContactParent, ContactQuery};
+use crate::contacts::{self, ContactFilter, ContactOrder, ContactParent, ContactQuery, Preload, Related};
 use crate::paging::{Page, PageArgs};
 
 use super::{Account, Business, RequestScope, Tag};
@@ -17,7 +17,42 @@ use crate::time::Timestamp;
 /// A person who has communicated with the organisation, as known to any of the unified
 /// contact APIs.
 #[derive(Clone)]
-pub struct Contact(pub Model);
+pub struct Contact {
+    model: Model,
+    /// Relations loaded with the page this contact came in, if any.
+    related: Option<Arc<Related>>,
+}
+
+impl Contact {
+    /// A contact whose relations are loaded on demand.
+    pub fn new(model: Model) -> Self {
+        Self {
+            model,
+            related: None,
+        }
+    }
+
+    /// A contact whose relations were loaded with its page.
+    pub fn with_related(model: Model, related: Arc<Related>) -> Self {
+        Self {
+            model,
+            related: Some(related),
+        }
+    }
+}
+
+/// The relations of contacts that a list field's selection asks for: loaded with the page,
+/// one statement each, instead of through the by-id loaders.
+pub(crate) fn preload_for(ctx: &Context<'_>) -> Preload {
+    let list = ctx.look_ahead();
+    let nodes = [list.field("edges").field("node"), list.field("nodes")];
+    let wants = |field: &str| nodes.iter().any(|n| n.field(field).exists());
+    Preload {
+        tags: wants("tags"),
+        business: wants("business"),
+        account: wants("account"),
+    }
+}
 
 /// A postal address (seed 002).
 #[derive(SimpleObject, Clone)]
@@ -62,88 +97,88 @@ fn strings(json: &Json) -> Vec<String> {
 impl Contact {
     /// The contact's id (a UUID).
     pub async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.model.id.to_string())
     }
 
     /// Identifier of the contact in an external CRM (seed 000's `externalRef`).
     async fn external_ref(&self) -> Option<&str> {
-        self.0.external_ref.as_deref()
+        self.model.external_ref.as_deref()
     }
 
     /// How the contact was identified (seed 000).
     async fn resolution_status(&self) -> ResolutionStatus {
-        ResolutionStatus::parse(&self.0.resolution_status)
+        ResolutionStatus::parse(&self.model.resolution_status)
     }
 
     /// First name.
     async fn first_name(&self) -> Option<&str> {
-        self.0.first_name.as_deref()
+        self.model.first_name.as_deref()
     }
 
     /// Last name (seed 003's `surname`).
     async fn last_name(&self) -> Option<&str> {
-        self.0.last_name.as_deref()
+        self.model.last_name.as_deref()
     }
 
     /// Full name: first and last name joined by a space; null when both are missing.
     async fn name(&self) -> Option<String> {
-        full_name(self.0.first_name.as_deref(), self.0.last_name.as_deref())
+        full_name(self.model.first_name.as_deref(), self.model.last_name.as_deref())
     }
 
     /// Primary email address, lower-cased.
     async fn email(&self) -> Option<&str> {
-        self.0.email.as_deref()
+        self.model.email.as_deref()
     }
 
     /// Further email addresses (seed 002).
     async fn secondary_emails(&self) -> Vec<String> {
-        strings(&self.0.secondary_emails)
+        strings(&self.model.secondary_emails)
     }
 
     /// Phone number in E.164 (`+4915112345678`; seed 003's `telephone`, seed 004's
     /// `phoneNumber`).
     async fn phone(&self) -> Option<&str> {
-        self.0.phone.as_deref()
+        self.model.phone.as_deref()
     }
 
     /// Further phone numbers (seed 002).
     async fn secondary_phones(&self) -> Vec<String> {
-        strings(&self.0.secondary_phones)
+        strings(&self.model.secondary_phones)
     }
 
     /// Company the contact works for (seed 002's `company`).
     async fn company_name(&self) -> Option<&str> {
-        self.0.company_name.as_deref()
+        self.model.company_name.as_deref()
     }
 
     /// Web site (seed 002).
     async fn website(&self) -> Option<&str> {
-        self.0.website.as_deref()
+        self.model.website.as_deref()
     }
 
     /// LinkedIn profile URL (seed 003).
     async fn linkedin(&self) -> Option<&str> {
-        self.0.linkedin.as_deref()
+        self.model.linkedin.as_deref()
     }
 
     /// Role or job title (seed 003).
     async fn role(&self) -> Option<&str> {
-        self.0.role.as_deref()
+        self.model.role.as_deref()
     }
 
     /// A short description of the contact (seed 003).
     async fn description(&self) -> Option<&str> {
-        self.0.description.as_deref()
+        self.model.description.as_deref()
     }
 
     /// Free-form notes (seed 002's `note`, seed 003's `notes`).
     async fn notes(&self) -> Option<&str> {
-        self.0.notes.as_deref()
+        self.model.notes.as_deref()
     }
 
     /// Postal address; null when no part of it is known.
     async fn address(&self) -> Option<Address> {
-        let m = &self.0;
+        let m = &self.model;
         let address = Address {
             street: m.address_street.clone(),
             city: m.address_city.clone(),
@@ -165,106 +200,116 @@ impl Contact {
 
     /// IANA time zone, e.g. `America/New_York` (seed 002's `ianaTimezone`).
     async fn timezone(&self) -> Option<&str> {
-        self.0.timezone.as_deref()
+        self.model.timezone.as_deref()
     }
 
     /// Where the contact came from (seeds 002 and 004).
     async fn source(&self) -> Option<&str> {
-        self.0.source.as_deref()
+        self.model.source.as_deref()
     }
 
     /// Marketing lead source (seed 004).
     async fn lead_source(&self) -> Option<&str> {
-        self.0.lead_source.as_deref()
+        self.model.lead_source.as_deref()
     }
 
     /// Status in the vendor's workflow (seed 004).
     async fn status(&self) -> Option<&str> {
-        self.0.status.as_deref()
+        self.model.status.as_deref()
     }
 
     /// Sales pipeline the contact is in (seed 004).
     async fn pipeline_id(&self) -> Option<&str> {
-        self.0.pipeline_id.as_deref()
+        self.model.pipeline_id.as_deref()
     }
 
     /// Stage of the pipeline (seed 004).
     async fn pipeline_stage(&self) -> Option<&str> {
-        self.0.pipeline_stage.as_deref()
+        self.model.pipeline_stage.as_deref()
     }
 
     /// Status of the last message exchanged (seed 004).
     async fn message_status(&self) -> Option<&str> {
-        self.0.message_status.as_deref()
+        self.model.message_status.as_deref()
     }
 
     /// User who owns the contact (seed 004's `userId`/owner).
     async fn owner(&self) -> Option<&str> {
-        self.0.owner.as_deref()
+        self.model.owner.as_deref()
     }
 
     /// Users assigned to the contact (seed 004).
     async fn assignees(&self) -> Vec<String> {
-        strings(&self.0.assignees)
+        strings(&self.model.assignees)
     }
 
     /// User who created the contact (seed 004).
     async fn created_by(&self) -> Option<&str> {
-        self.0.created_by.as_deref()
+        self.model.created_by.as_deref()
     }
 
     /// Do-not-disturb flags per channel (seed 002).
     async fn dnd(&self) -> DoNotDisturb {
         DoNotDisturb {
-            email: self.0.dnd_email,
-            sms: self.0.dnd_sms,
-            call: self.0.dnd_call,
-            whatsapp: self.0.dnd_whatsapp,
+            email: self.model.dnd_email,
+            sms: self.model.dnd_sms,
+            call: self.model.dnd_call,
+            whatsapp: self.model.dnd_whatsapp,
         }
     }
 
     /// A test contact, not a real person (seed 002).
     async fn is_test_contact(&self) -> bool {
-        self.0.is_test_contact
+        self.model.is_test_contact
     }
 
     /// When the last message with the contact was exchanged (seed 004).
     async fn last_message_at(&self) -> Option<Timestamp> {
-        self.0.last_message_at.map(Timestamp)
+        self.model.last_message_at.map(Timestamp)
     }
 
     /// When the contact was first seen.
     async fn created_at(&self) -> Timestamp {
-        Timestamp(self.0.created_at)
+        Timestamp(self.model.created_at)
     }
 
     /// When the contact last changed.
     async fn updated_at(&self) -> Timestamp {
-        Timestamp(self.0.updated_at)
+        Timestamp(self.model.updated_at)
     }
 
     /// The account (customer company) the contact belongs to.
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
-        let Some(id) = self.0.account_id else {
+        let Some(id) = self.model.account_id else {
             return Ok(None);
         };
+        if let Some(accounts) = self.related.as_ref().and_then(|r| r.accounts.as_ref()) {
+            return Ok(accounts.get(&id).cloned().map(Account));
+        }
         let scope = RequestScope::of(ctx)?;
         Ok(scope.loaders.accounts.load_one(id).await?.map(Account))
     }
 
     /// The business that owns the contact.
     async fn business(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Business>> {
-        let Some(id) = self.0.business_id else {
+        let Some(id) = self.model.business_id else {
             return Ok(None);
         };
+        if let Some(businesses) = self.related.as_ref().and_then(|r| r.businesses.as_ref()) {
+            return Ok(businesses.get(&id).cloned().map(Business));
+        }
         let scope = RequestScope::of(ctx)?;
         Ok(scope.loaders.businesses.load_one(id).await?.map(Business))
     }
 
     /// The contact's tags, in display order.
     async fn tags(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Tag>> {
+        if let Some(tags) = self.related.as_ref().and_then(|r| r.tags.as_ref()) {
+            let tags = tags.get(&self.model.id).cloned().unwrap_or_default();
+            return Ok(tags.into_iter().map(Tag).collect());
+        }
         let scope = RequestScope::of(ctx)?;
-        let tags = scope.loaders.contact_tags.load_one(self.0.id).await?;
+        let tags = scope.loaders.contact_tags.load_one(self.model.id).await?;
         Ok(tags.unwrap_or_default().into_iter().map(Tag).collect())
     }
 }
@@ -290,18 +335,26 @@ pub(crate) async fn contacts_under(
         order: order_by.unwrap_or_default(),
     };
     let ordering = contacts::ordering(&query.order);
+    let mut preload = preload_for(ctx);
+    if parent == ContactParent::Account {
+        // The parent account is in the accounts loader's cache already (fed by the accounts
+        // list, or loaded through the loader): `contact.account` costs nothing.
+        preload.account = false;
+    }
     let key = ContactPageKey {
-        parent,
+        parent: (parent, preload),
         parent_id,
         query: Arc::new(query),
         args: Arc::new(args.clone()),
     };
-    let page = scope
+    let (page, related) = scope
         .loaders
         .contact_pages
         .load_one(key)
         .await?
-        .unwrap_or_else(|| Page::none(&args));
+        .unwrap_or_else(|| (Page::none(&args), Arc::default()));
     let total = TotalCount::Known(page.total.unwrap_or(0));
-    Ok(Connection::new(page, &ordering, total, Contact))
+    Ok(Connection::new(page, &ordering, total, |m| {
+        Contact::with_related(m, related.clone())
+    }))
 }

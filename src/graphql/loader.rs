@@ -10,7 +10,7 @@ use entity::{contact, tag};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-use crate::contacts::{self, ContactParent, ContactQuery};
+use crate::contacts::{self, ContactParent, ContactQuery, Preload, Related};
 use crate::error::Error;
 use crate::paging::{Page, PageArgs};
 use crate::scope::{TenantEntity, TenantId, find_by_ids};
@@ -64,7 +64,7 @@ impl Loader<Uuid> for ContactTags {
 /// A page of a nested list: the parent, and the list arguments shared by its siblings.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NestedPageKey<P, Q> {
-    /// What kind of parent.
+    /// What kind of parent (and, for contacts, which relations to load with the page).
     pub parent: P,
     /// The parent's id.
     pub parent_id: Uuid,
@@ -92,34 +92,43 @@ where
     groups
 }
 
-/// Loads pages of contacts under accounts, businesses or tags.
+/// Loads pages of contacts under accounts, businesses or tags, and with them, for all the
+/// pages of a batch at once, the relations the query selects (see [`Preload`]): the number
+/// of statements does not depend on how the executor interleaves the children.
 pub struct ContactPages {
     db: DatabaseConnection,
     tenant: TenantId,
 }
 
 /// Key of [`ContactPages`].
-pub type ContactPageKey = NestedPageKey<ContactParent, ContactQuery>;
+pub type ContactPageKey = NestedPageKey<(ContactParent, Preload), ContactQuery>;
+
+/// A page of contacts with the relations loaded for it.
+pub type ContactPage = (Page<contact::Model>, Arc<Related>);
 
 impl Loader<ContactPageKey> for ContactPages {
-    type Value = Page<contact::Model>;
+    type Value = ContactPage;
     type Error = Error;
 
     async fn load(
         &self,
         keys: &[ContactPageKey],
-    ) -> Result<HashMap<ContactPageKey, Page<contact::Model>>, Error> {
+    ) -> Result<HashMap<ContactPageKey, ContactPage>, Error> {
         let mut out = HashMap::new();
         for (key, ids) in group_by_query(keys) {
+            let (parent, preload) = key.parent;
             let mut pages = contacts::pages_by_parent(
                 &self.db,
                 self.tenant,
-                key.parent,
+                parent,
                 &ids,
                 &key.query,
                 &key.args,
             )
             .await?;
+            let rows = pages.values().flat_map(|p| p.rows.iter());
+            let related =
+                Arc::new(contacts::load_related(&self.db, self.tenant, rows, preload).await?);
             for id in ids {
                 let page = pages.remove(&id).unwrap_or_else(|| Page::none(&key.args));
                 out.insert(
@@ -127,7 +136,7 @@ impl Loader<ContactPageKey> for ContactPages {
                         parent_id: id,
                         ..key.clone()
                     },
-                    page,
+                    (page, related.clone()),
                 );
             }
         }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object};
 use futures::FutureExt;
 
+use super::contact::preload_for;
 use super::{Account, Business, Connection, Contact, Node, RequestScope, Tag, TotalCount};
 use crate::accounts::{self, AccountFilter, AccountOrder, AccountQuery};
 use crate::businesses::{self, BusinessFilter, BusinessOrder, BusinessQuery};
@@ -48,7 +49,7 @@ impl QueryRoot {
             l.tags.load_one(id),
         )?;
         Ok(contact
-            .map(|m| Node::Contact(Contact(m)))
+            .map(|m| Node::Contact(Contact::new(m)))
             .or_else(|| account.map(|m| Node::Account(Account(m))))
             .or_else(|| business.map(|m| Node::Business(Business(m))))
             .or_else(|| tag.map(|m| Node::Tag(Tag(m)))))
@@ -62,7 +63,7 @@ impl QueryRoot {
     ) -> async_graphql::Result<Option<Contact>> {
         let scope = RequestScope::of(ctx)?;
         let id = parse_id("id", &id)?;
-        Ok(scope.loaders.contacts.load_one(id).await?.map(Contact))
+        Ok(scope.loaders.contacts.load_one(id).await?.map(Contact::new))
     }
 
     /// Contacts, filtered and sorted, a page at a time.
@@ -85,8 +86,14 @@ impl QueryRoot {
             order: order_by.unwrap_or_default(),
         };
         let page = contacts::page(scope.db, scope.tenant, &query, &args).await?;
+        let related = Arc::new(
+            contacts::load_related(scope.db, scope.tenant, page.rows.iter(), preload_for(ctx))
+                .await?,
+        );
         let total = deferred_count!(scope, contacts, query.filter.clone());
-        Ok(Connection::new(page, &contacts::ordering(&query.order), total, Contact))
+        Ok(Connection::new(page, &contacts::ordering(&query.order), total, |m| {
+            Contact::with_related(m, related.clone())
+        }))
     }
 
     /// One account by id; null when it does not exist in your tenant.
