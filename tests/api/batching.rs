@@ -1,0 +1,146 @@
+//! Nested lists cost a fixed number of SQL statements, and return the right pages.
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::common::{TestApp, spawn_app};
+
+const NESTED: &str = r#"query($accounts: Int!, $contacts: Int!) {
+    accounts(first: $accounts) { totalCount edges { node { id name
+        contacts(first: $contacts) { totalCount edges { node {
+            id name email account { name } business { name } tags { name }
+        } } }
+    } } }
+}"#;
+
+/// Statements the server sent to run `query`.
+async fn statements_for(app: &TestApp, query: &str, variables: Value) -> (u64, Value) {
+    let before = app.sql_statements().await;
+    let data = app.data(query, variables).await;
+    let after = app.sql_statements().await;
+    (after - before, data)
+}
+
+#[tokio::test]
+async fn the_nested_account_query_costs_the_same_few_statements_at_any_size() {
+    let app = spawn_app().await;
+    let mut counts = Vec::new();
+    for (accounts, contacts) in [(5, 5), (50, 10), (50, 50)] {
+        let (n, data) = statements_for(
+            &app,
+            NESTED,
+            json!({ "accounts": accounts, "contacts": contacts }),
+        )
+        .await;
+        let edges = data["accounts"]["edges"].as_array().expect("edges");
+        assert!(!edges.is_empty());
+        counts.push(n);
+    }
+    assert!(counts.iter().all(|&n| n <= 6), "{counts:?}");
+    assert!(counts.windows(2).all(|w| w[0] == w[1]), "{counts:?}");
+}
+
+#[tokio::test]
+async fn nested_pages_hold_each_parents_own_first_contacts() {
+    let app = spawn_app().await;
+    let contacts = app.all_contacts().await;
+    let tags = app.tag_names_by_contact().await;
+    let mut by_account: HashMap<Uuid, Vec<_>> = HashMap::new();
+    for c in &contacts {
+        if let Some(account) = c.account_id {
+            by_account.entry(account).or_default().push(c.clone());
+        }
+    }
+    for list in by_account.values_mut() {
+        list.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    }
+    let data = app.data(NESTED, json!({ "accounts": 50, "contacts": 7 })).await;
+    for edge in data["accounts"]["edges"].as_array().expect("edges") {
+        let account = &edge["node"];
+        let id: Uuid = account["id"].as_str().expect("id").parse().expect("uuid");
+        let expected = by_account.get(&id).cloned().unwrap_or_default();
+        assert_eq!(account["contacts"]["totalCount"], expected.len());
+        let got = account["contacts"]["edges"].as_array().expect("edges");
+        assert_eq!(got.len(), expected.len().min(7));
+        for (edge, want) in got.iter().zip(&expected) {
+            let node = &edge["node"];
+            assert_eq!(node["id"], want.id.to_string());
+            assert_eq!(node["account"]["name"], account["name"]);
+            let mut want_tags = tags.get(&want.id).cloned().unwrap_or_default();
+            want_tags.sort();
+            let mut got_tags: Vec<String> = node["tags"]
+                .as_array()
+                .expect("tags")
+                .iter()
+                .map(|t| t["name"].as_str().expect("name").to_string())
+                .collect();
+            got_tags.sort();
+            assert_eq!(got_tags, want_tags);
+            assert_eq!(node["business"].is_null(), want.business_id.is_none());
+        }
+    }
+}
+
+#[tokio::test]
+async fn nested_pages_follow_cursors_and_keep_their_totals() {
+    let app = spawn_app().await;
+    let query = r#"query($after: String) {
+        tags(first: 100) { nodes { id contacts(first: 3, after: $after) { totalCount nodes { id } pageInfo { endCursor hasNextPage hasPreviousPage } } } }
+    }"#;
+    let first = app.data(query, json!({})).await;
+    let tag = first["tags"]["nodes"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .find(|t| t["contacts"]["totalCount"].as_u64().unwrap_or(0) > 6)
+        .expect("a tag with several contacts")
+        .clone();
+    let single = r#"query($id: ID!, $after: String, $first: Int) { tag(id: $id) { contacts(first: $first, after: $after) { totalCount nodes { id } pageInfo { endCursor hasPreviousPage } } } }"#;
+    let all = app
+        .data(single, json!({ "id": tag["id"], "first": 100 }))
+        .await;
+    let all_ids: Vec<Value> = all["tag"]["contacts"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["id"].clone())
+        .collect();
+    let second = app
+        .data(
+            single,
+            json!({ "id": tag["id"], "first": 3, "after": tag["contacts"]["pageInfo"]["endCursor"] }),
+        )
+        .await;
+    let page = &second["tag"]["contacts"];
+    assert_eq!(page["totalCount"], tag["contacts"]["totalCount"]);
+    assert_eq!(page["pageInfo"]["hasPreviousPage"], true);
+    let ids: Vec<Value> = page["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["id"].clone())
+        .collect();
+    assert_eq!(ids, all_ids[3..6].to_vec());
+}
+
+#[tokio::test]
+async fn business_tags_and_contacts_are_batched_too() {
+    let app = spawn_app().await;
+    let query = r#"{ businesses(first: 10) { nodes { name
+        tags(first: 10) { totalCount nodes { name contacts(first: 5) { totalCount nodes { name business { name } } } } }
+        contacts(first: 5) { totalCount nodes { name tags { name } account { name } } }
+    } } }"#;
+    let (n, data) = statements_for(&app, query, json!({})).await;
+    let businesses = data["businesses"]["nodes"].as_array().expect("nodes");
+    assert!(businesses.len() >= 2);
+    // businesses + tag pages + contact pages under tags (+ their businesses)
+    // + contact pages under businesses (+ their tags and accounts)
+    assert!(n <= 8, "{n} statements");
+    let tag_count = app.all_tags().await.len();
+    let listed: u64 = businesses
+        .iter()
+        .map(|b| b["tags"]["totalCount"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(listed as usize, tag_count);
+}

@@ -1,0 +1,187 @@
+//! `spawn_app` and the helpers every test shares.
+use std::collections::HashMap;
+
+use contact_gateway::config::{Config, DatabaseConfig};
+use contact_gateway::startup::Application;
+use entity::prelude::{Account, Contact, ContactAssignee, ContactTag, Tag};
+use entity::{account, contact, tag};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// A running server and a direct connection to its database (for expectations).
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub db: DatabaseConnection,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A database for one test: a fresh PostgreSQL database under TEST_DATABASE_URL, or a
+/// SQLite file in a temporary directory.
+async fn test_database() -> (String, Option<tempfile::TempDir>) {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => {
+            let admin = Database::connect(&base).await.expect("connect to TEST_DATABASE_URL");
+            let name = format!("cg_test_{}", Uuid::new_v4().simple());
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+            let (prefix, _) = base.rsplit_once('/').expect("a URL with a database name");
+            (format!("{prefix}/{name}"), None)
+        }
+        _ => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+            (url, Some(dir))
+        }
+    }
+}
+
+/// Starts the real application (migrated, with the demo data) on a free port.
+pub async fn spawn_app() -> TestApp {
+    let (database_url, dir) = test_database().await;
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        database: DatabaseConfig { database_url },
+        no_demo: false,
+    };
+    let app = Application::build(&config).await.expect("application builds");
+    let base_url = format!("http://{}", app.address());
+    let db = app.state().db.clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        base_url,
+        client: reqwest::Client::new(),
+        db,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// POSTs a GraphQL request and returns the JSON response.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        self.client
+            .post(format!("{}/graphql", self.base_url))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("JSON response")
+    }
+
+    /// Like [`graphql`], asserting there are no errors; returns `data`.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let response = self.graphql(query, variables).await;
+        assert!(response.get("errors").is_none(), "unexpected errors: {response}");
+        response["data"].clone()
+    }
+
+    /// The value of `contact_gateway_sql_statements_total` in `/metrics`.
+    pub async fn sql_statements(&self) -> u64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base_url))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix("contact_gateway_sql_statements_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .expect("statement counter in /metrics") as u64
+    }
+
+    /// Every contact in the database (there is one tenant: the demo tenant).
+    pub async fn all_contacts(&self) -> Vec<contact::Model> {
+        Contact::find().all(&self.db).await.expect("contacts")
+    }
+
+    /// Every account.
+    pub async fn all_accounts(&self) -> Vec<account::Model> {
+        Account::find().all(&self.db).await.expect("accounts")
+    }
+
+    /// Every tag.
+    pub async fn all_tags(&self) -> Vec<tag::Model> {
+        Tag::find().all(&self.db).await.expect("tags")
+    }
+
+    /// Tag names of each contact.
+    pub async fn tag_names_by_contact(&self) -> HashMap<Uuid, Vec<String>> {
+        let tags: HashMap<Uuid, String> = self
+            .all_tags()
+            .await
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect();
+        let mut out: HashMap<Uuid, Vec<String>> = HashMap::new();
+        for link in ContactTag::find().all(&self.db).await.expect("links") {
+            out.entry(link.contact_id)
+                .or_default()
+                .push(tags[&link.tag_id].clone());
+        }
+        out
+    }
+
+    /// Assignees of each contact.
+    pub async fn assignees_by_contact(&self) -> HashMap<Uuid, Vec<String>> {
+        let mut out: HashMap<Uuid, Vec<String>> = HashMap::new();
+        for row in ContactAssignee::find().all(&self.db).await.expect("assignees") {
+            out.entry(row.contact_id).or_default().push(row.assignee);
+        }
+        out
+    }
+
+    /// Pages through `contacts(filter:)` with `first: 100` and returns every id, in order.
+    pub async fn contact_ids(&self, filter: Value) -> Vec<String> {
+        let query = r#"query($filter: ContactFilter, $after: String) {
+            contacts(filter: $filter, first: 100, after: $after) {
+                totalCount
+                edges { node { id } }
+                pageInfo { hasNextPage endCursor }
+            }
+        }"#;
+        let mut ids = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let data = self
+                .data(query, json!({ "filter": filter, "after": after }))
+                .await;
+            let conn = &data["contacts"];
+            for edge in conn["edges"].as_array().expect("edges") {
+                ids.push(edge["node"]["id"].as_str().expect("id").to_string());
+            }
+            if !conn["pageInfo"]["hasNextPage"].as_bool().expect("hasNextPage") {
+                assert_eq!(conn["totalCount"].as_u64(), Some(ids.len() as u64));
+                return ids;
+            }
+            after = conn["pageInfo"]["endCursor"].clone();
+        }
+    }
+}
+
+/// The single error of a response, asserting its `extensions.code`.
+pub fn single_error<'a>(response: &'a Value, code: &str) -> &'a Value {
+    let errors = response["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("expected errors: {response}"));
+    assert_eq!(errors.len(), 1, "{response}");
+    assert_eq!(errors[0]["extensions"]["code"], code, "{response}");
+    &errors[0]
+}
+
+/// The failing field names of a VALIDATION_FAILED error.
+pub fn failing_fields(error: &Value) -> Vec<String> {
+    error["extensions"]["failures"]
+        .as_array()
+        .expect("failures")
+        .iter()
+        .map(|f| f["field"].as_str().expect("field").to_string())
+        .collect()
+}

@@ -1,0 +1,9 @@
+//! Behaviour tests: each spawns the real server on 127.0.0.1:0 over a fresh database
+//! (SQLite, or PostgreSQL when TEST_DATABASE_URL is set) and talks to it over HTTP.
+mod batching;
+mod common;
+mod filters;
+mod http;
+mod node;
+mod paging;
+mod schema;
