@@ -7,8 +7,8 @@ use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, TransactionTrait,
 };
 use serde_json::json;
 use uuid::{NoContext, Timestamp, Uuid};
@@ -26,11 +26,39 @@ const FIRST_NAMES: &[&str] = &[
     "Yuki", "Amara", "Chen", "Fatima", "Oskar", "Ines", "Ravi", "Zoe", "Tomás",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Mueller", "Larsen", "Schmidt", "Rossi", "García", "Smith", "Okafor", "Tanaka", "Nowak",
-    "Dubois", "Jensen", "Silva", "O'Brien", "Kowalski", "Singh", "Andersson", "Novak", "Ng",
+    "Mueller",
+    "Larsen",
+    "Schmidt",
+    "Rossi",
+    "García",
+    "Smith",
+    "Okafor",
+    "Tanaka",
+    "Nowak",
+    "Dubois",
+    "Jensen",
+    "Silva",
+    "O'Brien",
+    "Kowalski",
+    "Singh",
+    "Andersson",
+    "Novak",
+    "Ng",
 ];
-const BUSINESSES: &[&str] = &["Northwind Support", "Globex Sales", "Initech Services", "Umbrella Care"];
-const TAGS: &[&str] = &["VIP", "Lead", "Customer", "Churn risk", "Newsletter", "Partner"];
+const BUSINESSES: &[&str] = &[
+    "Northwind Support",
+    "Globex Sales",
+    "Initech Services",
+    "Umbrella Care",
+];
+const TAGS: &[&str] = &[
+    "VIP",
+    "Lead",
+    "Customer",
+    "Churn risk",
+    "Newsletter",
+    "Partner",
+];
 const ACCOUNTS: &[(&str, &str)] = &[
     ("Acme Customer GmbH", "acme-customer.de"),
     ("Blue Harbor Ltd", "blueharbor.co.uk"),
@@ -45,9 +73,20 @@ const ACCOUNTS: &[(&str, &str)] = &[
     ("Kestrel Finance plc", "kestrelfinance.co.uk"),
     ("Lumen Education Oy", "lumen-edu.fi"),
 ];
-const ROLES: &[&str] = &["CTO", "Head of Support", "Buyer", "CEO", "Engineer", "Office Manager"];
+const ROLES: &[&str] = &[
+    "CTO",
+    "Head of Support",
+    "Buyer",
+    "CEO",
+    "Engineer",
+    "Office Manager",
+];
 const TIMEZONES: &[&str] = &[
-    "Europe/Berlin", "Europe/London", "America/New_York", "Asia/Tokyo", "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/London",
+    "America/New_York",
+    "Asia/Tokyo",
+    "Europe/Paris",
     "America/Los_Angeles",
 ];
 const CITIES: &[(&str, &str, &str, &str)] = &[
@@ -109,7 +148,10 @@ async fn ensure_parents(
         .all(db)
         .await?;
     if !existing.is_empty() {
-        let tags = Tag::find().filter(tag::Column::TenantId.eq(tenant.0)).all(db).await?;
+        let tags = Tag::find()
+            .filter(tag::Column::TenantId.eq(tenant.0))
+            .all(db)
+            .await?;
         let accounts = Account::find()
             .filter(account::Column::TenantId.eq(tenant.0))
             .all(db)
@@ -162,15 +204,25 @@ async fn ensure_parents(
         })
         .collect();
     let txn = db.begin().await?;
-    Business::insert_many(businesses.iter().cloned().map(IntoActiveModel::into_active_model))
-        .exec(&txn)
-        .await?;
+    Business::insert_many(
+        businesses
+            .iter()
+            .cloned()
+            .map(IntoActiveModel::into_active_model),
+    )
+    .exec(&txn)
+    .await?;
     Tag::insert_many(tags.iter().cloned().map(IntoActiveModel::into_active_model))
         .exec(&txn)
         .await?;
-    Account::insert_many(accounts.iter().cloned().map(IntoActiveModel::into_active_model))
-        .exec(&txn)
-        .await?;
+    Account::insert_many(
+        accounts
+            .iter()
+            .cloned()
+            .map(IntoActiveModel::into_active_model),
+    )
+    .exec(&txn)
+    .await?;
     txn.commit().await?;
     Ok((businesses, tags, accounts))
 }
@@ -205,14 +257,7 @@ pub async fn seed_contacts(
         let mut links = Vec::new();
         let mut assignees = Vec::new();
         for i in 0..n {
-            let c = generate_contact(
-                &mut rng,
-                tenant,
-                &pool,
-                &businesses,
-                &accounts,
-                done + i,
-            );
+            let c = generate_contact(&mut rng, tenant, &pool, &businesses, &accounts, done + i);
             if let Some(business) = c.business_id {
                 let mut own: Vec<&tag::Model> =
                     tags.iter().filter(|t| t.business_id == business).collect();
@@ -239,18 +284,31 @@ pub async fn seed_contacts(
         }
         let txn = db.begin().await?;
         for chunk in contacts.chunks(ROWS_PER_INSERT) {
-            Contact::insert_many(chunk.iter().cloned().map(IntoActiveModel::into_active_model))
-                .exec(&txn)
-                .await?;
+            Contact::insert_many(
+                chunk
+                    .iter()
+                    .cloned()
+                    .map(IntoActiveModel::into_active_model),
+            )
+            .exec(&txn)
+            .await?;
         }
         for chunk in links.chunks(ROWS_PER_INSERT * 4) {
-            ContactTag::insert_many(chunk.iter().cloned().map(IntoActiveModel::into_active_model))
-                .exec(&txn)
-                .await?;
+            ContactTag::insert_many(
+                chunk
+                    .iter()
+                    .cloned()
+                    .map(IntoActiveModel::into_active_model),
+            )
+            .exec(&txn)
+            .await?;
         }
         for chunk in assignees.chunks(ROWS_PER_INSERT * 4) {
             ContactAssignee::insert_many(
-                chunk.iter().cloned().map(IntoActiveModel::into_active_model),
+                chunk
+                    .iter()
+                    .cloned()
+                    .map(IntoActiveModel::into_active_model),
             )
             .exec(&txn)
             .await?;
@@ -297,7 +355,10 @@ fn generate_contact(
     let local = format!(
         "{}.{}{}",
         first.as_deref().unwrap_or("contact").to_lowercase(),
-        last.as_deref().unwrap_or("x").to_lowercase().replace('\'', ""),
+        last.as_deref()
+            .unwrap_or("x")
+            .to_lowercase()
+            .replace('\'', ""),
         n
     );
     let email = maybe(rng, 0.9, |_| format!("{local}@{domain}"));
@@ -313,12 +374,15 @@ fn generate_contact(
         6..=8 => ResolutionStatus::CrmResolved,
         _ => ResolutionStatus::ManuallyResolved,
     };
-    let external_ref = (resolution != ResolutionStatus::Unresolved)
-        .then(|| format!("CRM-CONTACT-{}", 10_000 + n));
+    let external_ref =
+        (resolution != ResolutionStatus::Unresolved).then(|| format!("CRM-CONTACT-{}", 10_000 + n));
     let city = CITIES.choose(rng).copied();
     let with_address = rng.random_bool(0.6);
     let assignee_count = rng.random_range(0..=2);
-    let assignees: Vec<&str> = USERS.choose_multiple(rng, assignee_count).copied().collect();
+    let assignees: Vec<&str> = USERS
+        .choose_multiple(rng, assignee_count)
+        .copied()
+        .collect();
     let mut model = contact::Model {
         id: uuid_at(created_at, rng),
         tenant_id: tenant.0,
@@ -349,7 +413,9 @@ fn generate_contact(
         linkedin: maybe(rng, 0.3, |_| format!("https://www.linkedin.com/in/{local}")),
         role: maybe(rng, 0.5, |rng| pick(rng, ROLES).to_string()),
         description: maybe(rng, 0.2, |_| "Met at the spring trade show.".to_string()),
-        notes: maybe(rng, 0.2, |_| "Prefers email; 50% discount agreed_once.".to_string()),
+        notes: maybe(rng, 0.2, |_| {
+            "Prefers email; 50% discount agreed_once.".to_string()
+        }),
         address_street: with_address.then(|| format!("{} Main Street", rng.random_range(1..200))),
         address_city: city.filter(|_| with_address).map(|c| c.0.to_string()),
         address_state: city.filter(|_| with_address).map(|c| c.1.to_string()),
@@ -370,7 +436,9 @@ fn generate_contact(
         dnd_call: rng.random_bool(0.1),
         dnd_whatsapp: rng.random_bool(0.15),
         is_test_contact: rng.random_bool(0.05),
-        last_message_at: maybe(rng, 0.75, |rng| updated_at - rng.random_range(0..86_400_000)),
+        last_message_at: maybe(rng, 0.75, |rng| {
+            updated_at - rng.random_range(0..86_400_000)
+        }),
         created_at,
         updated_at,
         sort_name: sort_name(first.as_deref(), last.as_deref()),

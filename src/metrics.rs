@@ -49,10 +49,9 @@ impl Metrics {
         let sql_errors = Counter::default();
         let sql_duration = Histogram::new(exponential_buckets(0.0001, 2.5, 12));
         let http_requests = Family::<RequestLabels, Counter>::default();
-        let http_duration =
-            Family::<RequestLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.0005, 2.5, 12))
-            });
+        let http_duration = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.5, 12))
+        });
         registry.register(
             "sql_statements",
             "SQL statements sent to the database",

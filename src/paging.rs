@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::sea_query::{
-    Alias, Asterisk, Condition, Expr, ExprTrait, Func, Order, Query,
-    OverStatement, SelectStatement, Value, WindowStatement,
+    Alias, Asterisk, Condition, Expr, ExprTrait, Func, Order, OverStatement, Query,
+    SelectStatement, Value, WindowStatement,
 };
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter, QuerySelect,
@@ -168,10 +168,8 @@ impl<M> Ordering<M> {
         let first_dir = parts[0].1;
         if parts.iter().all(|p| p.1 == first_dir) {
             // One row-value comparison: (a, b, id) > (x, y, z).
-            let (exprs, values): (Vec<Expr>, Vec<Expr>) = parts
-                .into_iter()
-                .map(|(e, _, v)| (e, Expr::val(v)))
-                .unzip();
+            let (exprs, values): (Vec<Expr>, Vec<Expr>) =
+                parts.into_iter().map(|(e, _, v)| (e, Expr::val(v))).unzip();
             let (lhs, rhs) = (Expr::tuple(exprs), Expr::tuple(values));
             return if greater(first_dir) {
                 lhs.gt(rhs)
@@ -281,7 +279,8 @@ impl PageArgs {
         let Some(raw) = &self.cursor else {
             return Ok(None);
         };
-        let cursor = decode_cursor(raw).ok_or_else(|| Error::invalid(field, "not a valid cursor"))?;
+        let cursor =
+            decode_cursor(raw).ok_or_else(|| Error::invalid(field, "not a valid cursor"))?;
         if cursor.o != ordering.fingerprint() || cursor.k.len() != ordering.keys.len() {
             return Err(Error::invalid(
                 field,
@@ -477,7 +476,9 @@ where
         })
         .collect();
     for (p, total) in totals {
-        pages.entry(p).or_insert_with(|| Page::empty(Some(total), args));
+        pages
+            .entry(p)
+            .or_insert_with(|| Page::empty(Some(total), args));
     }
     Ok(pages)
 }

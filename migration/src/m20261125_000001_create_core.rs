@@ -219,11 +219,13 @@ impl MigrationTrait for Migration {
                     .col(text(Contacts::ResolutionStatus))
                     .col(text_null(Contacts::FirstName))
                     .col(text_null(Contacts::LastName))
-                    .col(text_null(Contacts::Email).extra(if backend == DbBackend::Postgres {
-                        "COLLATE \"C\""
-                    } else {
-                        ""
-                    }))
+                    .col(
+                        text_null(Contacts::Email).extra(if backend == DbBackend::Postgres {
+                            "COLLATE \"C\""
+                        } else {
+                            ""
+                        }),
+                    )
                     .col(json(Contacts::SecondaryEmails))
                     .col(text_null(Contacts::Phone))
                     .col(json(Contacts::SecondaryPhones))
@@ -327,35 +329,135 @@ impl MigrationTrait for Migration {
 
         // Indexes: each starts with tenant_id; orders end with id, the tie-breaker.
         let plain = [
-            ("idx_businesses_created", "businesses", &["tenant_id", "created_at", "id"][..]),
-            ("idx_businesses_name", "businesses", &["tenant_id", "name", "id"]),
-            ("idx_accounts_created", "accounts", &["tenant_id", "created_at", "id"]),
-            ("idx_accounts_name", "accounts", &["tenant_id", "name", "id"]),
-            ("idx_accounts_external_ref", "accounts", &["tenant_id", "external_ref"]),
-            ("idx_tags_business_order", "tags", &["tenant_id", "business_id", "display_order", "id"]),
-            ("idx_tags_order", "tags", &["tenant_id", "display_order", "id"]),
+            (
+                "idx_businesses_created",
+                "businesses",
+                &["tenant_id", "created_at", "id"][..],
+            ),
+            (
+                "idx_businesses_name",
+                "businesses",
+                &["tenant_id", "name", "id"],
+            ),
+            (
+                "idx_accounts_created",
+                "accounts",
+                &["tenant_id", "created_at", "id"],
+            ),
+            (
+                "idx_accounts_name",
+                "accounts",
+                &["tenant_id", "name", "id"],
+            ),
+            (
+                "idx_accounts_external_ref",
+                "accounts",
+                &["tenant_id", "external_ref"],
+            ),
+            (
+                "idx_tags_business_order",
+                "tags",
+                &["tenant_id", "business_id", "display_order", "id"],
+            ),
+            (
+                "idx_tags_order",
+                "tags",
+                &["tenant_id", "display_order", "id"],
+            ),
             ("idx_tags_name", "tags", &["tenant_id", "name", "id"]),
-            ("idx_tags_created", "tags", &["tenant_id", "created_at", "id"]),
-            ("idx_contact_tags_tag", "contact_tags", &["tenant_id", "tag_id", "contact_id"]),
-            ("idx_contact_assignees_assignee", "contact_assignees", &["tenant_id", "assignee", "contact_id"]),
-            ("idx_contacts_created", "contacts", &["tenant_id", "created_at", "id"]),
-            ("idx_contacts_updated", "contacts", &["tenant_id", "updated_at", "id"]),
-            ("idx_contacts_name", "contacts", &["tenant_id", "sort_name", "id"]),
-            ("idx_contacts_email", "contacts", &["tenant_id", "email", "id"]),
+            (
+                "idx_tags_created",
+                "tags",
+                &["tenant_id", "created_at", "id"],
+            ),
+            (
+                "idx_contact_tags_tag",
+                "contact_tags",
+                &["tenant_id", "tag_id", "contact_id"],
+            ),
+            (
+                "idx_contact_assignees_assignee",
+                "contact_assignees",
+                &["tenant_id", "assignee", "contact_id"],
+            ),
+            (
+                "idx_contacts_created",
+                "contacts",
+                &["tenant_id", "created_at", "id"],
+            ),
+            (
+                "idx_contacts_updated",
+                "contacts",
+                &["tenant_id", "updated_at", "id"],
+            ),
+            (
+                "idx_contacts_name",
+                "contacts",
+                &["tenant_id", "sort_name", "id"],
+            ),
+            (
+                "idx_contacts_email",
+                "contacts",
+                &["tenant_id", "email", "id"],
+            ),
             ("idx_contacts_phone", "contacts", &["tenant_id", "phone"]),
-            ("idx_contacts_account", "contacts", &["tenant_id", "account_id", "created_at", "id"]),
-            ("idx_contacts_business", "contacts", &["tenant_id", "business_id", "created_at", "id"]),
-            ("idx_contacts_external_ref", "contacts", &["tenant_id", "external_ref"]),
-            ("idx_contacts_resolution", "contacts", &["tenant_id", "resolution_status", "created_at", "id"]),
-            ("idx_contacts_status", "contacts", &["tenant_id", "status", "created_at", "id"]),
-            ("idx_contacts_pipeline", "contacts", &["tenant_id", "pipeline_id", "pipeline_stage"]),
-            ("idx_contacts_pipeline_stage", "contacts", &["tenant_id", "pipeline_stage"]),
+            (
+                "idx_contacts_account",
+                "contacts",
+                &["tenant_id", "account_id", "created_at", "id"],
+            ),
+            (
+                "idx_contacts_business",
+                "contacts",
+                &["tenant_id", "business_id", "created_at", "id"],
+            ),
+            (
+                "idx_contacts_external_ref",
+                "contacts",
+                &["tenant_id", "external_ref"],
+            ),
+            (
+                "idx_contacts_resolution",
+                "contacts",
+                &["tenant_id", "resolution_status", "created_at", "id"],
+            ),
+            (
+                "idx_contacts_status",
+                "contacts",
+                &["tenant_id", "status", "created_at", "id"],
+            ),
+            (
+                "idx_contacts_pipeline",
+                "contacts",
+                &["tenant_id", "pipeline_id", "pipeline_stage"],
+            ),
+            (
+                "idx_contacts_pipeline_stage",
+                "contacts",
+                &["tenant_id", "pipeline_stage"],
+            ),
             ("idx_contacts_source", "contacts", &["tenant_id", "source"]),
-            ("idx_contacts_lead_source", "contacts", &["tenant_id", "lead_source"]),
+            (
+                "idx_contacts_lead_source",
+                "contacts",
+                &["tenant_id", "lead_source"],
+            ),
             ("idx_contacts_owner", "contacts", &["tenant_id", "owner"]),
-            ("idx_contacts_message_status", "contacts", &["tenant_id", "message_status"]),
-            ("idx_contacts_test", "contacts", &["tenant_id", "is_test_contact", "created_at", "id"]),
-            ("idx_contacts_last_message", "contacts", &["tenant_id", "last_message_at", "id"]),
+            (
+                "idx_contacts_message_status",
+                "contacts",
+                &["tenant_id", "message_status"],
+            ),
+            (
+                "idx_contacts_test",
+                "contacts",
+                &["tenant_id", "is_test_contact", "created_at", "id"],
+            ),
+            (
+                "idx_contacts_last_message",
+                "contacts",
+                &["tenant_id", "last_message_at", "id"],
+            ),
         ];
         for (name, table, cols) in plain {
             manager
@@ -364,9 +466,13 @@ impl MigrationTrait for Migration {
         }
         manager
             .create_index(
-                index("idx_tags_business_name", Tags::Table, &["tenant_id", "business_id", "name"])
-                    .unique()
-                    .to_owned(),
+                index(
+                    "idx_tags_business_name",
+                    Tags::Table,
+                    &["tenant_id", "business_id", "name"],
+                )
+                .unique()
+                .to_owned(),
             )
             .await?;
 
@@ -384,8 +490,10 @@ impl MigrationTrait for Migration {
         // Substring search: trigram indexes.
         match backend {
             DbBackend::Postgres => {
-                db.execute_unprepared("CREATE EXTENSION IF NOT EXISTS pg_trgm").await?;
-                db.execute_unprepared("CREATE EXTENSION IF NOT EXISTS btree_gin").await?;
+                db.execute_unprepared("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+                    .await?;
+                db.execute_unprepared("CREATE EXTENSION IF NOT EXISTS btree_gin")
+                    .await?;
                 db.execute_unprepared(
                     "CREATE INDEX idx_contacts_search ON contacts USING gin (tenant_id, search_text gin_trgm_ops)",
                 )

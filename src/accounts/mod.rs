@@ -3,7 +3,9 @@ use async_graphql::{Enum, InputObject};
 use entity::account::{Column, Model};
 use entity::prelude::Account;
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ColumnTrait, DatabaseConnection, IntoSimpleExpr, PaginatorTrait, QueryFilter, Select};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, IntoSimpleExpr, PaginatorTrait, QueryFilter, Select,
+};
 
 use crate::error::{Error, Result};
 use crate::filter::{DateTimeFilter, check_search, name_contains};
@@ -120,10 +122,20 @@ pub async fn page(
     query: &AccountQuery,
     args: &PageArgs,
 ) -> Result<Page<Model>> {
-    paging::fetch_page(db, filtered(tenant, &query.filter)?, &ordering(&query.order), args).await
+    paging::fetch_page(
+        db,
+        filtered(tenant, &query.filter)?,
+        &ordering(&query.order),
+        args,
+    )
+    .await
 }
 
 /// How many of the tenant's accounts match `filter`.
-pub async fn count(db: &DatabaseConnection, tenant: TenantId, filter: &AccountFilter) -> Result<i64> {
+pub async fn count(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    filter: &AccountFilter,
+) -> Result<i64> {
     Ok(filtered(tenant, filter)?.count(db).await? as i64)
 }

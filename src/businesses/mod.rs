@@ -3,7 +3,9 @@ use async_graphql::{Enum, InputObject};
 use entity::business::{Column, Model};
 use entity::prelude::Business;
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ColumnTrait, DatabaseConnection, IntoSimpleExpr, PaginatorTrait, QueryFilter, Select};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, IntoSimpleExpr, PaginatorTrait, QueryFilter, Select,
+};
 
 use crate::error::{Error, Result};
 use crate::filter::{DateTimeFilter, check_search, name_contains};
@@ -59,12 +61,16 @@ fn sort_key(order: &BusinessOrder) -> SortKey<Model> {
         BusinessOrderField::Name => ("NAME", Column::Name.into_simple_expr(), |m| {
             KeyValue::Text(m.name.clone())
         }),
-        BusinessOrderField::CreatedAt => ("CREATED_AT", Column::CreatedAt.into_simple_expr(), |m| {
-            KeyValue::Int(m.created_at)
-        }),
-        BusinessOrderField::UpdatedAt => ("UPDATED_AT", Column::UpdatedAt.into_simple_expr(), |m| {
-            KeyValue::Int(m.updated_at)
-        }),
+        BusinessOrderField::CreatedAt => {
+            ("CREATED_AT", Column::CreatedAt.into_simple_expr(), |m| {
+                KeyValue::Int(m.created_at)
+            })
+        }
+        BusinessOrderField::UpdatedAt => {
+            ("UPDATED_AT", Column::UpdatedAt.into_simple_expr(), |m| {
+                KeyValue::Int(m.updated_at)
+            })
+        }
     };
     SortKey {
         name,
@@ -120,10 +126,20 @@ pub async fn page(
     query: &BusinessQuery,
     args: &PageArgs,
 ) -> Result<Page<Model>> {
-    paging::fetch_page(db, filtered(tenant, &query.filter)?, &ordering(&query.order), args).await
+    paging::fetch_page(
+        db,
+        filtered(tenant, &query.filter)?,
+        &ordering(&query.order),
+        args,
+    )
+    .await
 }
 
 /// How many of the tenant's businesses match `filter`.
-pub async fn count(db: &DatabaseConnection, tenant: TenantId, filter: &BusinessFilter) -> Result<i64> {
+pub async fn count(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    filter: &BusinessFilter,
+) -> Result<i64> {
     Ok(filtered(tenant, filter)?.count(db).await? as i64)
 }

@@ -110,7 +110,9 @@ impl ContactFilter {
             }
         }
         if let Some(name) = &self.tag {
-            cond = cond.add(Column::Id.in_subquery(tagged(scope, Expr::col((Tag, tag::Column::Name)).eq(name))));
+            cond = cond.add(
+                Column::Id.in_subquery(tagged(scope, Expr::col((Tag, tag::Column::Name)).eq(name))),
+            );
         }
         if let Some(names) = &self.tags_any {
             cond = cond.add(Column::Id.in_subquery(tagged(

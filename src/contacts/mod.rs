@@ -104,7 +104,11 @@ pub struct ContactQuery {
     pub order: Vec<ContactOrder>,
 }
 
-fn filtered(db: &DatabaseConnection, tenant: TenantId, filter: &ContactFilter) -> Result<Select<Contact>> {
+fn filtered(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    filter: &ContactFilter,
+) -> Result<Select<Contact>> {
     let scope = FilterScope {
         tenant,
         backend: db.get_database_backend(),
@@ -124,7 +128,11 @@ pub async fn page(
 }
 
 /// How many of the tenant's contacts match `filter`.
-pub async fn count(db: &DatabaseConnection, tenant: TenantId, filter: &ContactFilter) -> Result<i64> {
+pub async fn count(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    filter: &ContactFilter,
+) -> Result<i64> {
     Ok(filtered(db, tenant, filter)?.count(db).await? as i64)
 }
 

@@ -2,8 +2,8 @@
 use async_graphql::{Enum, InputObject};
 use entity::contact::{Column, Model};
 use entity::prelude::Contact;
-use sea_orm::sea_query::{Expr, Func};
 use sea_orm::IntoSimpleExpr;
+use sea_orm::sea_query::{Expr, Func};
 
 use crate::paging::{Direction, KeyValue, Ordering, SortKey};
 
@@ -34,21 +34,15 @@ pub struct ContactOrder {
 /// The sort key of one order.
 fn sort_key(order: &ContactOrder) -> SortKey<Model> {
     let (name, expr, value): (&'static str, Expr, fn(&Model) -> KeyValue) = match order.field {
-        ContactOrderField::CreatedAt => (
-            "CREATED_AT",
-            Column::CreatedAt.into_simple_expr(),
-            |m| KeyValue::Int(m.created_at),
-        ),
-        ContactOrderField::UpdatedAt => (
-            "UPDATED_AT",
-            Column::UpdatedAt.into_simple_expr(),
-            |m| KeyValue::Int(m.updated_at),
-        ),
-        ContactOrderField::Name => (
-            "NAME",
-            Column::SortName.into_simple_expr(),
-            |m| KeyValue::Text(m.sort_name.clone()),
-        ),
+        ContactOrderField::CreatedAt => ("CREATED_AT", Column::CreatedAt.into_simple_expr(), |m| {
+            KeyValue::Int(m.created_at)
+        }),
+        ContactOrderField::UpdatedAt => ("UPDATED_AT", Column::UpdatedAt.into_simple_expr(), |m| {
+            KeyValue::Int(m.updated_at)
+        }),
+        ContactOrderField::Name => ("NAME", Column::SortName.into_simple_expr(), |m| {
+            KeyValue::Text(m.sort_name.clone())
+        }),
         ContactOrderField::Email => (
             "EMAIL",
             Func::coalesce([Expr::col((Contact, Column::Email)), Expr::val("")]).into(),
@@ -56,7 +50,11 @@ fn sort_key(order: &ContactOrder) -> SortKey<Model> {
         ),
         ContactOrderField::LastMessageAt => (
             "LAST_MESSAGE_AT",
-            Func::coalesce([Expr::col((Contact, Column::LastMessageAt)), Expr::val(-1i64)]).into(),
+            Func::coalesce([
+                Expr::col((Contact, Column::LastMessageAt)),
+                Expr::val(-1i64),
+            ])
+            .into(),
             |m| KeyValue::Int(m.last_message_at.unwrap_or(-1)),
         ),
     };

@@ -18,7 +18,10 @@ mod tests {
             to_e164("+49 151 2345 6789", None).as_deref(),
             Some("+4915123456789")
         );
-        assert_eq!(to_e164("+1 (415) 555-1234", None).as_deref(), Some("+14155551234"));
+        assert_eq!(
+            to_e164("+1 (415) 555-1234", None).as_deref(),
+            Some("+14155551234")
+        );
     }
 
     #[test]

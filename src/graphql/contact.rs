@@ -7,7 +7,9 @@ use uuid::Uuid;
 
 use super::loader::ContactPageKey;
 use super::{Connection, TotalCount};
-use crate::contacts::{self, ContactFilter, ContactOrder, ContactParent, ContactQuery, Preload, Related};
+use crate::contacts::{
+    self, ContactFilter, ContactOrder, ContactParent, ContactQuery, Preload, Related,
+};
 use crate::paging::{Page, PageArgs};
 
 use super::{Account, Business, RequestScope, Tag};
@@ -122,7 +124,10 @@ impl Contact {
 
     /// Full name: first and last name joined by a space; null when both are missing.
     async fn name(&self) -> Option<String> {
-        full_name(self.model.first_name.as_deref(), self.model.last_name.as_deref())
+        full_name(
+            self.model.first_name.as_deref(),
+            self.model.last_name.as_deref(),
+        )
     }
 
     /// Primary email address, lower-cased.

@@ -82,9 +82,10 @@ where
 {
     let mut groups: Vec<(&NestedPageKey<P, Q>, Vec<Uuid>)> = Vec::new();
     for key in keys {
-        match groups.iter_mut().find(|(k, _)| {
-            k.parent == key.parent && k.query == key.query && k.args == key.args
-        }) {
+        match groups
+            .iter_mut()
+            .find(|(k, _)| k.parent == key.parent && k.query == key.query && k.args == key.args)
+        {
             Some((_, ids)) => ids.push(key.parent_id),
             None => groups.push((key, vec![key.parent_id])),
         }
@@ -157,7 +158,10 @@ impl Loader<TagPageKey> for TagPages {
     type Value = Page<tag::Model>;
     type Error = Error;
 
-    async fn load(&self, keys: &[TagPageKey]) -> Result<HashMap<TagPageKey, Page<tag::Model>>, Error> {
+    async fn load(
+        &self,
+        keys: &[TagPageKey],
+    ) -> Result<HashMap<TagPageKey, Page<tag::Model>>, Error> {
         let mut out = HashMap::new();
         for (key, ids) in group_by_query(keys) {
             let mut pages =
@@ -222,4 +226,3 @@ impl Loaders {
         }
     }
 }
-

@@ -91,9 +91,12 @@ impl QueryRoot {
                 .await?,
         );
         let total = deferred_count!(scope, contacts, query.filter.clone());
-        Ok(Connection::new(page, &contacts::ordering(&query.order), total, |m| {
-            Contact::with_related(m, related.clone())
-        }))
+        Ok(Connection::new(
+            page,
+            &contacts::ordering(&query.order),
+            total,
+            |m| Contact::with_related(m, related.clone()),
+        ))
     }
 
     /// One account by id; null when it does not exist in your tenant.
@@ -113,8 +116,9 @@ impl QueryRoot {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Which accounts.")] filter: Option<AccountFilter>,
-        #[graphql(desc = "Sort keys, most significant first; default by name.")]
-        order_by: Option<Vec<AccountOrder>>,
+        #[graphql(desc = "Sort keys, most significant first; default by name.")] order_by: Option<
+            Vec<AccountOrder>,
+        >,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
         #[graphql(desc = "Read the items after this cursor.")] after: Option<String>,
         #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,
@@ -134,7 +138,12 @@ impl QueryRoot {
             .feed_many(page.rows.iter().map(|m| (m.id, m.clone())))
             .await;
         let total = deferred_count!(scope, accounts, query.filter.clone());
-        Ok(Connection::new(page, &accounts::ordering(&query.order), total, Account))
+        Ok(Connection::new(
+            page,
+            &accounts::ordering(&query.order),
+            total,
+            Account,
+        ))
     }
 
     /// One business by id; null when it does not exist in your tenant.
@@ -154,8 +163,9 @@ impl QueryRoot {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Which businesses.")] filter: Option<BusinessFilter>,
-        #[graphql(desc = "Sort keys, most significant first; default by name.")]
-        order_by: Option<Vec<BusinessOrder>>,
+        #[graphql(desc = "Sort keys, most significant first; default by name.")] order_by: Option<
+            Vec<BusinessOrder>,
+        >,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
         #[graphql(desc = "Read the items after this cursor.")] after: Option<String>,
         #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,
@@ -174,7 +184,12 @@ impl QueryRoot {
             .feed_many(page.rows.iter().map(|m| (m.id, m.clone())))
             .await;
         let total = deferred_count!(scope, businesses, query.filter.clone());
-        Ok(Connection::new(page, &businesses::ordering(&query.order), total, Business))
+        Ok(Connection::new(
+            page,
+            &businesses::ordering(&query.order),
+            total,
+            Business,
+        ))
     }
 
     /// One tag by id; null when it does not exist in your tenant.
@@ -209,6 +224,11 @@ impl QueryRoot {
         };
         let page = tags::page(scope.db, scope.tenant, &query, &args).await?;
         let total = deferred_count!(scope, tags, query.filter.clone());
-        Ok(Connection::new(page, &tags::ordering(&query.order), total, Tag))
+        Ok(Connection::new(
+            page,
+            &tags::ordering(&query.order),
+            total,
+            Tag,
+        ))
     }
 }

@@ -26,7 +26,10 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .layer(middleware::from_fn_with_state(state.clone(), track_requests))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            track_requests,
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -61,14 +64,15 @@ async fn graphql_get(
         return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
     }
     let (mut parts, body) = request.into_parts();
-    let principal = match <Principal as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-        &mut parts, &state,
-    )
-    .await
-    {
-        Ok(p) => p,
-        Err(rejection) => return rejection.into_response(),
-    };
+    let principal =
+        match <Principal as axum::extract::FromRequestParts<AppState>>::from_request_parts(
+            &mut parts, &state,
+        )
+        .await
+        {
+            Ok(p) => p,
+            Err(rejection) => return rejection.into_response(),
+        };
     let request = Request::from_parts(parts, body);
     let graphql = match <GraphQLRequest as axum::extract::FromRequest<AppState>>::from_request(
         request, &state,

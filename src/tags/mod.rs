@@ -5,7 +5,9 @@ use async_graphql::{Enum, ID, InputObject};
 use entity::prelude::Tag;
 use entity::tag::{Column, Model};
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ColumnTrait, DatabaseConnection, IntoSimpleExpr, PaginatorTrait, QueryFilter, Select};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, IntoSimpleExpr, PaginatorTrait, QueryFilter, Select,
+};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -117,7 +119,13 @@ pub async fn page(
     query: &TagQuery,
     args: &PageArgs,
 ) -> Result<Page<Model>> {
-    paging::fetch_page(db, filtered(tenant, &query.filter)?, &ordering(&query.order), args).await
+    paging::fetch_page(
+        db,
+        filtered(tenant, &query.filter)?,
+        &ordering(&query.order),
+        args,
+    )
+    .await
 }
 
 /// How many of the tenant's tags match `filter`.

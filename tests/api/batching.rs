@@ -53,9 +53,11 @@ async fn nested_pages_hold_each_parents_own_first_contacts() {
         }
     }
     for list in by_account.values_mut() {
-        list.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        list.sort_by_key(|c| std::cmp::Reverse((c.created_at, c.id)));
     }
-    let data = app.data(NESTED, json!({ "accounts": 50, "contacts": 7 })).await;
+    let data = app
+        .data(NESTED, json!({ "accounts": 50, "contacts": 7 }))
+        .await;
     for edge in data["accounts"]["edges"].as_array().expect("edges") {
         let account = &edge["node"];
         let id: Uuid = account["id"].as_str().expect("id").parse().expect("uuid");

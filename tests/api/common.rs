@@ -22,7 +22,9 @@ pub struct TestApp {
 async fn test_database() -> (String, Option<tempfile::TempDir>) {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(base) if !base.is_empty() => {
-            let admin = Database::connect(&base).await.expect("connect to TEST_DATABASE_URL");
+            let admin = Database::connect(&base)
+                .await
+                .expect("connect to TEST_DATABASE_URL");
             let name = format!("cg_test_{}", Uuid::new_v4().simple());
             admin
                 .execute_unprepared(&format!("CREATE DATABASE {name}"))
@@ -47,7 +49,9 @@ pub async fn spawn_app() -> TestApp {
         database: DatabaseConfig { database_url },
         no_demo: false,
     };
-    let app = Application::build(&config).await.expect("application builds");
+    let app = Application::build(&config)
+        .await
+        .expect("application builds");
     let base_url = format!("http://{}", app.address());
     let db = app.state().db.clone();
     tokio::spawn(app.run_until_stopped());
@@ -76,7 +80,10 @@ impl TestApp {
     /// Like [`graphql`], asserting there are no errors; returns `data`.
     pub async fn data(&self, query: &str, variables: Value) -> Value {
         let response = self.graphql(query, variables).await;
-        assert!(response.get("errors").is_none(), "unexpected errors: {response}");
+        assert!(
+            response.get("errors").is_none(),
+            "unexpected errors: {response}"
+        );
         response["data"].clone()
     }
 
@@ -132,7 +139,11 @@ impl TestApp {
     /// Assignees of each contact.
     pub async fn assignees_by_contact(&self) -> HashMap<Uuid, Vec<String>> {
         let mut out: HashMap<Uuid, Vec<String>> = HashMap::new();
-        for row in ContactAssignee::find().all(&self.db).await.expect("assignees") {
+        for row in ContactAssignee::find()
+            .all(&self.db)
+            .await
+            .expect("assignees")
+        {
             out.entry(row.contact_id).or_default().push(row.assignee);
         }
         out
@@ -157,7 +168,10 @@ impl TestApp {
             for edge in conn["edges"].as_array().expect("edges") {
                 ids.push(edge["node"]["id"].as_str().expect("id").to_string());
             }
-            if !conn["pageInfo"]["hasNextPage"].as_bool().expect("hasNextPage") {
+            if !conn["pageInfo"]["hasNextPage"]
+                .as_bool()
+                .expect("hasNextPage")
+            {
                 assert_eq!(conn["totalCount"].as_u64(), Some(ids.len() as u64));
                 return ids;
             }

@@ -13,7 +13,12 @@ fn set(ids: Vec<String>) -> BTreeSet<String> {
     ids.into_iter().collect()
 }
 
-async fn assert_filter(app: &TestApp, contacts: &[contact::Model], filter: Value, pred: Predicate<'_>) {
+async fn assert_filter(
+    app: &TestApp,
+    contacts: &[contact::Model],
+    filter: Value,
+    pred: Predicate<'_>,
+) {
     let expected: BTreeSet<String> = contacts
         .iter()
         .filter(|c| pred(c))
@@ -174,7 +179,13 @@ async fn phone_filter_compares_in_e164() {
         .find(|p| p.starts_with("+49151"))
         .expect("a German mobile number");
     // +4915112345678 written the way people write it: +49 151 1234 5678.
-    let spaced = format!("{} {} {} {}", &german[..3], &german[3..6], &german[6..10], &german[10..]);
+    let spaced = format!(
+        "{} {} {} {}",
+        &german[..3],
+        &german[3..6],
+        &german[6..10],
+        &german[10..]
+    );
     let target = german.clone();
     assert_filter(
         &app,
@@ -192,7 +203,8 @@ async fn tag_and_assignee_filters_follow_the_links() {
     let tags = app.tag_names_by_contact().await;
     let assignees = app.assignees_by_contact().await;
     let has = |map: &HashMap<Uuid, Vec<String>>, c: &contact::Model, name: &str| {
-        map.get(&c.id).is_some_and(|names| names.iter().any(|n| n == name))
+        map.get(&c.id)
+            .is_some_and(|names| names.iter().any(|n| n == name))
     };
     assert_filter(
         &app,
@@ -272,7 +284,9 @@ async fn date_ranges_and_boolean_combinations() {
         ),
         (
             json!({ "and": [{ "source": "email" }, { "not": { "resolutionStatus": "UNRESOLVED" } }] }),
-            Box::new(|c| c.source.as_deref() == Some("email") && c.resolution_status != "UNRESOLVED"),
+            Box::new(|c| {
+                c.source.as_deref() == Some("email") && c.resolution_status != "UNRESOLVED"
+            }),
         ),
     ];
     for (filter, pred) in cases {
@@ -335,6 +349,11 @@ async fn accounts_and_tags_filter_by_name() {
         .map(|n| n["name"].as_str().expect("name").to_string())
         .collect();
     assert_eq!(got, expected);
-    let vip_tags = app.all_tags().await.into_iter().filter(|t| t.name == "VIP").count();
+    let vip_tags = app
+        .all_tags()
+        .await
+        .into_iter()
+        .filter(|t| t.name == "VIP")
+        .count();
     assert_eq!(data["tags"]["totalCount"], vip_tags);
 }

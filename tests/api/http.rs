@@ -9,13 +9,19 @@ async fn get_runs_a_query_from_the_url() {
     let response = app
         .client
         .get(format!("{}/graphql", app.base_url))
-        .query(&[("query", "{ contacts(first: 2) { totalCount nodes { id } } }")])
+        .query(&[(
+            "query",
+            "{ contacts(first: 2) { totalCount nodes { id } } }",
+        )])
         .send()
         .await
         .expect("response");
     assert!(response.status().is_success());
     let body: Value = response.json().await.expect("json");
-    assert_eq!(body["data"]["contacts"]["nodes"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        body["data"]["contacts"]["nodes"].as_array().map(Vec::len),
+        Some(2)
+    );
 }
 
 #[tokio::test]
@@ -43,7 +49,11 @@ async fn health_and_metrics_are_served() {
         .await
         .expect("health");
     assert_eq!(health.status(), 200);
-    app.data("{ contacts(first: 1) { totalCount } }", serde_json::json!({})).await;
+    app.data(
+        "{ contacts(first: 1) { totalCount } }",
+        serde_json::json!({}),
+    )
+    .await;
     let metrics = app
         .client
         .get(format!("{}/metrics", app.base_url))
@@ -53,9 +63,14 @@ async fn health_and_metrics_are_served() {
         .text()
         .await
         .expect("text");
-    assert!(metrics.contains("contact_gateway_sql_statements_total"), "{metrics}");
     assert!(
-        metrics.contains(r#"contact_gateway_http_requests_total{route="/graphql",method="POST",status="200"}"#),
+        metrics.contains("contact_gateway_sql_statements_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"contact_gateway_http_requests_total{route="/graphql",method="POST",status="200"}"#
+        ),
         "{metrics}"
     );
     assert!(metrics.contains("contact_gateway_http_request_duration_seconds_bucket"));

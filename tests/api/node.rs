@@ -21,7 +21,9 @@ async fn node_finds_every_type_by_id() {
         assert_eq!(data["node"]["__typename"], typename);
         assert_eq!(data["node"]["id"], id.to_string());
     }
-    let data = app.data(query, json!({ "id": contact.id.to_string() })).await;
+    let data = app
+        .data(query, json!({ "id": contact.id.to_string() }))
+        .await;
     assert_eq!(data["node"]["email"], json!(contact.email));
 }
 
@@ -71,10 +73,16 @@ async fn a_contact_shows_every_field_in_the_api_forms() {
     assert_eq!(got["email"], json!(c.email));
     assert_eq!(got["phone"], json!(c.phone));
     assert_eq!(got["address"]["city"], json!(c.address_city));
-    assert_eq!(got["account"]["id"], json!(c.account_id.map(|id| id.to_string())));
+    assert_eq!(
+        got["account"]["id"],
+        json!(c.account_id.map(|id| id.to_string()))
+    );
     assert_eq!(got["dnd"]["sms"], json!(c.dnd_sms));
     assert_eq!(got["resolutionStatus"], json!(c.resolution_status));
-    assert_eq!(got["createdAt"], contact_gateway::time::format_millis(c.created_at));
+    assert_eq!(
+        got["createdAt"],
+        contact_gateway::time::format_millis(c.created_at)
+    );
     for field in ["createdAt", "updatedAt", "lastMessageAt"] {
         let text = got[field].as_str().expect("timestamp");
         assert_eq!(text.len(), 24, "{text}");

@@ -86,7 +86,10 @@ async fn forwards(app: &TestApp, order: &Value, size: i64) -> Vec<String> {
     let mut first_page = true;
     loop {
         let data = app
-            .data(PAGE, json!({ "first": size, "after": after, "orderBy": order }))
+            .data(
+                PAGE,
+                json!({ "first": size, "after": after, "orderBy": order }),
+            )
             .await;
         let conn = &data["contacts"];
         let info = &conn["pageInfo"];
@@ -118,7 +121,10 @@ async fn backwards(app: &TestApp, order: &Value, size: i64) -> Vec<String> {
     let mut last_page = true;
     loop {
         let data = app
-            .data(PAGE, json!({ "last": size, "before": before, "orderBy": order }))
+            .data(
+                PAGE,
+                json!({ "last": size, "before": before, "orderBy": order }),
+            )
             .await;
         let conn = &data["contacts"];
         let info = &conn["pageInfo"];
@@ -138,7 +144,13 @@ async fn every_order_pages_forwards_and_backwards_over_the_same_sequence() {
     let contacts = app.all_contacts().await;
     assert!(contacts.len() >= 400);
     let mut orders: Vec<Vec<(Key, bool)>> = Vec::new();
-    for key in [Key::CreatedAt, Key::UpdatedAt, Key::Name, Key::Email, Key::LastMessageAt] {
+    for key in [
+        Key::CreatedAt,
+        Key::UpdatedAt,
+        Key::Name,
+        Key::Email,
+        Key::LastMessageAt,
+    ] {
         orders.push(vec![(key, false)]);
         orders.push(vec![(key, true)]);
     }
@@ -154,8 +166,16 @@ async fn every_order_pages_forwards_and_backwards_over_the_same_sequence() {
             })
             .collect();
         let expected = expected_order(contacts.clone(), &keys);
-        assert_eq!(forwards(&app, &order, 37).await, expected, "forwards {order}");
-        assert_eq!(backwards(&app, &order, 37).await, expected, "backwards {order}");
+        assert_eq!(
+            forwards(&app, &order, 37).await,
+            expected,
+            "forwards {order}"
+        );
+        assert_eq!(
+            backwards(&app, &order, 37).await,
+            expected,
+            "backwards {order}"
+        );
     }
 }
 
@@ -187,7 +207,10 @@ async fn bad_page_arguments_are_validation_errors_not_clamps() {
     let app = spawn_app().await;
     let cursor_of_other_order = {
         let data = app
-            .data(PAGE, json!({ "first": 1, "orderBy": [{ "field": "NAME", "direction": "ASC" }] }))
+            .data(
+                PAGE,
+                json!({ "first": 1, "orderBy": [{ "field": "NAME", "direction": "ASC" }] }),
+            )
             .await;
         data["contacts"]["pageInfo"]["endCursor"].clone()
     };
@@ -196,10 +219,16 @@ async fn bad_page_arguments_are_validation_errors_not_clamps() {
         (json!({ "first": -1 }), vec!["first"]),
         (json!({ "last": -5 }), vec!["last"]),
         (json!({ "last": 500 }), vec!["last"]),
-        (json!({ "first": 5, "after": "not-a-cursor" }), vec!["after"]),
+        (
+            json!({ "first": 5, "after": "not-a-cursor" }),
+            vec!["after"],
+        ),
         (json!({ "last": 5, "before": "eyJ2Ijo5fQ" }), vec!["before"]),
         (json!({ "first": 5, "last": 5 }), vec!["last"]),
-        (json!({ "first": 5, "after": cursor_of_other_order }), vec!["after"]),
+        (
+            json!({ "first": 5, "after": cursor_of_other_order }),
+            vec!["after"],
+        ),
     ];
     for (variables, fields) in cases {
         let response = app.graphql(PAGE, variables.clone()).await;
