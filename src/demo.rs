@@ -7,14 +7,14 @@ use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Statement, TransactionTrait,
 };
 use serde_json::json;
 use uuid::{NoContext, Timestamp, Uuid};
 
 use crate::contacts::{ResolutionStatus, search_text, sort_name};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::scope::TenantId;
 use crate::time::now_millis;
 
@@ -142,7 +142,7 @@ async fn ensure_parents(
     db: &DatabaseConnection,
     tenant: TenantId,
     rng: &mut StdRng,
-) -> Result<(Vec<business::Model>, Vec<tag::Model>, Vec<account::Model>)> {
+) -> Result<Parents> {
     let existing = Business::find()
         .filter(business::Column::TenantId.eq(tenant.0))
         .all(db)
@@ -156,7 +156,11 @@ async fn ensure_parents(
             .filter(account::Column::TenantId.eq(tenant.0))
             .all(db)
             .await?;
-        return Ok((existing, tags, accounts));
+        return Ok(Parents {
+            businesses: existing,
+            tags,
+            accounts,
+        });
     }
     let base = now_millis() - 800 * 86_400_000;
     let businesses: Vec<business::Model> = BUSINESSES
@@ -224,12 +228,16 @@ async fn ensure_parents(
     .exec(&txn)
     .await?;
     txn.commit().await?;
-    Ok((businesses, tags, accounts))
+    Ok(Parents {
+        businesses,
+        tags,
+        accounts,
+    })
 }
 
 /// Rows inserted per statement (below SQLite's and PostgreSQL's bind-parameter limits).
 const ROWS_PER_INSERT: usize = 500;
-/// Rows per transaction.
+/// Rows per transaction (and per generated batch).
 const ROWS_PER_TRANSACTION: usize = 20_000;
 
 /// Adds `count` generated contacts (with tags and assignees) to `tenant`, creating its
@@ -241,7 +249,7 @@ pub async fn seed_contacts(
     seed: u64,
 ) -> Result<()> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let (businesses, tags, accounts) = ensure_parents(db, tenant, &mut rng).await?;
+    let parents = ensure_parents(db, tenant, &mut rng).await?;
     let now = now_millis();
     let span_minutes = 730 * 24 * 60;
     // A pool of creation times smaller than the contact count, so that ties occur and the
@@ -250,40 +258,28 @@ pub async fn seed_contacts(
         .map(|_| now - rng.random_range(1..span_minutes) * 60_000)
         .collect();
 
-    let mut done = 0;
-    while done < count {
-        let n = ROWS_PER_TRANSACTION.min(count - done);
-        let mut contacts = Vec::with_capacity(n);
-        let mut links = Vec::new();
-        let mut assignees = Vec::new();
-        for i in 0..n {
-            let c = generate_contact(&mut rng, tenant, &pool, &businesses, &accounts, done + i);
-            if let Some(business) = c.business_id {
-                let mut own: Vec<&tag::Model> =
-                    tags.iter().filter(|t| t.business_id == business).collect();
-                own.shuffle(&mut rng);
-                for t in own.iter().take(rng.random_range(0..=3)) {
-                    links.push(contact_tag::Model {
-                        tenant_id: tenant.0,
-                        contact_id: c.id,
-                        tag_id: t.id,
-                        created_at: c.created_at,
-                    });
-                }
+    let bulk = count >= BULK_LOAD_THRESHOLD;
+    let mut txn = db.begin().await?;
+    let suspended = if bulk {
+        Some(suspend_indexes(&txn).await?)
+    } else {
+        None
+    };
+    // Generation runs on a blocking thread, one batch ahead of the inserts.
+    let (sender, mut batches) = tokio::sync::mpsc::channel::<Batch>(2);
+    let generator = tokio::task::spawn_blocking(move || {
+        let mut done = 0;
+        while done < count {
+            let n = ROWS_PER_TRANSACTION.min(count - done);
+            let batch = generate_batch(&mut rng, tenant, &pool, &parents, done, n);
+            if sender.blocking_send(batch).is_err() {
+                return;
             }
-            if let serde_json::Value::Array(list) = &c.assignees {
-                for a in list.iter().filter_map(|v| v.as_str()) {
-                    assignees.push(contact_assignee::Model {
-                        tenant_id: tenant.0,
-                        contact_id: c.id,
-                        assignee: a.to_string(),
-                    });
-                }
-            }
-            contacts.push(c);
+            done += n;
         }
-        let txn = db.begin().await?;
-        for chunk in contacts.chunks(ROWS_PER_INSERT) {
+    });
+    while let Some(batch) = batches.recv().await {
+        for chunk in batch.contacts.chunks(ROWS_PER_INSERT) {
             Contact::insert_many(
                 chunk
                     .iter()
@@ -293,7 +289,7 @@ pub async fn seed_contacts(
             .exec(&txn)
             .await?;
         }
-        for chunk in links.chunks(ROWS_PER_INSERT * 4) {
+        for chunk in batch.links.chunks(ROWS_PER_INSERT * 4) {
             ContactTag::insert_many(
                 chunk
                     .iter()
@@ -303,7 +299,7 @@ pub async fn seed_contacts(
             .exec(&txn)
             .await?;
         }
-        for chunk in assignees.chunks(ROWS_PER_INSERT * 4) {
+        for chunk in batch.assignees.chunks(ROWS_PER_INSERT * 4) {
             ContactAssignee::insert_many(
                 chunk
                     .iter()
@@ -313,8 +309,153 @@ pub async fn seed_contacts(
             .exec(&txn)
             .await?;
         }
-        txn.commit().await?;
-        done += n;
+        if !bulk {
+            txn.commit().await?;
+            txn = db.begin().await?;
+        }
+    }
+    generator
+        .await
+        .map_err(|err| Error::Internal(format!("contact generator failed: {err}")))?;
+    if let Some(suspended) = suspended {
+        restore_indexes(&txn, suspended).await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Generated rows of one transaction.
+struct Batch {
+    contacts: Vec<contact::Model>,
+    links: Vec<contact_tag::Model>,
+    assignees: Vec<contact_assignee::Model>,
+}
+
+/// The businesses, tags and accounts new contacts are spread over.
+struct Parents {
+    businesses: Vec<business::Model>,
+    tags: Vec<tag::Model>,
+    accounts: Vec<account::Model>,
+}
+
+/// Generates contacts `first..first + n`, with their tag links and assignees, sorted by key
+/// (so that primary-key index writes are sequential).
+fn generate_batch(
+    rng: &mut StdRng,
+    tenant: TenantId,
+    created_pool: &[i64],
+    parents: &Parents,
+    first: usize,
+    n: usize,
+) -> Batch {
+    let mut batch = Batch {
+        contacts: Vec::with_capacity(n),
+        links: Vec::new(),
+        assignees: Vec::new(),
+    };
+    for i in 0..n {
+        let c = generate_contact(
+            rng,
+            tenant,
+            created_pool,
+            &parents.businesses,
+            &parents.accounts,
+            first + i,
+        );
+        if let Some(business) = c.business_id {
+            let mut own: Vec<&tag::Model> = parents
+                .tags
+                .iter()
+                .filter(|t| t.business_id == business)
+                .collect();
+            own.shuffle(rng);
+            for t in own.iter().take(rng.random_range(0..=3)) {
+                batch.links.push(contact_tag::Model {
+                    tenant_id: tenant.0,
+                    contact_id: c.id,
+                    tag_id: t.id,
+                    created_at: c.created_at,
+                });
+            }
+        }
+        if let serde_json::Value::Array(list) = &c.assignees {
+            for a in list.iter().filter_map(|v| v.as_str()) {
+                batch.assignees.push(contact_assignee::Model {
+                    tenant_id: tenant.0,
+                    contact_id: c.id,
+                    assignee: a.to_string(),
+                });
+            }
+        }
+        batch.contacts.push(c);
+    }
+    batch.contacts.sort_unstable_by_key(|c| c.id);
+    batch
+        .links
+        .sort_unstable_by_key(|l| (l.contact_id, l.tag_id));
+    batch
+}
+
+/// From this many contacts on, [`seed_contacts`] loads in bulk: one transaction that drops
+/// the secondary indexes of the contact tables (and SQLite's search trigger), inserts, then
+/// builds them again in one sorted pass each. DDL is transactional on SQLite and PostgreSQL,
+/// so a failed seed leaves the schema and data as they were.
+pub const BULK_LOAD_THRESHOLD: usize = 50_000;
+
+/// Index and trigger definitions dropped for a bulk load, to be run again after it.
+struct Suspended {
+    create_statements: Vec<String>,
+    rebuild_search: bool,
+}
+
+async fn suspend_indexes(txn: &DatabaseTransaction) -> Result<Suspended> {
+    let backend = txn.get_database_backend();
+
+    let list = match backend {
+        DbBackend::Sqlite => {
+            "SELECT name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') \
+             AND tbl_name IN ('contacts', 'contact_tags', 'contact_assignees') \
+             AND sql IS NOT NULL AND name <> 'contacts_search_delete' \
+             AND name <> 'contacts_search_update' ORDER BY type, name"
+        }
+        _ => {
+            "SELECT indexname AS name, indexdef AS sql FROM pg_indexes \
+             WHERE schemaname = current_schema() \
+             AND tablename IN ('contacts', 'contact_tags', 'contact_assignees') \
+             AND indexname NOT LIKE '%_pkey' ORDER BY indexname"
+        }
+    };
+    let rows = txn
+        .query_all_raw(Statement::from_string(backend, list))
+        .await?;
+    let mut create_statements = Vec::new();
+    let mut rebuild_search = false;
+    for row in rows {
+        let name: String = row.try_get("", "name")?;
+        let sql: String = row.try_get("", "sql")?;
+        let kind = if sql.to_uppercase().starts_with("CREATE TRIGGER") {
+            rebuild_search = true;
+            "TRIGGER"
+        } else {
+            "INDEX"
+        };
+        txn.execute_unprepared(&format!("DROP {kind} \"{name}\""))
+            .await?;
+        create_statements.push(sql);
+    }
+    Ok(Suspended {
+        create_statements,
+        rebuild_search,
+    })
+}
+
+async fn restore_indexes(txn: &DatabaseTransaction, suspended: Suspended) -> Result<()> {
+    for sql in &suspended.create_statements {
+        txn.execute_unprepared(sql).await?;
+    }
+    if suspended.rebuild_search {
+        txn.execute_unprepared("INSERT INTO contact_search(contact_search) VALUES ('rebuild')")
+            .await?;
     }
     Ok(())
 }

@@ -7,3 +7,4 @@ mod http;
 mod node;
 mod paging;
 mod schema;
+mod seed;

@@ -1,0 +1,57 @@
+//! The bulk seeder keeps every index and the search index working.
+use contact_gateway::demo;
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::json;
+
+use crate::common::spawn_app;
+
+async fn index_names(app: &crate::common::TestApp) -> Vec<String> {
+    let backend = app.db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type IN ('index', 'trigger') ORDER BY name"
+        }
+        _ => {
+            "SELECT indexname AS name FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname"
+        }
+    };
+    app.db
+        .query_all_raw(Statement::from_string(backend, sql))
+        .await
+        .expect("indexes")
+        .iter()
+        .map(|r| r.try_get::<String>("", "name").expect("name"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_bulk_seed_restores_every_index_and_the_search_index() {
+    let app = spawn_app().await;
+    let before = index_names(&app).await;
+    let tenant = contact_gateway::demo::default_tenant(&app.db)
+        .await
+        .expect("tenant")
+        .expect("demo tenant");
+    demo::seed_contacts(&app.db, tenant, demo::BULK_LOAD_THRESHOLD, 99)
+        .await
+        .expect("bulk seed");
+    assert_eq!(index_names(&app).await, before);
+
+    let contacts = app.all_contacts().await;
+    assert_eq!(
+        contacts.len(),
+        demo::DEMO_CONTACTS + demo::BULK_LOAD_THRESHOLD
+    );
+    let expected = contacts
+        .iter()
+        .filter(|c| c.search_text.contains("o'brien"))
+        .count();
+    let data = app
+        .data(
+            r#"{ contacts(filter: { search: "O'Brien" }) { totalCount } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["contacts"]["totalCount"], expected);
+    assert!(expected > 0);
+}
