@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::sea_query::{
-    Alias, Asterisk, Condition, Expr, ExprTrait, Func, Order, OverStatement, Query,
-    SelectStatement, Value, WindowStatement,
+    Alias, Asterisk, Condition, Expr, ExprTrait, Func, Order, Query, SelectStatement, UnionType,
+    Value,
 };
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter, QuerySelect,
@@ -129,6 +129,31 @@ impl<M> Ordering<M> {
     /// run one way compares as one row value (which indexes serve directly).
     fn id_direction(&self) -> Direction {
         self.keys.last().map_or(Direction::Asc, |k| k.direction)
+    }
+
+    /// Compares two rows in this order (reversed when reading backwards), as the database
+    /// does: integers numerically, text by bytes (SQLite's BINARY, PostgreSQL's "C").
+    fn compare(&self, a: &M, b: &M, reversed: bool) -> std::cmp::Ordering {
+        let directed = |ord: std::cmp::Ordering, dir: Direction| {
+            if (dir == Direction::Desc) != reversed {
+                ord.reverse()
+            } else {
+                ord
+            }
+        };
+        for key in &self.keys {
+            let ord = match ((key.value)(a), (key.value)(b)) {
+                (KeyValue::Int(x), KeyValue::Int(y)) => x.cmp(&y),
+                (KeyValue::Text(x), KeyValue::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+                (KeyValue::Int(_), KeyValue::Text(_)) => std::cmp::Ordering::Less,
+                (KeyValue::Text(_), KeyValue::Int(_)) => std::cmp::Ordering::Greater,
+            };
+            let ord = directed(ord, key.direction);
+            if ord.is_ne() {
+                return ord;
+            }
+        }
+        directed((self.id_of)(a).cmp(&(self.id_of)(b)), self.id_direction())
     }
 
     /// The cursor of `row` in this order.
@@ -316,6 +341,7 @@ impl<M> Page<M> {
         Self::empty(Some(0), args)
     }
 
+    /// An empty page.
     fn empty(total: Option<i64>, args: &PageArgs) -> Self {
         Self {
             rows: Vec::new(),
@@ -373,112 +399,90 @@ where
     Ok(Page::from_probe(rows, args, None))
 }
 
-/// Reads the same page of children for many parents in one statement.
+/// Parents per statement when reading nested pages (SQLite allows 500 terms in a compound
+/// SELECT).
+const PARENTS_PER_STATEMENT: usize = 400;
+
+/// Reads the same page of children for many parents.
 ///
-/// `select` must already be scoped, filtered and limited to the parents; `parent` is the
-/// expression that names each row's parent. Each parent's rows are numbered with
-/// `ROW_NUMBER() OVER (PARTITION BY parent ORDER BY ...)` and cut at the page size; without a
-/// cursor the parent's total comes with the page from `COUNT(*) OVER (PARTITION BY parent)`,
-/// with one it is counted by a second, grouped statement (the cursor would cut the window).
+/// `select` must already be scoped and filtered; `parent` is the expression naming each
+/// row's parent. The pages are read in one statement (per 400 parents): a `UNION ALL` of one
+/// `WHERE parent = ? ORDER BY ... LIMIT n + 1` subquery per parent, each served by an index
+/// as a top-N scan (the portable form of a LATERAL join). With `with_totals`, one grouped
+/// `COUNT(*)` statement counts every parent's rows (ignoring the cursor).
 pub async fn fetch_pages_by_parent<E>(
     db: &DatabaseConnection,
     select: Select<E>,
     parent: Expr,
+    parents: &[Uuid],
     ordering: &Ordering<E::Model>,
     args: &PageArgs,
+    with_totals: bool,
 ) -> Result<HashMap<Uuid, Page<E::Model>>>
 where
     E: EntityTrait,
     E::Model: FromQueryResult,
 {
     let cursor = args.cursor_for(ordering)?;
-    let mut inner: SelectStatement = select.into_query();
     let mut totals: HashMap<Uuid, i64> = HashMap::new();
-    let total_in_window = cursor.is_none();
-
-    if let Some(cursor) = &cursor {
-        // Totals ignore the cursor: count before it narrows the rows.
-        let mut count = inner.clone();
+    if with_totals {
+        let mut count: SelectStatement = select.clone().into_query();
         count
             .clear_selects()
-            .expr_as(parent.clone(), Alias::new("parent_id"))
-            .expr_as(Func::count(Expr::col(Asterisk)), Alias::new("total"))
+            .expr_as(parent.clone(), Alias::new("cg_parent"))
+            .expr_as(Func::count(Expr::col(Asterisk)), Alias::new("cg_total"))
+            .and_where(parent.clone().is_in(parents.iter().copied()))
             .add_group_by([parent.clone()]);
         for row in db.query_all(&count).await? {
-            totals.insert(row.try_get("", "parent_id")?, row.try_get("", "total")?);
+            totals.insert(row.try_get("", "cg_parent")?, row.try_get("", "cg_total")?);
         }
-        inner.and_where(ordering.after_condition(cursor, args.backward));
     }
-    if args.size == 0 {
-        // Nothing to read but the totals.
-        if total_in_window {
-            let mut count = inner.clone();
-            count
-                .clear_selects()
-                .expr_as(parent.clone(), Alias::new("parent_id"))
-                .expr_as(Func::count(Expr::col(Asterisk)), Alias::new("total"))
-                .add_group_by([parent.clone()]);
-            for row in db.query_all(&count).await? {
-                totals.insert(row.try_get("", "parent_id")?, row.try_get("", "total")?);
+    let mut rows_by_parent: HashMap<Uuid, Vec<E::Model>> = HashMap::new();
+    if args.size > 0 {
+        for chunk in parents.chunks(PARENTS_PER_STATEMENT) {
+            let mut union: Option<SelectStatement> = None;
+            for (i, parent_id) in chunk.iter().enumerate() {
+                let mut branch: SelectStatement = select.clone().into_query();
+                branch
+                    .expr_as(parent.clone(), Alias::new("cg_parent"))
+                    .and_where(parent.clone().eq(*parent_id))
+                    .limit(args.size + 1);
+                if let Some(cursor) = &cursor {
+                    branch.and_where(ordering.after_condition(cursor, args.backward));
+                }
+                for (expr, order) in ordering.order_terms(args.backward) {
+                    branch.order_by_expr(expr, order);
+                }
+                // Each branch is wrapped so that its ORDER BY and LIMIT stay its own.
+                let wrapped = Query::select()
+                    .column(Asterisk)
+                    .from_subquery(branch, Alias::new(format!("cg_p{i}")))
+                    .to_owned();
+                union = Some(match union {
+                    None => wrapped,
+                    Some(mut u) => {
+                        u.union(UnionType::All, wrapped);
+                        u
+                    }
+                });
+            }
+            let Some(statement) = union else { continue };
+            for row in db.query_all(&statement).await? {
+                let parent_id: Uuid = row.try_get("", "cg_parent")?;
+                rows_by_parent
+                    .entry(parent_id)
+                    .or_default()
+                    .push(E::Model::from_query_result(&row, "")?);
             }
         }
-        return Ok(totals
-            .into_iter()
-            .map(|(p, t)| (p, Page::empty(Some(t), args)))
-            .collect());
     }
-
-    let mut numbered = WindowStatement::new();
-    numbered.add_partition_by(parent.clone());
-    for (expr, order) in ordering.order_terms(args.backward) {
-        numbered.order_by_expr(expr, order);
-    }
-    inner
-        .expr_as(parent.clone(), Alias::new("cg_parent"))
-        .expr_window_as(
-            Func::cust(Alias::new("ROW_NUMBER")),
-            numbered,
-            Alias::new("cg_row"),
-        );
-    if total_in_window {
-        let mut counted = WindowStatement::new();
-        counted.add_partition_by(parent.clone());
-        inner.expr_window_as(
-            Func::count(Expr::col(Asterisk)),
-            counted,
-            Alias::new("cg_total"),
-        );
-    }
-    let outer = Query::select()
-        .column(Asterisk)
-        .from_subquery(inner, Alias::new("cg_page"))
-        .and_where(Expr::col(Alias::new("cg_row")).lte(args.size as i64 + 1))
-        .order_by(Alias::new("cg_parent"), Order::Asc)
-        .order_by(Alias::new("cg_row"), Order::Asc)
-        .to_owned();
-
-    let mut grouped: HashMap<Uuid, Vec<E::Model>> = HashMap::new();
-    for row in db.query_all(&outer).await? {
-        let parent_id: Uuid = row.try_get("", "cg_parent")?;
-        if total_in_window {
-            totals.insert(parent_id, row.try_get("", "cg_total")?);
-        }
-        grouped
-            .entry(parent_id)
-            .or_default()
-            .push(E::Model::from_query_result(&row, "")?);
-    }
-    let mut pages: HashMap<Uuid, Page<E::Model>> = grouped
-        .into_iter()
-        .map(|(p, rows)| {
-            let total = totals.get(&p).copied().or(Some(0));
-            (p, Page::from_probe(rows, args, total))
-        })
-        .collect();
-    for (p, total) in totals {
-        pages
-            .entry(p)
-            .or_insert_with(|| Page::empty(Some(total), args));
+    let mut pages = HashMap::new();
+    for parent_id in parents {
+        let mut rows = rows_by_parent.remove(parent_id).unwrap_or_default();
+        // UNION ALL does not promise to keep each branch's order: restore it.
+        rows.sort_by(|a, b| ordering.compare(a, b, args.backward));
+        let total = with_totals.then(|| totals.get(parent_id).copied().unwrap_or(0));
+        pages.insert(*parent_id, Page::from_probe(rows, args, total));
     }
     Ok(pages)
 }

@@ -136,7 +136,8 @@ pub async fn count(
     Ok(filtered(db, tenant, filter)?.count(db).await? as i64)
 }
 
-/// The same page of contacts under each of `parents`, in one statement.
+/// The same page of contacts under each of `parents`, in one statement (and their totals
+/// in one more, when `with_totals`).
 pub async fn pages_by_parent(
     db: &DatabaseConnection,
     tenant: TenantId,
@@ -144,21 +145,14 @@ pub async fn pages_by_parent(
     parents: &[Uuid],
     query: &ContactQuery,
     args: &PageArgs,
+    with_totals: bool,
 ) -> Result<HashMap<Uuid, Page<contact::Model>>> {
     let select = filtered(db, tenant, &query.filter)?;
     let (select, parent_expr) = match parent {
-        ContactParent::Account => (
-            select.filter(contact::Column::AccountId.is_in(parents.iter().copied())),
-            contact::Column::AccountId.into_simple_expr(),
-        ),
-        ContactParent::Business => (
-            select.filter(contact::Column::BusinessId.is_in(parents.iter().copied())),
-            contact::Column::BusinessId.into_simple_expr(),
-        ),
+        ContactParent::Account => (select, contact::Column::AccountId.into_simple_expr()),
+        ContactParent::Business => (select, contact::Column::BusinessId.into_simple_expr()),
         ContactParent::Tag => {
-            let mut select = select
-                .filter(contact_tag::Column::TenantId.eq(tenant.0))
-                .filter(contact_tag::Column::TagId.is_in(parents.iter().copied()));
+            let mut select = select.filter(contact_tag::Column::TenantId.eq(tenant.0));
             QuerySelect::query(&mut select).inner_join(
                 ContactTag,
                 Expr::col((ContactTag, contact_tag::Column::ContactId))
@@ -167,7 +161,16 @@ pub async fn pages_by_parent(
             (select, contact_tag::Column::TagId.into_simple_expr())
         }
     };
-    paging::fetch_pages_by_parent(db, select, parent_expr, &ordering(&query.order), args).await
+    paging::fetch_pages_by_parent(
+        db,
+        select,
+        parent_expr,
+        parents,
+        &ordering(&query.order),
+        args,
+        with_totals,
+    )
+    .await
 }
 
 /// Which relations of a page of contacts to load with it.

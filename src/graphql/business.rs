@@ -96,6 +96,7 @@ impl Business {
             parent_id: self.0.id,
             query: Arc::new(query),
             args: Arc::new(args.clone()),
+            with_totals: ctx.look_ahead().field("totalCount").exists(),
         };
         let page = scope
             .loaders

@@ -351,6 +351,7 @@ pub(crate) async fn contacts_under(
         parent_id,
         query: Arc::new(query),
         args: Arc::new(args.clone()),
+        with_totals: ctx.look_ahead().field("totalCount").exists(),
     };
     let (page, related) = scope
         .loaders

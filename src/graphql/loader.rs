@@ -72,6 +72,8 @@ pub struct NestedPageKey<P, Q> {
     pub query: Arc<Q>,
     /// The page asked for.
     pub args: Arc<PageArgs>,
+    /// Whether `totalCount` is selected.
+    pub with_totals: bool,
 }
 
 /// Groups nested page keys by everything but the parent id: each group is one statement.
@@ -125,6 +127,7 @@ impl Loader<ContactPageKey> for ContactPages {
                 &ids,
                 &key.query,
                 &key.args,
+                key.with_totals,
             )
             .await?;
             let rows = pages.values().flat_map(|p| p.rows.iter());
@@ -165,7 +168,15 @@ impl Loader<TagPageKey> for TagPages {
         let mut out = HashMap::new();
         for (key, ids) in group_by_query(keys) {
             let mut pages =
-                tags::pages_by_business(&self.db, self.tenant, &ids, &key.query, &key.args).await?;
+                tags::pages_by_business(
+                    &self.db,
+                    self.tenant,
+                    &ids,
+                    &key.query,
+                    &key.args,
+                    key.with_totals,
+                )
+                .await?;
             for id in ids {
                 let page = pages.remove(&id).unwrap_or_else(|| Page::none(&key.args));
                 out.insert(

@@ -133,22 +133,24 @@ pub async fn count(db: &DatabaseConnection, tenant: TenantId, filter: &TagFilter
     Ok(filtered(tenant, filter)?.count(db).await? as i64)
 }
 
-/// The same page of tags under each of `businesses`, in one statement.
+/// The same page of tags under each of `businesses`, in one statement (and their totals in
+/// one more, when `with_totals`).
 pub async fn pages_by_business(
     db: &DatabaseConnection,
     tenant: TenantId,
     businesses: &[Uuid],
     query: &TagQuery,
     args: &PageArgs,
+    with_totals: bool,
 ) -> Result<HashMap<Uuid, Page<Model>>> {
-    let select = filtered(tenant, &query.filter)?
-        .filter(Column::BusinessId.is_in(businesses.iter().copied()));
     paging::fetch_pages_by_parent(
         db,
-        select,
+        filtered(tenant, &query.filter)?,
         Column::BusinessId.into_simple_expr(),
+        businesses,
         &ordering(&query.order),
         args,
+        with_totals,
     )
     .await
 }
