@@ -27,4 +27,15 @@ pub struct Config {
     /// Do not create the demo tenant and its data on an empty database.
     #[arg(long, env = "NO_DEMO")]
     pub no_demo: bool,
+
+    /// Region (ISO 3166 code, e.g. DE) for phone numbers written without a country code;
+    /// without it such numbers are rejected.
+    #[arg(long, env = "DEFAULT_PHONE_REGION", value_parser = parse_region)]
+    pub default_phone_region: Option<phonenumber::country::Id>,
+}
+
+fn parse_region(code: &str) -> Result<phonenumber::country::Id, String> {
+    code.to_ascii_uppercase()
+        .parse()
+        .map_err(|_| format!("{code} is not an ISO 3166 region code such as DE or US"))
 }

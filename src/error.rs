@@ -39,6 +39,10 @@ pub enum Error {
     Validation(Vec<FieldFailure>),
     /// The thing asked for does not exist in the caller's tenant.
     NotFound(String),
+    /// A conditional write found the row changed since the client read it.
+    PreconditionFailed(String),
+    /// The write would break a rule about related rows (e.g. deleting a non-empty account).
+    Conflict(String),
     /// The database failed.
     Database(Arc<DbErr>),
     /// Anything else that is the server's fault.
@@ -56,6 +60,8 @@ impl Error {
         match self {
             Error::Validation(_) => "VALIDATION_FAILED",
             Error::NotFound(_) => "NOT_FOUND",
+            Error::PreconditionFailed(_) => "PRECONDITION_FAILED",
+            Error::Conflict(_) => "CONFLICT",
             Error::Database(_) | Error::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -71,6 +77,7 @@ impl Error {
                 format!("Invalid input: {}", fields.join("; "))
             }
             Error::NotFound(what) => format!("{what} not found"),
+            Error::PreconditionFailed(msg) | Error::Conflict(msg) => msg.clone(),
             Error::Database(_) | Error::Internal(_) => "Internal server error".to_string(),
         }
     }

@@ -43,7 +43,7 @@ tenant_entity!(contact, account, business, tag);
 /// The tenant's rows of `E` with the given ids, in one statement; ids of other tenants
 /// and unknown ids are simply absent.
 pub async fn find_by_ids<E>(
-    db: &sea_orm::DatabaseConnection,
+    db: &impl sea_orm::ConnectionTrait,
     tenant: TenantId,
     ids: &[Uuid],
 ) -> crate::Result<std::collections::HashMap<Uuid, E::Model>>

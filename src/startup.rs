@@ -6,6 +6,7 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::contacts::WriteSettings;
 use crate::graphql::{AppSchema, build_schema};
 use crate::metrics::Metrics;
 use crate::scope::TenantId;
@@ -45,7 +46,12 @@ impl Application {
             default_tenant = Some(demo::create_demo_tenant(&db).await?);
         }
         let state = AppState {
-            schema: build_schema(db.clone()),
+            schema: build_schema(
+                db.clone(),
+                WriteSettings {
+                    default_region: config.default_phone_region,
+                },
+            ),
             db,
             metrics,
             default_tenant,

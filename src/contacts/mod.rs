@@ -2,6 +2,8 @@
 mod filter;
 mod order;
 pub mod phone;
+pub mod rules;
+mod write;
 
 use std::collections::HashMap;
 
@@ -17,6 +19,11 @@ use uuid::Uuid;
 
 pub use filter::{ContactFilter, FilterScope};
 pub use order::{ContactOrder, ContactOrderField, ordering};
+pub use rules::WriteSettings;
+pub use write::{
+    AddressInput, ContactPatch, DndInput, TagRefs, add_tags, begin_write, create_contact,
+    delete_contact, remove_tags, set_resolution, update_contact,
+};
 
 use crate::error::Result;
 use crate::paging::{self, Page, PageArgs};

@@ -167,16 +167,15 @@ impl Loader<TagPageKey> for TagPages {
     ) -> Result<HashMap<TagPageKey, Page<tag::Model>>, Error> {
         let mut out = HashMap::new();
         for (key, ids) in group_by_query(keys) {
-            let mut pages =
-                tags::pages_by_business(
-                    &self.db,
-                    self.tenant,
-                    &ids,
-                    &key.query,
-                    &key.args,
-                    key.with_totals,
-                )
-                .await?;
+            let mut pages = tags::pages_by_business(
+                &self.db,
+                self.tenant,
+                &ids,
+                &key.query,
+                &key.args,
+                key.with_totals,
+            )
+            .await?;
             for id in ids {
                 let page = pages.remove(&id).unwrap_or_else(|| Page::none(&key.args));
                 out.insert(

@@ -4,13 +4,14 @@ mod business;
 mod connection;
 mod contact;
 pub mod loader;
+mod mutation;
 mod node;
 mod query;
 mod tag;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptyMutation, EmptySubscription, Schema};
+use async_graphql::{Context, EmptySubscription, Schema};
 use sea_orm::DatabaseConnection;
 
 pub use account::Account;
@@ -18,26 +19,29 @@ pub use business::Business;
 pub use connection::{Connection, PageInfo, TotalCount};
 pub use contact::Contact;
 pub use loader::Loaders;
+pub use mutation::MutationRoot;
 pub use node::Node;
 pub use query::QueryRoot;
 pub use tag::Tag;
 
 use crate::auth::Principal;
+use crate::contacts::WriteSettings;
 use crate::scope::TenantId;
 
 /// The schema served at `/graphql`.
-pub type AppSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// Builds the schema; the database pool is shared by every request.
-pub fn build_schema(db: DatabaseConnection) -> AppSchema {
-    Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
+/// Builds the schema; the database pool and write settings are shared by every request.
+pub fn build_schema(db: DatabaseConnection, settings: WriteSettings) -> AppSchema {
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .data(db)
+        .data(settings)
         .finish()
 }
 
 /// The schema in SDL, as checked in at `schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .finish()
         .sdl()
 }

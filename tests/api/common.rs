@@ -48,6 +48,7 @@ pub async fn spawn_app() -> TestApp {
         listen: "127.0.0.1:0".parse().expect("address"),
         database: DatabaseConfig { database_url },
         no_demo: false,
+        default_phone_region: None,
     };
     let app = Application::build(&config)
         .await

@@ -1,0 +1,819 @@
+//! Contact writes: create, patch (seed 001), delete, tag and resolve. Each runs in one
+//! transaction; input is validated in full before anything is written.
+use async_graphql::{ID, InputObject, MaybeUndefined};
+use entity::prelude::{Account, Business, Contact, ContactAssignee, ContactTag, Tag};
+use entity::{contact, contact_assignee, contact_tag, tag};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, QueryFilter, QuerySelect, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::rules::{Checker, MAX_NAME, MAX_ROLE, MAX_SHORT, MAX_TEXT, WriteSettings, split_name};
+use super::{ResolutionStatus, search_text, sort_name};
+use crate::error::{Error, FieldFailure, Result};
+use crate::filter::{collect_id, parse_id};
+use crate::scope::{TenantId, find_by_ids, scoped};
+use crate::time::{Timestamp, now_millis};
+
+/// A postal address; in a patch, the parts given replace the stored ones (null clears one).
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct AddressInput {
+    /// Street and number.
+    pub street: MaybeUndefined<String>,
+    /// City.
+    pub city: MaybeUndefined<String>,
+    /// State or region.
+    pub state: MaybeUndefined<String>,
+    /// Country.
+    pub country: MaybeUndefined<String>,
+    /// Postal or ZIP code.
+    pub postal_code: MaybeUndefined<String>,
+}
+
+/// Do-not-disturb flags; the flags given replace the stored ones.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct DndInput {
+    /// No emails.
+    pub email: Option<bool>,
+    /// No text messages.
+    pub sms: Option<bool>,
+    /// No calls.
+    pub call: Option<bool>,
+    /// No WhatsApp messages.
+    pub whatsapp: Option<bool>,
+}
+
+/// The writable fields of a contact. Only the fields present change (seed 001's PATCH): a
+/// field sent as `null` is cleared, a field left out is kept. Strings are trimmed; an empty
+/// string clears like `null`.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct ContactPatch {
+    /// Full name (seed 001): split into first and last name at the last word
+    /// (`Henrik B. Larsen` → `Henrik B.` + `Larsen`; one word is a first name). Not together
+    /// with `firstName`/`lastName`.
+    pub name: MaybeUndefined<String>,
+    /// First name (at most 100 characters).
+    pub first_name: MaybeUndefined<String>,
+    /// Last name (at most 100 characters).
+    pub last_name: MaybeUndefined<String>,
+    /// Email address (at most 150 characters); stored lower-cased.
+    pub email: MaybeUndefined<String>,
+    /// Further email addresses (replaces the list).
+    pub secondary_emails: MaybeUndefined<Vec<String>>,
+    /// Phone number, any common format; stored in E.164. Without a country code it is read
+    /// in the server's default region, if one is configured.
+    pub phone: MaybeUndefined<String>,
+    /// Further phone numbers (replaces the list).
+    pub secondary_phones: MaybeUndefined<Vec<String>>,
+    /// Company name.
+    pub company_name: MaybeUndefined<String>,
+    /// Web site, an http(s) URL (at most 250 characters).
+    pub website: MaybeUndefined<String>,
+    /// LinkedIn profile, an http(s) URL (at most 250 characters).
+    pub linkedin: MaybeUndefined<String>,
+    /// Role or job title (at most 75 characters).
+    pub role: MaybeUndefined<String>,
+    /// Description (at most 10,000 characters).
+    pub description: MaybeUndefined<String>,
+    /// Notes (at most 10,000 characters).
+    pub notes: MaybeUndefined<String>,
+    /// Postal address; `null` clears every part.
+    pub address: MaybeUndefined<AddressInput>,
+    /// IANA time zone, e.g. `Europe/Berlin`.
+    pub timezone: MaybeUndefined<String>,
+    /// Where the contact came from.
+    pub source: MaybeUndefined<String>,
+    /// Marketing lead source.
+    pub lead_source: MaybeUndefined<String>,
+    /// Status in the workflow.
+    pub status: MaybeUndefined<String>,
+    /// Sales pipeline.
+    pub pipeline_id: MaybeUndefined<String>,
+    /// Stage in the pipeline.
+    pub pipeline_stage: MaybeUndefined<String>,
+    /// Status of the last message.
+    pub message_status: MaybeUndefined<String>,
+    /// Owning user.
+    pub owner: MaybeUndefined<String>,
+    /// Assigned users (replaces the list).
+    pub assignees: MaybeUndefined<Vec<String>>,
+    /// Do-not-disturb flags.
+    pub dnd: Option<DndInput>,
+    /// Marks a test contact.
+    pub is_test_contact: Option<bool>,
+    /// When the last message was exchanged.
+    pub last_message_at: MaybeUndefined<Timestamp>,
+    /// The account the contact belongs to.
+    pub account_id: MaybeUndefined<ID>,
+    /// The business that owns the contact.
+    pub business_id: MaybeUndefined<ID>,
+}
+
+/// Sets `target` from a patch field: absent keeps, null clears, a value is checked.
+fn patch_text(
+    check: &mut Checker<'_>,
+    field: &str,
+    value: &MaybeUndefined<String>,
+    target: &mut Option<String>,
+    read: impl FnOnce(&mut Checker<'_>, &str, &str) -> Option<String>,
+) {
+    match value {
+        MaybeUndefined::Undefined => {}
+        MaybeUndefined::Null => *target = None,
+        MaybeUndefined::Value(v) => {
+            let before = check.failures.len();
+            let read = read(check, field, v);
+            if check.failures.len() == before {
+                *target = read;
+            }
+        }
+    }
+}
+
+fn short(max: usize) -> impl FnOnce(&mut Checker<'_>, &str, &str) -> Option<String> {
+    move |c, f, v| c.text(f, v, max)
+}
+
+fn patch_list(
+    check: &mut Checker<'_>,
+    field: &str,
+    value: &MaybeUndefined<Vec<String>>,
+    target: &mut serde_json::Value,
+    item: impl FnMut(&mut Checker<'_>, &str, &str) -> Option<String>,
+) {
+    match value {
+        MaybeUndefined::Undefined => {}
+        MaybeUndefined::Null => *target = json!([]),
+        MaybeUndefined::Value(values) => *target = json!(check.list(field, values, item)),
+    }
+}
+
+impl ContactPatch {
+    /// Applies the patch to `contact`, collecting every invalid field under `path`. Ids of
+    /// accounts and businesses are only parsed here; [`check_parents`] checks they exist.
+    pub fn apply(
+        &self,
+        contact: &mut contact::Model,
+        path: &str,
+        settings: WriteSettings,
+    ) -> Vec<FieldFailure> {
+        let mut check = Checker::new(path, settings);
+        let c = contact;
+        if !self.name.is_undefined() {
+            if !self.first_name.is_undefined() || !self.last_name.is_undefined() {
+                check.failures.push(FieldFailure::new(
+                    format!("{path}.name"),
+                    "give either name or firstName/lastName, not both",
+                ));
+            }
+            if let MaybeUndefined::Value(full) = &self.name {
+                let (first, last) = split_name(full);
+                let first = first.and_then(|f| check.text("name", &f, MAX_NAME));
+                let last = last.and_then(|l| check.text("name", &l, MAX_NAME));
+                (c.first_name, c.last_name) = (first, last);
+            } else {
+                (c.first_name, c.last_name) = (None, None);
+            }
+        }
+        patch_text(
+            &mut check,
+            "firstName",
+            &self.first_name,
+            &mut c.first_name,
+            short(MAX_NAME),
+        );
+        patch_text(
+            &mut check,
+            "lastName",
+            &self.last_name,
+            &mut c.last_name,
+            short(MAX_NAME),
+        );
+        patch_text(
+            &mut check,
+            "email",
+            &self.email,
+            &mut c.email,
+            |ch, f, v| ch.email(f, v),
+        );
+        patch_list(
+            &mut check,
+            "secondaryEmails",
+            &self.secondary_emails,
+            &mut c.secondary_emails,
+            |ch, f, v| ch.email(f, v),
+        );
+        patch_text(
+            &mut check,
+            "phone",
+            &self.phone,
+            &mut c.phone,
+            |ch, f, v| ch.phone(f, v),
+        );
+        patch_list(
+            &mut check,
+            "secondaryPhones",
+            &self.secondary_phones,
+            &mut c.secondary_phones,
+            |ch, f, v| ch.phone(f, v),
+        );
+        patch_text(
+            &mut check,
+            "companyName",
+            &self.company_name,
+            &mut c.company_name,
+            short(MAX_SHORT),
+        );
+        patch_text(
+            &mut check,
+            "website",
+            &self.website,
+            &mut c.website,
+            |ch, f, v| ch.url(f, v),
+        );
+        patch_text(
+            &mut check,
+            "linkedin",
+            &self.linkedin,
+            &mut c.linkedin,
+            |ch, f, v| ch.url(f, v),
+        );
+        patch_text(&mut check, "role", &self.role, &mut c.role, short(MAX_ROLE));
+        patch_text(
+            &mut check,
+            "description",
+            &self.description,
+            &mut c.description,
+            short(MAX_TEXT),
+        );
+        patch_text(
+            &mut check,
+            "notes",
+            &self.notes,
+            &mut c.notes,
+            short(MAX_TEXT),
+        );
+        match &self.address {
+            MaybeUndefined::Undefined => {}
+            MaybeUndefined::Null => {
+                c.address_street = None;
+                c.address_city = None;
+                c.address_state = None;
+                c.address_country = None;
+                c.address_postal_code = None;
+            }
+            MaybeUndefined::Value(a) => {
+                patch_text(
+                    &mut check,
+                    "address.street",
+                    &a.street,
+                    &mut c.address_street,
+                    short(MAX_SHORT),
+                );
+                patch_text(
+                    &mut check,
+                    "address.city",
+                    &a.city,
+                    &mut c.address_city,
+                    short(MAX_SHORT),
+                );
+                patch_text(
+                    &mut check,
+                    "address.state",
+                    &a.state,
+                    &mut c.address_state,
+                    short(MAX_SHORT),
+                );
+                patch_text(
+                    &mut check,
+                    "address.country",
+                    &a.country,
+                    &mut c.address_country,
+                    short(MAX_SHORT),
+                );
+                patch_text(
+                    &mut check,
+                    "address.postalCode",
+                    &a.postal_code,
+                    &mut c.address_postal_code,
+                    short(MAX_SHORT),
+                );
+            }
+        }
+        patch_text(
+            &mut check,
+            "timezone",
+            &self.timezone,
+            &mut c.timezone,
+            |ch, f, v| ch.timezone(f, v),
+        );
+        patch_text(
+            &mut check,
+            "source",
+            &self.source,
+            &mut c.source,
+            short(MAX_SHORT),
+        );
+        patch_text(
+            &mut check,
+            "leadSource",
+            &self.lead_source,
+            &mut c.lead_source,
+            short(MAX_SHORT),
+        );
+        patch_text(
+            &mut check,
+            "status",
+            &self.status,
+            &mut c.status,
+            short(MAX_SHORT),
+        );
+        patch_text(
+            &mut check,
+            "pipelineId",
+            &self.pipeline_id,
+            &mut c.pipeline_id,
+            short(MAX_SHORT),
+        );
+        patch_text(
+            &mut check,
+            "pipelineStage",
+            &self.pipeline_stage,
+            &mut c.pipeline_stage,
+            short(MAX_SHORT),
+        );
+        patch_text(
+            &mut check,
+            "messageStatus",
+            &self.message_status,
+            &mut c.message_status,
+            short(MAX_SHORT),
+        );
+        patch_text(
+            &mut check,
+            "owner",
+            &self.owner,
+            &mut c.owner,
+            short(MAX_SHORT),
+        );
+        patch_list(
+            &mut check,
+            "assignees",
+            &self.assignees,
+            &mut c.assignees,
+            |ch, f, v| ch.text(f, v, MAX_SHORT),
+        );
+        if let Some(dnd) = &self.dnd {
+            c.dnd_email = dnd.email.unwrap_or(c.dnd_email);
+            c.dnd_sms = dnd.sms.unwrap_or(c.dnd_sms);
+            c.dnd_call = dnd.call.unwrap_or(c.dnd_call);
+            c.dnd_whatsapp = dnd.whatsapp.unwrap_or(c.dnd_whatsapp);
+        }
+        if let Some(flag) = self.is_test_contact {
+            c.is_test_contact = flag;
+        }
+        match &self.last_message_at {
+            MaybeUndefined::Undefined => {}
+            MaybeUndefined::Null => c.last_message_at = None,
+            MaybeUndefined::Value(t) => c.last_message_at = Some(t.millis()),
+        }
+        let mut failures = check.failures;
+        for (field, value, target) in [
+            ("accountId", &self.account_id, &mut c.account_id),
+            ("businessId", &self.business_id, &mut c.business_id),
+        ] {
+            match value {
+                MaybeUndefined::Undefined => {}
+                MaybeUndefined::Null => *target = None,
+                MaybeUndefined::Value(id) => {
+                    *target = collect_id(&format!("{path}.{field}"), id, &mut failures);
+                }
+            }
+        }
+        c.sort_name = sort_name(c.first_name.as_deref(), c.last_name.as_deref());
+        c.search_text = search_text(c);
+        failures
+    }
+}
+
+/// Checks that the account and business a contact points to exist in the tenant.
+async fn check_parents(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    contact: &contact::Model,
+    path: &str,
+    failures: &mut Vec<FieldFailure>,
+) -> Result<()> {
+    if let Some(id) = contact.account_id
+        && find_by_ids::<Account>(txn, tenant, &[id]).await?.is_empty()
+    {
+        failures.push(FieldFailure::new(
+            format!("{path}.accountId"),
+            "no such account",
+        ));
+    }
+    if let Some(id) = contact.business_id
+        && find_by_ids::<Business>(txn, tenant, &[id])
+            .await?
+            .is_empty()
+    {
+        failures.push(FieldFailure::new(
+            format!("{path}.businessId"),
+            "no such business",
+        ));
+    }
+    Ok(())
+}
+
+/// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
+/// IMMEDIATE`), so that concurrent writers queue on the busy timeout instead of failing
+/// when a read turns into a write.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction> {
+    Ok(db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await?)
+}
+
+/// The contact `id` of the tenant, locked for update (PostgreSQL) inside `txn`.
+async fn locked_contact(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<contact::Model> {
+    scoped::<Contact>(tenant)
+        .filter(contact::Column::Id.eq(id))
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or_else(|| Error::NotFound("Contact".to_string()))
+}
+
+/// A timestamp strictly after `previous`: now, or one millisecond later when the clock has
+/// not moved past it.
+fn next_updated_at(previous: i64) -> i64 {
+    now_millis().max(previous + 1)
+}
+
+/// Writes `updated` over `current` if the stored row still has `current`'s `updatedAt`
+/// (compare-and-set in the UPDATE's WHERE), and its assignee rows.
+async fn write_contact(
+    txn: &DatabaseTransaction,
+    current: &contact::Model,
+    updated: contact::Model,
+) -> Result<contact::Model> {
+    let result = Contact::update_many()
+        .set(updated.clone().into_active_model().reset_all())
+        .filter(contact::Column::Id.eq(current.id))
+        .filter(contact::Column::TenantId.eq(current.tenant_id))
+        .filter(contact::Column::UpdatedAt.eq(current.updated_at))
+        .exec(txn)
+        .await?;
+    if result.rows_affected != 1 {
+        return Err(Error::PreconditionFailed(
+            "the contact changed while it was being updated; read it again and retry".into(),
+        ));
+    }
+    if updated.assignees != current.assignees {
+        write_assignees(txn, &updated, true).await?;
+    }
+    Ok(updated)
+}
+
+async fn write_assignees(
+    txn: &DatabaseTransaction,
+    contact: &contact::Model,
+    replace: bool,
+) -> Result<()> {
+    if replace {
+        ContactAssignee::delete_many()
+            .filter(contact_assignee::Column::TenantId.eq(contact.tenant_id))
+            .filter(contact_assignee::Column::ContactId.eq(contact.id))
+            .exec(txn)
+            .await?;
+    }
+    let rows: Vec<contact_assignee::ActiveModel> = contact
+        .assignees
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+        .map(|a| {
+            contact_assignee::Model {
+                tenant_id: contact.tenant_id,
+                contact_id: contact.id,
+                assignee: a.to_string(),
+            }
+            .into_active_model()
+        })
+        .collect();
+    if !rows.is_empty() {
+        ContactAssignee::insert_many(rows).exec(txn).await?;
+    }
+    Ok(())
+}
+
+/// Patches contact `id`. With `expected_updated_at`, the write happens only if the stored
+/// `updatedAt` is exactly that (seed 003's 412); otherwise `PRECONDITION_FAILED`. A patch
+/// that changes nothing writes nothing and keeps `updatedAt`.
+pub async fn update_contact(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    id: &ID,
+    patch: &ContactPatch,
+    expected_updated_at: Option<Timestamp>,
+    settings: WriteSettings,
+) -> Result<contact::Model> {
+    let id = parse_id("input.id", id)?;
+    let txn = begin_write(db).await?;
+    let current = locked_contact(&txn, tenant, id).await?;
+    if let Some(expected) = expected_updated_at
+        && expected.millis() != current.updated_at
+    {
+        return Err(Error::PreconditionFailed(format!(
+            "the contact was updated at {} since the expected {}; read it again and retry",
+            crate::time::format_millis(current.updated_at),
+            crate::time::format_millis(expected.millis()),
+        )));
+    }
+    let mut updated = current.clone();
+    let mut failures = patch.apply(&mut updated, "input.patch", settings);
+    check_parents(&txn, tenant, &updated, "input.patch", &mut failures).await?;
+    if !failures.is_empty() {
+        return Err(Error::Validation(failures));
+    }
+    if updated == current {
+        return Ok(current);
+    }
+    updated.updated_at = next_updated_at(current.updated_at);
+    let updated = write_contact(&txn, &current, updated).await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Creates a contact from `fields` (absent fields are empty).
+pub async fn create_contact(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    fields: &ContactPatch,
+    settings: WriteSettings,
+) -> Result<contact::Model> {
+    let now = now_millis();
+    let mut contact = contact::Model {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.0,
+        account_id: None,
+        business_id: None,
+        external_ref: None,
+        resolution_status: ResolutionStatus::Unresolved.as_str().to_string(),
+        first_name: None,
+        last_name: None,
+        email: None,
+        secondary_emails: json!([]),
+        phone: None,
+        secondary_phones: json!([]),
+        company_name: None,
+        website: None,
+        linkedin: None,
+        role: None,
+        description: None,
+        notes: None,
+        address_street: None,
+        address_city: None,
+        address_state: None,
+        address_country: None,
+        address_postal_code: None,
+        timezone: None,
+        source: None,
+        lead_source: None,
+        status: None,
+        pipeline_id: None,
+        pipeline_stage: None,
+        message_status: None,
+        owner: None,
+        assignees: json!([]),
+        created_by: None,
+        dnd_email: false,
+        dnd_sms: false,
+        dnd_call: false,
+        dnd_whatsapp: false,
+        is_test_contact: false,
+        last_message_at: None,
+        created_at: now,
+        updated_at: now,
+        sort_name: String::new(),
+        search_text: String::new(),
+    };
+    let txn = begin_write(db).await?;
+    let mut failures = fields.apply(&mut contact, "input.contact", settings);
+    check_parents(&txn, tenant, &contact, "input.contact", &mut failures).await?;
+    if !failures.is_empty() {
+        return Err(Error::Validation(failures));
+    }
+    let created = contact.clone().into_active_model().insert(&txn).await?;
+    write_assignees(&txn, &created, false).await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+/// Deletes contact `id` (its tag links and assignees go with it); returns its id.
+pub async fn delete_contact(db: &DatabaseConnection, tenant: TenantId, id: &ID) -> Result<Uuid> {
+    let id = parse_id("input.id", id)?;
+    let txn = begin_write(db).await?;
+    let contact = locked_contact(&txn, tenant, id).await?;
+    ContactTag::delete_many()
+        .filter(contact_tag::Column::TenantId.eq(tenant.0))
+        .filter(contact_tag::Column::ContactId.eq(contact.id))
+        .exec(&txn)
+        .await?;
+    ContactAssignee::delete_many()
+        .filter(contact_assignee::Column::TenantId.eq(tenant.0))
+        .filter(contact_assignee::Column::ContactId.eq(contact.id))
+        .exec(&txn)
+        .await?;
+    Contact::delete_many()
+        .filter(contact::Column::TenantId.eq(tenant.0))
+        .filter(contact::Column::Id.eq(contact.id))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(contact.id)
+}
+
+/// Tags named by id or by name, as given to `addTagsToContact`/`removeTagsFromContact`.
+#[derive(Clone, Debug, Default)]
+pub struct TagRefs {
+    /// Tag ids.
+    pub tag_ids: Option<Vec<ID>>,
+    /// Tag names, looked up in the contact's business.
+    pub tag_names: Option<Vec<String>>,
+}
+
+/// Resolves `refs` to tags of the tenant; unknown ones are validation failures.
+async fn resolve_tags(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    contact: &contact::Model,
+    refs: &TagRefs,
+) -> Result<Vec<tag::Model>> {
+    let mut failures = Vec::new();
+    let mut tags = Vec::new();
+    for (i, id) in refs.tag_ids.iter().flatten().enumerate() {
+        let field = format!("input.tagIds[{i}]");
+        if let Some(id) = collect_id(&field, id, &mut failures) {
+            match find_by_ids::<Tag>(txn, tenant, &[id]).await?.remove(&id) {
+                Some(t) => tags.push(t),
+                None => failures.push(FieldFailure::new(field, "no such tag")),
+            }
+        }
+    }
+    for (i, name) in refs.tag_names.iter().flatten().enumerate() {
+        let field = format!("input.tagNames[{i}]");
+        let Some(business) = contact.business_id else {
+            failures.push(FieldFailure::new(
+                field,
+                "the contact has no business to look tag names up in; give tag ids",
+            ));
+            continue;
+        };
+        let found = scoped::<Tag>(tenant)
+            .filter(tag::Column::BusinessId.eq(business))
+            .filter(tag::Column::Name.eq(name.trim()))
+            .one(txn)
+            .await?;
+        match found {
+            Some(t) => tags.push(t),
+            None => failures.push(FieldFailure::new(
+                field,
+                "no tag of that name in the contact's business",
+            )),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(Error::Validation(failures));
+    }
+    tags.sort_by_key(|t| t.id);
+    tags.dedup_by_key(|t| t.id);
+    Ok(tags)
+}
+
+/// Adds tags to a contact; tags it already has are left as they are.
+pub async fn add_tags(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    id: &ID,
+    refs: &TagRefs,
+) -> Result<contact::Model> {
+    let id = parse_id("input.contactId", id)?;
+    let txn = begin_write(db).await?;
+    let contact = locked_contact(&txn, tenant, id).await?;
+    let tags = resolve_tags(&txn, tenant, &contact, refs).await?;
+    let existing: Vec<Uuid> = ContactTag::find()
+        .filter(contact_tag::Column::TenantId.eq(tenant.0))
+        .filter(contact_tag::Column::ContactId.eq(contact.id))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|l| l.tag_id)
+        .collect();
+    let now = now_millis();
+    let new: Vec<contact_tag::ActiveModel> = tags
+        .iter()
+        .filter(|t| !existing.contains(&t.id))
+        .map(|t| {
+            contact_tag::Model {
+                tenant_id: tenant.0,
+                contact_id: contact.id,
+                tag_id: t.id,
+                created_at: now,
+            }
+            .into_active_model()
+        })
+        .collect();
+    let contact = if new.is_empty() {
+        contact
+    } else {
+        ContactTag::insert_many(new).exec(&txn).await?;
+        touch(&txn, contact).await?
+    };
+    txn.commit().await?;
+    Ok(contact)
+}
+
+/// Removes tags from a contact; tags it does not have are ignored.
+pub async fn remove_tags(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    id: &ID,
+    refs: &TagRefs,
+) -> Result<contact::Model> {
+    let id = parse_id("input.contactId", id)?;
+    let txn = begin_write(db).await?;
+    let contact = locked_contact(&txn, tenant, id).await?;
+    let tags = resolve_tags(&txn, tenant, &contact, refs).await?;
+    let removed = ContactTag::delete_many()
+        .filter(contact_tag::Column::TenantId.eq(tenant.0))
+        .filter(contact_tag::Column::ContactId.eq(contact.id))
+        .filter(contact_tag::Column::TagId.is_in(tags.iter().map(|t| t.id)))
+        .exec(&txn)
+        .await?;
+    let contact = if removed.rows_affected == 0 {
+        contact
+    } else {
+        touch(&txn, contact).await?
+    };
+    txn.commit().await?;
+    Ok(contact)
+}
+
+/// Moves a contact's `updatedAt` forward after a change to its links.
+async fn touch(txn: &DatabaseTransaction, current: contact::Model) -> Result<contact::Model> {
+    let mut updated = current.clone();
+    updated.updated_at = next_updated_at(current.updated_at);
+    Contact::update_many()
+        .col_expr(contact::Column::UpdatedAt, Expr::val(updated.updated_at))
+        .filter(contact::Column::Id.eq(current.id))
+        .filter(contact::Column::TenantId.eq(current.tenant_id))
+        .exec(txn)
+        .await?;
+    Ok(updated)
+}
+
+/// Sets how a contact was identified and its CRM reference (seed 000's manual resolution).
+pub async fn set_resolution(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    id: &ID,
+    status: ResolutionStatus,
+    external_ref: MaybeUndefined<String>,
+) -> Result<contact::Model> {
+    let id = parse_id("input.id", id)?;
+    let txn = begin_write(db).await?;
+    let current = locked_contact(&txn, tenant, id).await?;
+    let mut updated = current.clone();
+    updated.resolution_status = status.as_str().to_string();
+    let mut check = Checker::new("input", WriteSettings::default());
+    patch_text(
+        &mut check,
+        "externalRef",
+        &external_ref,
+        &mut updated.external_ref,
+        short(MAX_SHORT),
+    );
+    if !check.failures.is_empty() {
+        return Err(Error::Validation(check.failures));
+    }
+    if updated == current {
+        return Ok(current);
+    }
+    updated.updated_at = next_updated_at(current.updated_at);
+    let updated = write_contact(&txn, &current, updated).await?;
+    txn.commit().await?;
+    Ok(updated)
+}
