@@ -21,6 +21,7 @@ pub mod filter;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod organisations;
 pub mod paging;
 pub mod scope;
 pub mod startup;

@@ -668,7 +668,11 @@ async fn resolve_tags(
         let field = format!("input.tagIds[{i}]");
         if let Some(id) = collect_id(&field, id, &mut failures) {
             match find_by_ids::<Tag>(txn, tenant, &[id]).await?.remove(&id) {
-                Some(t) => tags.push(t),
+                Some(t) if Some(t.business_id) == contact.business_id => tags.push(t),
+                Some(_) => failures.push(FieldFailure::new(
+                    field,
+                    "the tag belongs to another business than the contact's",
+                )),
                 None => failures.push(FieldFailure::new(field, "no such tag")),
             }
         }

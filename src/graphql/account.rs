@@ -1,10 +1,11 @@
 //! `Account`: a customer company whose people are contacts.
-use async_graphql::{Context, ID, Object};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use entity::account::Model;
 
 use super::contact::contacts_under;
-use super::{Connection, Contact};
+use super::{Connection, Contact, RequestScope};
 use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
+use crate::organisations::{self, OrganisationPatch};
 use crate::time::Timestamp;
 
 /// A customer company whose people are contacts (seed 000's accounts, seed 003's clients,
@@ -65,5 +66,120 @@ impl Account {
             before,
         )
         .await
+    }
+}
+
+/// Input of `createAccount`.
+#[derive(InputObject)]
+pub struct CreateAccountInput {
+    /// Name of the company (at most 255 characters).
+    pub name: String,
+    /// Identifier in an external CRM.
+    pub external_ref: MaybeUndefined<String>,
+    /// Echoed in the payload.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Input of `updateAccount`.
+#[derive(InputObject)]
+pub struct UpdateAccountInput {
+    /// The account.
+    pub id: ID,
+    /// The fields to change.
+    pub patch: OrganisationPatch,
+    /// Echoed in the payload.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Input of `deleteAccount`.
+#[derive(InputObject)]
+pub struct DeleteAccountInput {
+    /// The account.
+    pub id: ID,
+    /// Echoed in the payload.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Result of a mutation that changes an account.
+#[derive(SimpleObject)]
+pub struct AccountPayload {
+    /// The account after the change.
+    pub account: Account,
+    /// The input's `clientMutationId`.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Result of `deleteAccount`.
+#[derive(SimpleObject)]
+pub struct DeleteAccountPayload {
+    /// The id of the account that was deleted.
+    pub deleted_account_id: ID,
+    /// The input's `clientMutationId`.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Account mutations.
+#[derive(Default)]
+pub struct AccountMutations;
+
+/// Account mutations.
+#[Object]
+impl AccountMutations {
+    /// Creates an account. Example: `createAccount(input: { name: "Acme GmbH", externalRef: "CRM-ACC-1" }) { account { id } }`.
+    async fn create_account(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateAccountInput,
+    ) -> async_graphql::Result<AccountPayload> {
+        let scope = RequestScope::of(ctx)?;
+        let account = organisations::create::<entity::prelude::Account>(
+            scope.db,
+            scope.tenant,
+            &input.name,
+            &input.external_ref,
+        )
+        .await?;
+        Ok(AccountPayload {
+            account: Account(account),
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+
+    /// Renames an account or changes its external reference. Example:
+    /// `updateAccount(input: { id: "…", patch: { name: "Acme AG" } }) { account { name } }`.
+    async fn update_account(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateAccountInput,
+    ) -> async_graphql::Result<AccountPayload> {
+        let scope = RequestScope::of(ctx)?;
+        let account = organisations::update::<entity::prelude::Account>(
+            scope.db,
+            scope.tenant,
+            &input.id,
+            &input.patch,
+        )
+        .await?;
+        Ok(AccountPayload {
+            account: Account(account),
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+
+    /// Deletes an account. Fails with `CONFLICT` (saying how many) while contacts belong to
+    /// it. Example: `deleteAccount(input: { id: "…" }) { deletedAccountId }`.
+    async fn delete_account(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteAccountInput,
+    ) -> async_graphql::Result<DeleteAccountPayload> {
+        let scope = RequestScope::of(ctx)?;
+        let id =
+            organisations::delete::<entity::prelude::Account>(scope.db, scope.tenant, &input.id)
+                .await?;
+        Ok(DeleteAccountPayload {
+            deleted_account_id: ID(id.to_string()),
+            client_mutation_id: input.client_mutation_id,
+        })
     }
 }

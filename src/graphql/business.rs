@@ -1,13 +1,14 @@
 //! `Business`: an organisation of the tenant that owns contacts and tags.
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, Object};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use entity::business::Model;
 
 use super::contact::contacts_under;
 use super::loader::TagPageKey;
 use super::{Connection, Contact, RequestScope, Tag, TotalCount};
 use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
+use crate::organisations::{self, OrganisationPatch};
 use crate::paging::{Page, PageArgs};
 use crate::tags::{self, TagFilter, TagOrder, TagQuery};
 use crate::time::Timestamp;
@@ -106,5 +107,119 @@ impl Business {
             .unwrap_or_else(|| Page::none(&args));
         let total = TotalCount::Known(page.total.unwrap_or(0));
         Ok(Connection::new(page, &ordering, total, Tag))
+    }
+}
+/// Input of `createBusiness`.
+#[derive(InputObject)]
+pub struct CreateBusinessInput {
+    /// Name of the business (at most 255 characters).
+    pub name: String,
+    /// Identifier in an external system.
+    pub external_ref: MaybeUndefined<String>,
+    /// Echoed in the payload.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Input of `updateBusiness`.
+#[derive(InputObject)]
+pub struct UpdateBusinessInput {
+    /// The business.
+    pub id: ID,
+    /// The fields to change.
+    pub patch: OrganisationPatch,
+    /// Echoed in the payload.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Input of `deleteBusiness`.
+#[derive(InputObject)]
+pub struct DeleteBusinessInput {
+    /// The business.
+    pub id: ID,
+    /// Echoed in the payload.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Result of a mutation that changes an business.
+#[derive(SimpleObject)]
+pub struct BusinessPayload {
+    /// The business after the change.
+    pub business: Business,
+    /// The input's `clientMutationId`.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Result of `deleteBusiness`.
+#[derive(SimpleObject)]
+pub struct DeleteBusinessPayload {
+    /// The id of the business that was deleted.
+    pub deleted_business_id: ID,
+    /// The input's `clientMutationId`.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Business mutations.
+#[derive(Default)]
+pub struct BusinessMutations;
+
+/// Business mutations.
+#[Object]
+impl BusinessMutations {
+    /// Creates an business. Example: `createBusiness(input: { name: "Support EMEA", externalRef: "BIZ-7" }) { business { id } }`.
+    async fn create_business(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateBusinessInput,
+    ) -> async_graphql::Result<BusinessPayload> {
+        let scope = RequestScope::of(ctx)?;
+        let business = organisations::create::<entity::prelude::Business>(
+            scope.db,
+            scope.tenant,
+            &input.name,
+            &input.external_ref,
+        )
+        .await?;
+        Ok(BusinessPayload {
+            business: Business(business),
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+
+    /// Renames an business or changes its external reference. Example:
+    /// `updateBusiness(input: { id: "…", patch: { name: "Support Europe" } }) { business { name } }`.
+    async fn update_business(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateBusinessInput,
+    ) -> async_graphql::Result<BusinessPayload> {
+        let scope = RequestScope::of(ctx)?;
+        let business = organisations::update::<entity::prelude::Business>(
+            scope.db,
+            scope.tenant,
+            &input.id,
+            &input.patch,
+        )
+        .await?;
+        Ok(BusinessPayload {
+            business: Business(business),
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+
+    /// Deletes an business. Its tags go with it. Fails with `CONFLICT` (saying how many) while contacts belong to
+    /// it. Example: `deleteBusiness(input: { id: "…" }) { deletedBusinessId }`.
+    async fn delete_business(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteBusinessInput,
+    ) -> async_graphql::Result<DeleteBusinessPayload> {
+        let scope = RequestScope::of(ctx)?;
+        let id =
+            organisations::delete::<entity::prelude::Business>(scope.db, scope.tenant, &input.id)
+                .await?;
+        Ok(DeleteBusinessPayload {
+            deleted_business_id: ID(id.to_string()),
+            client_mutation_id: input.client_mutation_id,
+        })
     }
 }

@@ -33,7 +33,7 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// Builds the schema; the database pool and write settings are shared by every request.
 pub fn build_schema(db: DatabaseConnection, settings: WriteSettings) -> AppSchema {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    Schema::build(QueryRoot, MutationRoot::default(), EmptySubscription)
         .data(db)
         .data(settings)
         .finish()
@@ -41,7 +41,7 @@ pub fn build_schema(db: DatabaseConnection, settings: WriteSettings) -> AppSchem
 
 /// The schema in SDL, as checked in at `schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    Schema::build(QueryRoot, MutationRoot::default(), EmptySubscription)
         .finish()
         .sdl()
 }

@@ -1,12 +1,23 @@
 //! The root `Mutation`: Relay-style, one `input` argument and a payload object each.
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, MergedObject, Object, SimpleObject};
 
 use super::{Contact, RequestScope};
 use crate::contacts::{self, ContactPatch, ResolutionStatus, TagRefs, WriteSettings};
 use crate::time::Timestamp;
 
-/// Entry points for changing the contact graph.
-pub struct MutationRoot;
+/// Entry points for changing the contact graph: contact mutations here, those of accounts,
+/// businesses and tags next to their types.
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(
+    ContactMutations,
+    super::account::AccountMutations,
+    super::business::BusinessMutations,
+    super::tag::TagMutations,
+);
+
+/// Contact mutations.
+#[derive(Default)]
+pub struct ContactMutations;
 
 /// Input of `updateContact`.
 #[derive(InputObject)]
@@ -106,9 +117,9 @@ fn settings(ctx: &Context<'_>) -> WriteSettings {
     ctx.data_opt::<WriteSettings>().copied().unwrap_or_default()
 }
 
-/// Entry points for changing the contact graph.
+/// Contact mutations.
 #[Object]
-impl MutationRoot {
+impl ContactMutations {
     /// Changes some fields of a contact (seed 001's PATCH). Example:
     /// `updateContact(input: { id: "…", patch: { name: "Henrik B. Larsen", phone: "+45 20 12 34 56", notes: null } }) { contact { name phone updatedAt } }`.
     /// Invalid input fails with `VALIDATION_FAILED` listing every failing field; an id not

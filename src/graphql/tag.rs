@@ -1,10 +1,11 @@
 //! `Tag`: a label of a business that contacts carry.
-use async_graphql::{Context, ID, Object};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use entity::tag::Model;
 
 use super::contact::contacts_under;
 use super::{Business, Connection, Contact, RequestScope};
 use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
+use crate::tags::{self, TagPatch};
 use crate::time::Timestamp;
 
 /// A label of a business that contacts carry (seed 002). Unique by name within its business.
@@ -75,5 +76,116 @@ impl Tag {
             before,
         )
         .await
+    }
+}
+
+/// Input of `createTag`.
+#[derive(InputObject)]
+pub struct CreateTagInput {
+    /// The business the tag belongs to.
+    pub business_id: ID,
+    /// Name, unique within the business (at most 255 characters).
+    pub name: String,
+    /// Position in lists; default: after the business's other tags.
+    pub display_order: Option<i32>,
+    /// Echoed in the payload.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Input of `updateTag`.
+#[derive(InputObject)]
+pub struct UpdateTagInput {
+    /// The tag.
+    pub id: ID,
+    /// The fields to change.
+    pub patch: TagPatch,
+    /// Echoed in the payload.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Input of `deleteTag`.
+#[derive(InputObject)]
+pub struct DeleteTagInput {
+    /// The tag.
+    pub id: ID,
+    /// Echoed in the payload.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Result of a mutation that changes a tag.
+#[derive(SimpleObject)]
+pub struct TagPayload {
+    /// The tag after the change.
+    pub tag: Tag,
+    /// The input's `clientMutationId`.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Result of `deleteTag`.
+#[derive(SimpleObject)]
+pub struct DeleteTagPayload {
+    /// The id of the tag that was deleted.
+    pub deleted_tag_id: ID,
+    /// The input's `clientMutationId`.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Tag mutations.
+#[derive(Default)]
+pub struct TagMutations;
+
+/// Tag mutations.
+#[Object]
+impl TagMutations {
+    /// Creates a tag in a business. Example:
+    /// `createTag(input: { businessId: "…", name: "Beta tester" }) { tag { id displayOrder } }`.
+    async fn create_tag(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTagInput,
+    ) -> async_graphql::Result<TagPayload> {
+        let scope = RequestScope::of(ctx)?;
+        let tag = tags::create(
+            scope.db,
+            scope.tenant,
+            &input.business_id,
+            &input.name,
+            input.display_order,
+        )
+        .await?;
+        Ok(TagPayload {
+            tag: Tag(tag),
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+
+    /// Renames or reorders a tag. Example:
+    /// `updateTag(input: { id: "…", patch: { displayOrder: 1 } }) { tag { name displayOrder } }`.
+    async fn update_tag(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateTagInput,
+    ) -> async_graphql::Result<TagPayload> {
+        let scope = RequestScope::of(ctx)?;
+        let tag = tags::update(scope.db, scope.tenant, &input.id, &input.patch).await?;
+        Ok(TagPayload {
+            tag: Tag(tag),
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+
+    /// Deletes a tag; contacts that carried it lose it. Example:
+    /// `deleteTag(input: { id: "…" }) { deletedTagId }`.
+    async fn delete_tag(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteTagInput,
+    ) -> async_graphql::Result<DeleteTagPayload> {
+        let scope = RequestScope::of(ctx)?;
+        let id = tags::delete(scope.db, scope.tenant, &input.id).await?;
+        Ok(DeleteTagPayload {
+            deleted_tag_id: ID(id.to_string()),
+            client_mutation_id: input.client_mutation_id,
+        })
     }
 }

@@ -2,18 +2,23 @@
 use std::collections::HashMap;
 
 use async_graphql::{Enum, ID, InputObject};
-use entity::prelude::Tag;
+use entity::contact_tag;
+use entity::prelude::{Business, ContactTag, Tag};
 use entity::tag::{Column, Model};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, IntoSimpleExpr, PaginatorTrait, QueryFilter, Select,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, IntoSimpleExpr, PaginatorTrait, QueryFilter, Select,
 };
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
-use crate::filter::{check_search, collect_id, name_contains};
+use crate::contacts::begin_write;
+use crate::contacts::rules::{Checker, MAX_SHORT, WriteSettings};
+use crate::error::{Error, FieldFailure, Result};
+use crate::filter::{check_search, collect_id, name_contains, parse_id};
 use crate::paging::{self, Direction, KeyValue, Ordering, Page, PageArgs, SortKey};
-use crate::scope::{TenantId, scoped};
+use crate::scope::{TenantId, find_by_ids, scoped};
+use crate::time::now_millis;
 
 /// Which tags to return; every field given must match.
 #[derive(InputObject, Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -153,4 +158,157 @@ pub async fn pages_by_business(
         with_totals,
     )
     .await
+}
+
+/// Changes to a tag: only the fields present change.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct TagPatch {
+    /// New name, unique within the tag's business (at most 255 characters).
+    pub name: Option<String>,
+    /// New display order.
+    pub display_order: Option<i32>,
+}
+
+/// A name for a tag of `business`: valid, and not taken by another of its tags.
+async fn check_name(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    business: Uuid,
+    except: Option<Uuid>,
+    field: &str,
+    name: &str,
+) -> Result<String> {
+    let mut check = Checker::new("input", WriteSettings::default());
+    let name = check.text(field, name, MAX_SHORT);
+    let Some(name) = name else {
+        let mut failures = check.failures;
+        if failures.is_empty() {
+            failures.push(FieldFailure::new(
+                format!("input.{field}"),
+                "must not be empty",
+            ));
+        }
+        return Err(Error::Validation(failures));
+    };
+    let taken = scoped::<Tag>(tenant)
+        .filter(Column::BusinessId.eq(business))
+        .filter(Column::Name.eq(name.clone()))
+        .one(txn)
+        .await?;
+    if taken.is_some_and(|t| Some(t.id) != except) {
+        return Err(Error::invalid(
+            format!("input.{field}"),
+            "a tag of this name exists in the business already",
+        ));
+    }
+    Ok(name)
+}
+
+/// Creates a tag in a business; without a display order it goes last.
+pub async fn create(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    business_id: &ID,
+    name: &str,
+    display_order: Option<i32>,
+) -> Result<Model> {
+    let business = parse_id("input.businessId", business_id)?;
+    let txn = begin_write(db).await?;
+    if find_by_ids::<Business>(&txn, tenant, &[business])
+        .await?
+        .is_empty()
+    {
+        return Err(Error::invalid("input.businessId", "no such business"));
+    }
+    let name = check_name(&txn, tenant, business, None, "name", name).await?;
+    let display_order = match display_order {
+        Some(order) => order,
+        None => {
+            scoped::<Tag>(tenant)
+                .filter(Column::BusinessId.eq(business))
+                .all(&txn)
+                .await?
+                .iter()
+                .map(|t| t.display_order)
+                .max()
+                .unwrap_or(0)
+                + 1
+        }
+    };
+    let now = now_millis();
+    let tag = Model {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.0,
+        business_id: business,
+        name,
+        display_order,
+        created_at: now,
+        updated_at: now,
+    };
+    tag.clone().into_active_model().insert(&txn).await?;
+    txn.commit().await?;
+    Ok(tag)
+}
+
+/// Renames or reorders a tag.
+pub async fn update(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    id: &ID,
+    patch: &TagPatch,
+) -> Result<Model> {
+    let id = parse_id("input.id", id)?;
+    let txn = begin_write(db).await?;
+    let current = find_by_ids::<Tag>(&txn, tenant, &[id])
+        .await?
+        .remove(&id)
+        .ok_or_else(|| Error::NotFound("Tag".into()))?;
+    let mut updated = current.clone();
+    if let Some(name) = &patch.name {
+        updated.name = check_name(
+            &txn,
+            tenant,
+            current.business_id,
+            Some(id),
+            "patch.name",
+            name,
+        )
+        .await?;
+    }
+    if let Some(order) = patch.display_order {
+        updated.display_order = order;
+    }
+    if updated == current {
+        return Ok(current);
+    }
+    updated.updated_at = now_millis().max(current.updated_at + 1);
+    updated
+        .clone()
+        .into_active_model()
+        .reset_all()
+        .update(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Deletes a tag and its links to contacts.
+pub async fn delete(db: &DatabaseConnection, tenant: TenantId, id: &ID) -> Result<Uuid> {
+    let id = parse_id("input.id", id)?;
+    let txn = begin_write(db).await?;
+    if find_by_ids::<Tag>(&txn, tenant, &[id]).await?.is_empty() {
+        return Err(Error::NotFound("Tag".into()));
+    }
+    ContactTag::delete_many()
+        .filter(contact_tag::Column::TenantId.eq(tenant.0))
+        .filter(contact_tag::Column::TagId.eq(id))
+        .exec(&txn)
+        .await?;
+    Tag::delete_many()
+        .filter(Column::TenantId.eq(tenant.0))
+        .filter(Column::Id.eq(id))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(id)
 }
