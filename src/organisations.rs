@@ -90,7 +90,7 @@ where
     E::ActiveModel: ActiveModelBehavior + Send,
 {
     let (name, external_ref) = check("input", Some(name), external_ref, (None, None))?;
-    let txn = begin_write(db).await?;
+    let (txn, _lock) = begin_write(db).await?;
     let model = E::new_model(tenant, name, external_ref, now_millis());
     model.clone().into_active_model().insert(&txn).await?;
     txn.commit().await?;
@@ -109,7 +109,7 @@ where
     E::ActiveModel: ActiveModelBehavior + Send,
 {
     let id = parse_id("input.id", id)?;
-    let txn = begin_write(db).await?;
+    let (txn, _lock) = begin_write(db).await?;
     let current = find_by_ids::<E>(&txn, tenant, &[id])
         .await?
         .remove(&id)
@@ -149,7 +149,7 @@ where
     E::ActiveModel: ActiveModelBehavior + Send,
 {
     let id = parse_id("input.id", id)?;
-    let txn = begin_write(db).await?;
+    let (txn, _lock) = begin_write(db).await?;
     if find_by_ids::<E>(&txn, tenant, &[id]).await?.is_empty() {
         return Err(Error::NotFound(E::LABEL.to_string()));
     }

@@ -213,7 +213,7 @@ pub async fn create(
     display_order: Option<i32>,
 ) -> Result<Model> {
     let business = parse_id("input.businessId", business_id)?;
-    let txn = begin_write(db).await?;
+    let (txn, _lock) = begin_write(db).await?;
     if find_by_ids::<Business>(&txn, tenant, &[business])
         .await?
         .is_empty()
@@ -258,7 +258,7 @@ pub async fn update(
     patch: &TagPatch,
 ) -> Result<Model> {
     let id = parse_id("input.id", id)?;
-    let txn = begin_write(db).await?;
+    let (txn, _lock) = begin_write(db).await?;
     let current = find_by_ids::<Tag>(&txn, tenant, &[id])
         .await?
         .remove(&id)
@@ -295,7 +295,7 @@ pub async fn update(
 /// Deletes a tag and its links to contacts.
 pub async fn delete(db: &DatabaseConnection, tenant: TenantId, id: &ID) -> Result<Uuid> {
     let id = parse_id("input.id", id)?;
-    let txn = begin_write(db).await?;
+    let (txn, _lock) = begin_write(db).await?;
     if find_by_ids::<Tag>(&txn, tenant, &[id]).await?.is_empty() {
         return Err(Error::NotFound("Tag".into()));
     }

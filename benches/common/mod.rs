@@ -1,0 +1,197 @@
+//! Setup and measurement shared by the benchmarks: arguments, a seeded database, a server
+//! on 127.0.0.1:0, and a bounded closed-loop HTTP load.
+#![allow(dead_code)]
+use std::time::{Duration, Instant};
+
+use contact_gateway::config::{Config, DatabaseConfig};
+use contact_gateway::startup::Application;
+use contact_gateway::{db, demo};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::Value;
+
+pub struct Args {
+    pub contacts: usize,
+    pub database_url: Option<String>,
+    pub requests: usize,
+    pub concurrency: usize,
+}
+
+pub fn parse_args() -> Args {
+    let mut args = Args {
+        contacts: 100_000,
+        database_url: None,
+        requests: 400,
+        concurrency: 8,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_default();
+        match flag.as_str() {
+            "--contacts" => args.contacts = value().parse().unwrap_or(args.contacts),
+            "--database-url" => args.database_url = Some(value()),
+            "--requests" => args.requests = value().parse().unwrap_or(args.requests),
+            "--concurrency" => args.concurrency = value().parse().unwrap_or(args.concurrency),
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    args
+}
+
+pub struct Stats {
+    pub count: usize,
+    pub per_second: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+/// Longest a scenario runs: it stops after `requests` requests or this long, whichever
+/// comes first.
+pub const SCENARIO_TIME: Duration = Duration::from_secs(20);
+
+/// Sends up to `requests` POSTs of `body`, `concurrency` at a time, for at most
+/// [`SCENARIO_TIME`]; every answer must be free of errors.
+pub async fn measure(url: &str, body: Value, requests: usize, concurrency: usize) -> Stats {
+    let client = reqwest::Client::new();
+    // Warm-up.
+    for _ in 0..2 {
+        post(&client, url, &body).await;
+    }
+    let started = Instant::now();
+    let per_worker = requests.div_ceil(concurrency);
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, body) = (client.clone(), url.to_string(), body.clone());
+        workers.push(tokio::spawn(async move {
+            let mut times = Vec::with_capacity(per_worker);
+            for _ in 0..per_worker {
+                if started.elapsed() > SCENARIO_TIME {
+                    break;
+                }
+                let t = Instant::now();
+                post(&client, &url, &body).await;
+                times.push(t.elapsed());
+            }
+            times
+        }));
+    }
+    let mut times = Vec::new();
+    for w in workers {
+        times.extend(w.await.expect("worker"));
+    }
+    let elapsed = started.elapsed();
+    times.sort();
+    Stats {
+        count: times.len(),
+        per_second: times.len() as f64 / elapsed.as_secs_f64(),
+        p50: times[times.len() / 2],
+        p99: times[(times.len() * 99 / 100).min(times.len() - 1)],
+    }
+}
+
+pub async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Value {
+    let response: Value = client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert!(response.get("errors").is_none(), "{response}");
+    response
+}
+
+pub fn report(name: &str, stats: &Stats) {
+    println!(
+        "| {name} | {} | {:.0} | {:.2} | {:.2} |",
+        stats.count,
+        stats.per_second,
+        stats.p50.as_secs_f64() * 1000.0,
+        stats.p99.as_secs_f64() * 1000.0
+    );
+}
+
+/// A running server over a freshly seeded database.
+pub struct Bench {
+    /// `http://127.0.0.1:PORT/graphql`.
+    pub url: String,
+    /// "SQLite" or "PostgreSQL".
+    pub backend: &'static str,
+    /// The pool, for picking ids.
+    pub pool: sea_orm::DatabaseConnection,
+    _dir: tempfile::TempDir,
+}
+
+/// Seeds `args.contacts` contacts (in a temporary SQLite file, or a fresh PostgreSQL
+/// database `cg_bench_<N>`) and serves them.
+pub async fn start(args: &Args) -> Bench {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = match &args.database_url {
+        Some(url) if url.starts_with("postgres") => {
+            let admin = Database::connect(url).await.expect("connect");
+            let name = format!("cg_bench_{}", args.contacts);
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
+                .await
+                .expect("drop");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create");
+            let (prefix, _) = url.rsplit_once('/').expect("URL with a database");
+            format!("{prefix}/{name}")
+        }
+        Some(url) => url.clone(),
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        ),
+    };
+    let backend = if database_url.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+
+    let pool = db::connect(&database_url, None).await.expect("connect");
+    db::migrate(&pool).await.expect("migrate");
+    let seeding = Instant::now();
+    let tenant = demo::create_demo_tenant(&pool).await.expect("demo tenant");
+    let extra = args.contacts.saturating_sub(demo::DEMO_CONTACTS);
+    demo::seed_contacts(&pool, tenant, extra, 7)
+        .await
+        .expect("seed");
+    if backend == "PostgreSQL" {
+        // What autovacuum would do after a load: statistics and the visibility map (for
+        // index-only scans).
+        pool.execute_unprepared("VACUUM ANALYZE")
+            .await
+            .expect("vacuum");
+    }
+    let seeded = seeding.elapsed();
+    println!(
+        "{backend}, {} contacts: seeded in {:.1}s ({:.0} contacts/s); {} requests per row, {} concurrent",
+        args.contacts,
+        seeded.as_secs_f64(),
+        args.contacts as f64 / seeded.as_secs_f64(),
+        args.requests,
+        args.concurrency
+    );
+
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database: DatabaseConfig { database_url },
+        no_demo: true,
+        default_phone_region: None,
+    };
+    let app = Application::build(&config).await.expect("app");
+    let url = format!("http://{}/graphql", app.address());
+    tokio::spawn(app.run_until_stopped());
+    Bench {
+        url,
+        backend,
+        pool,
+        _dir: dir,
+    }
+}
