@@ -1,42 +1,59 @@
-//! Writes shared by accounts and businesses, which have the same shape: a name, an external
-//! reference, and contacts that point to them.
-use async_graphql::{ID, InputObject, MaybeUndefined};
+//! Accounts and businesses have the same shape (a name, an external reference, timestamps,
+//! and contacts that point to them), so they share one implementation of their lists,
+//! filters, orders and writes here, generic over [`Organisation`]; `accounts` and
+//! `businesses` say what differs.
+use async_graphql::{Enum, ID, InputObject, MaybeUndefined};
 use entity::prelude::{Contact, ContactTag, Tag};
 use entity::{contact, contact_tag, tag};
+use sea_orm::sea_query::Condition;
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter,
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoSimpleExpr,
+    PaginatorTrait, QueryFilter, Select,
 };
 use uuid::Uuid;
 
 use crate::contacts::begin_write;
 use crate::contacts::rules::{Checker, MAX_SHORT, WriteSettings};
-use crate::error::{Error, Result};
-use crate::filter::parse_id;
-use crate::scope::{TenantEntity, TenantId, find_by_ids};
+use crate::error::{Error, FieldFailure, Result};
+use crate::filter::{DateTimeFilter, check_search, name_contains, parse_id};
+use crate::paging::{self, Direction, KeyValue, Ordering, Page, PageArgs, SortKey};
+use crate::scope::{TenantEntity, TenantId, find_by_ids, scoped};
 use crate::time::now_millis;
 
-/// Changes to an account or business: only the fields present change.
-#[derive(InputObject, Clone, Debug, Default)]
-pub struct OrganisationPatch {
-    /// New name (required to be non-empty; at most 255 characters).
-    pub name: Option<String>,
-    /// External reference; `null` clears it.
-    pub external_ref: MaybeUndefined<String>,
+/// The columns of an organisation table.
+pub struct Columns<C> {
+    /// `name`.
+    pub name: C,
+    /// `external_ref`.
+    pub external_ref: C,
+    /// `created_at`.
+    pub created_at: C,
+    /// `updated_at`.
+    pub updated_at: C,
+}
+
+/// The fields of an organisation row, to read or change in place.
+pub struct Fields<'a> {
+    /// Name.
+    pub name: &'a mut String,
+    /// External reference.
+    pub external_ref: &'a mut Option<String>,
+    /// Creation time (ms).
+    pub created_at: &'a mut i64,
+    /// Last change (ms).
+    pub updated_at: &'a mut i64,
 }
 
 /// An entity with the account/business shape.
-pub trait Organisation: TenantEntity
-where
-    Self::Model: IntoActiveModel<Self::ActiveModel> + Clone + PartialEq,
-    Self::ActiveModel: ActiveModelBehavior + Send,
-{
+pub trait Organisation: TenantEntity<Model: Sync> {
     /// What it is called in messages ("Account").
     const LABEL: &'static str;
     /// Whether it owns tags, which are deleted with it.
     const OWNS_TAGS: bool;
     /// The contacts column that points to it.
     fn contact_column() -> contact::Column;
+    /// Its columns.
+    fn columns() -> Columns<Self::Column>;
     /// A new row.
     fn new_model(
         tenant: TenantId,
@@ -44,8 +61,159 @@ where
         external_ref: Option<String>,
         now: i64,
     ) -> Self::Model;
-    /// Name and external reference of a row, to change in place.
-    fn fields(model: &mut Self::Model) -> (&mut String, &mut Option<String>, &mut i64);
+    /// The fields of a row.
+    fn fields(model: &mut Self::Model) -> Fields<'_>;
+    /// Inserts (`insert`) or updates the row, every column set.
+    fn save(
+        txn: &DatabaseTransaction,
+        model: Self::Model,
+        insert: bool,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+fn read<E: Organisation>(model: &E::Model) -> (String, Option<String>, i64, i64) {
+    let mut copy = model.clone();
+    let f = E::fields(&mut copy);
+    (
+        f.name.clone(),
+        f.external_ref.clone(),
+        *f.created_at,
+        *f.updated_at,
+    )
+}
+
+/// Which accounts or businesses to return; every field given must match.
+#[derive(InputObject, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct OrganisationFilter {
+    /// Case-insensitive substring of the name (at most 255 characters).
+    pub search: Option<String>,
+    /// Exact name.
+    pub name: Option<String>,
+    /// Exact external reference.
+    pub external_ref: Option<String>,
+    /// Creation time range.
+    pub created_at: Option<DateTimeFilter>,
+    /// Last update time range.
+    pub updated_at: Option<DateTimeFilter>,
+}
+
+/// A field accounts and businesses can be sorted by.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OrganisationOrderField {
+    /// Name (byte order).
+    Name,
+    /// When it was created.
+    CreatedAt,
+    /// When it was last updated.
+    UpdatedAt,
+}
+
+/// One sort key of an account or business list.
+#[derive(InputObject, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OrganisationOrder {
+    /// What to sort by.
+    pub field: OrganisationOrderField,
+    /// Which way.
+    pub direction: Direction,
+}
+
+/// An account or business list request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct OrganisationQuery {
+    /// Which rows.
+    pub filter: OrganisationFilter,
+    /// In which order (empty: by name).
+    pub order: Vec<OrganisationOrder>,
+}
+
+fn sort_key<E: Organisation>(order: &OrganisationOrder) -> SortKey<E::Model> {
+    let columns = E::columns();
+    let (name, column, value): (&'static str, E::Column, fn(&E::Model) -> KeyValue) = match order
+        .field
+    {
+        OrganisationOrderField::Name => ("NAME", columns.name, |m| KeyValue::Text(read::<E>(m).0)),
+        OrganisationOrderField::CreatedAt => ("CREATED_AT", columns.created_at, |m| {
+            KeyValue::Int(read::<E>(m).2)
+        }),
+        OrganisationOrderField::UpdatedAt => ("UPDATED_AT", columns.updated_at, |m| {
+            KeyValue::Int(read::<E>(m).3)
+        }),
+    };
+    SortKey {
+        name,
+        expr: column.into_simple_expr(),
+        direction: order.direction,
+        value,
+    }
+}
+
+/// The total order of `orders` (default: by name), ties broken by id.
+pub fn ordering<E: Organisation>(orders: &[OrganisationOrder]) -> Ordering<E::Model> {
+    let by_name = OrganisationOrder {
+        field: OrganisationOrderField::Name,
+        direction: Direction::Asc,
+    };
+    Ordering::dedup(
+        orders.iter().map(sort_key::<E>),
+        sort_key::<E>(&by_name),
+        E::id_column().into_simple_expr(),
+        E::id_of,
+    )
+}
+
+fn filtered<E: Organisation>(tenant: TenantId, filter: &OrganisationFilter) -> Result<Select<E>> {
+    let columns = E::columns();
+    let mut failures = Vec::new();
+    let mut cond = Condition::all();
+    if let Some(search) = &filter.search {
+        check_search("filter.search", search, &mut failures);
+        cond = cond.add(name_contains(columns.name.into_simple_expr(), search));
+    }
+    if let Some(name) = &filter.name {
+        cond = cond.add(columns.name.eq(name.clone()));
+    }
+    if let Some(external_ref) = &filter.external_ref {
+        cond = cond.add(columns.external_ref.eq(external_ref.clone()));
+    }
+    if let Some(range) = &filter.created_at {
+        cond = cond.add(range.condition(columns.created_at.into_simple_expr()));
+    }
+    if let Some(range) = &filter.updated_at {
+        cond = cond.add(range.condition(columns.updated_at.into_simple_expr()));
+    }
+    if !failures.is_empty() {
+        return Err(Error::Validation(failures));
+    }
+    Ok(scoped::<E>(tenant).filter(cond))
+}
+
+/// One page of the tenant's accounts or businesses.
+pub async fn page<E: Organisation>(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    query: &OrganisationQuery,
+    args: &PageArgs,
+) -> Result<Page<E::Model>> {
+    let select = filtered::<E>(tenant, &query.filter)?;
+    paging::fetch_page(db, select, &ordering::<E>(&query.order), args).await
+}
+
+/// How many of the tenant's accounts or businesses match `filter`.
+pub async fn count<E: Organisation>(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    filter: &OrganisationFilter,
+) -> Result<i64> {
+    Ok(filtered::<E>(tenant, filter)?.count(db).await? as i64)
+}
+
+/// Changes to an account or business: only the fields present change.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct OrganisationPatch {
+    /// New name (not empty; at most 255 characters).
+    pub name: Option<String>,
+    /// External reference; `null` clears it.
+    pub external_ref: MaybeUndefined<String>,
 }
 
 /// Validated name and external reference, or every failure under `path`.
@@ -67,7 +235,7 @@ fn check(
     };
     let mut failures = c.failures;
     if name.is_none() && failures.iter().all(|f| !f.field.ends_with(".name")) {
-        failures.push(crate::error::FieldFailure::new(
+        failures.push(FieldFailure::new(
             format!("{path}.name"),
             "must not be empty",
         ));
@@ -84,70 +252,53 @@ pub async fn create<E: Organisation>(
     tenant: TenantId,
     name: &str,
     external_ref: &MaybeUndefined<String>,
-) -> Result<E::Model>
-where
-    E::Model: IntoActiveModel<E::ActiveModel> + Clone + PartialEq,
-    E::ActiveModel: ActiveModelBehavior + Send,
-{
+) -> Result<E::Model> {
     let (name, external_ref) = check("input", Some(name), external_ref, (None, None))?;
     let (txn, _lock) = begin_write(db).await?;
     let model = E::new_model(tenant, name, external_ref, now_millis());
-    model.clone().into_active_model().insert(&txn).await?;
+    E::save(&txn, model.clone(), true).await?;
     txn.commit().await?;
     Ok(model)
 }
 
-/// Changes an account or business.
+/// Changes an account or business; a patch that changes nothing writes nothing.
 pub async fn update<E: Organisation>(
     db: &DatabaseConnection,
     tenant: TenantId,
     id: &ID,
     patch: &OrganisationPatch,
-) -> Result<E::Model>
-where
-    E::Model: IntoActiveModel<E::ActiveModel> + Clone + PartialEq,
-    E::ActiveModel: ActiveModelBehavior + Send,
-{
+) -> Result<E::Model> {
     let id = parse_id("input.id", id)?;
     let (txn, _lock) = begin_write(db).await?;
-    let current = find_by_ids::<E>(&txn, tenant, &[id])
+    let mut model = find_by_ids::<E>(&txn, tenant, &[id])
         .await?
         .remove(&id)
         .ok_or_else(|| Error::NotFound(E::LABEL.to_string()))?;
-    let mut updated = current.clone();
-    let (name, external_ref, updated_at) = E::fields(&mut updated);
-    let (new_name, new_ref) = check(
+    let fields = E::fields(&mut model);
+    let (name, external_ref) = check(
         "input.patch",
         patch.name.as_deref(),
         &patch.external_ref,
-        (Some(name.clone()), external_ref.clone()),
+        (Some(fields.name.clone()), fields.external_ref.clone()),
     )?;
-    if (&new_name, &new_ref) == (name, external_ref) {
-        return Ok(current);
+    if (&name, &external_ref) == (&*fields.name, &*fields.external_ref) {
+        return Ok(model);
     }
-    *name = new_name;
-    *external_ref = new_ref;
-    *updated_at = now_millis().max(*updated_at + 1);
-    updated
-        .clone()
-        .into_active_model()
-        .reset_all()
-        .update(&txn)
-        .await?;
+    *fields.name = name;
+    *fields.external_ref = external_ref;
+    *fields.updated_at = now_millis().max(*fields.updated_at + 1);
+    E::save(&txn, model.clone(), false).await?;
     txn.commit().await?;
-    Ok(updated)
+    Ok(model)
 }
 
-/// Deletes an account or business that no contact points to; otherwise `CONFLICT`.
+/// Deletes an account or business that no contact points to (otherwise `CONFLICT`, saying
+/// how many do); a business's tags go with it.
 pub async fn delete<E: Organisation>(
     db: &DatabaseConnection,
     tenant: TenantId,
     id: &ID,
-) -> Result<Uuid>
-where
-    E::Model: IntoActiveModel<E::ActiveModel> + Clone + PartialEq,
-    E::ActiveModel: ActiveModelBehavior + Send,
-{
+) -> Result<Uuid> {
     let id = parse_id("input.id", id)?;
     let (txn, _lock) = begin_write(db).await?;
     if find_by_ids::<E>(&txn, tenant, &[id]).await?.is_empty() {
@@ -166,8 +317,7 @@ where
         )));
     }
     if E::OWNS_TAGS {
-        let tags: Vec<Uuid> = Tag::find()
-            .filter(tag::Column::TenantId.eq(tenant.0))
+        let tags: Vec<Uuid> = scoped::<Tag>(tenant)
             .filter(tag::Column::BusinessId.eq(id))
             .all(&txn)
             .await?
@@ -194,60 +344,66 @@ where
     Ok(id)
 }
 
-impl Organisation for entity::prelude::Account {
-    const LABEL: &'static str = "Account";
-    const OWNS_TAGS: bool = false;
+/// Implements [`Organisation`] for an entity module with the account/business columns.
+macro_rules! organisation {
+    ($module:ident, $label:literal, owns_tags: $owns_tags:literal, contacts_by: $column:ident) => {
+        impl $crate::organisations::Organisation for entity::$module::Entity {
+            const LABEL: &'static str = $label;
+            const OWNS_TAGS: bool = $owns_tags;
 
-    fn contact_column() -> contact::Column {
-        contact::Column::AccountId
-    }
+            fn contact_column() -> entity::contact::Column {
+                entity::contact::Column::$column
+            }
 
-    fn new_model(
-        tenant: TenantId,
-        name: String,
-        external_ref: Option<String>,
-        now: i64,
-    ) -> Self::Model {
-        entity::account::Model {
-            id: Uuid::now_v7(),
-            tenant_id: tenant.0,
-            name,
-            external_ref,
-            created_at: now,
-            updated_at: now,
+            fn columns() -> $crate::organisations::Columns<entity::$module::Column> {
+                $crate::organisations::Columns {
+                    name: entity::$module::Column::Name,
+                    external_ref: entity::$module::Column::ExternalRef,
+                    created_at: entity::$module::Column::CreatedAt,
+                    updated_at: entity::$module::Column::UpdatedAt,
+                }
+            }
+
+            fn new_model(
+                tenant: $crate::scope::TenantId,
+                name: String,
+                external_ref: Option<String>,
+                now: i64,
+            ) -> entity::$module::Model {
+                entity::$module::Model {
+                    id: uuid::Uuid::now_v7(),
+                    tenant_id: tenant.0,
+                    name,
+                    external_ref,
+                    created_at: now,
+                    updated_at: now,
+                }
+            }
+
+            fn fields(m: &mut entity::$module::Model) -> $crate::organisations::Fields<'_> {
+                $crate::organisations::Fields {
+                    name: &mut m.name,
+                    external_ref: &mut m.external_ref,
+                    created_at: &mut m.created_at,
+                    updated_at: &mut m.updated_at,
+                }
+            }
+
+            async fn save(
+                txn: &sea_orm::DatabaseTransaction,
+                model: entity::$module::Model,
+                insert: bool,
+            ) -> $crate::error::Result<()> {
+                use sea_orm::{ActiveModelTrait, IntoActiveModel};
+                let active = model.into_active_model().reset_all();
+                if insert {
+                    active.insert(txn).await?;
+                } else {
+                    active.update(txn).await?;
+                }
+                Ok(())
+            }
         }
-    }
-
-    fn fields(m: &mut Self::Model) -> (&mut String, &mut Option<String>, &mut i64) {
-        (&mut m.name, &mut m.external_ref, &mut m.updated_at)
-    }
+    };
 }
-
-impl Organisation for entity::prelude::Business {
-    const LABEL: &'static str = "Business";
-    const OWNS_TAGS: bool = true;
-
-    fn contact_column() -> contact::Column {
-        contact::Column::BusinessId
-    }
-
-    fn new_model(
-        tenant: TenantId,
-        name: String,
-        external_ref: Option<String>,
-        now: i64,
-    ) -> Self::Model {
-        entity::business::Model {
-            id: Uuid::now_v7(),
-            tenant_id: tenant.0,
-            name,
-            external_ref,
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
-    fn fields(m: &mut Self::Model) -> (&mut String, &mut Option<String>, &mut i64) {
-        (&mut m.name, &mut m.external_ref, &mut m.updated_at)
-    }
-}
+pub(crate) use organisation;

@@ -2,14 +2,14 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object};
+use entity::prelude::{Account as AccountRow, Business as BusinessRow};
 use futures::FutureExt;
 
 use super::contact::preload_for;
 use super::{Account, Business, Connection, Contact, Node, RequestScope, Tag, TotalCount};
-use crate::accounts::{self, AccountFilter, AccountOrder, AccountQuery};
-use crate::businesses::{self, BusinessFilter, BusinessOrder, BusinessQuery};
 use crate::contacts::{self, ContactFilter, ContactOrder, ContactQuery};
 use crate::filter::parse_id;
+use crate::organisations::{self, OrganisationFilter, OrganisationOrder, OrganisationQuery};
 use crate::paging::PageArgs;
 use crate::tags::{self, TagFilter, TagOrder, TagQuery};
 
@@ -18,13 +18,13 @@ pub struct QueryRoot;
 
 /// A count run only if `totalCount` is selected.
 macro_rules! deferred_count {
-    ($scope:expr, $module:ident, $filter:expr) => {{
+    ($scope:expr, $count:expr, $filter:expr) => {{
         let db = $scope.db.clone();
         let tenant = $scope.tenant;
         let filter = Arc::new($filter);
         TotalCount::Deferred(Arc::new(move || {
             let (db, filter) = (db.clone(), filter.clone());
-            async move { $module::count(&db, tenant, &filter).await }.boxed()
+            async move { $count(&db, tenant, &filter).await }.boxed()
         }))
     }};
 }
@@ -90,7 +90,7 @@ impl QueryRoot {
             contacts::load_related(scope.db, scope.tenant, page.rows.iter(), preload_for(ctx))
                 .await?,
         );
-        let total = deferred_count!(scope, contacts, query.filter.clone());
+        let total = deferred_count!(scope, contacts::count, query.filter.clone());
         Ok(Connection::new(
             page,
             &contacts::ordering(&query.order),
@@ -115,9 +115,9 @@ impl QueryRoot {
     async fn accounts(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Which accounts.")] filter: Option<AccountFilter>,
+        #[graphql(desc = "Which accounts.")] filter: Option<OrganisationFilter>,
         #[graphql(desc = "Sort keys, most significant first; default by name.")] order_by: Option<
-            Vec<AccountOrder>,
+            Vec<OrganisationOrder>,
         >,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
         #[graphql(desc = "Read the items after this cursor.")] after: Option<String>,
@@ -126,21 +126,25 @@ impl QueryRoot {
     ) -> async_graphql::Result<Connection<Account>> {
         let scope = RequestScope::of(ctx)?;
         let args = PageArgs::from_relay(first, after, last, before)?;
-        let query = AccountQuery {
+        let query = OrganisationQuery {
             filter: filter.unwrap_or_default(),
             order: order_by.unwrap_or_default(),
         };
-        let page = accounts::page(scope.db, scope.tenant, &query, &args).await?;
+        let page = organisations::page::<AccountRow>(scope.db, scope.tenant, &query, &args).await?;
         // Prime the account loader: `contact.account` under these accounts costs nothing.
         scope
             .loaders
             .accounts
             .feed_many(page.rows.iter().map(|m| (m.id, m.clone())))
             .await;
-        let total = deferred_count!(scope, accounts, query.filter.clone());
+        let total = deferred_count!(
+            scope,
+            organisations::count::<AccountRow>,
+            query.filter.clone()
+        );
         Ok(Connection::new(
             page,
-            &accounts::ordering(&query.order),
+            &organisations::ordering::<AccountRow>(&query.order),
             total,
             Account,
         ))
@@ -162,9 +166,9 @@ impl QueryRoot {
     async fn businesses(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Which businesses.")] filter: Option<BusinessFilter>,
+        #[graphql(desc = "Which businesses.")] filter: Option<OrganisationFilter>,
         #[graphql(desc = "Sort keys, most significant first; default by name.")] order_by: Option<
-            Vec<BusinessOrder>,
+            Vec<OrganisationOrder>,
         >,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
         #[graphql(desc = "Read the items after this cursor.")] after: Option<String>,
@@ -173,20 +177,25 @@ impl QueryRoot {
     ) -> async_graphql::Result<Connection<Business>> {
         let scope = RequestScope::of(ctx)?;
         let args = PageArgs::from_relay(first, after, last, before)?;
-        let query = BusinessQuery {
+        let query = OrganisationQuery {
             filter: filter.unwrap_or_default(),
             order: order_by.unwrap_or_default(),
         };
-        let page = businesses::page(scope.db, scope.tenant, &query, &args).await?;
+        let page =
+            organisations::page::<BusinessRow>(scope.db, scope.tenant, &query, &args).await?;
         scope
             .loaders
             .businesses
             .feed_many(page.rows.iter().map(|m| (m.id, m.clone())))
             .await;
-        let total = deferred_count!(scope, businesses, query.filter.clone());
+        let total = deferred_count!(
+            scope,
+            organisations::count::<BusinessRow>,
+            query.filter.clone()
+        );
         Ok(Connection::new(
             page,
-            &businesses::ordering(&query.order),
+            &organisations::ordering::<BusinessRow>(&query.order),
             total,
             Business,
         ))
@@ -223,7 +232,7 @@ impl QueryRoot {
             order: order_by.unwrap_or_default(),
         };
         let page = tags::page(scope.db, scope.tenant, &query, &args).await?;
-        let total = deferred_count!(scope, tags, query.filter.clone());
+        let total = deferred_count!(scope, tags::count, query.filter.clone());
         Ok(Connection::new(
             page,
             &tags::ordering(&query.order),
