@@ -128,16 +128,15 @@ pub struct OrganisationQuery {
 
 fn sort_key<E: Organisation>(order: &OrganisationOrder) -> SortKey<E::Model> {
     let columns = E::columns();
-    let (name, column, value): (&'static str, E::Column, fn(&E::Model) -> KeyValue) = match order
-        .field
-    {
-        OrganisationOrderField::Name => ("NAME", columns.name, |m| KeyValue::Text(read::<E>(m).0)),
-        OrganisationOrderField::CreatedAt => ("CREATED_AT", columns.created_at, |m| {
-            KeyValue::Int(read::<E>(m).2)
-        }),
-        OrganisationOrderField::UpdatedAt => ("UPDATED_AT", columns.updated_at, |m| {
-            KeyValue::Int(read::<E>(m).3)
-        }),
+    let (name, column) = match order.field {
+        OrganisationOrderField::Name => ("NAME", columns.name),
+        OrganisationOrderField::CreatedAt => ("CREATED_AT", columns.created_at),
+        OrganisationOrderField::UpdatedAt => ("UPDATED_AT", columns.updated_at),
+    };
+    let value: fn(&E::Model) -> KeyValue = match order.field {
+        OrganisationOrderField::Name => |m| KeyValue::Text(read::<E>(m).0),
+        OrganisationOrderField::CreatedAt => |m| KeyValue::Int(read::<E>(m).2),
+        OrganisationOrderField::UpdatedAt => |m| KeyValue::Int(read::<E>(m).3),
     };
     SortKey {
         name,
