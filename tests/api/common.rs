@@ -43,13 +43,19 @@ async fn test_database() -> (String, Option<tempfile::TempDir>) {
 
 /// Starts the real application (migrated, with the demo data) on a free port.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with the configuration changed by `configure` first.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let (database_url, dir) = test_database().await;
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("address"),
         database: DatabaseConfig { database_url },
         no_demo: false,
         default_phone_region: None,
     };
+    configure(&mut config);
     let app = Application::build(&config)
         .await
         .expect("application builds");

@@ -6,7 +6,7 @@ use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::common::{TestApp, failing_fields, single_error, spawn_app};
+use crate::common::{TestApp, failing_fields, single_error, spawn_app, spawn_app_with};
 
 /// Every row of every table, in a stable order: equal snapshots mean an unchanged database.
 async fn snapshot(app: &TestApp) -> String {
@@ -472,4 +472,21 @@ async fn resolution_is_set_manually() {
     let stored = stored(&app, c.id).await;
     assert_eq!(stored.resolution_status, "MANUALLY_RESOLVED");
     assert_eq!(stored.external_ref.as_deref(), Some("CRM-CONTACT-78291"));
+}
+
+#[tokio::test]
+async fn numbers_without_a_country_code_use_the_configured_region() {
+    let query = r#"mutation { createContact(input: { contact: { firstName: "Uwe", phone: "0151 23456789" } }) { contact { phone } } }"#;
+    let without = spawn_app().await;
+    let response = without.graphql(query, json!({})).await;
+    assert_eq!(
+        failing_fields(single_error(&response, "VALIDATION_FAILED")),
+        vec!["input.contact.phone"]
+    );
+    let german = spawn_app_with(|config| {
+        config.default_phone_region = Some(phonenumber::country::Id::DE);
+    })
+    .await;
+    let data = german.data(query, json!({})).await;
+    assert_eq!(data["createContact"]["contact"]["phone"], "+4915123456789");
 }
