@@ -143,6 +143,7 @@ fn sort_key<E: Organisation>(order: &OrganisationOrder) -> SortKey<E::Model> {
         expr: column.into_simple_expr(),
         direction: order.direction,
         value,
+        text: order.field == OrganisationOrderField::Name,
     }
 }
 

@@ -77,6 +77,8 @@ pub struct SortKey<M> {
     pub direction: Direction,
     /// Reads the key's value from a row, for the row's cursor.
     pub value: fn(&M) -> KeyValue,
+    /// Whether the key is text (else an integer): a cursor's value must be of this kind.
+    pub text: bool,
 }
 
 /// A total order over rows of `M`: the keys, then the id.
@@ -306,7 +308,15 @@ impl PageArgs {
         };
         let cursor =
             decode_cursor(raw).ok_or_else(|| Error::invalid(field, "not a valid cursor"))?;
-        if cursor.o != ordering.fingerprint() || cursor.k.len() != ordering.keys.len() {
+        let kinds_match = cursor
+            .k
+            .iter()
+            .zip(&ordering.keys)
+            .all(|(v, k)| matches!(v, KeyValue::Text(_)) == k.text);
+        if cursor.o != ordering.fingerprint()
+            || cursor.k.len() != ordering.keys.len()
+            || !kinds_match
+        {
             return Err(Error::invalid(
                 field,
                 "this cursor belongs to another order; page with the orderBy it was made with",

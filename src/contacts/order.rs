@@ -63,6 +63,10 @@ fn sort_key(order: &ContactOrder) -> SortKey<Model> {
         expr,
         direction: order.direction,
         value,
+        text: matches!(
+            order.field,
+            ContactOrderField::Name | ContactOrderField::Email
+        ),
     }
 }
 

@@ -79,6 +79,7 @@ fn sort_key(order: &TagOrder) -> SortKey<Model> {
         expr,
         direction: order.direction,
         value,
+        text: order.field == TagOrderField::Name,
     }
 }
 

@@ -214,6 +214,12 @@ async fn bad_page_arguments_are_validation_errors_not_clamps() {
             .await;
         data["contacts"]["pageInfo"]["endCursor"].clone()
     };
+    let forged = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            r#"{"v":1,"o":"CREATED_AT:Desc","k":["2026"],"id":"01a2119d-b4f4-75d0-a3a4-0e2f52e254ff"}"#,
+        )
+    };
     let cases = [
         (json!({ "first": 101 }), vec!["first"]),
         (json!({ "first": -1 }), vec!["first"]),
@@ -229,6 +235,8 @@ async fn bad_page_arguments_are_validation_errors_not_clamps() {
             json!({ "first": 5, "after": cursor_of_other_order }),
             vec!["after"],
         ),
+        // A forged cursor for the default order, with text where a timestamp belongs.
+        (json!({ "first": 5, "after": forged }), vec!["after"]),
     ];
     for (variables, fields) in cases {
         let response = app.graphql(PAGE, variables.clone()).await;
