@@ -208,25 +208,9 @@ async fn ensure_parents(
         })
         .collect();
     let txn = db.begin().await?;
-    Business::insert_many(
-        businesses
-            .iter()
-            .cloned()
-            .map(IntoActiveModel::into_active_model),
-    )
-    .exec(&txn)
-    .await?;
-    Tag::insert_many(tags.iter().cloned().map(IntoActiveModel::into_active_model))
-        .exec(&txn)
-        .await?;
-    Account::insert_many(
-        accounts
-            .iter()
-            .cloned()
-            .map(IntoActiveModel::into_active_model),
-    )
-    .exec(&txn)
-    .await?;
+    insert_all::<Business>(&txn, businesses.clone(), ROWS_PER_INSERT).await?;
+    insert_all::<Tag>(&txn, tags.clone(), ROWS_PER_INSERT).await?;
+    insert_all::<Account>(&txn, accounts.clone(), ROWS_PER_INSERT).await?;
     txn.commit().await?;
     Ok(Parents {
         businesses,
@@ -279,36 +263,9 @@ pub async fn seed_contacts(
         }
     });
     while let Some(batch) = batches.recv().await {
-        for chunk in batch.contacts.chunks(ROWS_PER_INSERT) {
-            Contact::insert_many(
-                chunk
-                    .iter()
-                    .cloned()
-                    .map(IntoActiveModel::into_active_model),
-            )
-            .exec(&txn)
-            .await?;
-        }
-        for chunk in batch.links.chunks(ROWS_PER_INSERT * 4) {
-            ContactTag::insert_many(
-                chunk
-                    .iter()
-                    .cloned()
-                    .map(IntoActiveModel::into_active_model),
-            )
-            .exec(&txn)
-            .await?;
-        }
-        for chunk in batch.assignees.chunks(ROWS_PER_INSERT * 4) {
-            ContactAssignee::insert_many(
-                chunk
-                    .iter()
-                    .cloned()
-                    .map(IntoActiveModel::into_active_model),
-            )
-            .exec(&txn)
-            .await?;
-        }
+        insert_all::<Contact>(&txn, batch.contacts, ROWS_PER_INSERT).await?;
+        insert_all::<ContactTag>(&txn, batch.links, ROWS_PER_INSERT * 4).await?;
+        insert_all::<ContactAssignee>(&txn, batch.assignees, ROWS_PER_INSERT * 4).await?;
         if !bulk {
             txn.commit().await?;
             txn = db.begin().await?;
@@ -321,6 +278,27 @@ pub async fn seed_contacts(
         restore_indexes(&txn, suspended).await?;
     }
     txn.commit().await?;
+    Ok(())
+}
+
+/// Inserts `rows`, `per_statement` rows to a statement.
+async fn insert_all<E: EntityTrait>(
+    txn: &DatabaseTransaction,
+    rows: Vec<E::Model>,
+    per_statement: usize,
+) -> Result<()>
+where
+    E::Model: IntoActiveModel<E::ActiveModel>,
+{
+    let mut rows = rows
+        .into_iter()
+        .map(IntoActiveModel::into_active_model)
+        .peekable();
+    while rows.peek().is_some() {
+        E::insert_many(rows.by_ref().take(per_statement))
+            .exec(txn)
+            .await?;
+    }
     Ok(())
 }
 
