@@ -3,6 +3,8 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
+use crate::graphql::Limits;
+
 /// Default database: a SQLite file next to where the server starts, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://contact-gateway.db?mode=rwc";
 
@@ -32,6 +34,83 @@ pub struct Config {
     /// without it such numbers are rejected.
     #[arg(long, env = "DEFAULT_PHONE_REGION", value_parser = parse_region)]
     pub default_phone_region: Option<phonenumber::country::Id>,
+
+    /// Production mode: no introspection, no field suggestions, no GraphiQL page, and no
+    /// demo tenant. Also set by GATEWAY_ENV=production.
+    #[arg(long, env = "GATEWAY_PRODUCTION")]
+    pub production: bool,
+
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+}
+
+impl Config {
+    /// Whether production mode is on (`--production` or `GATEWAY_ENV=production`).
+    pub fn is_production(&self) -> bool {
+        self.production
+            || std::env::var("GATEWAY_ENV").is_ok_and(|v| v.eq_ignore_ascii_case("production"))
+    }
+}
+
+/// Limits for hostile queries (defaults in the README).
+#[derive(Args, Clone, Debug)]
+pub struct LimitsConfig {
+    /// Deepest selection nesting.
+    #[arg(long, env = "MAX_DEPTH", default_value_t = 10)]
+    pub max_depth: usize,
+    /// Highest query cost (a list costs its page size times its children).
+    #[arg(long, env = "MAX_COMPLEXITY", default_value_t = 50_000)]
+    pub max_complexity: usize,
+    /// Most aliases in one query.
+    #[arg(long, env = "MAX_ALIASES", default_value_t = 30)]
+    pub max_aliases: usize,
+    /// Most directives on one field.
+    #[arg(long, env = "MAX_DIRECTIVES_PER_FIELD", default_value_t = 5)]
+    pub max_directives_per_field: usize,
+    /// Longest query text in bytes.
+    #[arg(long, env = "MAX_QUERY_BYTES", default_value_t = 64 * 1024)]
+    pub max_query_bytes: usize,
+    /// Most operations in one batched request.
+    #[arg(long, env = "MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+    /// Largest request body in bytes (larger bodies get HTTP 413).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Longest a request may run, in seconds.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 10)]
+    pub request_timeout_secs: u64,
+}
+
+impl LimitsConfig {
+    /// The limits as the GraphQL layer uses them.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_depth: self.max_depth,
+            max_complexity: self.max_complexity,
+            max_aliases: self.max_aliases,
+            max_directives_per_field: self.max_directives_per_field,
+            max_query_bytes: self.max_query_bytes,
+            max_batch: self.max_batch,
+            max_body_bytes: self.max_body_bytes,
+            timeout_secs: self.request_timeout_secs,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        Self {
+            max_depth: l.max_depth,
+            max_complexity: l.max_complexity,
+            max_aliases: l.max_aliases,
+            max_directives_per_field: l.max_directives_per_field,
+            max_query_bytes: l.max_query_bytes,
+            max_batch: l.max_batch,
+            max_body_bytes: l.max_body_bytes,
+            request_timeout_secs: l.timeout_secs,
+        }
+    }
 }
 
 fn parse_region(code: &str) -> Result<phonenumber::country::Id, String> {

@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::contacts::WriteSettings;
-use crate::graphql::{AppSchema, build_schema};
+use crate::graphql::{AppSchema, Limits, build_schema};
 use crate::metrics::Metrics;
 use crate::scope::TenantId;
 use crate::{db, demo, http};
@@ -23,6 +23,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The tenant requests act for until API keys exist.
     pub default_tenant: Option<TenantId>,
+    /// Request limits.
+    pub limits: Limits,
+    /// Production mode (no GraphiQL page).
+    pub production: bool,
 }
 
 /// A built application, bound to its address and ready to serve.
@@ -40,8 +44,10 @@ impl Application {
         let metrics = Metrics::new();
         let db = db::connect(&config.database.database_url, Some(&metrics)).await?;
         db::migrate(&db).await?;
+        let production = config.is_production();
+        let limits = config.limits.limits();
         let mut default_tenant = demo::default_tenant(&db).await?;
-        if default_tenant.is_none() && !config.no_demo {
+        if default_tenant.is_none() && !config.no_demo && !production {
             tracing::info!("empty database: creating the demo tenant");
             default_tenant = Some(demo::create_demo_tenant(&db).await?);
         }
@@ -51,10 +57,14 @@ impl Application {
                 WriteSettings {
                     default_region: config.default_phone_region,
                 },
+                limits,
+                production,
             ),
             db,
             metrics,
             default_tenant,
+            limits,
+            production,
         };
         let router = http::router(state.clone());
         let listener = TcpListener::bind(config.listen).await?;

@@ -184,6 +184,8 @@ pub async fn start(args: &Args) -> Bench {
         database: DatabaseConfig { database_url },
         no_demo: true,
         default_phone_region: None,
+        production: false,
+        limits: Default::default(),
     };
     let app = Application::build(&config).await.expect("app");
     let url = format!("http://{}/graphql", app.address());

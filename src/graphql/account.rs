@@ -3,6 +3,7 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObje
 use entity::account::Model;
 
 use super::contact::contacts_under;
+use super::limits::page_cost;
 use super::{Connection, Contact, RequestScope};
 use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
 use crate::organisations::{self, OrganisationPatch};
@@ -43,6 +44,7 @@ impl Account {
 
     /// The account's contacts (seed 000's `GET /api/accounts/{id}/contacts`).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn contacts(
         &self,
         ctx: &Context<'_>,

@@ -5,6 +5,7 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObje
 use entity::business::Model;
 
 use super::contact::contacts_under;
+use super::limits::page_cost;
 use super::loader::TagPageKey;
 use super::{Connection, Contact, RequestScope, Tag, TotalCount};
 use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
@@ -47,6 +48,7 @@ impl Business {
 
     /// The business's contacts (seed 002's `GET /businesses/{businessId}/contacts`).
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
@@ -74,6 +76,7 @@ impl Business {
 
     /// The business's tags; default in display order.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn tags(
         &self,
         ctx: &Context<'_>,

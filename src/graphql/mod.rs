@@ -3,6 +3,7 @@ mod account;
 mod business;
 mod connection;
 mod contact;
+pub mod limits;
 pub mod loader;
 mod mutation;
 mod node;
@@ -18,6 +19,7 @@ pub use account::Account;
 pub use business::Business;
 pub use connection::{Connection, PageInfo, TotalCount};
 pub use contact::Contact;
+pub use limits::{Limits, QueryLimits};
 pub use loader::Loaders;
 pub use mutation::MutationRoot;
 pub use node::Node;
@@ -32,11 +34,24 @@ use crate::scope::TenantId;
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// Builds the schema; the database pool and write settings are shared by every request.
-pub fn build_schema(db: DatabaseConnection, settings: WriteSettings) -> AppSchema {
-    Schema::build(QueryRoot, MutationRoot::default(), EmptySubscription)
+/// In production, introspection and field suggestions are off.
+pub fn build_schema(
+    db: DatabaseConnection,
+    settings: WriteSettings,
+    limits: Limits,
+    production: bool,
+) -> AppSchema {
+    let mut builder = Schema::build(QueryRoot, MutationRoot::default(), EmptySubscription)
         .data(db)
         .data(settings)
-        .finish()
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_directives(limits.max_directives_per_field)
+        .extension(QueryLimits(limits));
+    if production {
+        builder = builder.disable_introspection().disable_suggestions();
+    }
+    builder.finish()
 }
 
 /// The schema in SDL, as checked in at `schema.graphql`.

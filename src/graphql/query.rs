@@ -6,6 +6,7 @@ use entity::prelude::{Account as AccountRow, Business as BusinessRow};
 use futures::FutureExt;
 
 use super::contact::preload_for;
+use super::limits::page_cost;
 use super::{Account, Business, Connection, Contact, Node, RequestScope, Tag, TotalCount};
 use crate::contacts::{self, ContactFilter, ContactOrder, ContactQuery};
 use crate::filter::parse_id;
@@ -68,6 +69,7 @@ impl QueryRoot {
 
     /// Contacts, filtered and sorted, a page at a time.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn contacts(
         &self,
         ctx: &Context<'_>,
@@ -112,6 +114,7 @@ impl QueryRoot {
 
     /// Accounts, filtered and sorted, a page at a time.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn accounts(
         &self,
         ctx: &Context<'_>,
@@ -163,6 +166,7 @@ impl QueryRoot {
 
     /// Businesses, filtered and sorted, a page at a time.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn businesses(
         &self,
         ctx: &Context<'_>,
@@ -214,6 +218,7 @@ impl QueryRoot {
 
     /// Tags of all businesses, filtered and sorted, a page at a time.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn tags(
         &self,
         ctx: &Context<'_>,

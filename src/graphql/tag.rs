@@ -3,6 +3,7 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use entity::tag::Model;
 
 use super::contact::contacts_under;
+use super::limits::page_cost;
 use super::{Business, Connection, Contact, RequestScope};
 use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
 use crate::tags::{self, TagPatch};
@@ -53,6 +54,7 @@ impl Tag {
 
     /// The contacts that carry this tag.
     #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
     async fn contacts(
         &self,
         ctx: &Context<'_>,

@@ -1,24 +1,24 @@
 //! HTTP routes: GraphQL (POST and GET), GraphiQL for browsers, health and metrics.
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use async_graphql::BatchRequest;
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLRequest, GraphQLResponse};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Principal;
 use crate::graphql::Loaders;
+use crate::graphql::limits::coded_error;
 use crate::metrics::RequestLabels;
 use crate::startup::AppState;
-
-/// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The application's routes.
 pub fn router(state: AppState) -> Router {
@@ -31,7 +31,7 @@ pub fn router(state: AppState) -> Router {
             track_requests,
         ))
         .layer(TraceLayer::new_for_http())
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestBodyLimitLayer::new(state.limits.max_body_bytes))
         .with_state(state)
 }
 
@@ -41,11 +41,35 @@ async fn graphql_post(
     principal: Principal,
     request: GraphQLBatchRequest,
 ) -> GraphQLResponse {
+    let request = request.into_inner();
+    if let BatchRequest::Batch(operations) = &request
+        && operations.len() > state.limits.max_batch
+    {
+        let error = coded_error(
+            "BATCH_TOO_LARGE",
+            format!(
+                "the batch has {} operations; at most {} are allowed",
+                operations.len(),
+                state.limits.max_batch
+            ),
+        );
+        return GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]));
+    }
     let request = request
-        .into_inner()
         .data(principal)
         .data(Arc::new(Loaders::new(&state.db, principal.tenant)));
-    state.schema.execute_batch(request).await.into()
+    let timeout = Duration::from_secs(state.limits.timeout_secs);
+    match tokio::time::timeout(timeout, state.schema.execute_batch(request)).await {
+        Ok(response) => response.into(),
+        Err(_) => GraphQLResponse::from(timed_out(timeout)),
+    }
+}
+
+fn timed_out(timeout: Duration) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![coded_error(
+        "TIMEOUT",
+        format!("the request took longer than {} s", timeout.as_secs()),
+    )])
 }
 
 /// `GET /graphql`: GraphiQL for a browser asking for HTML without a query, otherwise a
@@ -60,7 +84,7 @@ async fn graphql_get(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     let has_query = request.uri().query().is_some_and(|q| q.contains("query="));
-    if wants_html && !has_query {
+    if wants_html && !has_query && !state.production {
         return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
     }
     let (mut parts, body) = request.into_parts();
@@ -86,7 +110,11 @@ async fn graphql_get(
         .into_inner()
         .data(principal)
         .data(Arc::new(Loaders::new(&state.db, principal.tenant)));
-    GraphQLResponse::from(state.schema.execute(request).await).into_response()
+    let timeout = Duration::from_secs(state.limits.timeout_secs);
+    let response = tokio::time::timeout(timeout, state.schema.execute(request))
+        .await
+        .unwrap_or_else(|_| timed_out(timeout));
+    GraphQLResponse::from(response).into_response()
 }
 
 /// `GET /healthz`: 200 when the database answers.

@@ -12,6 +12,7 @@ use uuid::Uuid;
 /// A running server and a direct connection to its database (for expectations).
 pub struct TestApp {
     pub base_url: String,
+    pub database_url: String,
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
     _dir: Option<tempfile::TempDir>,
@@ -51,9 +52,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let (database_url, dir) = test_database().await;
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("address"),
-        database: DatabaseConfig { database_url },
+        database: DatabaseConfig {
+            database_url: database_url.clone(),
+        },
         no_demo: false,
         default_phone_region: None,
+        production: false,
+        limits: Default::default(),
     };
     configure(&mut config);
     let app = Application::build(&config)
@@ -64,6 +69,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     tokio::spawn(app.run_until_stopped());
     TestApp {
         base_url,
+        database_url,
         client: reqwest::Client::new(),
         db,
         _dir: dir,

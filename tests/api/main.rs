@@ -4,6 +4,7 @@ mod batching;
 mod common;
 mod filters;
 mod http;
+mod limits;
 mod management;
 mod mutations;
 mod node;
