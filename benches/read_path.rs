@@ -44,7 +44,7 @@ async fn main() {
 
     // A cursor ~90% of the way through the default order (newest first): the first row of
     // the contacts older than the 90th percentile of creation times.
-    let client = reqwest::Client::new();
+    let client = common::client();
     let deep_ts = {
         let q = "{ contacts(first: 1, orderBy: [{field: CREATED_AT, direction: ASC}], filter: {}) { edges { node { createdAt } } } }";
         // The 10th-percentile creation time: walk from the oldest with a cursor-free filter.

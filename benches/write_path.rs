@@ -36,7 +36,7 @@ async fn main() {
     );
     let query = "mutation($input: UpdateContactInput!) { updateContact(input: $input) { contact { id updatedAt } } }";
     let next = Arc::new(AtomicUsize::new(0));
-    let client = reqwest::Client::new();
+    let client = common::client();
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {

@@ -3,6 +3,11 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, DatabaseConfig};
 use crate::startup::Application;
+use uuid::Uuid;
+
+use crate::auth::{Scope, keys};
+use crate::scope::TenantId;
+use crate::time::format_millis;
 use crate::{db, demo, graphql};
 
 /// contact-gateway: one GraphQL API over the contacts of several vendor systems.
@@ -30,6 +35,73 @@ enum Command {
     Schema,
     /// Add generated demo contacts to the demo tenant (created if missing).
     Seed(SeedArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage API keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum TenantCommand {
+    /// Create a tenant and print its id.
+    Create {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        /// The tenant's name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List the tenants.
+    List {
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+}
+
+/// The scopes of `api-key create --scopes`.
+#[derive(Clone, Debug)]
+struct ScopeList(Vec<Scope>);
+
+fn parse_scope_list(list: &str) -> Result<ScopeList, String> {
+    keys::parse_scopes(list).map(ScopeList)
+}
+
+#[derive(Subcommand, Debug)]
+enum ApiKeyCommand {
+    /// Create a key and print it (it is shown only this once).
+    Create {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        /// The tenant the key acts for.
+        #[arg(long)]
+        tenant: Uuid,
+        /// Comma-separated scopes: contacts:read, contacts:write.
+        #[arg(long, value_parser = parse_scope_list)]
+        scopes: ScopeList,
+        /// Lifetime, e.g. 90d or 12h; without it the key does not expire.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<std::time::Duration>,
+        /// A label for people.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List a tenant's keys (prefix, scopes, dates; never the key).
+    List {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        /// The tenant.
+        #[arg(long)]
+        tenant: Uuid,
+    },
+    /// Revoke a key by its prefix (e.g. sk-AbCdEfGh).
+    Revoke {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        /// The key's prefix, as `api-key list` shows it.
+        prefix: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -64,14 +136,91 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Seed(args)) => seed(args).await,
+        Some(Command::Tenant(command)) => tenant(command).await,
+        Some(Command::ApiKey(command)) => api_key(command).await,
     }
+}
+
+async fn open(database: &DatabaseConfig) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    let db = db::connect(&database.database_url, None).await?;
+    db::migrate(&db).await?;
+    Ok(db)
+}
+
+async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
+    match command {
+        TenantCommand::Create { database, name } => {
+            let tenant = keys::create_tenant(&open(&database).await?, &name).await?;
+            println!("{}", tenant.id);
+        }
+        TenantCommand::List { database } => {
+            for t in keys::list_tenants(&open(&database).await?).await? {
+                println!("{}\t{}\t{}", t.id, format_millis(t.created_at), t.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
+    match command {
+        ApiKeyCommand::Create {
+            database,
+            tenant,
+            scopes,
+            expires_in,
+            name,
+        } => {
+            let created = keys::create_key(
+                &open(&database).await?,
+                TenantId(tenant),
+                &scopes.0,
+                name,
+                expires_in,
+            )
+            .await?;
+            println!("{}", created.key);
+            eprintln!(
+                "prefix {} (keep the key: it is not shown again)",
+                created.record.prefix
+            );
+        }
+        ApiKeyCommand::List { database, tenant } => {
+            println!("prefix\tscopes\tcreated\tlast used\texpires\trevoked\tname");
+            let when = |t: Option<i64>| t.map_or("-".to_string(), format_millis);
+            for k in keys::list_keys(&open(&database).await?, TenantId(tenant)).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    k.prefix,
+                    k.scopes,
+                    format_millis(k.created_at),
+                    when(k.last_used_at),
+                    when(k.expires_at),
+                    when(k.revoked_at),
+                    k.name.unwrap_or_default()
+                );
+            }
+        }
+        ApiKeyCommand::Revoke { database, prefix } => {
+            let key = keys::revoke_key(&open(&database).await?, &prefix).await?;
+            println!("revoked {}", key.prefix);
+        }
+    }
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(&config).await?;
     let address = app.address();
     println!("contact-gateway listening on http://{address}");
-    println!("GraphiQL: http://{address}/graphql");
+    if let Some(key) = app.demo_key() {
+        println!("GraphiQL: http://{address}/graphql (opens with the demo key)");
+        println!("demo API key: {key}");
+        println!("  curl -H 'Authorization: Bearer {key}' -H 'content-type: application/json' \\");
+        println!(
+            "       -d '{{\"query\":\"{{ contacts(first: 3) {{ nodes {{ name }} }} }}\"}}' http://{address}/graphql"
+        );
+    }
     tracing::info!(%address, "listening");
     app.run_until_stopped().await?;
     Ok(())

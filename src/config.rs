@@ -40,6 +40,11 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_PRODUCTION")]
     pub production: bool,
 
+    /// How long a verified API key is trusted without asking the database (seconds); a
+    /// revoked key stops working within this time.
+    #[arg(long, env = "KEY_CACHE_SECS", default_value_t = 30)]
+    pub key_cache_secs: u64,
+
     #[command(flatten)]
     pub limits: LimitsConfig,
 }

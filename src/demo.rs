@@ -104,7 +104,20 @@ const STAGES: &[&str] = &["new", "qualified", "proposal", "closed"];
 const MESSAGE_STATUSES: &[&str] = &["sent", "delivered", "read", "failed"];
 const USERS: &[&str] = &["user-anna", "user-ben", "user-chen", "user-dara"];
 
-/// The oldest tenant, which requests act for until API keys exist.
+/// Name of the tenant `serve` creates on an empty database.
+pub const DEMO_TENANT_NAME: &str = "Demo tenant";
+
+/// The demo tenant, if the database has one.
+pub async fn demo_tenant(db: &DatabaseConnection) -> Result<Option<TenantId>> {
+    Ok(Tenant::find()
+        .filter(tenant::Column::Name.eq(DEMO_TENANT_NAME))
+        .order_by_asc(tenant::Column::CreatedAt)
+        .one(db)
+        .await?
+        .map(|t| TenantId(t.id)))
+}
+
+/// The oldest tenant (the demo tenant on a database `serve` created).
 pub async fn default_tenant(db: &DatabaseConnection) -> Result<Option<TenantId>> {
     Ok(Tenant::find()
         .order_by_asc(tenant::Column::CreatedAt)
@@ -127,7 +140,7 @@ pub async fn create_demo_tenant(db: &DatabaseConnection) -> Result<TenantId> {
     let id = TenantId(Uuid::now_v7());
     tenant::Model {
         id: id.0,
-        name: "Demo tenant".to_string(),
+        name: DEMO_TENANT_NAME.to_string(),
         created_at: now,
     }
     .into_active_model()

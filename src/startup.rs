@@ -1,15 +1,17 @@
 //! Building the application from its configuration, and running it.
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
+use crate::auth::{Authenticator, keys};
 use crate::config::Config;
 use crate::contacts::WriteSettings;
 use crate::graphql::{AppSchema, Limits, build_schema};
 use crate::metrics::Metrics;
-use crate::scope::TenantId;
 use crate::{db, demo, http};
 
 /// What every handler shares.
@@ -21,8 +23,10 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// The application's metrics.
     pub metrics: Metrics,
-    /// The tenant requests act for until API keys exist.
-    pub default_tenant: Option<TenantId>,
+    /// Verifies API keys.
+    pub auth: Arc<Authenticator>,
+    /// The demo key GraphiQL opens with (not in production).
+    pub graphiql_key: Option<String>,
     /// Request limits.
     pub limits: Limits,
     /// Production mode (no GraphiQL page).
@@ -35,6 +39,7 @@ pub struct Application {
     router: Router,
     address: SocketAddr,
     state: AppState,
+    demo_key: Option<String>,
 }
 
 impl Application {
@@ -46,11 +51,16 @@ impl Application {
         db::migrate(&db).await?;
         let production = config.is_production();
         let limits = config.limits.limits();
-        let mut default_tenant = demo::default_tenant(&db).await?;
-        if default_tenant.is_none() && !config.no_demo && !production {
+        let mut demo_tenant = demo::demo_tenant(&db).await?;
+        if demo::default_tenant(&db).await?.is_none() && !config.no_demo && !production {
             tracing::info!("empty database: creating the demo tenant");
-            default_tenant = Some(demo::create_demo_tenant(&db).await?);
+            demo_tenant = Some(demo::create_demo_tenant(&db).await?);
         }
+        // The demo tenant gets a fresh key at each start; the previous one is revoked.
+        let demo_key = match demo_tenant {
+            Some(tenant) if !production => Some(keys::fresh_demo_key(&db, tenant).await?.key),
+            _ => None,
+        };
         let state = AppState {
             schema: build_schema(
                 db.clone(),
@@ -60,9 +70,10 @@ impl Application {
                 limits,
                 production,
             ),
+            auth: Authenticator::new(db.clone(), Duration::from_secs(config.key_cache_secs)),
             db,
             metrics,
-            default_tenant,
+            graphiql_key: demo_key.clone(),
             limits,
             production,
         };
@@ -74,6 +85,7 @@ impl Application {
             router,
             address,
             state,
+            demo_key,
         })
     }
 
@@ -87,11 +99,31 @@ impl Application {
         &self.state
     }
 
-    /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests.
+    /// The demo tenant's API key made at this start, if any.
+    pub fn demo_key(&self) -> Option<&str> {
+        self.demo_key.as_deref()
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests. Keys' `lastUsedAt`
+    /// is written every minute and at shutdown.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
+        let auth = self.state.auth.clone();
+        let flusher = tokio::spawn({
+            let auth = auth.clone();
+            async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    auth.flush_last_used().await;
+                }
+            }
+        });
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown_signal())
-            .await
+            .await;
+        flusher.abort();
+        auth.flush_last_used().await;
+        served
     }
 }
 

@@ -51,7 +51,7 @@ pub const SCENARIO_TIME: Duration = Duration::from_secs(20);
 /// Sends up to `requests` POSTs of `body`, `concurrency` at a time, for at most
 /// [`SCENARIO_TIME`]; every answer must be free of errors.
 pub async fn measure(url: &str, body: Value, requests: usize, concurrency: usize) -> Stats {
-    let client = reqwest::Client::new();
+    let client = client();
     // Warm-up.
     for _ in 0..2 {
         post(&client, url, &body).await;
@@ -110,6 +110,21 @@ pub fn report(name: &str, stats: &Stats) {
         stats.p50.as_secs_f64() * 1000.0,
         stats.p99.as_secs_f64() * 1000.0
     );
+}
+
+static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// A client that sends the demo tenant's API key.
+pub fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let key = KEY.get().map(String::as_str).unwrap_or_default();
+    if let Ok(value) = format!("Bearer {key}").parse() {
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 /// A running server over a freshly seeded database.
@@ -185,10 +200,12 @@ pub async fn start(args: &Args) -> Bench {
         no_demo: true,
         default_phone_region: None,
         production: false,
+        key_cache_secs: 30,
         limits: Default::default(),
     };
     let app = Application::build(&config).await.expect("app");
     let url = format!("http://{}/graphql", app.address());
+    let _ = KEY.set(app.demo_key().expect("demo key").to_string());
     tokio::spawn(app.run_until_stopped());
     Bench {
         url,

@@ -6,6 +6,7 @@
 //!   the same way on SQLite and PostgreSQL.
 
 pub mod account;
+pub mod api_key;
 pub mod business;
 pub mod contact;
 pub mod contact_assignee;
@@ -16,6 +17,7 @@ pub mod tenant;
 pub mod prelude {
     //! The entities under short names.
     pub use super::account::Entity as Account;
+    pub use super::api_key::Entity as ApiKey;
     pub use super::business::Entity as Business;
     pub use super::contact::Entity as Contact;
     pub use super::contact_assignee::Entity as ContactAssignee;

@@ -8,6 +8,7 @@ pub mod loader;
 mod mutation;
 mod node;
 mod query;
+pub mod scopes;
 mod tag;
 
 use std::sync::Arc;
@@ -47,7 +48,8 @@ pub fn build_schema(
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives_per_field)
-        .extension(QueryLimits(limits));
+        .extension(QueryLimits(limits))
+        .extension(scopes::RequireScopes);
     if production {
         builder = builder.disable_introspection().disable_suggestions();
     }

@@ -55,9 +55,8 @@ async fn graphql_post(
         );
         return GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]));
     }
-    let request = request
-        .data(principal)
-        .data(Arc::new(Loaders::new(&state.db, principal.tenant)));
+    let loaders = Arc::new(Loaders::new(&state.db, principal.tenant));
+    let request = request.data(principal).data(loaders);
     let timeout = Duration::from_secs(state.limits.timeout_secs);
     match tokio::time::timeout(timeout, state.schema.execute_batch(request)).await {
         Ok(response) => response.into(),
@@ -85,7 +84,15 @@ async fn graphql_get(
         .is_some_and(|accept| accept.contains("text/html"));
     let has_query = request.uri().query().is_some_and(|q| q.contains("query="));
     if wants_html && !has_query && !state.production {
-        return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
+        let authorization = state
+            .graphiql_key
+            .as_ref()
+            .map(|key| format!("Bearer {key}"));
+        let mut page = GraphiQLSource::build().endpoint("/graphql");
+        if let Some(value) = &authorization {
+            page = page.header("Authorization", value);
+        }
+        return Html(page.finish()).into_response();
     }
     let (mut parts, body) = request.into_parts();
     let principal =
@@ -106,10 +113,8 @@ async fn graphql_get(
         Ok(r) => r,
         Err(rejection) => return rejection.into_response(),
     };
-    let request = graphql
-        .into_inner()
-        .data(principal)
-        .data(Arc::new(Loaders::new(&state.db, principal.tenant)));
+    let loaders = Arc::new(Loaders::new(&state.db, principal.tenant));
+    let request = graphql.into_inner().data(principal).data(loaders);
     let timeout = Duration::from_secs(state.limits.timeout_secs);
     let response = tokio::time::timeout(timeout, state.schema.execute(request))
         .await

@@ -13,6 +13,8 @@ use uuid::Uuid;
 pub struct TestApp {
     pub base_url: String,
     pub database_url: String,
+    /// The demo tenant's key, which `client` sends.
+    pub key: String,
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
     _dir: Option<tempfile::TempDir>,
@@ -58,6 +60,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         no_demo: false,
         default_phone_region: None,
         production: false,
+        key_cache_secs: 30,
         limits: Default::default(),
     };
     configure(&mut config);
@@ -66,14 +69,32 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         .expect("application builds");
     let base_url = format!("http://{}", app.address());
     let db = app.state().db.clone();
+    let key = app.demo_key().expect("a demo key").to_string();
     tokio::spawn(app.run_until_stopped());
-    TestApp {
+    let test_app = TestApp {
         base_url,
         database_url,
-        client: reqwest::Client::new(),
+        client: client_with_key(&key),
+        key,
         db,
         _dir: dir,
-    }
+    };
+    // Verify the key once, so that statement counts see the steady state (cached key).
+    test_app.data("{ __typename }", json!({})).await;
+    test_app
+}
+
+/// An HTTP client that sends `Authorization: Bearer <key>` with every request.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse().expect("header value"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 impl TestApp {

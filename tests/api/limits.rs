@@ -138,12 +138,14 @@ async fn production_mode_hides_the_schema_and_graphiql() {
         no_demo: false,
         default_phone_region: None,
         production: true,
+        key_cache_secs: 30,
         limits: Default::default(),
     };
     let production = Application::build(&config).await.expect("app");
+    assert!(production.demo_key().is_none(), "no demo key in production");
     let url = format!("http://{}/graphql", production.address());
     tokio::spawn(production.run_until_stopped());
-    let client = reqwest::Client::new();
+    let client = crate::common::client_with_key(&app.key);
 
     let introspection: Value = client
         .post(&url)
