@@ -178,9 +178,12 @@ fn too_deep(limits: &Limits) -> String {
     )
 }
 
+/// `error` with `extensions.code` set to `code`, unless it already has one.
 fn with_code(mut error: ServerError, code: &str) -> ServerError {
     let extensions = error.extensions.get_or_insert_with(Default::default);
-    extensions.set("code", Value::from(code));
+    if extensions.get("code").is_none() {
+        extensions.set("code", Value::from(code));
+    }
     error
 }
 

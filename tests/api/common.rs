@@ -3,7 +3,7 @@ use std::collections::HashMap;
 
 use contact_gateway::config::{Config, DatabaseConfig};
 use contact_gateway::startup::Application;
-use entity::prelude::{Account, Contact, ContactAssignee, ContactTag, Tag};
+use entity::prelude::{Account, Business, Contact, ContactAssignee, ContactTag, Tag, Tenant};
 use entity::{account, contact, tag};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait};
 use serde_json::{Value, json};
@@ -232,4 +232,25 @@ pub fn failing_fields(error: &Value) -> Vec<String> {
         .iter()
         .map(|f| f["field"].as_str().expect("field").to_string())
         .collect()
+}
+
+/// Every row of every table, in a stable order: equal snapshots mean an unchanged database.
+pub async fn snapshot(app: &TestApp) -> String {
+    let db = &app.db;
+    let mut parts = vec![
+        format!("{:?}", Tenant::find().all(db).await.expect("tenants")),
+        format!("{:?}", Business::find().all(db).await.expect("businesses")),
+        format!("{:?}", Account::find().all(db).await.expect("accounts")),
+        format!("{:?}", Tag::find().all(db).await.expect("tags")),
+    ];
+    let mut contacts = Contact::find().all(db).await.expect("contacts");
+    contacts.sort_by_key(|c| c.id);
+    parts.push(format!("{contacts:?}"));
+    let mut links = ContactTag::find().all(db).await.expect("links");
+    links.sort_by_key(|l| (l.contact_id, l.tag_id));
+    parts.push(format!("{links:?}"));
+    let mut assignees = ContactAssignee::find().all(db).await.expect("assignees");
+    assignees.sort_by(|a, b| (a.contact_id, &a.assignee).cmp(&(b.contact_id, &b.assignee)));
+    parts.push(format!("{assignees:?}"));
+    parts.join("\n")
 }

@@ -1,5 +1,6 @@
 //! Behaviour tests: each spawns the real server on 127.0.0.1:0 over a fresh database
 //! (SQLite, or PostgreSQL when TEST_DATABASE_URL is set) and talks to it over HTTP.
+mod auth;
 mod batching;
 mod common;
 mod filters;

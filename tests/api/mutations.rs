@@ -1,33 +1,12 @@
 //! Contact mutations: partial patches, validation that writes nothing, conditional updates
 //! and the 32-writer race, creation, deletion, tags and resolution.
 use entity::contact;
-use entity::prelude::{Account, Business, Contact, ContactAssignee, ContactTag, Tag, Tenant};
+use entity::prelude::Contact;
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::common::{TestApp, failing_fields, single_error, spawn_app, spawn_app_with};
-
-/// Every row of every table, in a stable order: equal snapshots mean an unchanged database.
-async fn snapshot(app: &TestApp) -> String {
-    let db = &app.db;
-    let mut parts = vec![
-        format!("{:?}", Tenant::find().all(db).await.expect("tenants")),
-        format!("{:?}", Business::find().all(db).await.expect("businesses")),
-        format!("{:?}", Account::find().all(db).await.expect("accounts")),
-        format!("{:?}", Tag::find().all(db).await.expect("tags")),
-    ];
-    let mut contacts = Contact::find().all(db).await.expect("contacts");
-    contacts.sort_by_key(|c| c.id);
-    parts.push(format!("{contacts:?}"));
-    let mut links = ContactTag::find().all(db).await.expect("links");
-    links.sort_by_key(|l| (l.contact_id, l.tag_id));
-    parts.push(format!("{links:?}"));
-    let mut assignees = ContactAssignee::find().all(db).await.expect("assignees");
-    assignees.sort_by(|a, b| (a.contact_id, &a.assignee).cmp(&(b.contact_id, &b.assignee)));
-    parts.push(format!("{assignees:?}"));
-    parts.join("\n")
-}
+use crate::common::{TestApp, failing_fields, single_error, snapshot, spawn_app, spawn_app_with};
 
 async fn stored(app: &TestApp, id: Uuid) -> contact::Model {
     Contact::find_by_id(id)
