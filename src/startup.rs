@@ -111,7 +111,9 @@ impl Application {
         let flusher = tokio::spawn({
             let auth = auth.clone();
             async move {
-                let mut every = tokio::time::interval(Duration::from_secs(60));
+                let period = Duration::from_secs(60);
+                let mut every =
+                    tokio::time::interval_at(tokio::time::Instant::now() + period, period);
                 loop {
                     every.tick().await;
                     auth.flush_last_used().await;
