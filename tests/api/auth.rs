@@ -275,3 +275,68 @@ async fn graphiql_opens_with_the_demo_key() {
         .expect("text");
     assert!(page.contains(&app.key), "the page carries the demo key");
 }
+
+#[tokio::test]
+async fn last_used_is_written_in_batches_not_per_request() {
+    let app = spawn_app().await;
+    let hash = keys::hash_key(&app.key);
+    let stored = |app: &TestApp| {
+        let db = app.db.clone();
+        let hash = hash.clone();
+        async move {
+            ApiKey::find()
+                .all(&db)
+                .await
+                .expect("keys")
+                .into_iter()
+                .find(|k| k.key_hash == hash)
+                .expect("key")
+        }
+    };
+    let before = app.sql_statements().await;
+    app.data("{ contacts(first: 1) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(
+        app.sql_statements().await - before,
+        2,
+        "page and count only"
+    );
+    assert_eq!(
+        stored(&app).await.last_used_at,
+        None,
+        "no write per request"
+    );
+    app.auth.flush_last_used().await;
+    assert!(stored(&app).await.last_used_at.is_some());
+}
+
+#[tokio::test]
+async fn each_start_revokes_the_previous_demo_key() {
+    let app = spawn_app_with(|c| c.key_cache_secs = 0).await;
+    let config = contact_gateway::config::Config {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        database: contact_gateway::config::DatabaseConfig {
+            database_url: app.database_url.clone(),
+        },
+        no_demo: false,
+        default_phone_region: None,
+        production: false,
+        key_cache_secs: 0,
+        limits: Default::default(),
+    };
+    let restarted = contact_gateway::startup::Application::build(&config)
+        .await
+        .expect("second start");
+    let new_key = restarted.demo_key().expect("a new demo key").to_string();
+    assert_ne!(new_key, app.key);
+    let (status, body) = post(&app.client, &app, "{ __typename }", json!({})).await;
+    assert_eq!(status, 401, "the previous demo key is revoked: {body}");
+    let (status, _) = post(
+        &client_with_key(&new_key),
+        &app,
+        "{ __typename }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "the first server accepts the new key too");
+}

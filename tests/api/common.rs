@@ -15,6 +15,8 @@ pub struct TestApp {
     pub database_url: String,
     /// The demo tenant's key, which `client` sends.
     pub key: String,
+    /// The server's key verifier (to flush `lastUsedAt` in tests).
+    pub auth: std::sync::Arc<contact_gateway::auth::Authenticator>,
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
     _dir: Option<tempfile::TempDir>,
@@ -70,17 +72,19 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let base_url = format!("http://{}", app.address());
     let db = app.state().db.clone();
     let key = app.demo_key().expect("a demo key").to_string();
+    let auth = app.state().auth.clone();
     tokio::spawn(app.run_until_stopped());
     let test_app = TestApp {
         base_url,
         database_url,
         client: client_with_key(&key),
         key,
+        auth,
         db,
         _dir: dir,
     };
     // Verify the key once, so that statement counts see the steady state (cached key).
-    test_app.data("{ __typename }", json!({})).await;
+    test_app.graphql("{ __typename }", json!({})).await;
     test_app
 }
 
