@@ -201,3 +201,41 @@ async fn production_mode_hides_the_schema_and_graphiql() {
         .to_string();
     assert!(hint.contains("Did you mean"), "{dev}");
 }
+
+#[tokio::test]
+async fn requests_over_the_time_limit_are_cut_off_and_write_nothing() {
+    use sea_orm::{EntityTrait, QuerySelect};
+    let app = crate::common::spawn_app_with(|c| c.limits.request_timeout_secs = 1).await;
+    let contact = app.all_contacts().await.remove(0);
+    let before = crate::common::snapshot(&app).await;
+    // Hold the contact's write lock (a row lock on PostgreSQL, the writer lock on SQLite), so
+    // that the update below must wait longer than the limit.
+    let (txn, lock) = contact_gateway::contacts::begin_write(&app.db)
+        .await
+        .expect("write transaction");
+    entity::prelude::Contact::find_by_id(contact.id)
+        .lock_exclusive()
+        .one(&txn)
+        .await
+        .expect("locked row");
+    let update = app.graphql(
+        "mutation($id: ID!) { updateContact(input: { id: $id, patch: { role: \"late\" } }) { contact { role } } }",
+        json!({ "id": contact.id.to_string() }),
+    );
+    // Without the server's limit the update would wait for the lock as long as we hold it.
+    let response = tokio::time::timeout(std::time::Duration::from_secs(5), update)
+        .await
+        .expect("the server cut the request off after its 1 s limit");
+    single_error(&response, "TIMEOUT");
+    drop(txn);
+    drop(lock);
+    assert_eq!(
+        crate::common::snapshot(&app).await,
+        before,
+        "the cut-off update wrote nothing"
+    );
+    let alive = app
+        .data("{ contacts(first: 1) { totalCount } }", json!({}))
+        .await;
+    assert!(alive["contacts"]["totalCount"].as_u64().unwrap_or(0) > 0);
+}
