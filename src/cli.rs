@@ -229,7 +229,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 async fn seed(args: SeedArgs) -> anyhow::Result<()> {
     let db = db::connect(&args.database.database_url, None).await?;
     db::migrate(&db).await?;
-    let tenant = match demo::default_tenant(&db).await? {
+    let tenant = match demo::demo_tenant(&db).await? {
         Some(tenant) => tenant,
         None => demo::create_demo_tenant(&db).await?,
     };

@@ -117,7 +117,7 @@ pub async fn demo_tenant(db: &DatabaseConnection) -> Result<Option<TenantId>> {
         .map(|t| TenantId(t.id)))
 }
 
-/// The oldest tenant (the demo tenant on a database `serve` created).
+/// The oldest tenant, if the database has any.
 pub async fn default_tenant(db: &DatabaseConnection) -> Result<Option<TenantId>> {
     Ok(Tenant::find()
         .order_by_asc(tenant::Column::CreatedAt)

@@ -205,7 +205,6 @@ fn tagged(scope: FilterScope, tag_condition: Expr) -> SelectStatement {
 /// served by a trigram index: pg_trgm GIN on PostgreSQL, an FTS5 trigram table on SQLite.
 fn search_condition(scope: FilterScope, search: &str) -> Expr {
     let needle = search.to_lowercase();
-    let like = Expr::col((Contact, Column::SearchText)).like(contains_pattern(&needle));
     if scope.backend == DbBackend::Sqlite && needle.chars().count() >= 3 {
         // An FTS5 phrase of one string: with the trigram tokenizer it matches the string
         // as a substring; quotes are doubled, nothing else is special inside a phrase.
@@ -215,6 +214,6 @@ fn search_condition(scope: FilterScope, search: &str) -> Expr {
             [phrase],
         )
     } else {
-        like
+        Expr::col((Contact, Column::SearchText)).like(contains_pattern(&needle))
     }
 }
