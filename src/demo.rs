@@ -256,6 +256,7 @@ pub async fn seed_contacts(
         .collect();
 
     let bulk = count >= BULK_LOAD_THRESHOLD;
+    let started = std::time::Instant::now();
     let mut txn = db.begin().await?;
     let suspended = if bulk {
         Some(suspend_indexes(&txn).await?)
@@ -287,6 +288,7 @@ pub async fn seed_contacts(
     generator
         .await
         .map_err(|err| Error::Internal(format!("contact generator failed: {err}")))?;
+    tracing::debug!(elapsed = ?started.elapsed(), "rows inserted");
     if let Some(suspended) = suspended {
         restore_indexes(&txn, suspended).await?;
     }
@@ -442,11 +444,15 @@ async fn suspend_indexes(txn: &DatabaseTransaction) -> Result<Suspended> {
 
 async fn restore_indexes(txn: &DatabaseTransaction, suspended: Suspended) -> Result<()> {
     for sql in &suspended.create_statements {
+        let started = std::time::Instant::now();
         txn.execute_unprepared(sql).await?;
+        tracing::debug!(elapsed = ?started.elapsed(), %sql, "index restored");
     }
     if suspended.rebuild_search {
+        let started = std::time::Instant::now();
         txn.execute_unprepared("INSERT INTO contact_search(contact_search) VALUES ('rebuild')")
             .await?;
+        tracing::debug!(elapsed = ?started.elapsed(), "search index rebuilt");
     }
     Ok(())
 }
