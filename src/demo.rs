@@ -1,8 +1,12 @@
 //! Demo data: a tenant with businesses, accounts, tags and contacts that use every field,
 //! generated from a fixed seed so that every run (and every test) sees the same data.
 //! Also the bulk generator behind `contact-gateway seed`.
-use entity::prelude::{Account, Business, Contact, ContactAssignee, ContactTag, Tag, Tenant};
-use entity::{account, business, contact, contact_assignee, contact_tag, tag, tenant};
+use entity::prelude::{
+    Account, Business, Contact, ContactAssignee, ContactKey, ContactTag, Tag, Tenant,
+};
+use entity::{
+    account, business, contact, contact_assignee, contact_key, contact_tag, tag, tenant,
+};
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
@@ -13,6 +17,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::{NoContext, Timestamp, Uuid};
 
+use crate::contacts::keys::keys_of;
 use crate::contacts::{ResolutionStatus, search_text, sort_name};
 use crate::error::{Error, Result};
 use crate::scope::TenantId;
@@ -280,6 +285,7 @@ pub async fn seed_contacts(
         insert_all::<Contact>(&txn, batch.contacts, ROWS_PER_INSERT).await?;
         insert_all::<ContactTag>(&txn, batch.links, ROWS_PER_INSERT * 4).await?;
         insert_all::<ContactAssignee>(&txn, batch.assignees, ROWS_PER_INSERT * 4).await?;
+        insert_all::<ContactKey>(&txn, batch.keys, ROWS_PER_INSERT * 4).await?;
         if !bulk {
             txn.commit().await?;
             txn = db.begin().await?;
@@ -322,6 +328,7 @@ struct Batch {
     contacts: Vec<contact::Model>,
     links: Vec<contact_tag::Model>,
     assignees: Vec<contact_assignee::Model>,
+    keys: Vec<contact_key::Model>,
 }
 
 /// The businesses, tags and accounts new contacts are spread over.
@@ -345,6 +352,7 @@ fn generate_batch(
         contacts: Vec::with_capacity(n),
         links: Vec::new(),
         assignees: Vec::new(),
+        keys: Vec::new(),
     };
     for i in 0..n {
         let c = generate_contact(
@@ -380,12 +388,16 @@ fn generate_batch(
                 });
             }
         }
+        batch.keys.extend(keys_of(&c));
         batch.contacts.push(c);
     }
     batch.contacts.sort_unstable_by_key(|c| c.id);
     batch
         .links
         .sort_unstable_by_key(|l| (l.contact_id, l.tag_id));
+    batch
+        .keys
+        .sort_unstable_by(|a, b| (&a.kind, &a.value).cmp(&(&b.kind, &b.value)));
     batch
 }
 
@@ -407,14 +419,14 @@ async fn suspend_indexes(txn: &DatabaseTransaction) -> Result<Suspended> {
     let list = match backend {
         DbBackend::Sqlite => {
             "SELECT name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') \
-             AND tbl_name IN ('contacts', 'contact_tags', 'contact_assignees') \
+             AND tbl_name IN ('contacts', 'contact_tags', 'contact_assignees', 'contact_keys') \
              AND sql IS NOT NULL AND name <> 'contacts_search_delete' \
              AND name <> 'contacts_search_update' ORDER BY type, name"
         }
         _ => {
             "SELECT indexname AS name, indexdef AS sql FROM pg_indexes \
              WHERE schemaname = current_schema() \
-             AND tablename IN ('contacts', 'contact_tags', 'contact_assignees') \
+             AND tablename IN ('contacts', 'contact_tags', 'contact_assignees', 'contact_keys') \
              AND indexname NOT LIKE '%_pkey' ORDER BY indexname"
         }
     };

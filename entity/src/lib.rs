@@ -10,7 +10,11 @@ pub mod api_key;
 pub mod business;
 pub mod contact;
 pub mod contact_assignee;
+pub mod contact_key;
+pub mod contact_source;
 pub mod contact_tag;
+pub mod source_entity;
+pub mod source_state;
 pub mod tag;
 pub mod tenant;
 
@@ -21,7 +25,11 @@ pub mod prelude {
     pub use super::business::Entity as Business;
     pub use super::contact::Entity as Contact;
     pub use super::contact_assignee::Entity as ContactAssignee;
+    pub use super::contact_key::Entity as ContactKey;
+    pub use super::contact_source::Entity as ContactSource;
     pub use super::contact_tag::Entity as ContactTag;
+    pub use super::source_entity::Entity as SourceEntity;
+    pub use super::source_state::Entity as SourceState;
     pub use super::tag::Entity as Tag;
     pub use super::tenant::Entity as Tenant;
 }

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_core;
 mod m20261125_000002_api_keys;
+mod m20261125_000003_sources;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_core::Migration),
             Box::new(m20261125_000002_api_keys::Migration),
+            Box::new(m20261125_000003_sources::Migration),
         ]
     }
 }

@@ -1,9 +1,10 @@
 //! Contacts: reading them by id, in pages, under their parents, and their tags.
 mod filter;
+pub mod keys;
 mod order;
 pub mod phone;
 pub mod rules;
-mod write;
+pub mod write;
 
 use std::collections::HashMap;
 

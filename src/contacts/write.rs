@@ -1,8 +1,8 @@
 //! Contact writes: create, patch (seed 001), delete, tag and resolve. Each runs in one
 //! transaction; input is validated in full before anything is written.
 use async_graphql::{ID, InputObject, MaybeUndefined};
-use entity::prelude::{Account, Business, Contact, ContactAssignee, ContactTag, Tag};
-use entity::{contact, contact_assignee, contact_tag, tag};
+use entity::prelude::{Account, Business, Contact, ContactAssignee, ContactSource, ContactTag, Tag};
+use entity::{contact, contact_assignee, contact_source, contact_tag, tag};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
@@ -496,6 +496,9 @@ async fn write_contact(
     if updated.assignees != current.assignees {
         write_assignees(txn, &updated, true).await?;
     }
+    if super::keys::keys_differ(current, &updated) {
+        super::keys::replace_keys(txn, &[&updated]).await?;
+    }
     Ok(updated)
 }
 
@@ -570,15 +573,9 @@ pub async fn update_contact(
     Ok(updated)
 }
 
-/// Creates a contact from `fields` (absent fields are empty).
-pub async fn create_contact(
-    db: &DatabaseConnection,
-    tenant: TenantId,
-    fields: &ContactPatch,
-    settings: WriteSettings,
-) -> Result<contact::Model> {
-    let now = now_millis();
-    let mut contact = contact::Model {
+/// A new contact of `tenant` with every field empty, created and updated at `now`.
+pub fn blank_contact(tenant: TenantId, now: i64) -> contact::Model {
+    contact::Model {
         id: Uuid::now_v7(),
         tenant_id: tenant.0,
         account_id: None,
@@ -622,7 +619,17 @@ pub async fn create_contact(
         updated_at: now,
         sort_name: String::new(),
         search_text: String::new(),
-    };
+    }
+}
+
+/// Creates a contact from `fields` (absent fields are empty).
+pub async fn create_contact(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    fields: &ContactPatch,
+    settings: WriteSettings,
+) -> Result<contact::Model> {
+    let mut contact = blank_contact(tenant, now_millis());
     let (txn, _lock) = begin_write(db).await?;
     let mut failures = fields.apply(&mut contact, "input.contact", settings);
     check_parents(&txn, tenant, &contact, "input.contact", &mut failures).await?;
@@ -631,30 +638,50 @@ pub async fn create_contact(
     }
     let created = contact.clone().into_active_model().insert(&txn).await?;
     write_assignees(&txn, &created, false).await?;
+    super::keys::insert_keys(&txn, [&created]).await?;
     txn.commit().await?;
     Ok(created)
 }
 
-/// Deletes contact `id` (its tag links and assignees go with it); returns its id.
+/// Deletes contacts `ids` of `tenant` with their tag links, assignees, keys and source
+/// records.
+pub(crate) async fn delete_rows(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    ids: &[Uuid],
+) -> Result<()> {
+    let ids = || ids.iter().copied();
+    ContactTag::delete_many()
+        .filter(contact_tag::Column::TenantId.eq(tenant.0))
+        .filter(contact_tag::Column::ContactId.is_in(ids()))
+        .exec(txn)
+        .await?;
+    ContactAssignee::delete_many()
+        .filter(contact_assignee::Column::TenantId.eq(tenant.0))
+        .filter(contact_assignee::Column::ContactId.is_in(ids()))
+        .exec(txn)
+        .await?;
+    ContactSource::delete_many()
+        .filter(contact_source::Column::TenantId.eq(tenant.0))
+        .filter(contact_source::Column::ContactId.is_in(ids()))
+        .exec(txn)
+        .await?;
+    super::keys::delete_keys(txn, tenant.0, &ids().collect::<Vec<_>>()).await?;
+    Contact::delete_many()
+        .filter(contact::Column::TenantId.eq(tenant.0))
+        .filter(contact::Column::Id.is_in(ids()))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes contact `id` (its tag links, assignees and source records go with it); returns
+/// its id.
 pub async fn delete_contact(db: &DatabaseConnection, tenant: TenantId, id: &ID) -> Result<Uuid> {
     let id = parse_id("input.id", id)?;
     let (txn, _lock) = begin_write(db).await?;
     let contact = locked_contact(&txn, tenant, id).await?;
-    ContactTag::delete_many()
-        .filter(contact_tag::Column::TenantId.eq(tenant.0))
-        .filter(contact_tag::Column::ContactId.eq(contact.id))
-        .exec(&txn)
-        .await?;
-    ContactAssignee::delete_many()
-        .filter(contact_assignee::Column::TenantId.eq(tenant.0))
-        .filter(contact_assignee::Column::ContactId.eq(contact.id))
-        .exec(&txn)
-        .await?;
-    Contact::delete_many()
-        .filter(contact::Column::TenantId.eq(tenant.0))
-        .filter(contact::Column::Id.eq(contact.id))
-        .exec(&txn)
-        .await?;
+    delete_rows(&txn, tenant, &[contact.id]).await?;
     txn.commit().await?;
     Ok(contact.id)
 }
