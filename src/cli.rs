@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `migrate`, `schema` and `seed`.
+//! The command line: `serve` (the default), `migrate`, `schema`, `seed`, `tenant`,
+//! `api-key`, `import` and `sync`.
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, DatabaseConfig};
@@ -6,7 +7,10 @@ use crate::startup::Application;
 use uuid::Uuid;
 
 use crate::auth::{Scope, keys};
+use crate::contacts::WriteSettings;
 use crate::scope::TenantId;
+use crate::sources::import::{self, ImportOptions};
+use crate::sources::{Format, MapContext};
 use crate::time::format_millis;
 use crate::{db, demo, graphql};
 
@@ -41,6 +45,35 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Import a vendor export (JSON) into a tenant; importing the same file again changes
+    /// nothing.
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ImportArgs {
+    #[command(flatten)]
+    database: DatabaseConfig,
+    /// The file's format.
+    #[arg(long, value_enum)]
+    format: Format,
+    /// The tenant to import into.
+    #[arg(long)]
+    tenant: Uuid,
+    /// The source's name; records are matched by (source, vendor id). Default: the format.
+    #[arg(long)]
+    source: Option<String>,
+    /// The account the contacts belong to (required by account-contacts).
+    #[arg(long)]
+    account: Option<String>,
+    /// Fail and write nothing on any warning or rejected record.
+    #[arg(long)]
+    strict: bool,
+    /// Region (ISO 3166 code, e.g. DE) for phone numbers without a country code.
+    #[arg(long, env = "DEFAULT_PHONE_REGION", value_parser = crate::config::parse_region)]
+    default_phone_region: Option<phonenumber::country::Id>,
+    /// The file to read; `-` reads standard input.
+    file: std::path::PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -138,7 +171,70 @@ pub async fn run() -> anyhow::Result<()> {
         Some(Command::Seed(args)) => seed(args).await,
         Some(Command::Tenant(command)) => tenant(command).await,
         Some(Command::ApiKey(command)) => api_key(command).await,
+        Some(Command::Import(args)) => import(args).await,
     }
+}
+
+async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Read};
+    if args.format == Format::AccountContacts && args.account.is_none() {
+        anyhow::bail!("account-contacts records do not name their account: pass --account NAME");
+    }
+    let payload = if args.file.as_os_str() == "-" {
+        let mut buffer = Vec::new();
+        std::io::stdin().read_to_end(&mut buffer)?;
+        buffer
+    } else {
+        std::fs::read(&args.file)
+            .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", args.file.display()))?
+    };
+    let db = open(&args.database).await?;
+    let options = ImportOptions {
+        tenant: TenantId(args.tenant),
+        source: args
+            .source
+            .unwrap_or_else(|| args.format.name().to_string()),
+        format: args.format,
+        context: MapContext {
+            account: args.account,
+            business: None,
+        },
+        strict: args.strict,
+        settings: WriteSettings {
+            default_region: args.default_phone_region,
+        },
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let started = std::time::Instant::now();
+    let result = import::import_payload(&db, &options, &payload, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .await;
+    bar.finish_and_clear();
+    let summary = result?;
+    for notice in &summary.warnings {
+        eprintln!("warning: {notice}");
+    }
+    for notice in &summary.rejected {
+        eprintln!("rejected: {notice}");
+    }
+    let records = summary.created + summary.updated + summary.unchanged;
+    println!(
+        "created {}, updated {}, unchanged {}, warnings {}, rejected {} ({} records in {:.2}s)",
+        summary.created,
+        summary.updated,
+        summary.unchanged,
+        summary.warnings.len(),
+        summary.rejected.len(),
+        records,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn open(database: &DatabaseConfig) -> anyhow::Result<sea_orm::DatabaseConnection> {

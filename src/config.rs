@@ -118,7 +118,8 @@ impl Default for LimitsConfig {
     }
 }
 
-fn parse_region(code: &str) -> Result<phonenumber::country::Id, String> {
+/// Reads an ISO 3166 region code such as `DE`.
+pub fn parse_region(code: &str) -> Result<phonenumber::country::Id, String> {
     code.to_ascii_uppercase()
         .parse()
         .map_err(|_| format!("{code} is not an ISO 3166 region code such as DE or US"))

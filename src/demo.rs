@@ -4,9 +4,7 @@
 use entity::prelude::{
     Account, Business, Contact, ContactAssignee, ContactKey, ContactTag, Tag, Tenant,
 };
-use entity::{
-    account, business, contact, contact_assignee, contact_key, contact_tag, tag, tenant,
-};
+use entity::{account, business, contact, contact_assignee, contact_key, contact_tag, tag, tenant};
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};

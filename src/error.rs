@@ -43,6 +43,10 @@ pub enum Error {
     PreconditionFailed(String),
     /// The write would break a rule about related rows (e.g. deleting a non-empty account).
     Conflict(String),
+    /// A vendor payload is not valid JSON or not of its format.
+    BadPayload(String),
+    /// A vendor API refused or failed a sync.
+    Upstream(String),
     /// The database failed.
     Database(Arc<DbErr>),
     /// Anything else that is the server's fault.
@@ -62,6 +66,8 @@ impl Error {
             Error::NotFound(_) => "NOT_FOUND",
             Error::PreconditionFailed(_) => "PRECONDITION_FAILED",
             Error::Conflict(_) => "CONFLICT",
+            Error::BadPayload(_) => "BAD_PAYLOAD",
+            Error::Upstream(_) => "UPSTREAM_FAILED",
             Error::Database(_) | Error::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -77,7 +83,10 @@ impl Error {
                 format!("Invalid input: {}", fields.join("; "))
             }
             Error::NotFound(what) => format!("{what} not found"),
-            Error::PreconditionFailed(msg) | Error::Conflict(msg) => msg.clone(),
+            Error::PreconditionFailed(msg)
+            | Error::Conflict(msg)
+            | Error::BadPayload(msg)
+            | Error::Upstream(msg) => msg.clone(),
             Error::Database(_) | Error::Internal(_) => "Internal server error".to_string(),
         }
     }

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod organisations;
 pub mod paging;
 pub mod scope;
+pub mod sources;
 pub mod startup;
 pub mod tags;
 pub mod time;

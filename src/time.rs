@@ -20,6 +20,14 @@ pub fn format_millis(millis: i64) -> String {
     from_millis(millis).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Epoch milliseconds of an RFC 3339 / ISO 8601 date-time (any offset), e.g. the vendors'
+/// `2023-11-07T05:31:56Z`.
+pub fn parse_rfc3339_millis(text: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|dt| dt.timestamp_millis())
+}
+
 /// An instant, written as RFC 3339 in UTC with exactly milliseconds
 /// (`2026-02-10T14:30:00.000Z`). Input accepts any RFC 3339 offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

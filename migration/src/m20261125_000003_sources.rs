@@ -237,7 +237,12 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["contact_keys", "source_states", "source_entities", "contact_sources"] {
+        for table in [
+            "contact_keys",
+            "source_states",
+            "source_entities",
+            "contact_sources",
+        ] {
             manager
                 .drop_table(Table::drop().table(Alias::new(table)).to_owned())
                 .await?;

@@ -66,9 +66,14 @@ pub async fn insert_keys<'a>(
 ) -> Result<()> {
     let rows: Vec<contact_key::Model> = contacts.into_iter().flat_map(keys_of).collect();
     for chunk in rows.chunks(2_000) {
-        ContactKey::insert_many(chunk.iter().cloned().map(IntoActiveModel::into_active_model))
-            .exec(db)
-            .await?;
+        ContactKey::insert_many(
+            chunk
+                .iter()
+                .cloned()
+                .map(IntoActiveModel::into_active_model),
+        )
+        .exec(db)
+        .await?;
     }
     Ok(())
 }
@@ -106,10 +111,8 @@ mod tests {
         c.secondary_emails = serde_json::json!(["ANN@example.com", "a2@example.com"]);
         c.phone = Some("+4915112345678".into());
         c.secondary_phones = serde_json::json!(["+4915112345678"]);
-        let keys: Vec<(String, String)> = keys_of(&c)
-            .into_iter()
-            .map(|k| (k.kind, k.value))
-            .collect();
+        let keys: Vec<(String, String)> =
+            keys_of(&c).into_iter().map(|k| (k.kind, k.value)).collect();
         assert_eq!(
             keys,
             vec![

@@ -1,7 +1,9 @@
 //! Contact writes: create, patch (seed 001), delete, tag and resolve. Each runs in one
 //! transaction; input is validated in full before anything is written.
 use async_graphql::{ID, InputObject, MaybeUndefined};
-use entity::prelude::{Account, Business, Contact, ContactAssignee, ContactSource, ContactTag, Tag};
+use entity::prelude::{
+    Account, Business, Contact, ContactAssignee, ContactSource, ContactTag, Tag,
+};
 use entity::{contact, contact_assignee, contact_source, contact_tag, tag};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -470,13 +472,13 @@ async fn locked_contact(
 
 /// A timestamp strictly after `previous`: now, or one millisecond later when the clock has
 /// not moved past it.
-fn next_updated_at(previous: i64) -> i64 {
+pub(crate) fn next_updated_at(previous: i64) -> i64 {
     now_millis().max(previous + 1)
 }
 
 /// Writes `updated` over `current` if the stored row still has `current`'s `updatedAt`
 /// (compare-and-set in the UPDATE's WHERE), and its assignee rows.
-async fn write_contact(
+pub(crate) async fn write_contact(
     txn: &DatabaseTransaction,
     current: &contact::Model,
     updated: contact::Model,
@@ -502,7 +504,7 @@ async fn write_contact(
     Ok(updated)
 }
 
-async fn write_assignees(
+pub(crate) async fn write_assignees(
     txn: &DatabaseTransaction,
     contact: &contact::Model,
     replace: bool,

@@ -1,0 +1,1 @@
+//! The sources file (filled in below).

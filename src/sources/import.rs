@@ -1,0 +1,833 @@
+//! Applying vendor records to the unified graph, shared by `import` (a file) and `sync` (pages
+//! of a live API).
+//!
+//! Records are matched by (source, vendor id). A new record creates a contact; a record
+//! whose raw JSON is byte-for-byte what was stored last time is skipped (nothing is written,
+//! not even `updatedAt`); a changed record updates only the unified fields whose mapped value
+//! changed since its last import, so local edits to other fields survive. Values that fail
+//! validation are not stored in their field (the raw record keeps them) and are reported.
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use async_graphql::InputType;
+use entity::prelude::{
+    Account, Business, Contact, ContactAssignee, ContactSource, ContactTag, SourceEntity, Tag,
+};
+use entity::{
+    account, business, contact, contact_assignee, contact_source, contact_tag, source_entity, tag,
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, QueryFilter,
+};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{Connector, Format, MapContext, MappedRecord};
+use crate::contacts::keys::{insert_keys, keys_differ, replace_keys};
+use crate::contacts::rules::{Checker, MAX_SHORT};
+use crate::contacts::write::{
+    begin_write, blank_contact, next_updated_at, write_assignees, write_contact,
+};
+use crate::contacts::{ContactPatch, ResolutionStatus, WriteSettings, search_text, sort_name};
+use crate::error::{Error, FieldFailure, Result};
+use crate::scope::TenantId;
+use crate::time::now_millis;
+
+/// Records written per transaction by a file import.
+pub const RECORDS_PER_TRANSACTION: usize = 2_000;
+/// Rows per INSERT statement (below SQLite's bind-parameter limit for the widest table).
+const ROWS_PER_INSERT: usize = 500;
+
+/// What to import and how.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// The tenant the records go to.
+    pub tenant: TenantId,
+    /// The source's name: records are matched by (source, vendor id).
+    pub source: String,
+    /// The payload's format.
+    pub format: Format,
+    /// What the caller knows of the records (e.g. their account).
+    pub context: MapContext,
+    /// Fail, writing nothing, on any warning or rejected record.
+    pub strict: bool,
+    /// How input values are read (default phone region).
+    pub settings: WriteSettings,
+}
+
+/// A warning about a record or its rejection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    /// The record's vendor id, or `#n` (its position) when it has none.
+    pub record: String,
+    /// The field concerned, if one.
+    pub field: Option<String>,
+    /// What happened.
+    pub message: String,
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "record {}: {field}: {}", self.record, self.message),
+            None => write!(f, "record {}: {}", self.record, self.message),
+        }
+    }
+}
+
+/// What an import or sync did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// Contacts created.
+    pub created: u64,
+    /// Contacts changed.
+    pub updated: u64,
+    /// Records that changed nothing.
+    pub unchanged: u64,
+    /// Values not stored, by record and field.
+    pub warnings: Vec<Notice>,
+    /// Records not imported at all.
+    pub rejected: Vec<Notice>,
+}
+
+impl ImportSummary {
+    /// Adds the counts of `other`.
+    pub fn add(&mut self, other: ImportSummary) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.warnings.extend(other.warnings);
+        self.rejected.extend(other.rejected);
+    }
+}
+
+/// A record ready to be written: mapped, validated, fingerprinted.
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    mapped: MappedRecord,
+    record: String,
+    hash: String,
+}
+
+/// Applies the unified `fields` to `contact` (`externalRef`, `resolutionStatus` and
+/// `createdBy` here, the rest through `ContactPatch`); returns the values that failed
+/// validation.
+fn apply_fields(
+    contact: &mut contact::Model,
+    fields: &Map<String, Value>,
+    settings: WriteSettings,
+) -> Vec<FieldFailure> {
+    let mut check = Checker::new("record", settings);
+    let mut patch_fields = Map::new();
+    for (key, value) in fields {
+        let text = value.as_str();
+        match key.as_str() {
+            "externalRef" => {
+                contact.external_ref = text.and_then(|t| check.text(key, t, MAX_SHORT));
+            }
+            "createdBy" => contact.created_by = text.and_then(|t| check.text(key, t, MAX_SHORT)),
+            "resolutionStatus" => match text.map(str::to_ascii_uppercase).as_deref() {
+                Some(s @ ("UNRESOLVED" | "CRM_RESOLVED" | "MANUALLY_RESOLVED")) => {
+                    contact.resolution_status = ResolutionStatus::parse(s).as_str().to_string();
+                }
+                None => {}
+                Some(_) => check.failures.push(FieldFailure::new(
+                    "record.resolutionStatus",
+                    "not one of unresolved, crm_resolved, manually_resolved",
+                )),
+            },
+            _ => {
+                patch_fields.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    let mut failures = check.failures;
+    match ContactPatch::parse(Some(
+        async_graphql::Value::from_json(Value::Object(patch_fields)).unwrap_or_default(),
+    )) {
+        Ok(patch) => failures.extend(patch.apply(contact, "record", settings)),
+        Err(err) => failures.push(FieldFailure::new(
+            "record",
+            err.into_server_error(Default::default()).message,
+        )),
+    }
+    contact.sort_name = sort_name(contact.first_name.as_deref(), contact.last_name.as_deref());
+    contact.search_text = search_text(contact);
+    failures
+}
+
+/// Removes from `fields` the values named by `failures` (`record.email`,
+/// `record.secondaryEmails[1]`, `record.address.city`).
+fn drop_failed(fields: &mut Map<String, Value>, failures: &[FieldFailure]) {
+    let mut list_items: HashMap<String, BTreeSet<usize>> = HashMap::new();
+    for failure in failures {
+        let path = failure
+            .field
+            .strip_prefix("record.")
+            .unwrap_or(&failure.field);
+        if let Some((key, rest)) = path.split_once('[') {
+            if let Some(index) = rest.trim_end_matches(']').parse::<usize>().ok() {
+                list_items.entry(key.to_string()).or_default().insert(index);
+            }
+        } else if let Some((parent, child)) = path.split_once('.') {
+            if let Some(Value::Object(nested)) = fields.get_mut(parent) {
+                nested.remove(child);
+            }
+        } else if path == "record" {
+            fields.clear();
+        } else {
+            fields.remove(path);
+        }
+    }
+    for (key, indexes) in list_items {
+        if let Some(Value::Array(items)) = fields.get_mut(&key) {
+            let kept = std::mem::take(items)
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| !indexes.contains(i))
+                .map(|(_, v)| v);
+            *items = kept.collect();
+        }
+    }
+}
+
+/// Maps and validates `records`; rejections and warnings go to `summary`. When a vendor id
+/// occurs twice, the later record wins (with a warning).
+pub fn prepare(
+    connector: &dyn Connector,
+    records: Vec<Value>,
+    context: &MapContext,
+    settings: WriteSettings,
+    summary: &mut ImportSummary,
+) -> Vec<Incoming> {
+    let mut out: Vec<Incoming> = Vec::with_capacity(records.len());
+    let mut position: HashMap<String, usize> = HashMap::new();
+    for (i, record) in records.into_iter().enumerate() {
+        let mut mapped = match connector.map(&record, context) {
+            Ok(mapped) => mapped,
+            Err(reason) => {
+                summary.rejected.push(Notice {
+                    record: format!("#{}", i + 1),
+                    field: None,
+                    message: reason,
+                });
+                continue;
+            }
+        };
+        let id = mapped.external_id.clone();
+        let notice = |f: FieldFailure| Notice {
+            record: id.clone(),
+            field: Some(
+                f.field
+                    .strip_prefix("record.")
+                    .unwrap_or(&f.field)
+                    .to_string(),
+            ),
+            message: f.message,
+        };
+        summary
+            .warnings
+            .extend(mapped.warnings.drain(..).map(notice));
+        let failures = apply_fields(
+            &mut blank_contact(TenantId(Uuid::nil()), 0),
+            &mapped.fields,
+            settings,
+        );
+        if !failures.is_empty() {
+            drop_failed(&mut mapped.fields, &failures);
+            summary.warnings.extend(failures.into_iter().map(notice));
+        }
+        let raw = record.to_string();
+        let hash = hex::encode(Sha256::digest(raw.as_bytes()));
+        let incoming = Incoming {
+            mapped,
+            record: raw,
+            hash,
+        };
+        if let Some(&earlier) = position.get(&id) {
+            summary.warnings.push(Notice {
+                record: id.clone(),
+                field: None,
+                message: "the id occurs more than once; the last record was imported".into(),
+            });
+            out[earlier] = incoming;
+        } else {
+            position.insert(id, out.len());
+            out.push(incoming);
+        }
+    }
+    out
+}
+
+/// Reads a payload of `format`: JSON, then the format's envelope.
+pub fn parse_payload(format: Format, payload: &[u8]) -> Result<Vec<Value>> {
+    let value: Value = serde_json::from_slice(payload)
+        .map_err(|err| Error::BadPayload(format!("not valid JSON: {err}")))?;
+    format
+        .connector()
+        .records(value)
+        .map_err(|err| Error::BadPayload(format!("not a {} payload: {err}", format.name())))
+}
+
+/// The failures that make a strict import fail.
+pub fn strict_failures(summary: &ImportSummary) -> Vec<FieldFailure> {
+    summary
+        .rejected
+        .iter()
+        .chain(&summary.warnings)
+        .map(|n| {
+            let field = match &n.field {
+                Some(field) => format!("{}.{field}", n.record),
+                None => n.record.clone(),
+            };
+            FieldFailure::new(field, n.message.clone())
+        })
+        .collect()
+}
+
+/// Imports a whole payload (a file): parsed and validated first, then written in
+/// transactions of [`RECORDS_PER_TRANSACTION`] records. A payload that is not of its format,
+/// or any warning under `strict`, writes nothing. `progress` gets the records done so far
+/// and the total.
+pub async fn import_payload(
+    db: &DatabaseConnection,
+    options: &ImportOptions,
+    payload: &[u8],
+    progress: impl Fn(usize, usize),
+) -> Result<ImportSummary> {
+    let records = parse_payload(options.format, payload)?;
+    let mut summary = ImportSummary::default();
+    let incoming = prepare(
+        options.format.connector(),
+        records,
+        &options.context,
+        options.settings,
+        &mut summary,
+    );
+    if options.strict && (!summary.warnings.is_empty() || !summary.rejected.is_empty()) {
+        return Err(Error::Validation(strict_failures(&summary)));
+    }
+    check_tenant(db, options.tenant).await?;
+    let total = incoming.len();
+    let mut done = 0;
+    for chunk in incoming.chunks(RECORDS_PER_TRANSACTION) {
+        let (txn, _lock) = begin_write(db).await?;
+        let counts = apply_records(&txn, options, chunk, now_millis()).await?;
+        txn.commit().await?;
+        summary.add(counts);
+        done += chunk.len();
+        progress(done, total);
+    }
+    Ok(summary)
+}
+
+/// Fails with `NOT_FOUND` unless `tenant` exists.
+pub async fn check_tenant(db: &impl sea_orm::ConnectionTrait, tenant: TenantId) -> Result<()> {
+    entity::prelude::Tenant::find_by_id(tenant.0)
+        .one(db)
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| Error::NotFound(format!("Tenant {}", tenant.0)))
+}
+
+/// What the last import of a record mapped it to (stored as `contact_sources.mapped`).
+#[derive(Debug, Default, PartialEq)]
+struct MappedState {
+    fields: Map<String, Value>,
+    account: Option<String>,
+    business: Option<String>,
+    tags: Option<Vec<String>>,
+}
+
+impl MappedState {
+    fn of(mapped: &MappedRecord) -> Self {
+        Self {
+            fields: mapped.fields.clone(),
+            account: mapped.account.as_ref().map(|a| a.external_id.clone()),
+            business: mapped.business.as_ref().map(|b| b.external_id.clone()),
+            tags: mapped
+                .tags
+                .as_ref()
+                .map(|tags| tags.iter().map(|t| t.external_id.clone()).collect()),
+        }
+    }
+
+    fn to_json(&self) -> String {
+        json!({
+            "fields": self.fields,
+            "account": self.account,
+            "business": self.business,
+            "tags": self.tags,
+        })
+        .to_string()
+    }
+
+    fn parse(text: &str) -> Self {
+        let value: Value = serde_json::from_str(text).unwrap_or_default();
+        let text_of = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_string);
+        Self {
+            fields: value
+                .get("fields")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+            account: text_of("account"),
+            business: text_of("business"),
+            tags: value.get("tags").and_then(Value::as_array).map(|list| {
+                list.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// Accounts, businesses and tags of a batch, by vendor id.
+#[derive(Default)]
+struct Parents {
+    accounts: HashMap<String, Uuid>,
+    businesses: HashMap<String, Uuid>,
+    tags: HashMap<String, Uuid>,
+}
+
+const ACCOUNT: &str = "account";
+const BUSINESS: &str = "business";
+const TAG: &str = "tag";
+
+/// The entity ids already known for vendor ids of `kind`.
+async fn known_entities(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    source: &str,
+    kind: &str,
+    ids: impl Iterator<Item = String>,
+) -> Result<HashMap<String, Uuid>> {
+    let ids: Vec<String> = ids.collect();
+    let mut known = HashMap::new();
+    for chunk in ids.chunks(1_000) {
+        let rows = SourceEntity::find()
+            .filter(source_entity::Column::TenantId.eq(tenant.0))
+            .filter(source_entity::Column::Source.eq(source))
+            .filter(source_entity::Column::Kind.eq(kind))
+            .filter(source_entity::Column::ExternalId.is_in(chunk.iter().cloned()))
+            .all(txn)
+            .await?;
+        known.extend(rows.into_iter().map(|r| (r.external_id, r.entity_id)));
+    }
+    Ok(known)
+}
+
+fn entity_row(
+    tenant: TenantId,
+    source: &str,
+    kind: &str,
+    external_id: &str,
+    id: Uuid,
+) -> source_entity::ActiveModel {
+    source_entity::Model {
+        tenant_id: tenant.0,
+        source: source.to_string(),
+        kind: kind.to_string(),
+        external_id: external_id.to_string(),
+        entity_id: id,
+    }
+    .into_active_model()
+}
+
+/// Finds the batch's accounts, businesses and tags by vendor id, creating those seen for
+/// the first time (a tag whose name already exists in its business is reused).
+async fn resolve_parents(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    source: &str,
+    batch: &[Incoming],
+    now: i64,
+) -> Result<Parents> {
+    let mut wanted_accounts: HashMap<&str, &str> = HashMap::new();
+    let mut wanted_businesses: HashMap<&str, &str> = HashMap::new();
+    let mut wanted_tags: HashMap<&str, (&super::VendorTag, &str)> = HashMap::new();
+    for inc in batch {
+        if let Some(a) = &inc.mapped.account {
+            wanted_accounts.insert(&a.external_id, &a.name);
+        }
+        if let Some(b) = &inc.mapped.business {
+            wanted_businesses.insert(&b.external_id, &b.name);
+            for t in inc.mapped.tags.iter().flatten() {
+                wanted_tags.insert(&t.external_id, (t, &b.external_id));
+            }
+        }
+    }
+    let mut parents = Parents::default();
+    if !wanted_accounts.is_empty() {
+        parents.accounts = known_entities(
+            txn,
+            tenant,
+            source,
+            ACCOUNT,
+            wanted_accounts.keys().map(|k| k.to_string()),
+        )
+        .await?;
+        let mut rows = Vec::new();
+        let mut links = Vec::new();
+        for (ext, name) in &wanted_accounts {
+            if !parents.accounts.contains_key(*ext) {
+                let id = Uuid::now_v7();
+                rows.push(
+                    account::Model {
+                        id,
+                        tenant_id: tenant.0,
+                        name: name.to_string(),
+                        external_ref: Some(ext.to_string()),
+                        created_at: now,
+                        updated_at: now,
+                    }
+                    .into_active_model(),
+                );
+                links.push(entity_row(tenant, source, ACCOUNT, ext, id));
+                parents.accounts.insert(ext.to_string(), id);
+            }
+        }
+        if !rows.is_empty() {
+            Account::insert_many(rows).exec(txn).await?;
+            SourceEntity::insert_many(links).exec(txn).await?;
+        }
+    }
+    if !wanted_businesses.is_empty() {
+        parents.businesses = known_entities(
+            txn,
+            tenant,
+            source,
+            BUSINESS,
+            wanted_businesses.keys().map(|k| k.to_string()),
+        )
+        .await?;
+        let mut rows = Vec::new();
+        let mut links = Vec::new();
+        for (ext, name) in &wanted_businesses {
+            if !parents.businesses.contains_key(*ext) {
+                let id = Uuid::now_v7();
+                rows.push(
+                    business::Model {
+                        id,
+                        tenant_id: tenant.0,
+                        name: name.to_string(),
+                        external_ref: Some(ext.to_string()),
+                        created_at: now,
+                        updated_at: now,
+                    }
+                    .into_active_model(),
+                );
+                links.push(entity_row(tenant, source, BUSINESS, ext, id));
+                parents.businesses.insert(ext.to_string(), id);
+            }
+        }
+        if !rows.is_empty() {
+            Business::insert_many(rows).exec(txn).await?;
+            SourceEntity::insert_many(links).exec(txn).await?;
+        }
+    }
+    if !wanted_tags.is_empty() {
+        parents.tags = known_entities(
+            txn,
+            tenant,
+            source,
+            TAG,
+            wanted_tags.keys().map(|k| k.to_string()),
+        )
+        .await?;
+        let missing: Vec<(&str, &super::VendorTag, Uuid)> = wanted_tags
+            .iter()
+            .filter(|(ext, _)| !parents.tags.contains_key(**ext))
+            .filter_map(|(ext, (t, business))| {
+                Some((*ext, *t, *parents.businesses.get(*business)?))
+            })
+            .collect();
+        if !missing.is_empty() {
+            let names: HashSet<&str> = missing.iter().map(|(_, t, _)| t.name.as_str()).collect();
+            let business_ids: HashSet<Uuid> = missing.iter().map(|(_, _, b)| *b).collect();
+            let existing: HashMap<(Uuid, String), Uuid> = Tag::find()
+                .filter(tag::Column::TenantId.eq(tenant.0))
+                .filter(tag::Column::BusinessId.is_in(business_ids))
+                .filter(tag::Column::Name.is_in(names))
+                .all(txn)
+                .await?
+                .into_iter()
+                .map(|t| ((t.business_id, t.name), t.id))
+                .collect();
+            let mut rows = Vec::new();
+            let mut links = Vec::new();
+            let mut created: HashMap<(Uuid, String), Uuid> = HashMap::new();
+            for (ext, t, business) in missing {
+                let key = (business, t.name.clone());
+                let id = match existing.get(&key).or_else(|| created.get(&key)) {
+                    Some(id) => *id,
+                    None => {
+                        let id = Uuid::now_v7();
+                        rows.push(
+                            tag::Model {
+                                id,
+                                tenant_id: tenant.0,
+                                business_id: business,
+                                name: t.name.clone(),
+                                display_order: t.display_order,
+                                created_at: now,
+                                updated_at: now,
+                            }
+                            .into_active_model(),
+                        );
+                        created.insert(key, id);
+                        id
+                    }
+                };
+                links.push(entity_row(tenant, source, TAG, ext, id));
+                parents.tags.insert(ext.to_string(), id);
+            }
+            if !rows.is_empty() {
+                Tag::insert_many(rows).exec(txn).await?;
+            }
+            SourceEntity::insert_many(links).exec(txn).await?;
+        }
+    }
+    Ok(parents)
+}
+
+/// Writes `batch` inside `txn` (the caller commits): creates, updates or skips each record's
+/// contact, and stores the records. Returns the counts.
+pub async fn apply_records(
+    txn: &DatabaseTransaction,
+    options: &ImportOptions,
+    batch: &[Incoming],
+    now: i64,
+) -> Result<ImportSummary> {
+    let tenant = options.tenant;
+    let source = options.source.as_str();
+    let mut summary = ImportSummary::default();
+    if batch.is_empty() {
+        return Ok(summary);
+    }
+    let parents = resolve_parents(txn, tenant, source, batch, now).await?;
+
+    let mut stored: HashMap<String, contact_source::Model> = HashMap::new();
+    for chunk in batch.chunks(1_000) {
+        let rows = ContactSource::find()
+            .filter(contact_source::Column::TenantId.eq(tenant.0))
+            .filter(contact_source::Column::Source.eq(source))
+            .filter(
+                contact_source::Column::ExternalId
+                    .is_in(chunk.iter().map(|i| i.mapped.external_id.clone())),
+            )
+            .all(txn)
+            .await?;
+        stored.extend(rows.into_iter().map(|r| (r.external_id.clone(), r)));
+    }
+    // Only the contacts of changed records are read.
+    let to_load: Vec<Uuid> = batch
+        .iter()
+        .filter_map(|inc| {
+            let src = stored.get(&inc.mapped.external_id)?;
+            (src.record_hash != inc.hash).then_some(src.contact_id)
+        })
+        .collect();
+    let mut contacts: HashMap<Uuid, contact::Model> = HashMap::new();
+    for chunk in to_load.chunks(1_000) {
+        contacts.extend(crate::scope::find_by_ids::<Contact>(txn, tenant, chunk).await?);
+    }
+
+    let mut new_contacts = Vec::new();
+    let mut new_sources = Vec::new();
+    let mut new_links = Vec::new();
+    let mut removed_links: Vec<(Uuid, Uuid)> = Vec::new();
+    let mut changed = Vec::new();
+    let mut source_updates = Vec::new();
+    let tag_ids = |tags: &Option<Vec<String>>| -> Vec<Uuid> {
+        tags.iter()
+            .flatten()
+            .filter_map(|t| parents.tags.get(t).copied())
+            .collect()
+    };
+    for inc in batch {
+        let state = MappedState::of(&inc.mapped);
+        let existing = stored.get(&inc.mapped.external_id);
+        match existing {
+            Some(src) if src.record_hash == inc.hash => summary.unchanged += 1,
+            Some(src) => {
+                let Some(current) = contacts.get(&src.contact_id) else {
+                    continue;
+                };
+                let old = MappedState::parse(&src.mapped);
+                let delta: Map<String, Value> = state
+                    .fields
+                    .iter()
+                    .filter(|(k, v)| old.fields.get(*k) != Some(*v))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let mut updated = current.clone();
+                apply_fields(&mut updated, &delta, options.settings);
+                if state.account != old.account {
+                    updated.account_id = state
+                        .account
+                        .as_ref()
+                        .and_then(|a| parents.accounts.get(a).copied());
+                }
+                if state.business != old.business {
+                    updated.business_id = state
+                        .business
+                        .as_ref()
+                        .and_then(|b| parents.businesses.get(b).copied());
+                }
+                let mut tags_changed = false;
+                if state.tags.is_some() && state.tags != old.tags {
+                    let before: HashSet<Uuid> = tag_ids(&old.tags).into_iter().collect();
+                    let after: HashSet<Uuid> = tag_ids(&state.tags).into_iter().collect();
+                    for t in after.difference(&before) {
+                        new_links.push(link(tenant, current.id, *t, now));
+                    }
+                    for t in before.difference(&after) {
+                        removed_links.push((current.id, *t));
+                    }
+                    tags_changed = before != after;
+                }
+                if updated != *current {
+                    updated.updated_at = next_updated_at(current.updated_at);
+                    changed.push((current.clone(), updated));
+                    summary.updated += 1;
+                } else if tags_changed {
+                    summary.updated += 1;
+                } else {
+                    summary.unchanged += 1;
+                }
+                let mut row = src.clone();
+                row.record = inc.record.clone();
+                row.mapped = state.to_json();
+                row.record_hash = inc.hash.clone();
+                row.fetched_at = now;
+                source_updates.push(row);
+            }
+            None => {
+                let mut c = blank_contact(tenant, now);
+                c.created_at = inc.mapped.created_at.unwrap_or(now);
+                c.updated_at = inc
+                    .mapped
+                    .updated_at
+                    .unwrap_or(c.created_at)
+                    .max(c.created_at);
+                apply_fields(&mut c, &state.fields, options.settings);
+                c.account_id = state
+                    .account
+                    .as_ref()
+                    .and_then(|a| parents.accounts.get(a).copied());
+                c.business_id = state
+                    .business
+                    .as_ref()
+                    .and_then(|b| parents.businesses.get(b).copied());
+                let mut seen = HashSet::new();
+                for t in tag_ids(&state.tags) {
+                    if seen.insert(t) {
+                        new_links.push(link(tenant, c.id, t, now));
+                    }
+                }
+                new_sources.push(contact_source::Model {
+                    id: Uuid::now_v7(),
+                    tenant_id: tenant.0,
+                    contact_id: c.id,
+                    source: source.to_string(),
+                    format: options.format.name().to_string(),
+                    external_id: inc.mapped.external_id.clone(),
+                    record: inc.record.clone(),
+                    mapped: state.to_json(),
+                    record_hash: inc.hash.clone(),
+                    fetched_at: now,
+                });
+                new_contacts.push(c);
+                summary.created += 1;
+            }
+        }
+    }
+
+    insert_chunked::<Contact>(txn, new_contacts.iter().cloned()).await?;
+    let assignees: Vec<contact_assignee::Model> = new_contacts
+        .iter()
+        .flat_map(|c| {
+            c.assignees
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str())
+                .map(|a| contact_assignee::Model {
+                    tenant_id: c.tenant_id,
+                    contact_id: c.id,
+                    assignee: a.to_string(),
+                })
+        })
+        .collect();
+    insert_chunked::<ContactAssignee>(txn, assignees).await?;
+    insert_keys(txn, &new_contacts).await?;
+    insert_chunked::<ContactSource>(txn, new_sources).await?;
+    for (current, updated) in changed {
+        let keys_changed = keys_differ(&current, &updated);
+        let updated = write_contact(txn, &current, updated).await?;
+        if keys_changed {
+            replace_keys(txn, &[&updated]).await?;
+        }
+        if current.assignees != updated.assignees {
+            write_assignees(txn, &updated, true).await?;
+        }
+    }
+    for (contact_id, tag_id) in removed_links {
+        ContactTag::delete_many()
+            .filter(contact_tag::Column::TenantId.eq(tenant.0))
+            .filter(contact_tag::Column::ContactId.eq(contact_id))
+            .filter(contact_tag::Column::TagId.eq(tag_id))
+            .exec(txn)
+            .await?;
+    }
+    if !new_links.is_empty() {
+        for chunk in new_links.chunks(ROWS_PER_INSERT) {
+            ContactTag::insert_many(
+                chunk
+                    .iter()
+                    .cloned()
+                    .map(IntoActiveModel::into_active_model),
+            )
+            .on_conflict_do_nothing()
+            .exec(txn)
+            .await?;
+        }
+    }
+    for row in source_updates {
+        ContactSource::update(row.into_active_model().reset_all())
+            .exec(txn)
+            .await?;
+    }
+    Ok(summary)
+}
+
+fn link(tenant: TenantId, contact: Uuid, tag: Uuid, now: i64) -> contact_tag::Model {
+    contact_tag::Model {
+        tenant_id: tenant.0,
+        contact_id: contact,
+        tag_id: tag,
+        created_at: now,
+    }
+}
+
+async fn insert_chunked<E: EntityTrait>(
+    txn: &DatabaseTransaction,
+    rows: impl IntoIterator<Item = E::Model>,
+) -> Result<()>
+where
+    E::Model: IntoActiveModel<E::ActiveModel>,
+{
+    let mut rows = rows
+        .into_iter()
+        .map(IntoActiveModel::into_active_model)
+        .peekable();
+    while rows.peek().is_some() {
+        E::insert_many(rows.by_ref().take(ROWS_PER_INSERT))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}

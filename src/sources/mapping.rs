@@ -1,0 +1,223 @@
+//! Helpers that copy vendor fields into the unified field map, shared by the connectors.
+use serde_json::{Map, Value, json};
+
+use super::MappedRecord;
+use crate::error::FieldFailure;
+use crate::time::parse_rfc3339_millis;
+
+/// Whether `text` is a documentation placeholder such as `<string>` or `<unknown>`.
+pub fn is_placeholder(text: &str) -> bool {
+    let t = text.trim();
+    t.len() > 2
+        && t.starts_with('<')
+        && t.ends_with('>')
+        && t[1..t.len() - 1]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Builds a [`MappedRecord`] from one vendor record object.
+pub struct RecordMapper<'a> {
+    record: &'a Map<String, Value>,
+    /// What has been mapped so far.
+    pub mapped: MappedRecord,
+}
+
+impl<'a> RecordMapper<'a> {
+    /// Starts mapping `record`; rejects it if it is not an object or has no usable `id_field`.
+    pub fn new(record: &'a Value, id_field: &str) -> Result<Self, String> {
+        let record = record
+            .as_object()
+            .ok_or_else(|| "the record is not a JSON object".to_string())?;
+        let external_id = match record.get(id_field) {
+            Some(Value::String(s)) if !s.trim().is_empty() && !is_placeholder(s) => {
+                s.trim().to_string()
+            }
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(format!("the record has no `{id_field}`")),
+        };
+        Ok(Self {
+            record,
+            mapped: MappedRecord {
+                external_id,
+                ..MappedRecord::default()
+            },
+        })
+    }
+
+    fn warn(&mut self, field: &str, message: impl Into<String>) {
+        self.mapped
+            .warnings
+            .push(FieldFailure::new(field.to_string(), message));
+    }
+
+    /// The record's text value of `from` (numbers are written as text): `Some(None)` for
+    /// null, `None` when absent or unusable (a warning says why).
+    pub fn text(&mut self, from: &str) -> Option<Option<String>> {
+        match self.record.get(from)? {
+            Value::Null => Some(None),
+            Value::String(s) if is_placeholder(s) => {
+                self.warn(from, format!("placeholder value {s:?} not stored"));
+                None
+            }
+            Value::String(s) => Some(Some(s.clone())),
+            Value::Number(n) => Some(Some(n.to_string())),
+            other => {
+                self.warn(from, format!("expected text, got {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    /// Copies text field `from` to the unified field at `to` (`address.city` for nested).
+    pub fn copy_text(&mut self, from: &str, to: &str) {
+        if let Some(value) = self.text(from) {
+            self.set(to, value.map_or(Value::Null, Value::String));
+        }
+    }
+
+    /// Copies boolean field `from` to `to`.
+    pub fn copy_bool(&mut self, from: &str, to: &str) {
+        match self.record.get(from) {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(b)) => self.set(to, Value::Bool(*b)),
+            Some(other) => {
+                let message = format!("expected true or false, got {}", kind(other));
+                self.warn(from, message);
+            }
+        }
+    }
+
+    /// Copies a list of text `from` to `to`, leaving out placeholders (with a warning).
+    pub fn copy_list(&mut self, from: &str, to: &str) {
+        match self.record.get(from) {
+            None => {}
+            Some(Value::Null) => self.set(to, json!([])),
+            Some(Value::Array(items)) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) if is_placeholder(s) => {
+                            self.warn(
+                                &format!("{from}[{i}]"),
+                                format!("placeholder value {s:?} not stored"),
+                            );
+                        }
+                        Value::String(s) => out.push(Value::String(s.clone())),
+                        Value::Number(n) => out.push(Value::String(n.to_string())),
+                        other => {
+                            let message = format!("expected text, got {}", kind(other));
+                            self.warn(&format!("{from}[{i}]"), message);
+                        }
+                    }
+                }
+                self.set(to, Value::Array(out));
+            }
+            Some(other) => {
+                let message = format!("expected a list, got {}", kind(other));
+                self.warn(from, message);
+            }
+        }
+    }
+
+    /// The record's timestamp `from` in epoch milliseconds.
+    pub fn time(&mut self, from: &str) -> Option<i64> {
+        let text = self.text(from)??;
+        match parse_rfc3339_millis(&text) {
+            Some(millis) => Some(millis),
+            None => {
+                self.warn(from, format!("not an ISO 8601 date-time: {text:?}"));
+                None
+            }
+        }
+    }
+
+    /// Copies timestamp `from` to `to` (as RFC 3339).
+    pub fn copy_time(&mut self, from: &str, to: &str) {
+        match self.record.get(from) {
+            None => {}
+            Some(Value::Null) => self.set(to, Value::Null),
+            Some(_) => {
+                if let Some(millis) = self.time(from) {
+                    self.set(to, Value::String(crate::time::format_millis(millis)));
+                }
+            }
+        }
+    }
+
+    /// Sets unified field `to` (dotted for nested objects).
+    pub fn set(&mut self, to: &str, value: Value) {
+        let mut target = &mut self.mapped.fields;
+        let mut parts = to.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                target.insert(part.to_string(), value);
+                return;
+            }
+            let entry = target
+                .entry(part.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            match entry {
+                Value::Object(map) => target = map,
+                _ => return,
+            }
+        }
+    }
+
+    /// The raw value of `from`.
+    pub fn raw(&self, from: &str) -> Option<&'a Value> {
+        self.record.get(from)
+    }
+
+    /// Finishes with the record's creation and update times.
+    pub fn finish(mut self, created: &str, updated: &str) -> MappedRecord {
+        self.mapped.created_at = self.time(created);
+        self.mapped.updated_at = self.time(updated);
+        self.mapped
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_recognised() {
+        assert!(is_placeholder("<string>"));
+        assert!(is_placeholder(" <unknown> "));
+        assert!(!is_placeholder("Jane <jane@example.com>"));
+        assert!(!is_placeholder("<>"));
+        assert!(!is_placeholder("string"));
+    }
+
+    #[test]
+    fn nested_fields_and_warnings() {
+        let record = json!({"id": 7, "city": "<string>", "zip": "10115", "dnd": "yes"});
+        let mut m = RecordMapper::new(&record, "id").expect("has id");
+        m.copy_text("city", "address.city");
+        m.copy_text("zip", "address.postalCode");
+        m.copy_bool("dnd", "dnd.email");
+        let mapped = m.finish("createdAt", "updatedAt");
+        assert_eq!(mapped.external_id, "7");
+        assert_eq!(
+            Value::Object(mapped.fields),
+            json!({"address": {"postalCode": "10115"}})
+        );
+        let fields: Vec<&str> = mapped.warnings.iter().map(|w| w.field.as_str()).collect();
+        assert_eq!(fields, ["city", "dnd"]);
+    }
+}

@@ -1,0 +1,1 @@
+//! Live sync (filled in below).
