@@ -10,6 +10,8 @@ use crate::auth::{Scope, keys};
 use crate::contacts::WriteSettings;
 use crate::scope::TenantId;
 use crate::sources::import::{self, ImportOptions};
+use crate::sources::config::SourcesFile;
+use crate::sources::sync::Syncer;
 use crate::sources::{Format, MapContext};
 use crate::time::format_millis;
 use crate::{db, demo, graphql};
@@ -48,6 +50,23 @@ enum Command {
     /// Import a vendor export (JSON) into a tenant; importing the same file again changes
     /// nothing.
     Import(ImportArgs),
+    /// Sync the vendor APIs of a sources file (all, or one with --source).
+    Sync(SyncArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct SyncArgs {
+    #[command(flatten)]
+    database: DatabaseConfig,
+    /// The sources file (TOML).
+    #[arg(long = "sources", env = "SOURCES_FILE")]
+    sources_file: std::path::PathBuf,
+    /// Sync only this source.
+    #[arg(long)]
+    source: Option<String>,
+    /// Region (ISO 3166 code, e.g. DE) for phone numbers without a country code.
+    #[arg(long, env = "DEFAULT_PHONE_REGION", value_parser = crate::config::parse_region)]
+    default_phone_region: Option<phonenumber::country::Id>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -172,7 +191,41 @@ pub async fn run() -> anyhow::Result<()> {
         Some(Command::Tenant(command)) => tenant(command).await,
         Some(Command::ApiKey(command)) => api_key(command).await,
         Some(Command::Import(args)) => import(args).await,
+        Some(Command::Sync(args)) => sync(args).await,
     }
+}
+
+async fn sync(args: SyncArgs) -> anyhow::Result<()> {
+    let syncer = Syncer::new(SourcesFile::load(&args.sources_file)?);
+    let names: Vec<String> = match &args.source {
+        Some(name) => vec![name.clone()],
+        None => syncer.sources.sources.iter().map(|s| s.name.clone()).collect(),
+    };
+    let db = open(&args.database).await?;
+    let settings = WriteSettings {
+        default_region: args.default_phone_region,
+    };
+    let mut failed = false;
+    for name in names {
+        match syncer.sync(&db, None, &name, settings).await {
+            Ok(summary) => println!(
+                "{name}: created {}, updated {}, unchanged {}, warnings {}, rejected {}",
+                summary.created,
+                summary.updated,
+                summary.unchanged,
+                summary.warnings.len(),
+                summary.rejected.len()
+            ),
+            Err(err) => {
+                eprintln!("{name}: failed: {}", err.detail());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        anyhow::bail!("some sources failed; run sync again to resume them");
+    }
+    Ok(())
 }
 
 async fn import(args: ImportArgs) -> anyhow::Result<()> {

@@ -45,6 +45,10 @@ pub struct Config {
     #[arg(long, env = "KEY_CACHE_SECS", default_value_t = 30)]
     pub key_cache_secs: u64,
 
+    /// Sources file (TOML) listing the vendor APIs that `syncSource` can sync.
+    #[arg(long = "sources", env = "SOURCES_FILE")]
+    pub sources_file: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub limits: LimitsConfig,
 }

@@ -12,6 +12,8 @@ use crate::config::Config;
 use crate::contacts::WriteSettings;
 use crate::graphql::{AppSchema, Limits, build_schema};
 use crate::metrics::Metrics;
+use crate::sources::config::SourcesFile;
+use crate::sources::sync::Syncer;
 use crate::{db, demo, http};
 
 /// What every handler shares.
@@ -61,6 +63,10 @@ impl Application {
             Some(tenant) if !production => Some(keys::fresh_demo_key(&db, tenant).await?.key),
             _ => None,
         };
+        let sources = match &config.sources_file {
+            Some(path) => SourcesFile::load(path)?,
+            None => SourcesFile::default(),
+        };
         let state = AppState {
             schema: build_schema(
                 db.clone(),
@@ -69,6 +75,7 @@ impl Application {
                 },
                 limits,
                 production,
+                Arc::new(Syncer::new(sources)),
             ),
             auth: Authenticator::new(db.clone(), Duration::from_secs(config.key_cache_secs)),
             db,

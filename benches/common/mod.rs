@@ -201,6 +201,7 @@ pub async fn start(args: &Args) -> Bench {
         default_phone_region: None,
         production: false,
         key_cache_secs: 30,
+        sources_file: None,
         limits: Default::default(),
     };
     let app = Application::build(&config).await.expect("app");

@@ -1,6 +1,8 @@
 //! Contacts: reading them by id, in pages, under their parents, and their tags.
 mod filter;
+pub mod duplicates;
 pub mod keys;
+pub mod merge;
 mod order;
 pub mod phone;
 pub mod rules;

@@ -94,6 +94,32 @@ impl<N> Connection<N> {
     }
 }
 
+impl<N> Connection<N> {
+    /// A connection of items with their cursors, for lists not paged by [`Ordering`].
+    pub fn from_edges(
+        items: Vec<(String, N)>,
+        has_next_page: bool,
+        has_previous_page: bool,
+        total: TotalCount,
+    ) -> Self {
+        let edges: Vec<Edge<N>> = items
+            .into_iter()
+            .map(|(cursor, node)| Edge { cursor, node })
+            .collect();
+        let page_info = PageInfo {
+            has_next_page,
+            has_previous_page,
+            start_cursor: edges.first().map(|e| e.cursor.clone()),
+            end_cursor: edges.last().map(|e| e.cursor.clone()),
+        };
+        Self {
+            edges,
+            page_info,
+            total,
+        }
+    }
+}
+
 /// A page of a list, Relay style.
 #[Object(name_type)]
 impl<N: OutputType + Clone> Connection<N> {

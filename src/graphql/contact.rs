@@ -5,6 +5,7 @@ use serde_json::Value as Json;
 use std::sync::Arc;
 use uuid::Uuid;
 
+use super::source::ContactSource;
 use super::loader::ContactPageKey;
 use super::{Connection, TotalCount};
 use crate::contacts::{
@@ -316,6 +317,14 @@ impl Contact {
         let scope = RequestScope::of(ctx)?;
         let tags = scope.loaders.contact_tags.load_one(self.model.id).await?;
         Ok(tags.unwrap_or_default().into_iter().map(Tag).collect())
+    }
+
+    /// The vendor records this contact was imported or synced from, oldest first (empty
+    /// for contacts created here).
+    async fn sources(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ContactSource>> {
+        let scope = RequestScope::of(ctx)?;
+        let records = scope.loaders.contact_sources.load_one(self.model.id).await?;
+        Ok(records.unwrap_or_default().into_iter().map(ContactSource).collect())
     }
 }
 

@@ -61,6 +61,24 @@ impl Loader<Uuid> for ContactTags {
     }
 }
 
+/// Loads the vendor records behind contacts.
+pub struct ContactSources {
+    db: DatabaseConnection,
+    tenant: TenantId,
+}
+
+impl Loader<Uuid> for ContactSources {
+    type Value = Vec<entity::contact_source::Model>;
+    type Error = Error;
+
+    async fn load(
+        &self,
+        keys: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<entity::contact_source::Model>>, Error> {
+        crate::sources::records_of(&self.db, self.tenant, keys).await
+    }
+}
+
 /// A page of a nested list: the parent, and the list arguments shared by its siblings.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NestedPageKey<P, Q> {
@@ -203,6 +221,8 @@ pub struct Loaders {
     pub tags: DataLoader<ById<entity::prelude::Tag>, HashMapCache>,
     /// Tags of each contact.
     pub contact_tags: DataLoader<ContactTags, HashMapCache>,
+    /// Vendor records of each contact.
+    pub contact_sources: DataLoader<ContactSources, HashMapCache>,
     /// Pages of contacts under a parent.
     pub contact_pages: DataLoader<ContactPages, HashMapCache>,
     /// Pages of tags under a business.
@@ -222,6 +242,10 @@ impl Loaders {
             businesses: loader(ById::new(db, tenant)),
             tags: loader(ById::new(db, tenant)),
             contact_tags: loader(ContactTags {
+                db: db.clone(),
+                tenant,
+            }),
+            contact_sources: loader(ContactSources {
                 db: db.clone(),
                 tenant,
             }),

@@ -3,12 +3,14 @@ mod account;
 mod business;
 mod connection;
 mod contact;
+mod duplicate;
 pub mod limits;
 pub mod loader;
 mod mutation;
 mod node;
 mod query;
 pub mod scopes;
+mod source;
 mod tag;
 
 use std::sync::Arc;
@@ -30,20 +32,24 @@ pub use tag::Tag;
 use crate::auth::Principal;
 use crate::contacts::WriteSettings;
 use crate::scope::TenantId;
+use crate::sources::sync::Syncer;
 
 /// The schema served at `/graphql`.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// Builds the schema; the database pool and write settings are shared by every request.
+/// Builds the schema; the database pool, write settings and the sources' syncer are shared
+/// by every request.
 /// In production, introspection and field suggestions are off.
 pub fn build_schema(
     db: DatabaseConnection,
     settings: WriteSettings,
     limits: Limits,
     production: bool,
+    syncer: Arc<Syncer>,
 ) -> AppSchema {
-    let mut builder = Schema::build(QueryRoot, MutationRoot::default(), EmptySubscription)
+    let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
         .data(db)
+        .data(syncer)
         .data(settings)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
@@ -58,7 +64,7 @@ pub fn build_schema(
 
 /// The schema in SDL, as checked in at `schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot::default(), EmptySubscription)
+    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
         .finish()
         .sdl()
 }

@@ -13,6 +13,8 @@ pub struct MutationRoot(
     super::account::AccountMutations,
     super::business::BusinessMutations,
     super::tag::TagMutations,
+    super::duplicate::DuplicateMutations,
+    super::source::SourceMutations,
 );
 
 /// Contact mutations.

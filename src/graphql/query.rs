@@ -1,7 +1,7 @@
 //! The root `Query`.
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, Object};
+use async_graphql::{Context, ID, MergedObject, Object};
 use entity::prelude::{Account as AccountRow, Business as BusinessRow};
 use futures::FutureExt;
 
@@ -14,8 +14,18 @@ use crate::organisations::{self, OrganisationFilter, OrganisationOrder, Organisa
 use crate::paging::PageArgs;
 use crate::tags::{self, TagFilter, TagOrder, TagQuery};
 
-/// Entry points for reading the unified contact graph.
-pub struct QueryRoot;
+/// Entry points for reading the unified contact graph: the graph here, sources and
+/// duplicates next to their types.
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(
+    GraphQueries,
+    super::source::SourceQueries,
+    super::duplicate::DuplicateQueries,
+);
+
+/// Reading contacts, accounts, businesses and tags.
+#[derive(Default)]
+pub struct GraphQueries;
 
 /// A count run only if `totalCount` is selected.
 macro_rules! deferred_count {
@@ -32,7 +42,7 @@ macro_rules! deferred_count {
 
 /// Entry points for reading the unified contact graph.
 #[Object]
-impl QueryRoot {
+impl GraphQueries {
     /// Any object by its id: a contact, account, business or tag. Null when no such object
     /// exists in your tenant.
     async fn node(

@@ -111,6 +111,13 @@ pub struct Incoming {
     hash: String,
 }
 
+impl Incoming {
+    /// The record's own update time (epoch ms), if it has one.
+    pub fn updated_at(&self) -> Option<i64> {
+        self.mapped.updated_at
+    }
+}
+
 /// Applies the unified `fields` to `contact` (`externalRef`, `resolutionStatus` and
 /// `createdBy` here, the rest through `ContactPatch`); returns the values that failed
 /// validation.

@@ -160,3 +160,25 @@ pub trait Connector: Send + Sync {
 
 /// Page size asked of every vendor API (their common maximum).
 pub const PAGE_SIZE: usize = 100;
+
+/// The vendor records behind each of `contacts` (of `tenant`), oldest first, in one
+/// statement.
+pub async fn records_of(
+    db: &impl sea_orm::ConnectionTrait,
+    tenant: crate::scope::TenantId,
+    contacts: &[uuid::Uuid],
+) -> crate::Result<std::collections::HashMap<uuid::Uuid, Vec<entity::contact_source::Model>>> {
+    use entity::contact_source;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let rows = entity::prelude::ContactSource::find()
+        .filter(contact_source::Column::TenantId.eq(tenant.0))
+        .filter(contact_source::Column::ContactId.is_in(contacts.iter().copied()))
+        .order_by_asc(contact_source::Column::Id)
+        .all(db)
+        .await?;
+    let mut out: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
+    for row in rows {
+        out.entry(row.contact_id).or_default().push(row);
+    }
+    Ok(out)
+}

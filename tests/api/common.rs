@@ -63,6 +63,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         default_phone_region: None,
         production: false,
         key_cache_secs: 30,
+        sources_file: None,
         limits: Default::default(),
     };
     configure(&mut config);
