@@ -9,8 +9,8 @@ use uuid::Uuid;
 use crate::auth::{Scope, keys};
 use crate::contacts::WriteSettings;
 use crate::scope::TenantId;
-use crate::sources::import::{self, ImportOptions};
 use crate::sources::config::SourcesFile;
+use crate::sources::import::{self, ImportOptions};
 use crate::sources::sync::Syncer;
 use crate::sources::{Format, MapContext};
 use crate::time::format_millis;
@@ -199,7 +199,12 @@ async fn sync(args: SyncArgs) -> anyhow::Result<()> {
     let syncer = Syncer::new(SourcesFile::load(&args.sources_file)?);
     let names: Vec<String> = match &args.source {
         Some(name) => vec![name.clone()],
-        None => syncer.sources.sources.iter().map(|s| s.name.clone()).collect(),
+        None => syncer
+            .sources
+            .sources
+            .iter()
+            .map(|s| s.name.clone())
+            .collect(),
     };
     let db = open(&args.database).await?;
     let settings = WriteSettings {

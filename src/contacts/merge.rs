@@ -30,10 +30,33 @@ fn fill_empty(target: &mut contact::Model, source: &contact::Model) {
         )*};
     }
     fill!(
-        account_id, business_id, first_name, last_name, email, phone, company_name, website,
-        linkedin, role, description, notes, address_street, address_city, address_state,
-        address_country, address_postal_code, timezone, source, lead_source, status,
-        pipeline_id, pipeline_stage, message_status, owner, created_by, last_message_at
+        account_id,
+        business_id,
+        first_name,
+        last_name,
+        email,
+        phone,
+        company_name,
+        website,
+        linkedin,
+        role,
+        description,
+        notes,
+        address_street,
+        address_city,
+        address_state,
+        address_country,
+        address_postal_code,
+        timezone,
+        source,
+        lead_source,
+        status,
+        pipeline_id,
+        pipeline_stage,
+        message_status,
+        owner,
+        created_by,
+        last_message_at
     );
     if target.external_ref.is_none() && source.external_ref.is_some() {
         target.external_ref = source.external_ref.clone();
@@ -160,7 +183,10 @@ pub async fn merge_contacts(
         if list.len() > MAX_LIST {
             failures.push(FieldFailure::new(
                 format!("input.sourceIds"),
-                format!("the merged contact would have {} {field}, more than {MAX_LIST}", list.len()),
+                format!(
+                    "the merged contact would have {} {field}, more than {MAX_LIST}",
+                    list.len()
+                ),
             ));
         }
     }

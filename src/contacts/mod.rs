@@ -1,6 +1,6 @@
 //! Contacts: reading them by id, in pages, under their parents, and their tags.
-mod filter;
 pub mod duplicates;
+mod filter;
 pub mod keys;
 pub mod merge;
 mod order;

@@ -5,8 +5,8 @@ use serde_json::Value as Json;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use super::source::ContactSource;
 use super::loader::ContactPageKey;
+use super::source::ContactSource;
 use super::{Connection, TotalCount};
 use crate::contacts::{
     self, ContactFilter, ContactOrder, ContactParent, ContactQuery, Preload, Related,
@@ -323,8 +323,16 @@ impl Contact {
     /// for contacts created here).
     async fn sources(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ContactSource>> {
         let scope = RequestScope::of(ctx)?;
-        let records = scope.loaders.contact_sources.load_one(self.model.id).await?;
-        Ok(records.unwrap_or_default().into_iter().map(ContactSource).collect())
+        let records = scope
+            .loaders
+            .contact_sources
+            .load_one(self.model.id)
+            .await?;
+        Ok(records
+            .unwrap_or_default()
+            .into_iter()
+            .map(ContactSource)
+            .collect())
     }
 }
 

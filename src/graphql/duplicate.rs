@@ -86,7 +86,12 @@ impl DuplicateQueries {
             let db = db.clone();
             Box::pin(async move { duplicates::count_groups(&db, tenant).await })
         }));
-        Ok(Connection::from_edges(items, has_next, after.is_some(), total))
+        Ok(Connection::from_edges(
+            items,
+            has_next,
+            after.is_some(),
+            total,
+        ))
     }
 }
 

@@ -47,15 +47,19 @@ pub fn build_schema(
     production: bool,
     syncer: Arc<Syncer>,
 ) -> AppSchema {
-    let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
-        .data(db)
-        .data(syncer)
-        .data(settings)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
-        .limit_directives(limits.max_directives_per_field)
-        .extension(QueryLimits(limits))
-        .extension(scopes::RequireScopes);
+    let mut builder = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .data(db)
+    .data(syncer)
+    .data(settings)
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .limit_directives(limits.max_directives_per_field)
+    .extension(QueryLimits(limits))
+    .extension(scopes::RequireScopes);
     if production {
         builder = builder.disable_introspection().disable_suggestions();
     }
@@ -64,9 +68,13 @@ pub fn build_schema(
 
 /// The schema in SDL, as checked in at `schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
-        .finish()
-        .sdl()
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .finish()
+    .sdl()
 }
 
 /// What every resolver needs: the pool, the caller's tenant and the request's loaders.

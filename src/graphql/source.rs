@@ -115,7 +115,10 @@ impl SourceQueries {
             .cloned()
             .collect();
         let states = sync::states(scope.db, &mine).await?;
-        Ok(states.iter().map(|(c, s)| Source::new(c, s.clone())).collect())
+        Ok(states
+            .iter()
+            .map(|(c, s)| Source::new(c, s.clone()))
+            .collect())
     }
 }
 

@@ -112,13 +112,22 @@ impl SourcesFile {
                 anyhow::bail!("source {:?}: url is not a URL", source.name);
             }
             if source.url.contains("{accountId}") && source.accounts.is_empty() {
-                anyhow::bail!("source {:?}: the url has {{accountId}}: list `accounts`", source.name);
+                anyhow::bail!(
+                    "source {:?}: the url has {{accountId}}: list `accounts`",
+                    source.name
+                );
             }
             if source.url.contains("{businessId}") && source.businesses.is_empty() {
-                anyhow::bail!("source {:?}: the url has {{businessId}}: list `businesses`", source.name);
+                anyhow::bail!(
+                    "source {:?}: the url has {{businessId}}: list `businesses`",
+                    source.name
+                );
             }
             if source.format == Format::AccountContacts && !source.url.contains("{accountId}") {
-                anyhow::bail!("source {:?}: account-contacts needs {{accountId}} in its url", source.name);
+                anyhow::bail!(
+                    "source {:?}: account-contacts needs {{accountId}} in its url",
+                    source.name
+                );
             }
         }
         Ok(file)
@@ -151,7 +160,10 @@ mod tests {
         .expect("valid");
         let lists = file.sources[0].lists();
         assert_eq!(lists.len(), 2);
-        assert_eq!(lists[1].0, "http://127.0.0.1:1/api/v1/businesses/b2/contacts");
+        assert_eq!(
+            lists[1].0,
+            "http://127.0.0.1:1/api/v1/businesses/b2/contacts"
+        );
         assert_eq!(lists[1].1.business.as_deref(), Some("b2"));
     }
 

@@ -12,9 +12,9 @@ use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::PagePosition;
 use super::config::SourceConfig;
 use super::import::{ImportOptions, ImportSummary, apply_records, check_tenant, prepare};
-use super::PagePosition;
 use crate::contacts::WriteSettings;
 use crate::contacts::write::begin_write;
 use crate::error::{Error, Result};

@@ -322,6 +322,7 @@ async fn each_start_revokes_the_previous_demo_key() {
         default_phone_region: None,
         production: false,
         key_cache_secs: 0,
+        sources_file: None,
         limits: Default::default(),
     };
     let restarted = contact_gateway::startup::Application::build(&config)

@@ -3,7 +3,10 @@ use std::collections::HashMap;
 
 use contact_gateway::config::{Config, DatabaseConfig};
 use contact_gateway::startup::Application;
-use entity::prelude::{Account, Business, Contact, ContactAssignee, ContactTag, Tag, Tenant};
+use entity::prelude::{
+    Account, Business, Contact, ContactAssignee, ContactKey, ContactSource, ContactTag,
+    SourceEntity, Tag, Tenant,
+};
 use entity::{account, contact, tag};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait};
 use serde_json::{Value, json};
@@ -54,6 +57,23 @@ pub async fn spawn_app() -> TestApp {
 /// Like [`spawn_app`], with the configuration changed by `configure` first.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let (database_url, dir) = test_database().await;
+    spawn_app_on(database_url, dir, configure).await
+}
+
+/// Starts another server on the database of an earlier one (its demo tenant is kept; the
+/// demo key is renewed).
+pub async fn spawn_app_on_database_of(
+    app: &TestApp,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
+    spawn_app_on(app.database_url.clone(), None, configure).await
+}
+
+async fn spawn_app_on(
+    database_url: String,
+    dir: Option<tempfile::TempDir>,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("address"),
         database: DatabaseConfig {
@@ -257,5 +277,14 @@ pub async fn snapshot(app: &TestApp) -> String {
     let mut assignees = ContactAssignee::find().all(db).await.expect("assignees");
     assignees.sort_by(|a, b| (a.contact_id, &a.assignee).cmp(&(b.contact_id, &b.assignee)));
     parts.push(format!("{assignees:?}"));
+    let mut sources = ContactSource::find().all(db).await.expect("sources");
+    sources.sort_by_key(|s| s.id);
+    parts.push(format!("{sources:?}"));
+    let mut keys = ContactKey::find().all(db).await.expect("keys");
+    keys.sort_by(|a, b| (&a.kind, &a.value, a.contact_id).cmp(&(&b.kind, &b.value, b.contact_id)));
+    parts.push(format!("{keys:?}"));
+    let mut entities = SourceEntity::find().all(db).await.expect("entities");
+    entities.sort_by(|a, b| (&a.source, &a.kind, &a.external_id).cmp(&(&b.source, &b.kind, &b.external_id)));
+    parts.push(format!("{entities:?}"));
     parts.join("\n")
 }

@@ -139,6 +139,7 @@ async fn production_mode_hides_the_schema_and_graphiql() {
         default_phone_region: None,
         production: true,
         key_cache_secs: 30,
+        sources_file: None,
         limits: Default::default(),
     };
     let production = Application::build(&config).await.expect("app");

@@ -12,3 +12,4 @@ mod node;
 mod paging;
 mod schema;
 mod seed;
+mod sources;
