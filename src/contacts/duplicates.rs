@@ -82,8 +82,8 @@ pub async fn duplicate_groups(
         let (kind, value) = parse_cursor(after)?;
         groups = groups.filter(
             Expr::tuple([
-                Expr::col(contact_key::Column::Kind).into(),
-                Expr::col(contact_key::Column::Value).into(),
+                Expr::col(contact_key::Column::Kind),
+                Expr::col(contact_key::Column::Value),
             ])
             .gt(Expr::tuple([Expr::value(kind), Expr::value(value)])),
         );

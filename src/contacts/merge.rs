@@ -182,7 +182,7 @@ pub async fn merge_contacts(
     ] {
         if list.len() > MAX_LIST {
             failures.push(FieldFailure::new(
-                format!("input.sourceIds"),
+                "input.sourceIds",
                 format!(
                     "the merged contact would have {} {field}, more than {MAX_LIST}",
                     list.len()

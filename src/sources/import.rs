@@ -175,7 +175,7 @@ fn drop_failed(fields: &mut Map<String, Value>, failures: &[FieldFailure]) {
             .strip_prefix("record.")
             .unwrap_or(&failure.field);
         if let Some((key, rest)) = path.split_once('[') {
-            if let Some(index) = rest.trim_end_matches(']').parse::<usize>().ok() {
+            if let Ok(index) = rest.trim_end_matches(']').parse::<usize>() {
                 list_items.entry(key.to_string()).or_default().insert(index);
             }
         } else if let Some((parent, child)) = path.split_once('.') {

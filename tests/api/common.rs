@@ -284,7 +284,9 @@ pub async fn snapshot(app: &TestApp) -> String {
     keys.sort_by(|a, b| (&a.kind, &a.value, a.contact_id).cmp(&(&b.kind, &b.value, b.contact_id)));
     parts.push(format!("{keys:?}"));
     let mut entities = SourceEntity::find().all(db).await.expect("entities");
-    entities.sort_by(|a, b| (&a.source, &a.kind, &a.external_id).cmp(&(&b.source, &b.kind, &b.external_id)));
+    entities.sort_by(|a, b| {
+        (&a.source, &a.kind, &a.external_id).cmp(&(&b.source, &b.kind, &b.external_id))
+    });
     parts.push(format!("{entities:?}"));
     parts.join("\n")
 }

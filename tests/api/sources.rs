@@ -46,7 +46,11 @@ fn options(tenant: TenantId, format: Format, account: Option<&str>) -> ImportOpt
     }
 }
 
-async fn import(app: &TestApp, options: &ImportOptions, payload: &[u8]) -> contact_gateway::Result<contact_gateway::sources::import::ImportSummary> {
+async fn import(
+    app: &TestApp,
+    options: &ImportOptions,
+    payload: &[u8],
+) -> contact_gateway::Result<contact_gateway::sources::import::ImportSummary> {
     import_payload(&app.db, options, payload, |_, _| {}).await
 }
 
@@ -73,8 +77,23 @@ async fn the_seed_examples_of_every_format_import_with_every_field_mapped() {
     let app = spawn_app().await;
     let tenant = tenant_of(&app).await;
 
-    let s = import(&app, &options(tenant, Format::AccountContacts, Some("acme")), &fixture("account-contacts.json")).await.expect("import");
-    assert_eq!((s.created, s.updated, s.unchanged, s.warnings.len(), s.rejected.len()), (1, 0, 0, 0, 0));
+    let s = import(
+        &app,
+        &options(tenant, Format::AccountContacts, Some("acme")),
+        &fixture("account-contacts.json"),
+    )
+    .await
+    .expect("import");
+    assert_eq!(
+        (
+            s.created,
+            s.updated,
+            s.unchanged,
+            s.warnings.len(),
+            s.rejected.len()
+        ),
+        (1, 0, 0, 0, 0)
+    );
     let jan = contact_by_email(&app, "jan.mueller@acme-customer.de").await;
     assert_eq!(jan["name"], "Jan Mueller");
     assert_eq!(jan["phone"], "+4915112345678");
@@ -86,9 +105,18 @@ async fn the_seed_examples_of_every_format_import_with_every_field_mapped() {
     let source = &jan["sources"][0];
     assert_eq!(source["source"], "account-contacts");
     assert_eq!(source["externalId"], "0b1a2b3c-5678-4abc-8ef0-1234567890ab");
-    assert_eq!(source["record"]["tenantId"], "a0b1c2d3-4567-89ab-cdef-0123456789ab");
+    assert_eq!(
+        source["record"]["tenantId"],
+        "a0b1c2d3-4567-89ab-cdef-0123456789ab"
+    );
 
-    let s = import(&app, &options(tenant, Format::BusinessContacts, None), &fixture("business-contacts.json")).await.expect("import");
+    let s = import(
+        &app,
+        &options(tenant, Format::BusinessContacts, None),
+        &fixture("business-contacts.json"),
+    )
+    .await
+    .expect("import");
     assert_eq!((s.created, s.rejected.len()), (1, 0));
     let jane = contact_by_email(&app, "jane@example.com").await;
     assert_eq!(jane["name"], "Jane Doe");
@@ -96,25 +124,46 @@ async fn the_seed_examples_of_every_format_import_with_every_field_mapped() {
     assert_eq!(jane["companyName"], "Acme Inc");
     assert_eq!(jane["website"], "https://acme.com");
     assert_eq!(jane["timezone"], "America/New_York");
-    assert_eq!(jane["dnd"], json!({"email": true, "sms": true, "call": true, "whatsapp": true}));
+    assert_eq!(
+        jane["dnd"],
+        json!({"email": true, "sms": true, "call": true, "whatsapp": true})
+    );
     assert_eq!(jane["secondaryEmails"], json!(["jsmith@example.com"]));
     assert_eq!(jane["secondaryPhones"], json!([]));
     assert_eq!(jane["isTestContact"], true);
     assert_eq!(jane["tags"], json!([{"name": "VIP", "displayOrder": 123}]));
-    assert_eq!(jane["business"]["name"], "Business 3c90c3cc-0d44-4b50-8888-8dd25736052a");
+    assert_eq!(
+        jane["business"]["name"],
+        "Business 3c90c3cc-0d44-4b50-8888-8dd25736052a"
+    );
     assert_eq!(jane["createdAt"], "2023-11-07T05:31:56.000Z");
     // Placeholders are not stored; the raw record keeps them, and each is a warning.
     assert_eq!(jane["address"]["city"], Value::Null);
     assert_eq!(jane["notes"], Value::Null);
     assert_eq!(jane["sources"][0]["record"]["city"], "<string>");
-    let warned: Vec<&str> = s.warnings.iter().filter_map(|w| w.field.as_deref()).collect();
-    for field in ["address", "city", "state", "country", "zipCode", "source", "note", "secondaryPhones[0]"] {
+    let warned: Vec<&str> = s
+        .warnings
+        .iter()
+        .filter_map(|w| w.field.as_deref())
+        .collect();
+    for field in [
+        "address",
+        "city",
+        "state",
+        "country",
+        "zipCode",
+        "source",
+        "note",
+        "secondaryPhones[0]",
+    ] {
         assert!(warned.contains(&field), "{field} in {warned:?}");
     }
 
     let mut client = options(tenant, Format::ClientContacts, None);
     client.settings.default_region = "DE".parse().ok();
-    let s = import(&app, &client, &fixture("client-contacts.json")).await.expect("import");
+    let s = import(&app, &client, &fixture("client-contacts.json"))
+        .await
+        .expect("import");
     // The example's telephone "123456789" is no valid number, even read in DE.
     assert_eq!(s.created, 1);
     assert_eq!(s.warnings.len(), 1);
@@ -128,11 +177,20 @@ async fn the_seed_examples_of_every_format_import_with_every_field_mapped() {
     assert_eq!(c["description"], "A brief description of the client");
     assert_eq!(c["phone"], Value::Null);
     assert_eq!(c["sources"][0]["record"]["telephone"], "123456789");
-    assert_eq!(c["account"], json!({"name": "Client 1", "externalRef": "1"}));
+    assert_eq!(
+        c["account"],
+        json!({"name": "Client 1", "externalRef": "1"})
+    );
     assert_eq!(c["createdAt"], "2025-10-28T10:23:49.429Z");
     assert_eq!(c["sources"][0]["externalId"], "1");
 
-    let s = import(&app, &options(tenant, Format::PipelineContacts, None), &fixture("pipeline-contacts.json")).await.expect("import");
+    let s = import(
+        &app,
+        &options(tenant, Format::PipelineContacts, None),
+        &fixture("pipeline-contacts.json"),
+    )
+    .await
+    .expect("import");
     // The documentation example's `_id` is the placeholder "<string>": rejected.
     assert_eq!((s.created, s.rejected.len()), (1, 1));
     let lena = contact_by_email(&app, "lena.berg@example.com").await;
@@ -151,9 +209,13 @@ async fn importing_the_same_file_twice_changes_nothing() {
     let app = spawn_app().await;
     let tenant = tenant_of(&app).await;
     let opts = options(tenant, Format::BusinessContacts, None);
-    import(&app, &opts, &fixture("business-contacts.json")).await.expect("first");
+    import(&app, &opts, &fixture("business-contacts.json"))
+        .await
+        .expect("first");
     let before = snapshot(&app).await;
-    let s = import(&app, &opts, &fixture("business-contacts.json")).await.expect("second");
+    let s = import(&app, &opts, &fixture("business-contacts.json"))
+        .await
+        .expect("second");
     assert_eq!((s.created, s.updated, s.unchanged), (0, 0, 1));
     assert_eq!(snapshot(&app).await, before);
 }
@@ -169,7 +231,9 @@ async fn a_changed_record_updates_only_its_changed_fields_and_local_edits_surviv
                  "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-01T00:00:00Z" }])
         .to_string()
     };
-    import(&app, &opts, record("Buyer").as_bytes()).await.expect("first");
+    import(&app, &opts, record("Buyer").as_bytes())
+        .await
+        .expect("first");
     let kim = contact_by_email(&app, "kim@example.com").await;
     let edited = app
         .data(
@@ -179,11 +243,16 @@ async fn a_changed_record_updates_only_its_changed_fields_and_local_edits_surviv
         .await;
     let edited_at = edited["updateContact"]["contact"]["updatedAt"].clone();
 
-    let s = import(&app, &opts, record("Head of Purchasing").as_bytes()).await.expect("second");
+    let s = import(&app, &opts, record("Head of Purchasing").as_bytes())
+        .await
+        .expect("second");
     assert_eq!((s.created, s.updated, s.unchanged), (0, 1, 0));
     let kim = contact_by_email(&app, "kim@example.com").await;
     assert_eq!(kim["role"], "Head of Purchasing");
-    assert_eq!(kim["notes"], "met at the fair", "a local edit of a field the source did not change survives");
+    assert_eq!(
+        kim["notes"], "met at the fair",
+        "a local edit of a field the source did not change survives"
+    );
     assert_ne!(kim["updatedAt"], edited_at);
     assert_eq!(kim["sources"][0]["record"]["role"], "Head of Purchasing");
 }
@@ -203,18 +272,26 @@ async fn bad_values_warn_bad_records_are_rejected_and_bad_files_write_nothing() 
 
     // --strict: any warning or rejection fails the whole import, and nothing is written.
     let before = snapshot(&app).await;
-    let strict = ImportOptions { strict: true, ..opts.clone() };
+    let strict = ImportOptions {
+        strict: true,
+        ..opts.clone()
+    };
     match import(&app, &strict, payload.as_bytes()).await {
         Err(Error::Validation(failures)) => assert!(failures.len() >= 4, "{failures:?}"),
         other => panic!("expected a validation error, got {other:?}"),
     }
     assert_eq!(snapshot(&app).await, before);
     for bad in [&b"[{\"id\": 1"[..], b"{\"data\": []}", b"42"] {
-        assert!(matches!(import(&app, &opts, bad).await, Err(Error::BadPayload(_))));
+        assert!(matches!(
+            import(&app, &opts, bad).await,
+            Err(Error::BadPayload(_))
+        ));
         assert_eq!(snapshot(&app).await, before);
     }
 
-    let s = import(&app, &opts, payload.as_bytes()).await.expect("lenient");
+    let s = import(&app, &opts, payload.as_bytes())
+        .await
+        .expect("lenient");
     assert_eq!((s.created, s.rejected.len()), (2, 2));
     let warned: Vec<(String, String)> = s
         .warnings
@@ -222,7 +299,10 @@ async fn bad_values_warn_bad_records_are_rejected_and_bad_files_write_nothing() 
         .map(|w| (w.record.clone(), w.field.clone().unwrap_or_default()))
         .collect();
     for field in ["email", "phone", "linkedin"] {
-        assert!(warned.contains(&("1".into(), field.into())), "{field} in {warned:?}");
+        assert!(
+            warned.contains(&("1".into(), field.into())),
+            "{field} in {warned:?}"
+        );
     }
     let ann = app
         .data(r#"{ contacts(filter: { search: "Ann" }) { nodes { email phone linkedin sources { record } } } }"#, json!({}))
@@ -242,7 +322,13 @@ async fn the_import_command_reports_and_exits_non_zero_on_a_bad_file() {
     std::fs::write(&bad, "{not json").expect("write");
     let run = |file: &std::path::Path| {
         std::process::Command::new(env!("CARGO_BIN_EXE_contact-gateway"))
-            .args(["import", "--format", "pipeline-contacts", "--tenant", &tenant.0.to_string()])
+            .args([
+                "import",
+                "--format",
+                "pipeline-contacts",
+                "--tenant",
+                &tenant.0.to_string(),
+            ])
             .arg("--database-url")
             .arg(&app.database_url)
             .arg(file)
@@ -258,13 +344,23 @@ async fn the_import_command_reports_and_exits_non_zero_on_a_bad_file() {
     let good = dir.path().join("good.json");
     std::fs::write(&good, fixture("pipeline-contacts.json")).expect("write");
     let out = run(&good);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("created 1, updated 0, unchanged 0"), "{stdout}");
+    assert!(
+        stdout.contains("created 1, updated 0, unchanged 0"),
+        "{stdout}"
+    );
     assert!(stdout.contains("rejected 1"), "{stdout}");
 }
 
 // ----- live sync against a stand-in vendor server -----
+
+/// A scripted failure: status and `Retry-After`.
+type Scripted = (u16, Option<&'static str>);
 
 /// A stand-in for seed 003's API: `limit`/`offset` paging over `records`, Bearer auth,
 /// `updated_at=gt:` filtering, and failures scripted per request.
@@ -272,7 +368,7 @@ async fn the_import_command_reports_and_exits_non_zero_on_a_bad_file() {
 struct Vendor {
     records: Arc<Mutex<Vec<Value>>>,
     /// Responses to give instead of a page, first to last (status, Retry-After).
-    failures: Arc<Mutex<Vec<(u16, Option<&'static str>)>>>,
+    failures: Arc<Mutex<Vec<Scripted>>>,
     /// Offsets at which the page is malformed.
     malformed_at: Arc<Mutex<Option<u64>>>,
     /// Every request's query string.
@@ -285,33 +381,60 @@ async fn vendor_contacts(
     Query(query): Query<std::collections::HashMap<String, String>>,
     uri: axum::http::Uri,
 ) -> Response {
-    vendor.seen.lock().expect("lock").push(uri.query().unwrap_or_default().to_string());
+    vendor
+        .seen
+        .lock()
+        .expect("lock")
+        .push(uri.query().unwrap_or_default().to_string());
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer vendor-token")
         || headers.get("x-api-version").is_none()
     {
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"key": "unauthorized", "message": "bad token"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"key": "unauthorized", "message": "bad token"})),
+        )
+            .into_response();
     }
     let scripted = {
         let mut failures = vendor.failures.lock().expect("lock");
         (!failures.is_empty()).then(|| failures.remove(0))
     };
     if let Some((status, retry_after)) = scripted {
-        let mut response = (StatusCode::from_u16(status).expect("status"), axum::Json(json!({"key": "x", "message": "scripted"}))).into_response();
+        let mut response = (
+            StatusCode::from_u16(status).expect("status"),
+            axum::Json(json!({"key": "x", "message": "scripted"})),
+        )
+            .into_response();
         if let Some(secs) = retry_after {
-            response.headers_mut().insert("retry-after", secs.parse().expect("header"));
+            response
+                .headers_mut()
+                .insert("retry-after", secs.parse().expect("header"));
         }
         return response;
     }
-    let offset: u64 = query.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let limit: usize = query.get("limit").and_then(|v| v.parse().ok()).unwrap_or(100);
+    let offset: u64 = query
+        .get("offset")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let limit: usize = query
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
     if *vendor.malformed_at.lock().expect("lock") == Some(offset) {
         return (StatusCode::OK, axum::Json(json!({"unexpected": true}))).into_response();
     }
-    let since = query.get("updated_at").and_then(|v| v.strip_prefix("gt:")).map(str::to_string);
+    let since = query
+        .get("updated_at")
+        .and_then(|v| v.strip_prefix("gt:"))
+        .map(str::to_string);
     let records = vendor.records.lock().expect("lock").clone();
     let page: Vec<Value> = records
         .into_iter()
-        .filter(|r| since.as_deref().is_none_or(|s| r["updated_at"].as_str().unwrap_or_default() > s))
+        .filter(|r| {
+            since
+                .as_deref()
+                .is_none_or(|s| r["updated_at"].as_str().unwrap_or_default() > s)
+        })
         .skip(offset as usize)
         .take(limit)
         .collect();
@@ -319,8 +442,12 @@ async fn vendor_contacts(
 }
 
 async fn start_vendor(vendor: Vendor) -> String {
-    let app = axum::Router::new().route("/api/contacts", get(vendor_contacts)).with_state(vendor);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let app = axum::Router::new()
+        .route("/api/contacts", get(vendor_contacts))
+        .with_state(vendor);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{address}/api/contacts")
@@ -359,17 +486,34 @@ const SYNC: &str = r#"mutation { syncSource(input: { name: "crm" }) {
 #[tokio::test]
 async fn sync_pages_through_the_api_then_fetches_only_what_changed() {
     let vendor = Vendor::default();
-    *vendor.records.lock().expect("lock") = (1..=250).map(|i| client_record(i, "2025-02-01T00:00:00.000Z")).collect();
+    *vendor.records.lock().expect("lock") = (1..=250)
+        .map(|i| client_record(i, "2025-02-01T00:00:00.000Z"))
+        .collect();
     let url = start_vendor(vendor.clone()).await;
     let (app, _dir) = app_with_source(&url).await;
 
     let data = app.data(SYNC, json!({})).await;
     assert_eq!(data["syncSource"]["created"], 250, "{data}");
-    assert_eq!(data["syncSource"]["source"]["watermark"], "2025-02-01T00:00:00.000Z");
+    assert_eq!(
+        data["syncSource"]["source"]["watermark"],
+        "2025-02-01T00:00:00.000Z"
+    );
     assert_eq!(data["syncSource"]["source"]["resumable"], false);
     let seen = vendor.seen.lock().expect("lock").clone();
-    assert_eq!(seen, ["limit=100&offset=0", "limit=100&offset=100", "limit=100&offset=200"]);
-    assert_eq!(app.contact_ids(json!({"email": "person250@example.com"})).await.len(), 1);
+    assert_eq!(
+        seen,
+        [
+            "limit=100&offset=0",
+            "limit=100&offset=100",
+            "limit=100&offset=200"
+        ]
+    );
+    assert_eq!(
+        app.contact_ids(json!({"email": "person250@example.com"}))
+            .await
+            .len(),
+        1
+    );
 
     // One record changes: the next run asks only for what changed since the watermark.
     vendor.records.lock().expect("lock")[4] = json!({ "id": 5, "client_id": 2, "email": "person5@example.com",
@@ -377,21 +521,45 @@ async fn sync_pages_through_the_api_then_fetches_only_what_changed() {
         "created_at": "2025-01-01T00:00:00.000Z", "updated_at": "2025-03-01T00:00:00.000Z" });
     vendor.seen.lock().expect("lock").clear();
     let data = app.data(SYNC, json!({})).await;
-    assert_eq!((data["syncSource"]["created"].clone(), data["syncSource"]["updated"].clone()), (json!(0), json!(1)));
+    assert_eq!(
+        (
+            data["syncSource"]["created"].clone(),
+            data["syncSource"]["updated"].clone()
+        ),
+        (json!(0), json!(1))
+    );
     let seen = vendor.seen.lock().expect("lock").clone();
     assert_eq!(seen.len(), 1);
-    assert!(seen[0].contains("updated_at=gt%3A2025-02-01T00%3A00%3A00.000Z"), "{seen:?}");
-    let renamed = app.data(r#"{ contacts(filter: { email: "person5@example.com" }) { nodes { firstName } } }"#, json!({})).await;
+    assert!(
+        seen[0].contains("updated_at=gt%3A2025-02-01T00%3A00%3A00.000Z"),
+        "{seen:?}"
+    );
+    let renamed = app
+        .data(
+            r#"{ contacts(filter: { email: "person5@example.com" }) { nodes { firstName } } }"#,
+            json!({}),
+        )
+        .await;
     assert_eq!(renamed["contacts"]["nodes"][0]["firstName"], "Renamed");
 
-    let sources = app.data("{ sources { name watermark lastSuccessAt lastError } }", json!({})).await;
-    assert_eq!(sources["sources"][0]["watermark"], "2025-03-01T00:00:00.000Z");
+    let sources = app
+        .data(
+            "{ sources { name watermark lastSuccessAt lastError } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        sources["sources"][0]["watermark"],
+        "2025-03-01T00:00:00.000Z"
+    );
 }
 
 #[tokio::test]
 async fn refusals_stop_retries_recover_and_an_interrupted_sync_resumes() {
     let vendor = Vendor::default();
-    *vendor.records.lock().expect("lock") = (1..=150).map(|i| client_record(i, "2025-02-01T00:00:00.000Z")).collect();
+    *vendor.records.lock().expect("lock") = (1..=150)
+        .map(|i| client_record(i, "2025-02-01T00:00:00.000Z"))
+        .collect();
     let url = start_vendor(vendor.clone()).await;
     let (app, _dir) = app_with_source(&url).await;
 
@@ -400,8 +568,15 @@ async fn refusals_stop_retries_recover_and_an_interrupted_sync_resumes() {
     vendor.failures.lock().expect("lock").push((401, None));
     let response = app.graphql(SYNC, json!({})).await;
     let error = single_error(&response, "UPSTREAM_FAILED");
-    assert!(error["message"].as_str().expect("message").contains("401"), "{error}");
-    assert_eq!(vendor.seen.lock().expect("lock").len(), 1, "no retry after 401");
+    assert!(
+        error["message"].as_str().expect("message").contains("401"),
+        "{error}"
+    );
+    assert_eq!(
+        vendor.seen.lock().expect("lock").len(),
+        1,
+        "no retry after 401"
+    );
     assert_eq!(snapshot(&app).await, before);
     // 403 and 412 stop as well.
     for status in [403, 412] {
@@ -414,20 +589,37 @@ async fn refusals_stop_retries_recover_and_an_interrupted_sync_resumes() {
     let response = app.graphql(SYNC, json!({})).await;
     single_error(&response, "BAD_PAYLOAD");
     assert_eq!(app.contact_ids(json!({})).await.len(), 400 + 100);
-    let state = app.data("{ sources { resumable lastError } }", json!({})).await;
+    let state = app
+        .data("{ sources { resumable lastError } }", json!({}))
+        .await;
     assert_eq!(state["sources"][0]["resumable"], true);
-    assert!(state["sources"][0]["lastError"].as_str().expect("error").contains("malformed"));
+    assert!(
+        state["sources"][0]["lastError"]
+            .as_str()
+            .expect("error")
+            .contains("malformed")
+    );
 
     // Fixed, with a 429 and a 503 on the way: retried, and the run resumes at offset 100.
     *vendor.malformed_at.lock().expect("lock") = None;
-    vendor.failures.lock().expect("lock").extend([(429, Some("0")), (503, Some("0"))]);
+    vendor
+        .failures
+        .lock()
+        .expect("lock")
+        .extend([(429, Some("0")), (503, Some("0"))]);
     vendor.seen.lock().expect("lock").clear();
     let data = app.data(SYNC, json!({})).await;
     assert_eq!(data["syncSource"]["created"], 50, "{data}");
-    assert_eq!(data["syncSource"]["source"]["created"], 150, "the run's total counts both parts");
+    assert_eq!(
+        data["syncSource"]["source"]["created"], 150,
+        "the run's total counts both parts"
+    );
     assert_eq!(data["syncSource"]["source"]["lastError"], Value::Null);
     let seen = vendor.seen.lock().expect("lock").clone();
-    assert_eq!(seen, ["limit=100&offset=100"; 3], "resumed at the failed page, retried twice");
+    assert_eq!(
+        seen, ["limit=100&offset=100"; 3],
+        "resumed at the failed page, retried twice"
+    );
     assert_eq!(app.contact_ids(json!({})).await.len(), 400 + 150);
 }
 
@@ -436,11 +628,16 @@ async fn sources_of_other_tenants_cannot_be_synced() {
     let vendor = Vendor::default();
     let url = start_vendor(vendor.clone()).await;
     let (app, _dir) = app_with_source(&url).await;
-    let tenant = contact_gateway::auth::keys::create_tenant(&app.db, "other").await.expect("tenant");
+    let tenant = contact_gateway::auth::keys::create_tenant(&app.db, "other")
+        .await
+        .expect("tenant");
     let key = contact_gateway::auth::keys::create_key(
         &app.db,
         TenantId(tenant.id),
-        &[contact_gateway::auth::Scope::ContactsRead, contact_gateway::auth::Scope::ContactsWrite],
+        &[
+            contact_gateway::auth::Scope::ContactsRead,
+            contact_gateway::auth::Scope::ContactsWrite,
+        ],
         None,
         None,
     )
@@ -479,7 +676,10 @@ async fn create(app: &TestApp, contact: Value) -> String {
             json!({ "c": contact }),
         )
         .await;
-    data["createContact"]["contact"]["id"].as_str().expect("id").to_string()
+    data["createContact"]["contact"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
 }
 
 const DUPLICATES: &str = r#"query($after: String) { duplicateContacts(first: 50, after: $after) {
@@ -489,11 +689,25 @@ const DUPLICATES: &str = r#"query($after: String) { duplicateContacts(first: 50,
 #[tokio::test]
 async fn duplicates_are_grouped_by_email_and_phone_and_merge_into_one() {
     let app = spawn_app().await;
-    let a = create(&app, json!({"firstName": "Ann", "email": "Ann.Dup@Example.com", "phone": "+4915100000001"})).await;
+    let a = create(
+        &app,
+        json!({"firstName": "Ann", "email": "Ann.Dup@Example.com", "phone": "+4915100000001"}),
+    )
+    .await;
     let b = create(&app, json!({"lastName": "Dupont", "email": "ann.dup@example.com", "role": "Buyer", "secondaryEmails": ["ann.private@example.com"]})).await;
-    let c = create(&app, json!({"firstName": "Other", "secondaryPhones": ["+4915100000001"], "notes": "x"})).await;
+    let c = create(
+        &app,
+        json!({"firstName": "Other", "secondaryPhones": ["+4915100000001"], "notes": "x"}),
+    )
+    .await;
     let tenant = tenant_of(&app).await;
-    import(&app, &options(tenant, Format::AccountContacts, Some("acme")), &fixture("account-contacts.json")).await.expect("import");
+    import(
+        &app,
+        &options(tenant, Format::AccountContacts, Some("acme")),
+        &fixture("account-contacts.json"),
+    )
+    .await
+    .expect("import");
 
     let data = app.data(DUPLICATES, json!({ "after": null })).await;
     let groups: Vec<(String, String, Vec<String>)> = data["duplicateContacts"]["edges"]
@@ -502,9 +716,18 @@ async fn duplicates_are_grouped_by_email_and_phone_and_merge_into_one() {
         .iter()
         .map(|e| {
             let n = &e["node"];
-            let mut ids: Vec<String> = n["contacts"].as_array().expect("contacts").iter().map(|c| c["id"].as_str().expect("id").to_string()).collect();
+            let mut ids: Vec<String> = n["contacts"]
+                .as_array()
+                .expect("contacts")
+                .iter()
+                .map(|c| c["id"].as_str().expect("id").to_string())
+                .collect();
             ids.sort();
-            (n["matchedOn"].as_str().expect("kind").to_string(), n["value"].as_str().expect("value").to_string(), ids)
+            (
+                n["matchedOn"].as_str().expect("kind").to_string(),
+                n["value"].as_str().expect("value").to_string(),
+                ids,
+            )
         })
         .filter(|(_, _, ids)| ids.contains(&a) || ids.contains(&c))
         .collect();
@@ -512,15 +735,33 @@ async fn duplicates_are_grouped_by_email_and_phone_and_merge_into_one() {
     ab.sort();
     let mut ac = vec![a.clone(), c.clone()];
     ac.sort();
-    assert_eq!(groups, vec![("EMAIL".into(), "ann.dup@example.com".into(), ab), ("PHONE".into(), "+4915100000001".into(), ac)]);
-    assert!(data["duplicateContacts"]["totalCount"].as_i64().expect("total") >= 2);
+    assert_eq!(
+        groups,
+        vec![
+            ("EMAIL".into(), "ann.dup@example.com".into(), ab),
+            ("PHONE".into(), "+4915100000001".into(), ac)
+        ]
+    );
+    assert!(
+        data["duplicateContacts"]["totalCount"]
+            .as_i64()
+            .expect("total")
+            >= 2
+    );
 
     // Paging with the cursor of the first group goes on after it.
     let first_cursor = data["duplicateContacts"]["edges"][0]["cursor"].clone();
     let rest = app.data(DUPLICATES, json!({ "after": first_cursor })).await;
     assert_eq!(
-        rest["duplicateContacts"]["edges"].as_array().expect("edges").len() + 1,
-        data["duplicateContacts"]["edges"].as_array().expect("edges").len()
+        rest["duplicateContacts"]["edges"]
+            .as_array()
+            .expect("edges")
+            .len()
+            + 1,
+        data["duplicateContacts"]["edges"]
+            .as_array()
+            .expect("edges")
+            .len()
     );
 
     // Invalid merges change nothing.
@@ -554,22 +795,51 @@ async fn duplicates_are_grouped_by_email_and_phone_and_merge_into_one() {
     assert_eq!(contact["role"], "Buyer");
     assert_eq!(contact["notes"], "x");
     assert_eq!(contact["externalRef"], "CRM-CONTACT-78291");
-    assert_eq!(contact["secondaryEmails"], json!(["ann.private@example.com", "jan.mueller@acme-customer.de"]));
+    assert_eq!(
+        contact["secondaryEmails"],
+        json!(["ann.private@example.com", "jan.mueller@acme-customer.de"])
+    );
     assert_eq!(contact["secondaryPhones"], json!(["+4915112345678"]));
-    assert_eq!(contact["sources"], json!([{ "externalId": "0b1a2b3c-5678-4abc-8ef0-1234567890ab" }]));
+    assert_eq!(
+        contact["sources"],
+        json!([{ "externalId": "0b1a2b3c-5678-4abc-8ef0-1234567890ab" }])
+    );
     for gone in [&b, &c] {
-        let node = app.data("query($id: ID!) { contact(id: $id) { id } }", json!({ "id": gone })).await;
+        let node = app
+            .data(
+                "query($id: ID!) { contact(id: $id) { id } }",
+                json!({ "id": gone }),
+            )
+            .await;
         assert_eq!(node["contact"], Value::Null);
     }
     // The merged contact's keys no longer form groups of their own.
     let data = app.data(DUPLICATES, json!({ "after": null })).await;
-    let values: Vec<&str> = data["duplicateContacts"]["edges"].as_array().expect("edges").iter().map(|e| e["node"]["value"].as_str().expect("v")).collect();
+    let values: Vec<&str> = data["duplicateContacts"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["value"].as_str().expect("v"))
+        .collect();
     assert!(!values.contains(&"ann.dup@example.com"), "{values:?}");
 
     // A later import of the moved record updates the merged contact.
-    let changed = String::from_utf8(fixture("account-contacts.json")).expect("utf8").replace("Acme Customer GmbH", "Acme Renamed GmbH");
-    let s = import(&app, &options(tenant, Format::AccountContacts, Some("acme")), changed.as_bytes()).await.expect("import");
+    let changed = String::from_utf8(fixture("account-contacts.json"))
+        .expect("utf8")
+        .replace("Acme Customer GmbH", "Acme Renamed GmbH");
+    let s = import(
+        &app,
+        &options(tenant, Format::AccountContacts, Some("acme")),
+        changed.as_bytes(),
+    )
+    .await
+    .expect("import");
     assert_eq!((s.created, s.updated), (0, 1));
-    let node = app.data("query($id: ID!) { contact(id: $id) { companyName } }", json!({ "id": a })).await;
+    let node = app
+        .data(
+            "query($id: ID!) { contact(id: $id) { companyName } }",
+            json!({ "id": a }),
+        )
+        .await;
     assert_eq!(node["contact"]["companyName"], "Acme Renamed GmbH");
 }
