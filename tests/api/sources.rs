@@ -459,8 +459,23 @@ fn client_record(id: u64, updated: &str) -> Value {
             "created_at": "2025-01-01T00:00:00.000Z", "updated_at": updated })
 }
 
+/// A server running on what it needs to stay alive: the first server's database (and its
+/// temporary directory) and the sources file.
+struct WithSource {
+    app: TestApp,
+    _first: TestApp,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for WithSource {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
 /// A server whose sources file has one source `crm` for the demo tenant at `url`.
-async fn app_with_source(url: &str) -> (TestApp, tempfile::TempDir) {
+async fn app_with_source(url: &str) -> WithSource {
     let first = spawn_app().await;
     let tenant = tenant_of(&first).await;
     let dir = tempfile::tempdir().expect("dir");
@@ -476,7 +491,11 @@ async fn app_with_source(url: &str) -> (TestApp, tempfile::TempDir) {
     // SAFETY: set once, to the same value, by every test that reads it.
     unsafe { std::env::set_var("CG_TEST_VENDOR_TOKEN", "vendor-token") };
     let app = spawn_app_on_database_of(&first, |c| c.sources_file = Some(path)).await;
-    (app, dir)
+    WithSource {
+        app,
+        _first: first,
+        _dir: dir,
+    }
 }
 
 const SYNC: &str = r#"mutation { syncSource(input: { name: "crm" }) {
@@ -490,7 +509,7 @@ async fn sync_pages_through_the_api_then_fetches_only_what_changed() {
         .map(|i| client_record(i, "2025-02-01T00:00:00.000Z"))
         .collect();
     let url = start_vendor(vendor.clone()).await;
-    let (app, _dir) = app_with_source(&url).await;
+    let app = app_with_source(&url).await;
 
     let data = app.data(SYNC, json!({})).await;
     assert_eq!(data["syncSource"]["created"], 250, "{data}");
@@ -561,7 +580,7 @@ async fn refusals_stop_retries_recover_and_an_interrupted_sync_resumes() {
         .map(|i| client_record(i, "2025-02-01T00:00:00.000Z"))
         .collect();
     let url = start_vendor(vendor.clone()).await;
-    let (app, _dir) = app_with_source(&url).await;
+    let app = app_with_source(&url).await;
 
     // 401: stops at once with a clear error, nothing written.
     let before = snapshot(&app).await;
@@ -627,7 +646,7 @@ async fn refusals_stop_retries_recover_and_an_interrupted_sync_resumes() {
 async fn sources_of_other_tenants_cannot_be_synced() {
     let vendor = Vendor::default();
     let url = start_vendor(vendor.clone()).await;
-    let (app, _dir) = app_with_source(&url).await;
+    let app = app_with_source(&url).await;
     let tenant = contact_gateway::auth::keys::create_tenant(&app.db, "other")
         .await
         .expect("tenant");
