@@ -301,7 +301,7 @@ pub async fn seed_contacts(
 }
 
 /// Inserts `rows`, `per_statement` rows to a statement.
-async fn insert_all<E: EntityTrait>(
+pub(crate) async fn insert_all<E: EntityTrait>(
     txn: &DatabaseTransaction,
     rows: Vec<E::Model>,
     per_statement: usize,

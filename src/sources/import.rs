@@ -31,6 +31,7 @@ use crate::contacts::write::{
     begin_write, blank_contact, next_updated_at, write_assignees, write_contact,
 };
 use crate::contacts::{ContactPatch, ResolutionStatus, WriteSettings, search_text, sort_name};
+use crate::demo::insert_all;
 use crate::error::{Error, FieldFailure, Result};
 use crate::scope::TenantId;
 use crate::time::now_millis;
@@ -753,7 +754,7 @@ pub async fn apply_records(
         }
     }
 
-    insert_chunked::<Contact>(txn, new_contacts.iter().cloned()).await?;
+    insert_all::<Contact>(txn, new_contacts.clone(), ROWS_PER_INSERT).await?;
     let assignees: Vec<contact_assignee::Model> = new_contacts
         .iter()
         .flat_map(|c| {
@@ -769,9 +770,9 @@ pub async fn apply_records(
                 })
         })
         .collect();
-    insert_chunked::<ContactAssignee>(txn, assignees).await?;
+    insert_all::<ContactAssignee>(txn, assignees, ROWS_PER_INSERT).await?;
     insert_keys(txn, &new_contacts).await?;
-    insert_chunked::<ContactSource>(txn, new_sources).await?;
+    insert_all::<ContactSource>(txn, new_sources, ROWS_PER_INSERT).await?;
     for (current, updated) in changed {
         let keys_changed = keys_differ(&current, &updated);
         let updated = write_contact(txn, &current, updated).await?;
@@ -818,23 +819,4 @@ fn link(tenant: TenantId, contact: Uuid, tag: Uuid, now: i64) -> contact_tag::Mo
         tag_id: tag,
         created_at: now,
     }
-}
-
-async fn insert_chunked<E: EntityTrait>(
-    txn: &DatabaseTransaction,
-    rows: impl IntoIterator<Item = E::Model>,
-) -> Result<()>
-where
-    E::Model: IntoActiveModel<E::ActiveModel>,
-{
-    let mut rows = rows
-        .into_iter()
-        .map(IntoActiveModel::into_active_model)
-        .peekable();
-    while rows.peek().is_some() {
-        E::insert_many(rows.by_ref().take(ROWS_PER_INSERT))
-            .exec(txn)
-            .await?;
-    }
-    Ok(())
 }
