@@ -15,7 +15,6 @@ use super::{ResolutionStatus, search_text, sort_name};
 use crate::error::{Error, FieldFailure, Result};
 use crate::filter::collect_id;
 use crate::scope::TenantId;
-use crate::time::now_millis;
 
 /// Most contacts merged into one at a time.
 pub const MAX_MERGE_SOURCES: usize = 50;
@@ -198,7 +197,7 @@ pub async fn merge_contacts(
     merged.assignees = Value::from(assignees);
     merged.sort_name = sort_name(merged.first_name.as_deref(), merged.last_name.as_deref());
     merged.search_text = search_text(&merged);
-    merged.updated_at = next_updated_at(target.updated_at.max(now_millis() - 1));
+    merged.updated_at = next_updated_at(target.updated_at);
 
     // Tags of the sources onto the target.
     let tag_ids: Vec<Uuid> = ContactTag::find()

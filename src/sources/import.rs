@@ -12,9 +12,7 @@ use async_graphql::InputType;
 use entity::prelude::{
     Account, Business, Contact, ContactAssignee, ContactSource, ContactTag, SourceEntity, Tag,
 };
-use entity::{
-    account, business, contact, contact_assignee, contact_source, contact_tag, source_entity, tag,
-};
+use entity::{contact, contact_assignee, contact_source, contact_tag, source_entity, tag};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     IntoActiveModel, QueryFilter,
@@ -33,6 +31,7 @@ use crate::contacts::write::{
 use crate::contacts::{ContactPatch, ResolutionStatus, WriteSettings, search_text, sort_name};
 use crate::demo::insert_all;
 use crate::error::{Error, FieldFailure, Result};
+use crate::organisations::Organisation;
 use crate::scope::TenantId;
 use crate::time::now_millis;
 
@@ -108,6 +107,9 @@ impl ImportSummary {
 #[derive(Clone, Debug)]
 pub struct Incoming {
     mapped: MappedRecord,
+    /// The valid fields applied to an empty contact (no id, tenant or times yet): what a
+    /// new contact starts from.
+    draft: contact::Model,
     record: String,
     hash: String,
 }
@@ -238,19 +240,20 @@ pub fn prepare(
         summary
             .warnings
             .extend(mapped.warnings.drain(..).map(notice));
-        let failures = apply_fields(
-            &mut blank_contact(TenantId(Uuid::nil()), 0),
-            &mapped.fields,
-            settings,
-        );
+        let mut draft = blank_contact(TenantId(Uuid::nil()), 0);
+        let failures = apply_fields(&mut draft, &mapped.fields, settings);
         if !failures.is_empty() {
             drop_failed(&mut mapped.fields, &failures);
             summary.warnings.extend(failures.into_iter().map(notice));
+            // Built again from what is kept, so that draft and stored fields agree.
+            draft = blank_contact(TenantId(Uuid::nil()), 0);
+            apply_fields(&mut draft, &mapped.fields, settings);
         }
         let raw = record.to_string();
         let hash = hex::encode(Sha256::digest(raw.as_bytes()));
         let incoming = Incoming {
             mapped,
+            draft,
             record: raw,
             hash,
         };
@@ -433,7 +436,7 @@ fn entity_row(
     kind: &str,
     external_id: &str,
     id: Uuid,
-) -> source_entity::ActiveModel {
+) -> source_entity::Model {
     source_entity::Model {
         tenant_id: tenant.0,
         source: source.to_string(),
@@ -441,7 +444,47 @@ fn entity_row(
         external_id: external_id.to_string(),
         entity_id: id,
     }
-    .into_active_model()
+}
+
+/// The accounts or businesses `wanted` (vendor id → name) by vendor id, creating those seen
+/// for the first time.
+async fn resolve_organisations<E>(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    source: &str,
+    kind: &str,
+    wanted: &HashMap<&str, &str>,
+    now: i64,
+) -> Result<HashMap<String, Uuid>>
+where
+    E: Organisation,
+    E::Model: IntoActiveModel<E::ActiveModel>,
+{
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut known = known_entities(
+        txn,
+        tenant,
+        source,
+        kind,
+        wanted.keys().map(|k| k.to_string()),
+    )
+    .await?;
+    let mut rows = Vec::new();
+    let mut links = Vec::new();
+    for (ext, name) in wanted {
+        if !known.contains_key(*ext) {
+            let model = E::new_model(tenant, name.to_string(), Some(ext.to_string()), now);
+            let id = E::id_of(&model);
+            links.push(entity_row(tenant, source, kind, ext, id));
+            known.insert(ext.to_string(), id);
+            rows.push(model);
+        }
+    }
+    insert_all::<E>(txn, rows, ROWS_PER_INSERT).await?;
+    insert_all::<SourceEntity>(txn, links, ROWS_PER_INSERT).await?;
+    Ok(known)
 }
 
 /// Finds the batch's accounts, businesses and tags by vendor id, creating those seen for
@@ -467,75 +510,27 @@ async fn resolve_parents(
             }
         }
     }
-    let mut parents = Parents::default();
-    if !wanted_accounts.is_empty() {
-        parents.accounts = known_entities(
+    let mut parents = Parents {
+        accounts: resolve_organisations::<Account>(
             txn,
             tenant,
             source,
             ACCOUNT,
-            wanted_accounts.keys().map(|k| k.to_string()),
+            &wanted_accounts,
+            now,
         )
-        .await?;
-        let mut rows = Vec::new();
-        let mut links = Vec::new();
-        for (ext, name) in &wanted_accounts {
-            if !parents.accounts.contains_key(*ext) {
-                let id = Uuid::now_v7();
-                rows.push(
-                    account::Model {
-                        id,
-                        tenant_id: tenant.0,
-                        name: name.to_string(),
-                        external_ref: Some(ext.to_string()),
-                        created_at: now,
-                        updated_at: now,
-                    }
-                    .into_active_model(),
-                );
-                links.push(entity_row(tenant, source, ACCOUNT, ext, id));
-                parents.accounts.insert(ext.to_string(), id);
-            }
-        }
-        if !rows.is_empty() {
-            Account::insert_many(rows).exec(txn).await?;
-            SourceEntity::insert_many(links).exec(txn).await?;
-        }
-    }
-    if !wanted_businesses.is_empty() {
-        parents.businesses = known_entities(
+        .await?,
+        businesses: resolve_organisations::<Business>(
             txn,
             tenant,
             source,
             BUSINESS,
-            wanted_businesses.keys().map(|k| k.to_string()),
+            &wanted_businesses,
+            now,
         )
-        .await?;
-        let mut rows = Vec::new();
-        let mut links = Vec::new();
-        for (ext, name) in &wanted_businesses {
-            if !parents.businesses.contains_key(*ext) {
-                let id = Uuid::now_v7();
-                rows.push(
-                    business::Model {
-                        id,
-                        tenant_id: tenant.0,
-                        name: name.to_string(),
-                        external_ref: Some(ext.to_string()),
-                        created_at: now,
-                        updated_at: now,
-                    }
-                    .into_active_model(),
-                );
-                links.push(entity_row(tenant, source, BUSINESS, ext, id));
-                parents.businesses.insert(ext.to_string(), id);
-            }
-        }
-        if !rows.is_empty() {
-            Business::insert_many(rows).exec(txn).await?;
-            SourceEntity::insert_many(links).exec(txn).await?;
-        }
-    }
+        .await?,
+        tags: HashMap::new(),
+    };
     if !wanted_tags.is_empty() {
         parents.tags = known_entities(
             txn,
@@ -573,18 +568,15 @@ async fn resolve_parents(
                     Some(id) => *id,
                     None => {
                         let id = Uuid::now_v7();
-                        rows.push(
-                            tag::Model {
-                                id,
-                                tenant_id: tenant.0,
-                                business_id: business,
-                                name: t.name.clone(),
-                                display_order: t.display_order,
-                                created_at: now,
-                                updated_at: now,
-                            }
-                            .into_active_model(),
-                        );
+                        rows.push(tag::Model {
+                            id,
+                            tenant_id: tenant.0,
+                            business_id: business,
+                            name: t.name.clone(),
+                            display_order: t.display_order,
+                            created_at: now,
+                            updated_at: now,
+                        });
                         created.insert(key, id);
                         id
                     }
@@ -592,10 +584,8 @@ async fn resolve_parents(
                 links.push(entity_row(tenant, source, TAG, ext, id));
                 parents.tags.insert(ext.to_string(), id);
             }
-            if !rows.is_empty() {
-                Tag::insert_many(rows).exec(txn).await?;
-            }
-            SourceEntity::insert_many(links).exec(txn).await?;
+            insert_all::<Tag>(txn, rows, ROWS_PER_INSERT).await?;
+            insert_all::<SourceEntity>(txn, links, ROWS_PER_INSERT).await?;
         }
     }
     Ok(parents)
@@ -615,7 +605,7 @@ pub async fn apply_records(
     if batch.is_empty() {
         return Ok(summary);
     }
-    let parents = resolve_parents(txn, tenant, source, batch, now).await?;
+    let mut parents = resolve_parents(txn, tenant, source, batch, now).await?;
 
     let mut stored: HashMap<String, contact_source::Model> = HashMap::new();
     for chunk in batch.chunks(1_000) {
@@ -642,6 +632,30 @@ pub async fn apply_records(
     for chunk in to_load.chunks(1_000) {
         contacts.extend(crate::scope::find_by_ids::<Contact>(txn, tenant, chunk).await?);
     }
+    // What changed records mapped to last time; their former tags are looked up too, so
+    // that tags a record no longer has can be unlinked.
+    let previous: HashMap<&str, MappedState> = batch
+        .iter()
+        .filter_map(|inc| {
+            let src = stored.get(&inc.mapped.external_id)?;
+            (src.record_hash != inc.hash).then(|| {
+                (
+                    inc.mapped.external_id.as_str(),
+                    MappedState::parse(&src.mapped),
+                )
+            })
+        })
+        .collect();
+    let former_tags: HashSet<String> = previous
+        .values()
+        .flat_map(|old| old.tags.iter().flatten())
+        .filter(|t| !parents.tags.contains_key(*t))
+        .cloned()
+        .collect();
+    if !former_tags.is_empty() {
+        let known = known_entities(txn, tenant, source, TAG, former_tags.into_iter()).await?;
+        parents.tags.extend(known);
+    }
 
     let mut new_contacts = Vec::new();
     let mut new_sources = Vec::new();
@@ -664,7 +678,9 @@ pub async fn apply_records(
                 let Some(current) = contacts.get(&src.contact_id) else {
                     continue;
                 };
-                let old = MappedState::parse(&src.mapped);
+                let Some(old) = previous.get(inc.mapped.external_id.as_str()) else {
+                    continue;
+                };
                 let delta: Map<String, Value> = state
                     .fields
                     .iter()
@@ -714,14 +730,15 @@ pub async fn apply_records(
                 source_updates.push(row);
             }
             None => {
-                let mut c = blank_contact(tenant, now);
+                let mut c = inc.draft.clone();
+                c.id = Uuid::now_v7();
+                c.tenant_id = tenant.0;
                 c.created_at = inc.mapped.created_at.unwrap_or(now);
                 c.updated_at = inc
                     .mapped
                     .updated_at
                     .unwrap_or(c.created_at)
                     .max(c.created_at);
-                apply_fields(&mut c, &state.fields, options.settings);
                 c.account_id = state
                     .account
                     .as_ref()

@@ -8,7 +8,8 @@ use std::time::Duration;
 use entity::prelude::SourceState;
 use entity::source_state;
 use reqwest::StatusCode;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{DatabaseConnection, EntityTrait, IntoActiveModel};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -77,18 +78,29 @@ async fn load_state(db: &DatabaseConnection, source: &SourceConfig) -> Result<so
     }))
 }
 
-/// Writes `state` (insert or update).
+/// Writes `state` (one upsert).
 async fn save_state(db: &impl sea_orm::ConnectionTrait, state: &source_state::Model) -> Result<()> {
-    let exists = SourceState::find_by_id((state.tenant_id, state.name.clone()))
-        .one(db)
-        .await?
-        .is_some();
-    let model = state.clone().into_active_model();
-    if exists {
-        model.reset_all().update(db).await?;
-    } else {
-        SourceState::insert(model).exec(db).await?;
-    }
+    use source_state::Column as C;
+    SourceState::insert(state.clone().into_active_model())
+        .on_conflict(
+            OnConflict::columns([C::TenantId, C::Name])
+                .update_columns([
+                    C::Format,
+                    C::LastRunAt,
+                    C::LastSuccessAt,
+                    C::LastError,
+                    C::Watermark,
+                    C::Cursor,
+                    C::Created,
+                    C::Updated,
+                    C::Unchanged,
+                    C::Warnings,
+                    C::Rejected,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
     Ok(())
 }
 

@@ -862,3 +862,54 @@ async fn duplicates_are_grouped_by_email_and_phone_and_merge_into_one() {
         .await;
     assert_eq!(node["contact"]["companyName"], "Acme Renamed GmbH");
 }
+
+#[tokio::test]
+async fn vendor_tags_follow_the_record_and_local_tags_stay() {
+    let app = spawn_app().await;
+    let tenant = tenant_of(&app).await;
+    let opts = options(tenant, Format::BusinessContacts, None);
+    let page = |tags: Value| {
+        json!({ "data": [{ "id": "c-1", "businessId": "b-1", "firstName": "Tia", "email": "tia@example.com",
+            "tags": tags, "createdAt": "2024-01-01T00:00:00Z", "updatedAt": "2024-01-01T00:00:00Z" }] })
+        .to_string()
+    };
+    let vip = json!({ "id": "t-vip", "name": "VIP", "displayOrder": 1 });
+    let gold = json!({ "id": "t-gold", "name": "Gold", "displayOrder": 2 });
+    import(&app, &opts, page(json!([vip])).as_bytes())
+        .await
+        .expect("first");
+    let tia = contact_by_email(&app, "tia@example.com").await;
+    let business = app
+        .data(
+            r#"{ contacts(filter: { email: "tia@example.com" }) { nodes { business { id } } } }"#,
+            json!({}),
+        )
+        .await;
+    app.data(
+        r#"mutation($b: ID!) { createTag(input: { businessId: $b, name: "Local" }) { tag { id } } }"#,
+        json!({ "b": business["contacts"]["nodes"][0]["business"]["id"] }),
+    )
+    .await;
+    app.data(
+        r#"mutation($id: ID!) { addTagsToContact(input: { contactId: $id, tagNames: ["Local"] }) { contact { id } } }"#,
+        json!({ "id": tia["id"] }),
+    )
+    .await;
+    let s = import(&app, &opts, page(json!([gold])).as_bytes())
+        .await
+        .expect("second");
+    assert_eq!((s.created, s.updated), (0, 1));
+    let tia = contact_by_email(&app, "tia@example.com").await;
+    let mut names: Vec<&str> = tia["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["Gold", "Local"],
+        "VIP left the record, Local was added here"
+    );
+}
