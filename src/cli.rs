@@ -388,7 +388,19 @@ async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         None => demo::create_demo_tenant(&db).await?,
     };
     let started = std::time::Instant::now();
-    demo::seed_contacts(&db, tenant, args.contacts, args.seed).await?;
+    if args.contacts >= demo::BULK_LOAD_THRESHOLD {
+        // The bulk connection needs the SQLite file to itself: close this pool first.
+        let url = &args.database.database_url;
+        db.clone().close().await?;
+        let loader = match db::connect_for_bulk_load(url).await {
+            Some(loader) => loader,
+            None => db::connect(url, None).await?,
+        };
+        demo::seed_contacts(&loader, tenant, args.contacts, args.seed).await?;
+        loader.close().await?;
+    } else {
+        demo::seed_contacts(&db, tenant, args.contacts, args.seed).await?;
+    }
     let elapsed = started.elapsed();
     println!(
         "seeded {} contacts into tenant {} in {:.1}s ({:.0} contacts/s)",

@@ -40,6 +40,38 @@ pub async fn connect(url: &str, metrics: Option<&Metrics>) -> crate::Result<Data
     Ok(db)
 }
 
+/// Opens one connection for a bulk load. On SQLite it switches the file from WAL to a
+/// rollback journal while it is open: pages a load appends are then written once, into the
+/// database file, instead of into the WAL and again when it is checkpointed, and a failed load
+/// still rolls back. This needs the file to itself: `None` when another connection has it open
+/// (or on PostgreSQL), and the caller loads through its usual pool. The next [`connect`] turns
+/// WAL back on.
+pub async fn connect_for_bulk_load(url: &str) -> Option<DatabaseConnection> {
+    if !url.starts_with("sqlite") {
+        return None;
+    }
+    let mut options = ConnectOptions::new(url.to_string());
+    options
+        .sqlx_logging(false)
+        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(1)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Delete)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(1))
+                .foreign_keys(true)
+                .pragma("cache_size", "-262144")
+                .pragma("temp_store", "memory")
+        });
+    match Database::connect(options).await {
+        Ok(db) => Some(db),
+        Err(err) => {
+            tracing::warn!(%err, "the database is in use; bulk loading through the WAL");
+            None
+        }
+    }
+}
+
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> crate::Result<()> {
     Migrator::up(db, None).await?;

@@ -55,3 +55,48 @@ async fn a_bulk_seed_restores_every_index_and_the_search_index() {
     assert_eq!(data["contacts"]["totalCount"], expected);
     assert!(expected > 0);
 }
+
+async fn journal_mode(db: &sea_orm::DatabaseConnection) -> String {
+    db.query_one_raw(Statement::from_string(
+        db.get_database_backend(),
+        "PRAGMA journal_mode",
+    ))
+    .await
+    .expect("pragma")
+    .expect("row")
+    .try_get_by_index::<String>(0)
+    .expect("mode")
+}
+
+#[tokio::test]
+async fn a_bulk_load_connection_needs_the_sqlite_file_to_itself() {
+    let app = spawn_app().await;
+    if !app.database_url.starts_with("sqlite") {
+        // PostgreSQL loads through its usual pool.
+        assert!(
+            contact_gateway::db::connect_for_bulk_load(&app.database_url)
+                .await
+                .is_none()
+        );
+        return;
+    }
+    // The server's pool has the file open in WAL mode: no switch.
+    assert!(
+        contact_gateway::db::connect_for_bulk_load(&app.database_url)
+            .await
+            .is_none()
+    );
+    assert_eq!(journal_mode(&app.db).await, "wal");
+
+    // Alone with the file, the loader gets a rollback journal; the next pool has WAL again.
+    app.db.clone().close().await.expect("close");
+    let loader = contact_gateway::db::connect_for_bulk_load(&app.database_url)
+        .await
+        .expect("exclusive loader");
+    assert_eq!(journal_mode(&loader).await, "delete");
+    loader.close().await.expect("close loader");
+    let again = contact_gateway::db::connect(&app.database_url, None)
+        .await
+        .expect("reconnect");
+    assert_eq!(journal_mode(&again).await, "wal");
+}
