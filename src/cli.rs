@@ -20,8 +20,43 @@ use crate::{db, demo, graphql};
 #[derive(Parser, Debug)]
 #[command(name = "contact-gateway", version, about)]
 pub struct Cli {
+    /// Log lines as human-readable text or as JSON objects (one per line).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// How log lines are written (to standard error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line, with the request's span fields (request id, method, path).
+    Json,
+}
+
+/// Sets up logging to standard error in `format`; `RUST_LOG` filters (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 /// `serve`'s settings from the environment alone, for a bare `contact-gateway`.
@@ -168,9 +203,15 @@ struct SeedArgs {
     seed: u64,
 }
 
-/// Parses the command line and runs the command.
-pub async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+impl Cli {
+    /// Parses the command line (exits with usage on a mistake, or for `--help`/`--version`).
+    pub fn from_args() -> Self {
+        Self::parse()
+    }
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => {
             let defaults = ServeDefaults::parse_from(["contact-gateway"]);

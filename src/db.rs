@@ -77,3 +77,20 @@ pub async fn migrate(db: &DatabaseConnection) -> crate::Result<()> {
     Migrator::up(db, None).await?;
     Ok(())
 }
+
+/// The pool's connections: (in use, idle).
+pub fn pool_connections(db: &DatabaseConnection) -> (u32, u32) {
+    let (size, idle) = match db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        sea_orm::DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => (0, 0),
+    };
+    let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+    (size.saturating_sub(idle), idle)
+}

@@ -1,10 +1,13 @@
-//! Prometheus metrics: HTTP requests and their latency, SQL statements and their duration.
-//! Each running application has its own registry (tests run several side by side).
-use std::sync::Arc;
+//! Prometheus metrics: HTTP requests and GraphQL operations with their latency, SQL
+//! statements and their duration, and the database pool's connections. Each running
+//! application has its own registry (tests run several side by side).
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -18,6 +21,26 @@ pub struct RequestLabels {
     /// Response status code.
     pub status: u16,
 }
+
+/// Labels of a GraphQL operation metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    /// The operation's name (`anonymous` without one; `other` past [`MAX_OPERATION_NAMES`]).
+    pub operation: String,
+    /// `ok`, `field_errors`, `request_error`, `timeout` or `unauthenticated`.
+    pub outcome: String,
+}
+
+/// Labels of the pool gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    /// `in_use` or `idle`.
+    pub state: String,
+}
+
+/// Distinct operation names kept as labels; clients choose the names, so later ones are
+/// counted as `other` to keep the number of series bounded.
+pub const MAX_OPERATION_NAMES: usize = 200;
 
 /// The application's metrics and the registry that exposes them.
 #[derive(Clone)]
@@ -33,6 +56,13 @@ pub struct Metrics {
     pub http_requests: Family<RequestLabels, Counter>,
     /// Duration of HTTP requests, in seconds.
     pub http_duration: Family<RequestLabels, Histogram>,
+    /// GraphQL operations executed.
+    pub operations: Family<OperationLabels, Counter>,
+    /// Duration of GraphQL operations, in seconds.
+    pub operation_duration: Family<OperationLabels, Histogram>,
+    /// Database pool connections by state, set at each scrape.
+    pub pool_connections: Family<PoolLabels, Gauge>,
+    operation_names: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Default for Metrics {
@@ -77,6 +107,26 @@ impl Metrics {
             "Duration of HTTP requests",
             http_duration.clone(),
         );
+        let operations = Family::<OperationLabels, Counter>::default();
+        let operation_duration = Family::<OperationLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.5, 12))
+        });
+        let pool_connections = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "graphql_operations",
+            "GraphQL operations executed, by operation name and outcome",
+            operations.clone(),
+        );
+        registry.register(
+            "graphql_operation_duration_seconds",
+            "Duration of GraphQL operations, by operation name and outcome",
+            operation_duration.clone(),
+        );
+        registry.register(
+            "db_pool_connections",
+            "Database pool connections, in use or idle",
+            pool_connections.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             sql_statements,
@@ -84,6 +134,48 @@ impl Metrics {
             sql_duration,
             http_requests,
             http_duration,
+            operations,
+            operation_duration,
+            pool_connections,
+            operation_names: Arc::default(),
+        }
+    }
+
+    /// Records one GraphQL operation.
+    pub fn record_operation(&self, operation: &str, outcome: &str, seconds: f64) {
+        let labels = OperationLabels {
+            operation: self.operation_label(operation),
+            outcome: outcome.to_string(),
+        };
+        self.operations.get_or_create(&labels).inc();
+        self.operation_duration
+            .get_or_create(&labels)
+            .observe(seconds);
+    }
+
+    /// `operation` if it is among the first [`MAX_OPERATION_NAMES`] names seen, else `other`.
+    fn operation_label(&self, operation: &str) -> String {
+        let Ok(mut names) = self.operation_names.lock() else {
+            return "other".to_string();
+        };
+        if names.contains(operation) {
+            return operation.to_string();
+        }
+        if names.len() < MAX_OPERATION_NAMES {
+            names.insert(operation.to_string());
+            return operation.to_string();
+        }
+        "other".to_string()
+    }
+
+    /// Sets the pool gauges.
+    pub fn set_pool(&self, in_use: u32, idle: u32) {
+        for (state, value) in [("in_use", in_use), ("idle", idle)] {
+            self.pool_connections
+                .get_or_create(&PoolLabels {
+                    state: state.to_string(),
+                })
+                .set(i64::from(value));
         }
     }
 

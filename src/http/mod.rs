@@ -1,125 +1,232 @@
-//! HTTP routes: GraphQL (POST and GET), GraphiQL for browsers, health and metrics.
+//! HTTP routes: GraphQL over HTTP (POST and GET), GraphiQL for browsers, health and metrics;
+//! and the layers every request passes: request id, trace span, metrics, body limit.
+pub mod graphiql;
+pub mod graphql_http;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_graphql::BatchRequest;
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLBatchRequest, GraphQLRequest, GraphQLResponse};
+use async_graphql::parser::types::DocumentOperations;
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower_http::LatencyUnit;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::auth::Principal;
 use crate::graphql::Loaders;
 use crate::graphql::limits::coded_error;
 use crate::metrics::RequestLabels;
 use crate::startup::AppState;
+use graphql_http::{MediaType, Outcome};
 
 /// The application's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphiql/{file}", get(graphiql::asset))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             track_requests,
         ))
-        .layer(TraceLayer::new_for_http())
         .layer(RequestBodyLimitLayer::new(state.limits.max_body_bytes))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(Level::INFO)
+                        .latency_unit(LatencyUnit::Millis),
+                ),
+        )
+        // Outermost: every request has an id (the client's `x-request-id`, or a new UUID)
+        // before its span opens, and the response carries it back.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
 }
 
-/// `POST /graphql`: one operation or a batch.
-async fn graphql_post(
-    State(state): State<AppState>,
-    principal: Principal,
-    request: GraphQLBatchRequest,
-) -> GraphQLResponse {
-    let request = request.into_inner();
-    if let BatchRequest::Batch(operations) = &request
-        && operations.len() > state.limits.max_batch
-    {
-        let error = coded_error(
-            "BATCH_TOO_LARGE",
-            format!(
-                "the batch has {} operations; at most {} are allowed",
-                operations.len(),
-                state.limits.max_batch
-            ),
-        );
-        return GraphQLResponse::from(async_graphql::Response::from_errors(vec![error]));
-    }
-    let loaders = Arc::new(Loaders::new(&state.db, principal.tenant));
-    let request = request.data(principal).data(loaders);
-    let timeout = Duration::from_secs(state.limits.timeout_secs);
-    match tokio::time::timeout(timeout, state.schema.execute_batch(request)).await {
-        Ok(response) => response.into(),
-        Err(_) => GraphQLResponse::from(timed_out(timeout)),
+/// The span of one request: method, path and request id, on every log line inside it.
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+    )
+}
+
+/// `POST /graphql`: one operation or a batch, as GraphQL over HTTP asks.
+async fn graphql_post(State(state): State<AppState>, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let media = match graphql_http::negotiate(&parts.headers) {
+        Ok(media) => media,
+        Err(rejection) => return rejection.into_response(MediaType::Json),
+    };
+    let principal = match Principal::from_request_parts(&mut parts, &state).await {
+        Ok(principal) => principal,
+        Err(rejection) => {
+            state.metrics.record_operation("-", "unauthenticated", 0.0);
+            return rejection.into_response();
+        }
+    };
+    let body = match axum::body::to_bytes(body, state.limits.max_body_bytes).await {
+        Ok(body) => body,
+        Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+    };
+    let batch = match graphql_http::read_post(&parts.headers, &body) {
+        Ok(batch) => batch,
+        Err(rejection) => return request_rejected(&state, media, rejection),
+    };
+    match batch {
+        BatchRequest::Single(request) => {
+            let (outcome, response) = execute(&state, &principal, request).await;
+            graphql_http::single_response(media, outcome, response)
+        }
+        BatchRequest::Batch(operations) => {
+            if operations.len() > state.limits.max_batch {
+                let error = coded_error(
+                    "BATCH_TOO_LARGE",
+                    format!(
+                        "the batch has {} operations; at most {} are allowed",
+                        operations.len(),
+                        state.limits.max_batch
+                    ),
+                );
+                let response = async_graphql::Response::from_errors(vec![error]);
+                return graphql_http::single_response(media, Outcome::RequestError, response);
+            }
+            let mut responses = Vec::with_capacity(operations.len());
+            for request in operations {
+                responses.push(execute(&state, &principal, request).await.1);
+            }
+            graphql_http::batch_response(media, async_graphql::BatchResponse::Batch(responses))
+        }
     }
 }
 
-fn timed_out(timeout: Duration) -> async_graphql::Response {
-    async_graphql::Response::from_errors(vec![coded_error(
-        "TIMEOUT",
-        format!("the request took longer than {} s", timeout.as_secs()),
-    )])
-}
-
-/// `GET /graphql`: GraphiQL for a browser asking for HTML without a query, otherwise a
-/// GraphQL query in the URL.
+/// `GET /graphql`: GraphiQL for a browser asking for HTML without a query, otherwise a query
+/// (never a mutation) in the URL.
 async fn graphql_get(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     request: Request,
 ) -> Response {
-    let wants_html = headers
+    let headers = request.headers();
+    if wants_graphiql(headers, query.as_deref()) && !state.production {
+        let authorization = state.graphiql_key.as_ref().map(|k| format!("Bearer {k}"));
+        return graphiql::page("/graphql", authorization.as_deref()).into_response();
+    }
+    let media = match graphql_http::negotiate(headers) {
+        Ok(media) => media,
+        Err(rejection) => return rejection.into_response(MediaType::Json),
+    };
+    let (mut parts, _) = request.into_parts();
+    let principal = match Principal::from_request_parts(&mut parts, &state).await {
+        Ok(principal) => principal,
+        Err(rejection) => {
+            state.metrics.record_operation("-", "unauthenticated", 0.0);
+            return rejection.into_response();
+        }
+    };
+    let request = match graphql_http::read_get(query.as_deref()) {
+        Ok(request) => request,
+        Err(rejection) => return request_rejected(&state, media, rejection),
+    };
+    let (outcome, response) = execute(&state, &principal, request).await;
+    graphql_http::single_response(media, outcome, response)
+}
+
+/// A browser (HTML first in `Accept`) opening `/graphql` without a query.
+fn wants_graphiql(headers: &HeaderMap, query: Option<&str>) -> bool {
+    let accepts_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
-    let has_query = request.uri().query().is_some_and(|q| q.contains("query="));
-    if wants_html && !has_query && !state.production {
-        let authorization = state
-            .graphiql_key
-            .as_ref()
-            .map(|key| format!("Bearer {key}"));
-        let mut page = GraphiQLSource::build().endpoint("/graphql");
-        if let Some(value) = &authorization {
-            page = page.header("Authorization", value);
-        }
-        return Html(page.finish()).into_response();
-    }
-    let (mut parts, body) = request.into_parts();
-    let principal =
-        match <Principal as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-            &mut parts, &state,
-        )
-        .await
-        {
-            Ok(p) => p,
-            Err(rejection) => return rejection.into_response(),
-        };
-    let request = Request::from_parts(parts, body);
-    let graphql = match <GraphQLRequest as axum::extract::FromRequest<AppState>>::from_request(
-        request, &state,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(rejection) => return rejection.into_response(),
-    };
+    let has_query = query
+        .is_some_and(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(key, _)| key == "query"));
+    accepts_html && !has_query
+}
+
+fn request_rejected(
+    state: &AppState,
+    media: MediaType,
+    rejection: graphql_http::Rejection,
+) -> Response {
+    state
+        .metrics
+        .record_operation("-", Outcome::RequestError.as_str(), 0.0);
+    tracing::info!(status = %rejection.status, reason = %rejection.message, "graphql request refused");
+    rejection.into_response(media)
+}
+
+/// Runs one operation for `principal` within the time limit; logs and counts it.
+async fn execute(
+    state: &AppState,
+    principal: &Principal,
+    request: async_graphql::Request,
+) -> (Outcome, async_graphql::Response) {
+    let started = Instant::now();
+    let operation = operation_name(&request);
     let loaders = Arc::new(Loaders::new(&state.db, principal.tenant));
-    let request = graphql.into_inner().data(principal).data(loaders);
+    let request = request.data(principal.clone()).data(loaders);
     let timeout = Duration::from_secs(state.limits.timeout_secs);
-    let response = tokio::time::timeout(timeout, state.schema.execute(request))
-        .await
-        .unwrap_or_else(|_| timed_out(timeout));
-    GraphQLResponse::from(response).into_response()
+    let (outcome, response) =
+        match tokio::time::timeout(timeout, state.schema.execute(request)).await {
+            Ok(response) => (Outcome::of(&response), response),
+            Err(_) => (
+                Outcome::Timeout,
+                async_graphql::Response::from_errors(vec![coded_error(
+                    "TIMEOUT",
+                    format!("the request took longer than {} s", timeout.as_secs()),
+                )]),
+            ),
+        };
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .record_operation(&operation, outcome.as_str(), elapsed.as_secs_f64());
+    tracing::info!(
+        operation = %operation,
+        outcome = outcome.as_str(),
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        errors = response.errors.len(),
+        "graphql operation"
+    );
+    (outcome, response)
+}
+
+/// The operation's name: `operationName`, or the name of the document's only operation, or
+/// `anonymous`.
+fn operation_name(request: &async_graphql::Request) -> String {
+    if let Some(name) = &request.operation_name {
+        return name.chars().take(64).collect();
+    }
+    async_graphql::parser::parse_query(&request.query)
+        .ok()
+        .and_then(|document| match document.operations {
+            // The parser keeps an anonymous operation as `Single`, named ones by name.
+            DocumentOperations::Single(_) => None,
+            DocumentOperations::Multiple(ops) if ops.len() == 1 => {
+                ops.into_keys().next().map(|n| n.to_string())
+            }
+            DocumentOperations::Multiple(_) => None,
+        })
+        .unwrap_or_else(|| "anonymous".to_string())
 }
 
 /// `GET /healthz`: 200 when the database answers.
@@ -135,6 +242,8 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// `GET /metrics`: Prometheus text format.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let (in_use, idle) = crate::db::pool_connections(&state.db);
+    state.metrics.set_pool(in_use, idle);
     (
         [(
             header::CONTENT_TYPE,
@@ -166,4 +275,20 @@ async fn track_requests(State(state): State<AppState>, request: Request, next: N
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_named_by_operation_name_or_their_only_name() {
+        let named = async_graphql::Request::new("query Contacts { __typename }");
+        assert_eq!(operation_name(&named), "Contacts");
+        let chosen = async_graphql::Request::new("query A { __typename } query B { __typename }")
+            .operation_name("B");
+        assert_eq!(operation_name(&chosen), "B");
+        let anonymous = async_graphql::Request::new("{ __typename }");
+        assert_eq!(operation_name(&anonymous), "anonymous");
+    }
 }
