@@ -2,15 +2,19 @@
 //! (connection sizes multiply), aliases, directives per field, and (in the HTTP layer)
 //! batch size, body size and a per-request timeout. Each rejection carries a stable
 //! `extensions.code`.
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
     NextValidation,
 };
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{
+    ExecutableDocument, FragmentDefinition, Selection, SelectionSet,
+};
 use async_graphql::{
-    ErrorExtensionValues, Request, ServerError, ServerResult, ValidationResult, Value, Variables,
+    ErrorExtensionValues, Name, Positioned, Request, ServerError, ServerResult, ValidationResult,
+    Value, Variables,
 };
 
 /// The configurable limits and their defaults (see the README's table).
@@ -115,6 +119,17 @@ impl Extension for QueryLimitsExtension {
                 with_code(error, "GRAPHQL_PARSE_FAILED")
             }
         })?;
+        for (_, operation) in document.operations.iter() {
+            let set = &operation.node.selection_set.node;
+            let limit = if is_introspection(set) {
+                self.0.max_depth.max(INTROSPECTION_MAX_DEPTH)
+            } else {
+                self.0.max_depth
+            };
+            if depth(set, &document.fragments, &mut Vec::new(), limit) > limit {
+                return Err(coded_error("QUERY_TOO_DEEP", too_deep(&self.0)));
+            }
+        }
         let mut count = Counts::default();
         for (_, operation) in document.operations.iter() {
             count.selection_set(&operation.node.selection_set.node);
@@ -176,6 +191,62 @@ fn too_deep(limits: &Limits) -> String {
         "the query is nested deeper than {} levels (or its fragments spread each other)",
         limits.max_depth
     )
+}
+
+/// How deep an operation that only asks for `__schema`/`__type`/`__typename` may nest: the
+/// standard introspection query of GraphiQL and graphql-js needs 15 levels.
+pub const INTROSPECTION_MAX_DEPTH: usize = 15;
+
+/// Whether every root field of `set` is an introspection field.
+fn is_introspection(set: &SelectionSet) -> bool {
+    set.items.iter().all(|item| match &item.node {
+        Selection::Field(field) => field.node.name.node.starts_with("__"),
+        _ => false,
+    })
+}
+
+/// The depth of `set` counted as async-graphql does (each field one level, fragments inlined),
+/// giving up past `limit`; a fragment that spreads itself counts as too deep.
+fn depth<'a>(
+    set: &'a SelectionSet,
+    fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
+    visiting: &mut Vec<&'a str>,
+    limit: usize,
+) -> usize {
+    let mut deepest = 0;
+    for item in &set.items {
+        let level = match &item.node {
+            Selection::Field(field) => {
+                if limit == 0 {
+                    return 1;
+                }
+                1 + depth(&field.node.selection_set.node, fragments, visiting, limit - 1)
+            }
+            Selection::InlineFragment(fragment) => {
+                depth(&fragment.node.selection_set.node, fragments, visiting, limit)
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.as_str();
+                if visiting.contains(&name) {
+                    return limit + 1;
+                }
+                match fragments.get(name) {
+                    Some(fragment) => {
+                        visiting.push(name);
+                        let d = depth(&fragment.node.selection_set.node, fragments, visiting, limit);
+                        visiting.pop();
+                        d
+                    }
+                    None => 0,
+                }
+            }
+        };
+        deepest = deepest.max(level);
+        if deepest > limit {
+            break;
+        }
+    }
+    deepest
 }
 
 /// `error` with `extensions.code` set to `code`, unless it already has one.

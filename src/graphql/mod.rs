@@ -55,7 +55,9 @@ pub fn build_schema(
     .data(db)
     .data(syncer)
     .data(settings)
-    .limit_depth(limits.max_depth)
+    // The exact per-operation depth limits are checked by `QueryLimits` (introspection may
+    // nest deeper); this is the backstop.
+    .limit_depth(limits.max_depth.max(limits::INTROSPECTION_MAX_DEPTH))
     .limit_complexity(limits.max_complexity)
     .limit_directives(limits.max_directives_per_field)
     .extension(QueryLimits(limits))

@@ -8,6 +8,7 @@ use crate::time::Timestamp;
 /// Entry points for changing the contact graph: contact mutations here, those of accounts,
 /// businesses and tags next to their types.
 #[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
 pub struct MutationRoot(
     ContactMutations,
     super::account::AccountMutations,

@@ -17,6 +17,7 @@ use crate::tags::{self, TagFilter, TagOrder, TagQuery};
 /// Entry points for reading the unified contact graph: the graph here, sources and
 /// duplicates next to their types.
 #[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
 pub struct QueryRoot(
     GraphQueries,
     super::source::SourceQueries,

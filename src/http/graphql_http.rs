@@ -63,7 +63,7 @@ impl Rejection {
         };
         let body =
             json!({ "errors": [{ "message": self.message, "extensions": { "code": code } }] });
-        let mut response = json_response(self.status, media, &body);
+        let mut response = json_response(self.status, media, body.to_string());
         if self.status == StatusCode::METHOD_NOT_ALLOWED {
             response
                 .headers_mut()
@@ -283,51 +283,54 @@ impl Outcome {
     }
 }
 
+/// The body of a request error: no `data` entry at all.
+#[derive(serde::Serialize)]
+struct RequestErrorBody<'a> {
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
 /// The HTTP response for one executed operation.
 pub fn single_response(
     media: MediaType,
     outcome: Outcome,
     response: async_graphql::Response,
 ) -> Response {
-    let headers = response.http_headers.clone();
     let mut http = if matches!(outcome, Outcome::RequestError | Outcome::Timeout) {
-        // A request error has no `data` entry at all.
-        let mut body = Map::new();
-        body.insert("errors".into(), to_json(&response.errors));
-        if !response.extensions.is_empty() {
-            body.insert("extensions".into(), to_json(&response.extensions));
-        }
         let status = match (media, outcome) {
             (MediaType::Json, _) => StatusCode::OK,
             (MediaType::GraphQLResponseJson, Outcome::Timeout) => StatusCode::SERVICE_UNAVAILABLE,
             (MediaType::GraphQLResponseJson, _) => StatusCode::BAD_REQUEST,
         };
-        json_response(status, media, &Value::Object(body))
+        let body = RequestErrorBody {
+            errors: &response.errors,
+            extensions: &response.extensions,
+        };
+        json_response(status, media, encode(&body))
     } else {
-        json_response(StatusCode::OK, media, &to_json(&response))
+        json_response(StatusCode::OK, media, encode(&response))
     };
-    http.headers_mut().extend(headers);
+    http.headers_mut().extend(response.http_headers);
     http
 }
 
 /// The HTTP response for a batch: 200 with one result per operation.
 pub fn batch_response(media: MediaType, response: BatchResponse) -> Response {
-    json_response(StatusCode::OK, media, &to_json(&response))
+    json_response(StatusCode::OK, media, encode(&response))
 }
 
-fn to_json(value: &impl serde::Serialize) -> Value {
-    serde_json::to_value(value).unwrap_or_else(
-        |err| json!({ "errors": [{ "message": format!("could not encode the response: {err}") }] }),
-    )
+/// JSON text, fields in the order the query selected them (the spec asks for it; a
+/// `serde_json::Value` would sort them).
+fn encode(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|err| {
+        json!({ "errors": [{ "message": format!("could not encode the response: {err}") }] })
+            .to_string()
+    })
 }
 
-fn json_response(status: StatusCode, media: MediaType, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, media.content_type())],
-        body.to_string(),
-    )
-        .into_response()
+fn json_response(status: StatusCode, media: MediaType, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response()
 }
 
 #[cfg(test)]
