@@ -407,15 +407,24 @@ async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Application::build(&config).await?;
     let address = app.address();
-    println!("contact-gateway listening on http://{address}");
+    let mut banner = format!("contact-gateway listening on http://{address}\n");
     if let Some(key) = app.demo_key() {
-        println!("GraphiQL: http://{address}/graphql (opens with the demo key)");
-        println!("demo API key: {key}");
-        println!("  curl -H 'Authorization: Bearer {key}' -H 'content-type: application/json' \\");
-        println!(
-            "       -d '{{\"query\":\"{{ contacts(first: 3) {{ nodes {{ name }} }} }}\"}}' http://{address}/graphql"
-        );
+        banner.push_str(&format!(
+            "GraphiQL: http://{address}/graphql (opens with the demo key)\n\
+             demo API key: {key}\n  \
+             curl -H 'Authorization: Bearer {key}' -H 'content-type: application/json' \\\n       \
+             -d '{{\"query\":\"{{ contacts(first: 3) {{ nodes {{ name }} }} }}\"}}' http://{address}/graphql\n"
+        ));
     }
+    // Written, not printed: a closed standard output (a supervisor that stopped reading it)
+    // must not stop the server.
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = std::io::Write::write_all(&mut stdout, banner.as_bytes())
+        .and_then(|()| std::io::Write::flush(&mut stdout))
+    {
+        tracing::warn!(%err, "could not write the start-up banner to standard output");
+    }
+    drop(stdout);
     tracing::info!(%address, "listening");
     app.run_until_stopped().await?;
     Ok(())

@@ -220,11 +220,19 @@ fn depth<'a>(
                 if limit == 0 {
                     return 1;
                 }
-                1 + depth(&field.node.selection_set.node, fragments, visiting, limit - 1)
+                1 + depth(
+                    &field.node.selection_set.node,
+                    fragments,
+                    visiting,
+                    limit - 1,
+                )
             }
-            Selection::InlineFragment(fragment) => {
-                depth(&fragment.node.selection_set.node, fragments, visiting, limit)
-            }
+            Selection::InlineFragment(fragment) => depth(
+                &fragment.node.selection_set.node,
+                fragments,
+                visiting,
+                limit,
+            ),
             Selection::FragmentSpread(spread) => {
                 let name = spread.node.fragment_name.node.as_str();
                 if visiting.contains(&name) {
@@ -233,7 +241,12 @@ fn depth<'a>(
                 match fragments.get(name) {
                     Some(fragment) => {
                         visiting.push(name);
-                        let d = depth(&fragment.node.selection_set.node, fragments, visiting, limit);
+                        let d = depth(
+                            &fragment.node.selection_set.node,
+                            fragments,
+                            visiting,
+                            limit,
+                        );
                         visiting.pop();
                         d
                     }

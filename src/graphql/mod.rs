@@ -4,6 +4,7 @@ mod business;
 mod connection;
 mod contact;
 mod duplicate;
+pub mod field_order;
 pub mod limits;
 pub mod loader;
 mod mutation;
@@ -61,6 +62,7 @@ pub fn build_schema(
     .limit_complexity(limits.max_complexity)
     .limit_directives(limits.max_directives_per_field)
     .extension(QueryLimits(limits))
+    .extension(field_order::FieldOrder)
     .extension(scopes::RequireScopes);
     if production {
         builder = builder.disable_introspection().disable_suggestions();

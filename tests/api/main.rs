@@ -9,6 +9,7 @@ mod limits;
 mod management;
 mod mutations;
 mod node;
+mod operability;
 mod paging;
 mod schema;
 mod seed;

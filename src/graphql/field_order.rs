@@ -1,0 +1,187 @@
+//! Response fields in the order the query asked for them, as the GraphQL spec asks
+//! ("Serialized Map Ordering"). async-graphql 7.2 collects a selection's fields as they finish
+//! (a field waiting on a DataLoader comes last), so this extension puts each object's keys
+//! back into selection order after execution.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
+};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, FragmentDefinition, OperationDefinition, Selection,
+    SelectionSet,
+};
+use async_graphql::{Name, Positioned, Response, ServerResult, Value, Variables};
+
+/// Fragments of a document by name.
+type Fragments = HashMap<Name, Positioned<FragmentDefinition>>;
+
+/// The extension that restores selection order in responses.
+pub struct FieldOrder;
+
+impl ExtensionFactory for FieldOrder {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(FieldOrderExtension::default())
+    }
+}
+
+/// One request's extension: keeps the parsed document until the response is ready.
+#[derive(Default)]
+struct FieldOrderExtension {
+    document: Mutex<Option<ExecutableDocument>>,
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for FieldOrderExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        if let Ok(mut kept) = self.document.lock() {
+            *kept = Some(document.clone());
+        }
+        Ok(document)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let mut response = next.run(ctx, operation_name).await;
+        let document = self.document.lock().ok().and_then(|mut kept| kept.take());
+        if let Some(document) = document
+            && let Some(operation) = operation(&document, operation_name)
+        {
+            reorder(
+                &mut response.data,
+                &[&operation.selection_set.node],
+                &document.fragments,
+            );
+        }
+        response
+    }
+}
+
+fn operation<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a OperationDefinition> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| &op.node)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
+/// Puts the keys of `value` (an object, or a list of them, at any depth) in the order of
+/// `sets`, the selection sets that produced it.
+pub fn reorder(value: &mut Value, sets: &[&SelectionSet], fragments: &Fragments) {
+    match value {
+        Value::List(items) => {
+            for item in items {
+                reorder(item, sets, fragments);
+            }
+        }
+        Value::Object(map) => {
+            let mut keys = Vec::new();
+            for set in sets {
+                collect(set, fragments, &mut keys, &mut Vec::new());
+            }
+            let mut unordered = std::mem::take(map);
+            for (key, children) in keys {
+                if let Some(mut child) = unordered.shift_remove(&key) {
+                    if !children.is_empty() {
+                        reorder(&mut child, &children, fragments);
+                    }
+                    map.insert(key, child);
+                }
+            }
+            // Anything not found in the selection keeps its place at the end.
+            map.extend(unordered);
+        }
+        _ => {}
+    }
+}
+
+/// The response keys of `set` in order (fragments inlined), each with the selection sets
+/// of its value (a key selected twice merges them).
+fn collect<'a>(
+    set: &'a SelectionSet,
+    fragments: &'a Fragments,
+    keys: &mut Vec<(Name, Vec<&'a SelectionSet>)>,
+    visiting: &mut Vec<&'a str>,
+) {
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(field) => {
+                let key = &field.node.response_key().node;
+                let children = &field.node.selection_set.node;
+                let nested = !children.items.is_empty();
+                match keys.iter_mut().find(|(k, _)| k == key) {
+                    Some((_, sets)) if nested => sets.push(children),
+                    Some(_) => {}
+                    None => keys.push((key.clone(), if nested { vec![children] } else { vec![] })),
+                }
+            }
+            Selection::InlineFragment(fragment) => {
+                collect(&fragment.node.selection_set.node, fragments, keys, visiting);
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.as_str();
+                if visiting.contains(&name) {
+                    continue;
+                }
+                if let Some(fragment) = fragments.get(name) {
+                    visiting.push(name);
+                    collect(&fragment.node.selection_set.node, fragments, keys, visiting);
+                    visiting.pop();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::value;
+
+    #[test]
+    fn keys_follow_the_selection_with_aliases_and_fragments() {
+        let document = async_graphql::parser::parse_query(
+            "{ b: total list { z ...F } a } fragment F on T { y x }",
+        )
+        .expect("parses");
+        let mut data = value!({
+            "a": 1,
+            "list": [{ "x": 1, "y": 2, "z": 3 }, { "y": 2, "x": 1, "z": 3 }],
+            "b": 2,
+        });
+        let op = operation(&document, None).expect("operation");
+        reorder(&mut data, &[&op.selection_set.node], &document.fragments);
+        assert_eq!(
+            data.to_string(),
+            value!({
+                "b": 2,
+                "list": [{ "z": 3, "y": 2, "x": 1 }, { "z": 3, "y": 2, "x": 1 }],
+                "a": 1,
+            })
+            .to_string()
+        );
+        let text = serde_json::to_string(&data).expect("json");
+        assert_eq!(
+            text,
+            r#"{"b":2,"list":[{"z":3,"y":2,"x":1},{"z":3,"y":2,"x":1}],"a":1}"#
+        );
+    }
+}
