@@ -14,8 +14,8 @@ use entity::prelude::{
 };
 use entity::{contact, contact_assignee, contact_source, contact_tag, source_entity, tag};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, QueryFilter,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, EntityTrait, IntoActiveModel, QueryFilter, Statement,
 };
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -308,7 +308,9 @@ pub async fn import_payload(
     payload: &[u8],
     progress: impl Fn(usize, usize),
 ) -> Result<ImportSummary> {
+    let started = std::time::Instant::now();
     let records = parse_payload(options.format, payload)?;
+    tracing::debug!(elapsed = ?started.elapsed(), records = records.len(), "payload parsed");
     let mut summary = ImportSummary::default();
     let incoming = prepare(
         options.format.connector(),
@@ -320,6 +322,7 @@ pub async fn import_payload(
     if options.strict && (!summary.warnings.is_empty() || !summary.rejected.is_empty()) {
         return Err(Error::Validation(strict_failures(&summary)));
     }
+    tracing::debug!(elapsed = ?started.elapsed(), "records mapped and validated");
     check_tenant(db, options.tenant).await?;
     let total = incoming.len();
     let mut done = 0;
@@ -329,6 +332,7 @@ pub async fn import_payload(
         txn.commit().await?;
         summary.add(counts);
         done += chunk.len();
+        tracing::debug!(elapsed = ?started.elapsed(), done, "records written");
         progress(done, total);
     }
     Ok(summary)
@@ -609,15 +613,11 @@ pub async fn apply_records(
 
     let mut stored: HashMap<String, contact_source::Model> = HashMap::new();
     for chunk in batch.chunks(1_000) {
-        let rows = ContactSource::find()
-            .filter(contact_source::Column::TenantId.eq(tenant.0))
-            .filter(contact_source::Column::Source.eq(source))
-            .filter(
-                contact_source::Column::ExternalId
-                    .is_in(chunk.iter().map(|i| i.mapped.external_id.clone())),
-            )
-            .all(txn)
-            .await?;
+        let ids: Vec<&str> = chunk
+            .iter()
+            .map(|i| i.mapped.external_id.as_str())
+            .collect();
+        let rows = stored_records(txn, tenant, source, &ids).await?;
         stored.extend(rows.into_iter().map(|r| (r.external_id.clone(), r)));
     }
     // Only the contacts of changed records are read.
@@ -827,6 +827,49 @@ pub async fn apply_records(
             .await?;
     }
     Ok(summary)
+}
+
+/// The stored records of `source` with these vendor ids, by the unique index
+/// (tenant_id, source, external_id).
+///
+/// On PostgreSQL the ids arrive as one JSON array, each looked up by itself (a LATERAL
+/// subquery with `LIMIT 1` cannot be flattened into a join): with a long `IN` list, or a
+/// join, the planner trusts statistics that a bulk import has just made stale and reads every
+/// record of the source once per batch, which made a 100k import quadratic. One index probe
+/// per id does not depend on statistics.
+async fn stored_records(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    source: &str,
+    external_ids: &[&str],
+) -> Result<Vec<contact_source::Model>> {
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        let sql = "SELECT s.* FROM json_array_elements_text($3::json) AS wanted(external_id) \
+                   CROSS JOIN LATERAL (SELECT * FROM contact_sources c WHERE c.tenant_id = $1 \
+                   AND c.source = $2 AND c.external_id = wanted.external_id LIMIT 1) s";
+        let statement = Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                tenant.0.into(),
+                source.into(),
+                serde_json::to_string(external_ids)
+                    .unwrap_or_default()
+                    .into(),
+            ],
+        );
+        return Ok(ContactSource::find()
+            .from_raw_sql(statement)
+            .all(txn)
+            .await?);
+    }
+    Ok(ContactSource::find()
+        .filter(contact_source::Column::TenantId.eq(tenant.0))
+        .filter(contact_source::Column::Source.eq(source))
+        .filter(contact_source::Column::ExternalId.is_in(external_ids.iter().copied()))
+        .all(txn)
+        .await?)
 }
 
 fn link(tenant: TenantId, contact: Uuid, tag: Uuid, now: i64) -> contact_tag::Model {
