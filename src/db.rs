@@ -10,22 +10,15 @@ use crate::metrics::Metrics;
 /// Opens a pool on `url`. SQLite gets WAL, a busy timeout and foreign keys; every
 /// statement is counted in `metrics` when given.
 pub async fn connect(url: &str, metrics: Option<&Metrics>) -> crate::Result<DatabaseConnection> {
-    let mut options = ConnectOptions::new(url.to_string());
-    options
-        .sqlx_logging(false)
-        .acquire_timeout(Duration::from_secs(10))
-        .max_connections(if url.starts_with("sqlite") { 8 } else { 16 })
-        .map_sqlx_sqlite_opts(|opts| {
-            opts.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true)
-                // 64 MiB of page cache per connection instead of SQLite's 2 MiB: bulk writes
-                // touch some twenty indexes per contact.
-                .pragma("cache_size", "-65536")
-                .pragma("temp_store", "memory")
-        });
-    let mut db = Database::connect(options).await?;
+    let sqlite = SqliteSettings {
+        journal: SqliteJournalMode::Wal,
+        busy_timeout: Duration::from_secs(10),
+        // 64 MiB of page cache per connection instead of SQLite's 2 MiB: bulk writes touch
+        // some twenty indexes per contact.
+        cache_kib: 65_536,
+    };
+    let connections = if url.starts_with("sqlite") { 8 } else { 16 };
+    let mut db = Database::connect(options(url, connections, sqlite)).await?;
     if let Some(metrics) = metrics {
         let metrics = metrics.clone();
         db.set_metric_callback(move |info| {
@@ -50,26 +43,43 @@ pub async fn connect_for_bulk_load(url: &str) -> Option<DatabaseConnection> {
     if !url.starts_with("sqlite") {
         return None;
     }
-    let mut options = ConnectOptions::new(url.to_string());
-    options
-        .sqlx_logging(false)
-        .acquire_timeout(Duration::from_secs(10))
-        .max_connections(1)
-        .map_sqlx_sqlite_opts(|opts| {
-            opts.journal_mode(SqliteJournalMode::Delete)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(1))
-                .foreign_keys(true)
-                .pragma("cache_size", "-262144")
-                .pragma("temp_store", "memory")
-        });
-    match Database::connect(options).await {
+    let sqlite = SqliteSettings {
+        journal: SqliteJournalMode::Delete,
+        busy_timeout: Duration::from_secs(1),
+        cache_kib: 262_144,
+    };
+    match Database::connect(options(url, 1, sqlite)).await {
         Ok(db) => Some(db),
         Err(err) => {
             tracing::warn!(%err, "the database is in use; bulk loading through the WAL");
             None
         }
     }
+}
+
+/// What differs between SQLite connections.
+struct SqliteSettings {
+    journal: SqliteJournalMode,
+    busy_timeout: Duration,
+    cache_kib: u32,
+}
+
+/// Pool options for `url`; SQLite also gets NORMAL sync, foreign keys and in-memory temp files.
+fn options(url: &str, connections: u32, sqlite: SqliteSettings) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_string());
+    options
+        .sqlx_logging(false)
+        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(connections)
+        .map_sqlx_sqlite_opts(move |opts| {
+            opts.journal_mode(sqlite.journal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(sqlite.busy_timeout)
+                .foreign_keys(true)
+                .pragma("cache_size", format!("-{}", sqlite.cache_kib))
+                .pragma("temp_store", "memory")
+        });
+    options
 }
 
 /// Applies every pending migration.

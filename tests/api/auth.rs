@@ -264,15 +264,7 @@ async fn keys_are_stored_only_as_hashes_and_cost_no_sql_once_verified() {
 #[tokio::test]
 async fn graphiql_opens_with_the_demo_key() {
     let app = spawn_app().await;
-    let page = reqwest::Client::new()
-        .get(format!("{}/graphql", app.base_url))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("text");
+    let page = app.graphiql_page().await;
     assert!(page.contains(&app.key), "the page carries the demo key");
 }
 

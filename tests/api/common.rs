@@ -146,17 +146,34 @@ impl TestApp {
         response["data"].clone()
     }
 
-    /// The value of `contact_gateway_sql_statements_total` in `/metrics`.
-    pub async fn sql_statements(&self) -> u64 {
-        let text = self
-            .client
+    /// `GET /metrics`, as text.
+    pub async fn metrics_text(&self) -> String {
+        self.client
             .get(format!("{}/metrics", self.base_url))
             .send()
             .await
             .expect("metrics")
             .text()
             .await
-            .expect("metrics text");
+            .expect("metrics text")
+    }
+
+    /// `GET /graphql` as a browser asks for it (HTML): the GraphiQL page.
+    pub async fn graphiql_page(&self) -> String {
+        reqwest::Client::new()
+            .get(format!("{}/graphql", self.base_url))
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("page text")
+    }
+
+    /// The value of `contact_gateway_sql_statements_total` in `/metrics`.
+    pub async fn sql_statements(&self) -> u64 {
+        let text = self.metrics_text().await;
         text.lines()
             .find_map(|l| l.strip_prefix("contact_gateway_sql_statements_total "))
             .and_then(|v| v.trim().parse::<f64>().ok())

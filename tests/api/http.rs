@@ -25,21 +25,6 @@ async fn get_runs_a_query_from_the_url() {
 }
 
 #[tokio::test]
-async fn a_browser_gets_graphiql() {
-    let app = spawn_app().await;
-    let response = app
-        .client
-        .get(format!("{}/graphql", app.base_url))
-        .header("accept", "text/html,application/xhtml+xml")
-        .send()
-        .await
-        .expect("response");
-    assert!(response.status().is_success());
-    let body = response.text().await.expect("text");
-    assert!(body.contains("graphiql"), "{body}");
-}
-
-#[tokio::test]
 async fn health_and_metrics_are_served() {
     let app = spawn_app().await;
     let health = app
@@ -54,15 +39,7 @@ async fn health_and_metrics_are_served() {
         serde_json::json!({}),
     )
     .await;
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base_url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("contact_gateway_sql_statements_total"),
         "{metrics}"
@@ -221,16 +198,8 @@ async fn response_fields_keep_the_order_of_the_query() {
 #[tokio::test]
 async fn graphiql_is_served_from_the_binary_with_the_demo_key() {
     let app = spawn_app().await;
-    let page = app
-        .client
-        .get(format!("{}/graphql", app.base_url))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("text");
+    let page = app.graphiql_page().await;
+    assert!(page.contains("graphiql"), "{page}");
     assert!(page.contains(&format!("Bearer {}", app.key)));
     assert!(
         !page.contains("https://"),

@@ -39,15 +39,7 @@ async fn requests_carry_an_id_and_metrics_count_operations_by_name_and_outcome()
         .unwrap_or_default();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "a fresh id: {id:?}");
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base_url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics_text().await;
     for line in [
         r#"contact_gateway_graphql_operations_total{operation="Dashboard",outcome="ok"} 1"#,
         r#"contact_gateway_graphql_operations_total{operation="Broken",outcome="request_error"} 1"#,
