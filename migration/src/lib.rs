@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_core;
 mod m20261125_000002_api_keys;
 mod m20261125_000003_sources;
+mod m20261125_000004_sqlite_clustered_links;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_core::Migration),
             Box::new(m20261125_000002_api_keys::Migration),
             Box::new(m20261125_000003_sources::Migration),
+            Box::new(m20261125_000004_sqlite_clustered_links::Migration),
         ]
     }
 }

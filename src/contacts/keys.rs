@@ -72,7 +72,7 @@ pub async fn insert_keys<'a>(
                 .cloned()
                 .map(IntoActiveModel::into_active_model),
         )
-        .exec(db)
+        .exec_without_returning(db)
         .await?;
     }
     Ok(())

@@ -532,7 +532,9 @@ pub(crate) async fn write_assignees(
         })
         .collect();
     if !rows.is_empty() {
-        ContactAssignee::insert_many(rows).exec(txn).await?;
+        ContactAssignee::insert_many(rows)
+            .exec_without_returning(txn)
+            .await?;
     }
     Ok(())
 }

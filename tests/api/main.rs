@@ -7,6 +7,7 @@ mod filters;
 mod http;
 mod limits;
 mod management;
+mod migrations;
 mod mutations;
 mod node;
 mod operability;

@@ -94,9 +94,23 @@ async fn a_bulk_load_connection_needs_the_sqlite_file_to_itself() {
         .await
         .expect("exclusive loader");
     assert_eq!(journal_mode(&loader).await, "delete");
+    assert_eq!(pragma(&loader, "foreign_keys").await, 0);
     loader.close().await.expect("close loader");
     let again = contact_gateway::db::connect(&app.database_url, None)
         .await
         .expect("reconnect");
     assert_eq!(journal_mode(&again).await, "wal");
+    assert_eq!(pragma(&again, "foreign_keys").await, 1);
+}
+
+async fn pragma(db: &sea_orm::DatabaseConnection, name: &str) -> i64 {
+    db.query_one_raw(Statement::from_string(
+        db.get_database_backend(),
+        format!("PRAGMA {name}"),
+    ))
+    .await
+    .expect("pragma")
+    .expect("row")
+    .try_get_by_index::<i64>(0)
+    .expect("value")
 }

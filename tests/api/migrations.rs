@@ -1,0 +1,108 @@
+//! Migrations keep the data: the SQLite rebuild of the link tables as `WITHOUT ROWID`
+//! tables (and back) loses no row and no index.
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+
+use crate::common::spawn_app;
+
+const LINK_TABLES: [&str; 4] = [
+    "contact_tags",
+    "contact_assignees",
+    "contact_keys",
+    "source_entities",
+];
+
+/// Every row of the link tables, as text, sorted.
+async fn link_rows(db: &DatabaseConnection) -> Vec<String> {
+    let backend = db.get_database_backend();
+    let mut rows = Vec::new();
+    for table in LINK_TABLES {
+        let cast = match backend {
+            DbBackend::Sqlite => "quote(t.tenant_id) || '/' || quote(t.contact_id)",
+            _ => "t.tenant_id::text || '/' || t.contact_id::text",
+        };
+        let key = if table == "source_entities" {
+            cast.replace("contact_id", "entity_id")
+        } else {
+            cast.to_string()
+        };
+        let sql = format!("SELECT '{table}/' || {key} AS row FROM {table} t");
+        for row in db
+            .query_all_raw(Statement::from_string(backend, sql))
+            .await
+            .expect("rows")
+        {
+            rows.push(row.try_get::<String>("", "row").expect("row"));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// The SQL SQLite stores for the link tables and their indexes.
+async fn definitions(db: &DatabaseConnection) -> Vec<String> {
+    let sql = "SELECT name || ': ' || sql AS def FROM sqlite_master WHERE sql IS NOT NULL AND \
+               tbl_name IN ('contact_tags', 'contact_assignees', 'contact_keys', 'source_entities') \
+               ORDER BY name";
+    db.query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
+        .await
+        .expect("schema")
+        .iter()
+        .map(|r| r.try_get::<String>("", "def").expect("def"))
+        .collect()
+}
+
+#[tokio::test]
+async fn rebuilding_the_link_tables_keeps_every_row_and_index() {
+    let app = spawn_app().await;
+    // Vendor ids too, so that every rebuilt table has rows.
+    app.db
+        .execute_unprepared(
+            "INSERT INTO source_entities (tenant_id, source, kind, external_id, entity_id) \
+             SELECT tenant_id, 'crm', 'account', name, id FROM accounts",
+        )
+        .await
+        .expect("vendor ids");
+    let rows = link_rows(&app.db).await;
+    for table in LINK_TABLES {
+        assert!(
+            rows.iter().any(|r| r.starts_with(&format!("{table}/"))),
+            "{table} has rows"
+        );
+    }
+    let sqlite = app.db.get_database_backend() == DbBackend::Sqlite;
+    let before = if sqlite {
+        definitions(&app.db).await
+    } else {
+        Vec::new()
+    };
+    if sqlite {
+        let tables: Vec<&String> = before
+            .iter()
+            .filter(|d| d.contains("CREATE TABLE"))
+            .collect();
+        assert_eq!(tables.len(), LINK_TABLES.len());
+        assert!(
+            tables.iter().all(|d| d.ends_with("WITHOUT ROWID")),
+            "{tables:?}"
+        );
+    }
+
+    Migrator::down(&app.db, Some(1)).await.expect("down");
+    assert_eq!(link_rows(&app.db).await, rows);
+    if sqlite {
+        let after_down = definitions(&app.db).await;
+        assert!(after_down.iter().all(|d| !d.contains("WITHOUT ROWID")));
+        assert_eq!(
+            after_down.len(),
+            before.len(),
+            "indexes kept: {after_down:?}"
+        );
+    }
+
+    Migrator::up(&app.db, None).await.expect("up again");
+    assert_eq!(link_rows(&app.db).await, rows);
+    if sqlite {
+        assert_eq!(definitions(&app.db).await, before);
+    }
+}
