@@ -373,19 +373,42 @@ where
     statements
 }
 
-/// Inserts `rows`, `per_statement` rows to a statement.
+/// Inserts `rows`, `per_statement` rows to a statement. The statements are built on a
+/// blocking thread while the ones before them run.
 pub(crate) async fn insert_all<E: EntityTrait>(
     txn: &DatabaseTransaction,
     rows: Vec<E::Model>,
     per_statement: usize,
 ) -> Result<()>
 where
-    E::Model: IntoActiveModel<E::ActiveModel>,
+    E::Model: IntoActiveModel<E::ActiveModel> + Send + 'static,
 {
-    for statement in insert_statements::<E>(txn.get_database_backend(), rows, per_statement) {
+    if rows.len() <= per_statement {
+        for statement in insert_statements::<E>(txn.get_database_backend(), rows, per_statement) {
+            txn.execute_raw(statement).await?;
+        }
+        return Ok(());
+    }
+    let backend = txn.get_database_backend();
+    let (sender, mut statements) = tokio::sync::mpsc::channel::<Statement>(4);
+    let builder = tokio::task::spawn_blocking(move || {
+        let mut rows = rows
+            .into_iter()
+            .map(IntoActiveModel::into_active_model)
+            .peekable();
+        while rows.peek().is_some() {
+            let statement = E::insert_many(rows.by_ref().take(per_statement)).build(backend);
+            if sender.blocking_send(statement).is_err() {
+                return;
+            }
+        }
+    });
+    while let Some(statement) = statements.recv().await {
         txn.execute_raw(statement).await?;
     }
-    Ok(())
+    builder
+        .await
+        .map_err(|err| Error::Internal(format!("building INSERT statements failed: {err}")))
 }
 
 /// INSERT statements ready to run; `commit` ends the transaction after them.

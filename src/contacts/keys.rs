@@ -65,7 +65,7 @@ pub async fn insert_keys<'a>(
     contacts: impl IntoIterator<Item = &'a contact::Model>,
 ) -> Result<()> {
     let rows: Vec<contact_key::Model> = contacts.into_iter().flat_map(keys_of).collect();
-    for chunk in rows.chunks(2_000) {
+    for chunk in rows.chunks(400) {
         ContactKey::insert_many(
             chunk
                 .iter()

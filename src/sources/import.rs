@@ -10,9 +10,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_graphql::InputType;
 use entity::prelude::{
-    Account, Business, Contact, ContactAssignee, ContactSource, ContactTag, SourceEntity, Tag,
+    Account, Business, Contact, ContactAssignee, ContactKey, ContactSource, ContactTag,
+    SourceEntity, Tag,
 };
-use entity::{contact, contact_assignee, contact_source, contact_tag, source_entity, tag};
+use entity::{
+    contact, contact_assignee, contact_key, contact_source, contact_tag, source_entity, tag,
+};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, EntityTrait, IntoActiveModel, QueryFilter, Statement,
@@ -23,7 +26,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{Connector, Format, MapContext, MappedRecord};
-use crate::contacts::keys::{insert_keys, keys_differ, replace_keys};
+use crate::contacts::keys::{keys_differ, keys_of, replace_keys};
 use crate::contacts::rules::{Checker, MAX_SHORT};
 use crate::contacts::write::{
     begin_write, blank_contact, next_updated_at, write_assignees, write_contact,
@@ -37,8 +40,8 @@ use crate::time::now_millis;
 
 /// Records written per transaction by a file import.
 pub const RECORDS_PER_TRANSACTION: usize = 2_000;
-/// Rows per INSERT statement (below SQLite's bind-parameter limit for the widest table).
-const ROWS_PER_INSERT: usize = 500;
+/// Rows per INSERT statement (see `demo::ROWS_PER_INSERT` for why not more).
+const ROWS_PER_INSERT: usize = 100;
 
 /// What to import and how.
 #[derive(Clone, Debug)]
@@ -212,10 +215,30 @@ pub fn prepare(
     settings: WriteSettings,
     summary: &mut ImportSummary,
 ) -> Vec<Incoming> {
-    let mut out: Vec<Incoming> = Vec::with_capacity(records.len());
+    map_records(connector, records, context, summary)
+        .into_iter()
+        .map(|mapped| validate(mapped, settings, &mut summary.warnings))
+        .collect()
+}
+
+/// A record mapped to the unified fields, not yet validated.
+struct Mapped {
+    record: Value,
+    mapped: MappedRecord,
+}
+
+/// Maps `records` to the unified fields; records that cannot be mapped are rejected. When a
+/// vendor id occurs twice, the later record takes the earlier one's place, with a warning.
+fn map_records(
+    connector: &dyn Connector,
+    records: Vec<Value>,
+    context: &MapContext,
+    summary: &mut ImportSummary,
+) -> Vec<Mapped> {
+    let mut out: Vec<Mapped> = Vec::with_capacity(records.len());
     let mut position: HashMap<String, usize> = HashMap::new();
     for (i, record) in records.into_iter().enumerate() {
-        let mut mapped = match connector.map(&record, context) {
+        let mapped = match connector.map(&record, context) {
             Ok(mapped) => mapped,
             Err(reason) => {
                 summary.rejected.push(Notice {
@@ -227,49 +250,55 @@ pub fn prepare(
             }
         };
         let id = mapped.external_id.clone();
-        let notice = |f: FieldFailure| Notice {
-            record: id.clone(),
-            field: Some(
-                f.field
-                    .strip_prefix("record.")
-                    .unwrap_or(&f.field)
-                    .to_string(),
-            ),
-            message: f.message,
-        };
-        summary
-            .warnings
-            .extend(mapped.warnings.drain(..).map(notice));
-        let mut draft = blank_contact(TenantId(Uuid::nil()), 0);
-        let failures = apply_fields(&mut draft, &mapped.fields, settings);
-        if !failures.is_empty() {
-            drop_failed(&mut mapped.fields, &failures);
-            summary.warnings.extend(failures.into_iter().map(notice));
-            // Built again from what is kept, so that draft and stored fields agree.
-            draft = blank_contact(TenantId(Uuid::nil()), 0);
-            apply_fields(&mut draft, &mapped.fields, settings);
-        }
-        let raw = record.to_string();
-        let hash = hex::encode(Sha256::digest(raw.as_bytes()));
-        let incoming = Incoming {
-            mapped,
-            draft,
-            record: raw,
-            hash,
-        };
+        let entry = Mapped { record, mapped };
         if let Some(&earlier) = position.get(&id) {
             summary.warnings.push(Notice {
-                record: id.clone(),
+                record: id,
                 field: None,
                 message: "the id occurs more than once; the last record was imported".into(),
             });
-            out[earlier] = incoming;
+            out[earlier] = entry;
         } else {
             position.insert(id, out.len());
-            out.push(incoming);
+            out.push(entry);
         }
     }
     out
+}
+
+/// Validates a mapped record: values that fail are dropped from its fields and reported in
+/// `warnings`; the rest make the draft of a new contact. Fingerprints the raw record.
+fn validate(entry: Mapped, settings: WriteSettings, warnings: &mut Vec<Notice>) -> Incoming {
+    let Mapped { record, mut mapped } = entry;
+    let id = mapped.external_id.clone();
+    let notice = |f: FieldFailure| Notice {
+        record: id.clone(),
+        field: Some(
+            f.field
+                .strip_prefix("record.")
+                .unwrap_or(&f.field)
+                .to_string(),
+        ),
+        message: f.message,
+    };
+    warnings.extend(mapped.warnings.drain(..).map(notice));
+    let mut draft = blank_contact(TenantId(Uuid::nil()), 0);
+    let failures = apply_fields(&mut draft, &mapped.fields, settings);
+    if !failures.is_empty() {
+        drop_failed(&mut mapped.fields, &failures);
+        warnings.extend(failures.into_iter().map(notice));
+        // Built again from what is kept, so that draft and stored fields agree.
+        draft = blank_contact(TenantId(Uuid::nil()), 0);
+        apply_fields(&mut draft, &mapped.fields, settings);
+    }
+    let raw = record.to_string();
+    let hash = hex::encode(Sha256::digest(raw.as_bytes()));
+    Incoming {
+        mapped,
+        draft,
+        record: raw,
+        hash,
+    }
 }
 
 /// Reads a payload of `format`: JSON, then the format's envelope.
@@ -298,10 +327,12 @@ pub fn strict_failures(summary: &ImportSummary) -> Vec<FieldFailure> {
         .collect()
 }
 
-/// Imports a whole payload (a file): parsed and validated first, then written in
-/// transactions of [`RECORDS_PER_TRANSACTION`] records. A payload that is not of its format,
-/// or any warning under `strict`, writes nothing. `progress` gets the records done so far
-/// and the total.
+/// Imports a whole payload (a file) in transactions of [`RECORDS_PER_TRANSACTION`] records.
+/// A payload that is not of its format writes nothing. Under `strict`, every record is
+/// validated before anything is written, and any warning or rejection writes nothing;
+/// otherwise each batch is validated on a blocking thread while the batch before it is
+/// written, and on PostgreSQL two batches are written at once (so when one fails, a later
+/// one may already be in). `progress` gets the records done so far and the total.
 pub async fn import_payload(
     db: &DatabaseConnection,
     options: &ImportOptions,
@@ -312,30 +343,115 @@ pub async fn import_payload(
     let records = parse_payload(options.format, payload)?;
     tracing::debug!(elapsed = ?started.elapsed(), records = records.len(), "payload parsed");
     let mut summary = ImportSummary::default();
-    let incoming = prepare(
+    let mapped = map_records(
         options.format.connector(),
         records,
         &options.context,
-        options.settings,
         &mut summary,
     );
-    if options.strict && (!summary.warnings.is_empty() || !summary.rejected.is_empty()) {
-        return Err(Error::Validation(strict_failures(&summary)));
+    tracing::debug!(elapsed = ?started.elapsed(), "records mapped");
+    let total = mapped.len();
+    let settings = options.settings;
+    if options.strict {
+        let incoming: Vec<Incoming> = mapped
+            .into_iter()
+            .map(|m| validate(m, settings, &mut summary.warnings))
+            .collect();
+        if !summary.warnings.is_empty() || !summary.rejected.is_empty() {
+            return Err(Error::Validation(strict_failures(&summary)));
+        }
+        check_tenant(db, options.tenant).await?;
+        let mut done = 0;
+        for chunk in incoming.chunks(RECORDS_PER_TRANSACTION) {
+            summary.add(write_batch(db, options, chunk).await?);
+            done += chunk.len();
+            progress(done, total);
+        }
+        return Ok(summary);
     }
-    tracing::debug!(elapsed = ?started.elapsed(), "records mapped and validated");
+
     check_tenant(db, options.tenant).await?;
-    let total = incoming.len();
-    let mut done = 0;
-    for chunk in incoming.chunks(RECORDS_PER_TRANSACTION) {
+    // PostgreSQL writes two batches at once (a backend each); their accounts, businesses and
+    // tags are created first, in one transaction, so that two batches never both create one.
+    // SQLite has one writer: batches follow each other.
+    let concurrency = match db.get_database_backend() {
+        DbBackend::Postgres => 2,
+        _ => 1,
+    };
+    if concurrency > 1 {
+        let records: Vec<&MappedRecord> = mapped.iter().map(|m| &m.mapped).collect();
         let (txn, _lock) = begin_write(db).await?;
-        let counts = apply_records(&txn, options, chunk, now_millis()).await?;
+        resolve_parents(
+            &txn,
+            options.tenant,
+            &options.source,
+            &records,
+            now_millis(),
+        )
+        .await?;
         txn.commit().await?;
+    }
+    let (sender, mut batches) = tokio::sync::mpsc::channel::<(Vec<Incoming>, Vec<Notice>)>(2);
+    let validator = tokio::task::spawn_blocking(move || {
+        let mut mapped = mapped.into_iter().peekable();
+        while mapped.peek().is_some() {
+            let mut warnings = Vec::new();
+            let batch: Vec<Incoming> = mapped
+                .by_ref()
+                .take(RECORDS_PER_TRANSACTION)
+                .map(|m| validate(m, settings, &mut warnings))
+                .collect();
+            if sender.blocking_send((batch, warnings)).is_err() {
+                return;
+            }
+        }
+    });
+    let mut done = 0;
+    let mut writers = tokio::task::JoinSet::new();
+    let mut finished = |written: Option<std::result::Result<Result<(ImportSummary, usize)>, _>>,
+                        summary: &mut ImportSummary|
+     -> Result<()> {
+        let Some(written) = written else {
+            return Ok(());
+        };
+        let (counts, records) =
+            written.map_err(|err| Error::Internal(format!("import writer failed: {err}")))??;
         summary.add(counts);
-        done += chunk.len();
+        done += records;
         tracing::debug!(elapsed = ?started.elapsed(), done, "records written");
         progress(done, total);
+        Ok(())
+    };
+    while let Some((batch, warnings)) = batches.recv().await {
+        summary.warnings.extend(warnings);
+        while writers.len() >= concurrency {
+            finished(writers.join_next().await, &mut summary)?;
+        }
+        let (db, options) = (db.clone(), options.clone());
+        writers.spawn(async move {
+            let counts = write_batch(&db, &options, &batch).await?;
+            Ok((counts, batch.len()))
+        });
     }
+    while !writers.is_empty() {
+        finished(writers.join_next().await, &mut summary)?;
+    }
+    validator
+        .await
+        .map_err(|err| Error::Internal(format!("record validation failed: {err}")))?;
     Ok(summary)
+}
+
+/// Writes one batch in its own transaction.
+async fn write_batch(
+    db: &DatabaseConnection,
+    options: &ImportOptions,
+    batch: &[Incoming],
+) -> Result<ImportSummary> {
+    let (txn, _lock) = begin_write(db).await?;
+    let counts = apply_records(&txn, options, batch, now_millis()).await?;
+    txn.commit().await?;
+    Ok(counts)
 }
 
 /// Fails with `NOT_FOUND` unless `tenant` exists.
@@ -497,19 +613,19 @@ async fn resolve_parents(
     txn: &DatabaseTransaction,
     tenant: TenantId,
     source: &str,
-    batch: &[Incoming],
+    records: &[&MappedRecord],
     now: i64,
 ) -> Result<Parents> {
     let mut wanted_accounts: HashMap<&str, &str> = HashMap::new();
     let mut wanted_businesses: HashMap<&str, &str> = HashMap::new();
     let mut wanted_tags: HashMap<&str, (&super::VendorTag, &str)> = HashMap::new();
-    for inc in batch {
-        if let Some(a) = &inc.mapped.account {
+    for record in records {
+        if let Some(a) = &record.account {
             wanted_accounts.insert(&a.external_id, &a.name);
         }
-        if let Some(b) = &inc.mapped.business {
+        if let Some(b) = &record.business {
             wanted_businesses.insert(&b.external_id, &b.name);
-            for t in inc.mapped.tags.iter().flatten() {
+            for t in record.tags.iter().flatten() {
                 wanted_tags.insert(&t.external_id, (t, &b.external_id));
             }
         }
@@ -609,7 +725,8 @@ pub async fn apply_records(
     if batch.is_empty() {
         return Ok(summary);
     }
-    let mut parents = resolve_parents(txn, tenant, source, batch, now).await?;
+    let records: Vec<&MappedRecord> = batch.iter().map(|inc| &inc.mapped).collect();
+    let mut parents = resolve_parents(txn, tenant, source, &records, now).await?;
 
     let mut stored: HashMap<String, contact_source::Model> = HashMap::new();
     for chunk in batch.chunks(1_000) {
@@ -788,7 +905,8 @@ pub async fn apply_records(
         })
         .collect();
     insert_all::<ContactAssignee>(txn, assignees, ROWS_PER_INSERT).await?;
-    insert_keys(txn, &new_contacts).await?;
+    let keys: Vec<contact_key::Model> = new_contacts.iter().flat_map(keys_of).collect();
+    insert_all::<ContactKey>(txn, keys, ROWS_PER_INSERT * 4).await?;
     insert_all::<ContactSource>(txn, new_sources, ROWS_PER_INSERT).await?;
     for (current, updated) in changed {
         let keys_changed = keys_differ(&current, &updated);

@@ -314,6 +314,77 @@ async fn bad_values_warn_bad_records_are_rejected_and_bad_files_write_nothing() 
 }
 
 #[tokio::test]
+async fn a_file_of_several_batches_imports_every_record_once_and_the_last_duplicate_wins() {
+    use contact_gateway::sources::import::RECORDS_PER_TRANSACTION;
+    let app = spawn_app().await;
+    let tenant = tenant_of(&app).await;
+    let opts = options(tenant, Format::ClientContacts, None);
+    let n = RECORDS_PER_TRANSACTION * 2 + 7;
+    let mut records: Vec<Value> = (1..=n)
+        .map(|i| {
+            json!({ "id": i, "client_id": 1 + i % 3, "email": format!("batch{i}@example.com"),
+                    "name": format!("Batch{i}"), "surname": "Import", "role": "Buyer" })
+        })
+        .collect();
+    // Record 3 again, in the last batch, with another role and a bad email; and a record
+    // without an id in the middle batch.
+    records.push(
+        json!({ "id": 3, "client_id": 1, "email": "nope", "name": "Batch3",
+                         "surname": "Import", "role": "Owner" }),
+    );
+    records.insert(RECORDS_PER_TRANSACTION + 5, json!({ "name": "no id" }));
+    let payload = Value::Array(records).to_string();
+    let contacts_before = app.all_contacts().await.len();
+
+    let s = import(&app, &opts, payload.as_bytes())
+        .await
+        .expect("import");
+    assert_eq!((s.created, s.updated, s.unchanged), (n as u64, 0, 0));
+    assert_eq!(s.rejected.len(), 1, "{:?}", s.rejected);
+    assert_eq!(
+        s.rejected[0].record,
+        format!("#{}", RECORDS_PER_TRANSACTION + 6)
+    );
+    let warned: Vec<(String, Option<String>)> = s
+        .warnings
+        .iter()
+        .map(|w| (w.record.clone(), w.field.clone()))
+        .collect();
+    assert_eq!(
+        warned,
+        vec![
+            ("3".to_string(), None),
+            ("3".to_string(), Some("email".to_string()))
+        ]
+    );
+    assert_eq!(app.all_contacts().await.len(), contacts_before + n);
+
+    // The later record 3 was imported (its bad email kept only in the stored record).
+    let data = app
+        .data(
+            r#"{ contacts(filter: { search: "Batch3 " }) { nodes { role email sources { record } } } }"#,
+            json!({}),
+        )
+        .await;
+    let nodes = data["contacts"]["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 1, "{data}");
+    assert_eq!(nodes[0]["role"], "Owner");
+    assert_eq!(nodes[0]["email"], Value::Null);
+    assert_eq!(nodes[0]["sources"][0]["record"]["email"], "nope");
+
+    // And the same file again changes nothing.
+    let before = snapshot(&app).await;
+    let again = import(&app, &opts, payload.as_bytes())
+        .await
+        .expect("again");
+    assert_eq!(
+        (again.created, again.updated, again.unchanged),
+        (0, 0, n as u64)
+    );
+    assert_eq!(snapshot(&app).await, before);
+}
+
+#[tokio::test]
 async fn the_import_command_reports_and_exits_non_zero_on_a_bad_file() {
     let app = spawn_app().await;
     let tenant = tenant_of(&app).await;
