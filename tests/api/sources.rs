@@ -14,6 +14,7 @@ use contact_gateway::scope::TenantId;
 use contact_gateway::sources::import::{ImportOptions, import_payload};
 use contact_gateway::sources::{Format, MapContext};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use crate::common::{
     TestApp, client_with_key, failing_fields, single_error, snapshot, spawn_app,
@@ -547,18 +548,21 @@ impl std::ops::Deref for WithSource {
 
 /// A server whose sources file has one source `crm` for the demo tenant at `url`.
 async fn app_with_source(url: &str) -> WithSource {
+    app_with_sources(|tenant| {
+        format!(
+            "[[sources]]\nname = \"crm\"\nformat = \"client-contacts\"\nurl = \"{url}\"\ntenant = \"{tenant}\"\ntoken_env = \"CG_TEST_VENDOR_TOKEN\"\nheaders = {{ \"X-Api-Version\" = \"2\", \"X-Company\" = \"acme\" }}\n"
+        )
+    })
+    .await
+}
+
+/// A server whose sources file is `sources(demo tenant id)`.
+async fn app_with_sources(sources: impl FnOnce(Uuid) -> String) -> WithSource {
     let first = spawn_app().await;
     let tenant = tenant_of(&first).await;
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("sources.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[[sources]]\nname = \"crm\"\nformat = \"client-contacts\"\nurl = \"{url}\"\ntenant = \"{}\"\ntoken_env = \"CG_TEST_VENDOR_TOKEN\"\nheaders = {{ \"X-Api-Version\" = \"2\", \"X-Company\" = \"acme\" }}\n",
-            tenant.0
-        ),
-    )
-    .expect("write");
+    std::fs::write(&path, sources(tenant.0)).expect("write");
     // SAFETY: set once, to the same value, by every test that reads it.
     unsafe { std::env::set_var("CG_TEST_VENDOR_TOKEN", "vendor-token") };
     let app = spawn_app_on_database_of(&first, |c| c.sources_file = Some(path)).await;
@@ -642,6 +646,175 @@ async fn sync_pages_through_the_api_then_fetches_only_what_changed() {
         sources["sources"][0]["watermark"],
         "2025-03-01T00:00:00.000Z"
     );
+}
+
+/// A stand-in for seeds 002 (`/api/v1/businesses/{businessId}/contacts`, page/limit,
+/// `{ data, pagination }`) and 004 (`/api/contacts`, page/size,
+/// `{ success, data: { contacts, total, page, size } }`), recording every request.
+async fn start_paged_vendors(seen: Arc<Mutex<Vec<String>>>) -> String {
+    fn business_contact(business: &str, i: usize) -> Value {
+        json!({ "id": format!("{business}-{i}"), "businessId": business,
+                "firstName": format!("Help{i}"), "lastName": business.to_uppercase(),
+                "email": format!("help{i}@{business}.example"),
+                "createdAt": "2025-01-02T00:00:00.000Z", "updatedAt": "2025-01-03T00:00:00.000Z",
+                "tags": [{ "id": format!("{business}-vip"), "name": "VIP", "displayOrder": 1 }] })
+    }
+    fn pipeline_contact(i: usize) -> Value {
+        json!({ "_id": format!("p{i:04}"), "firstName": format!("Pipe{i}"), "lastName": "Line",
+                "email": format!("pipe{i}@example.com"), "organizationId": "org-1",
+                "pipelineId": "pl-1", "pipelineStage": "new",
+                "createdAt": "2025-01-02T00:00:00.000Z", "updatedAt": "2025-01-03T00:00:00.000Z" })
+    }
+    let authorised = |headers: &HeaderMap| {
+        headers.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer vendor-token")
+    };
+    type Params = Query<std::collections::HashMap<String, String>>;
+    let number = |query: &Params, key: &str| -> usize {
+        query.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    let record = {
+        let seen = seen.clone();
+        move |uri: &axum::http::Uri| seen.lock().expect("lock").push(uri.to_string())
+    };
+    let business_record = record.clone();
+    let app = axum::Router::new()
+        .route(
+            "/api/v1/businesses/{business}/contacts",
+            get(
+                move |axum::extract::Path(business): axum::extract::Path<String>,
+                      headers: HeaderMap,
+                      query: Params,
+                      uri: axum::http::Uri| async move {
+                    business_record(&uri);
+                    if !authorised(&headers) {
+                        return StatusCode::UNAUTHORIZED.into_response();
+                    }
+                    let total = if business == "b1" { 150 } else { 30 };
+                    let (page, limit) = (number(&query, "page"), number(&query, "limit"));
+                    let data: Vec<Value> = (1..=total)
+                        .skip((page.max(1) - 1) * limit)
+                        .take(limit)
+                        .map(|i| business_contact(&business, i))
+                        .collect();
+                    axum::Json(json!({ "data": data, "pagination": {
+                        "page": page, "limit": limit, "total": total,
+                        "totalPages": total.div_ceil(limit.max(1)) } }))
+                    .into_response()
+                },
+            ),
+        )
+        .route(
+            "/api/contacts",
+            get(
+                move |headers: HeaderMap, query: Params, uri: axum::http::Uri| async move {
+                    record(&uri);
+                    if !authorised(&headers) {
+                        return StatusCode::UNAUTHORIZED.into_response();
+                    }
+                    let total = 230;
+                    let (page, size) = (number(&query, "page"), number(&query, "size"));
+                    let contacts: Vec<Value> = (1..=total)
+                        .skip((page.max(1) - 1) * size)
+                        .take(size)
+                        .map(pipeline_contact)
+                        .collect();
+                    axum::Json(json!({ "success": true, "data": {
+                        "contacts": contacts, "total": total, "page": page, "size": size } }))
+                    .into_response()
+                },
+            ),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn business_and_pipeline_apis_are_paged_their_own_way() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let base = start_paged_vendors(seen.clone()).await;
+    let app = app_with_sources(|tenant| {
+        format!(
+            "[[sources]]\nname = \"helpdesk\"\nformat = \"business-contacts\"\n\
+             url = \"{base}/api/v1/businesses/{{businessId}}/contacts\"\nbusinesses = [\"b1\", \"b2\"]\n\
+             tenant = \"{tenant}\"\ntoken_env = \"CG_TEST_VENDOR_TOKEN\"\n\n\
+             [[sources]]\nname = \"pipeline\"\nformat = \"pipeline-contacts\"\n\
+             url = \"{base}/api/contacts\"\ntenant = \"{tenant}\"\ntoken_env = \"CG_TEST_VENDOR_TOKEN\"\n"
+        )
+    })
+    .await;
+    // SAFETY: set once, to the same value, by every test that reads it.
+    unsafe { std::env::set_var("CG_TEST_VENDOR_TOKEN", "vendor-token") };
+    let sync = r#"mutation($name: String!) { syncSource(input: { name: $name }) {
+        created updated unchanged source { lastError } } }"#;
+
+    let data = app.data(sync, json!({ "name": "helpdesk" })).await;
+    assert_eq!(data["syncSource"]["created"], 180, "{data}");
+    let requests: Vec<String> = std::mem::take(&mut *seen.lock().expect("lock"));
+    assert_eq!(
+        requests,
+        [
+            "/api/v1/businesses/b1/contacts?page=1&limit=100&include=tags&sort=createdAt",
+            "/api/v1/businesses/b1/contacts?page=2&limit=100&include=tags&sort=createdAt",
+            "/api/v1/businesses/b2/contacts?page=1&limit=100&include=tags&sort=createdAt",
+        ]
+    );
+    // Each business's contacts carry that business's VIP tag.
+    let tagged = app
+        .data(
+            r#"{ b1: contacts(filter: { search: "help1@b1." }) { nodes { business { name } tags { name } } }
+                 vip: contacts(filter: { tag: "VIP", search: ".example" }) { totalCount } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(tagged["b1"]["nodes"][0]["business"]["name"], "Business b1");
+    assert_eq!(tagged["b1"]["nodes"][0]["tags"], json!([{ "name": "VIP" }]));
+    assert_eq!(tagged["vip"]["totalCount"], 180);
+
+    let data = app.data(sync, json!({ "name": "pipeline" })).await;
+    assert_eq!(data["syncSource"]["created"], 230, "{data}");
+    let requests: Vec<String> = std::mem::take(&mut *seen.lock().expect("lock"));
+    assert_eq!(
+        requests,
+        [
+            "/api/contacts?page=1&size=100",
+            "/api/contacts?page=2&size=100",
+            "/api/contacts?page=3&size=100",
+        ]
+    );
+    let org = app
+        .data(
+            r#"{ contacts(filter: { pipelineId: "pl-1" }) { totalCount nodes { account { name } } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(org["contacts"]["totalCount"], 230);
+    assert_eq!(
+        org["contacts"]["nodes"][0]["account"]["name"],
+        "Organization org-1"
+    );
+
+    // Both again: every page fetched, nothing changed.
+    let before = snapshot(&app).await;
+    for (name, pages) in [("helpdesk", 3), ("pipeline", 3)] {
+        let data = app.data(sync, json!({ "name": name })).await;
+        assert_eq!(
+            (
+                data["syncSource"]["created"].clone(),
+                data["syncSource"]["updated"].clone()
+            ),
+            (json!(0), json!(0)),
+            "{name}: {data}"
+        );
+        assert_eq!(
+            std::mem::take(&mut *seen.lock().expect("lock")).len(),
+            pages
+        );
+    }
+    assert_eq!(snapshot(&app).await, before);
 }
 
 #[tokio::test]
