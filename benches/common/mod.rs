@@ -39,6 +39,8 @@ pub fn parse_args() -> Args {
 
 pub struct Stats {
     pub count: usize,
+    /// Requests answered with errors (e.g. the server's time limit); not in the latencies.
+    pub failed: usize,
     pub per_second: f64,
     pub p50: Duration,
     pub p99: Duration,
@@ -54,7 +56,7 @@ pub async fn measure(url: &str, body: Value, requests: usize, concurrency: usize
     let client = client();
     // Warm-up.
     for _ in 0..2 {
-        post(&client, url, &body).await;
+        send(&client, url, &body).await;
     }
     let started = Instant::now();
     let per_worker = requests.div_ceil(concurrency);
@@ -63,33 +65,55 @@ pub async fn measure(url: &str, body: Value, requests: usize, concurrency: usize
         let (client, url, body) = (client.clone(), url.to_string(), body.clone());
         workers.push(tokio::spawn(async move {
             let mut times = Vec::with_capacity(per_worker);
+            let mut failed = 0;
             for _ in 0..per_worker {
                 if started.elapsed() > SCENARIO_TIME {
                     break;
                 }
                 let t = Instant::now();
-                post(&client, &url, &body).await;
-                times.push(t.elapsed());
+                if send(&client, &url, &body).await.get("errors").is_some() {
+                    failed += 1;
+                } else {
+                    times.push(t.elapsed());
+                }
             }
-            times
+            (times, failed)
         }));
     }
     let mut times = Vec::new();
+    let mut failed = 0;
     for w in workers {
-        times.extend(w.await.expect("worker"));
+        let (worker_times, worker_failed) = w.await.expect("worker");
+        times.extend(worker_times);
+        failed += worker_failed;
     }
     let elapsed = started.elapsed();
     times.sort();
+    let at = |q: usize| {
+        times
+            .get((times.len() * q / 100).min(times.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     Stats {
         count: times.len(),
+        failed,
         per_second: times.len() as f64 / elapsed.as_secs_f64(),
-        p50: times[times.len() / 2],
-        p99: times[(times.len() * 99 / 100).min(times.len() - 1)],
+        p50: at(50),
+        p99: at(99),
     }
 }
 
+/// Posts `body` and returns the response, which must have no errors.
 pub async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Value {
-    let response: Value = client
+    let response = send(client, url, body).await;
+    assert!(response.get("errors").is_none(), "{response}");
+    response
+}
+
+/// Posts `body` and returns the response, errors and all.
+pub async fn send(client: &reqwest::Client, url: &str, body: &Value) -> Value {
+    client
         .post(url)
         .json(body)
         .send()
@@ -97,14 +121,17 @@ pub async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Value {
         .expect("request")
         .json()
         .await
-        .expect("json");
-    assert!(response.get("errors").is_none(), "{response}");
-    response
+        .expect("json")
 }
 
 pub fn report(name: &str, stats: &Stats) {
+    let failed = if stats.failed > 0 {
+        format!(" (+{} failed)", stats.failed)
+    } else {
+        String::new()
+    };
     println!(
-        "| {name} | {} | {:.0} | {:.2} | {:.2} |",
+        "| {name} | {}{failed} | {:.0} | {:.2} | {:.2} |",
         stats.count,
         stats.per_second,
         stats.p50.as_secs_f64() * 1000.0,
