@@ -1,10 +1,15 @@
-//! Connecting to the database (SQLite or PostgreSQL) and bringing its schema up to date.
+//! Connecting to the database (SQLite or PostgreSQL), bringing its schema up to date, and
+//! inserting rows in bulk.
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, EntityTrait,
+    IntoActiveModel, QueryTrait, Statement,
+};
 
+use crate::error::Error;
 use crate::metrics::Metrics;
 
 /// Opens a pool on `url`. SQLite gets WAL, a busy timeout and foreign keys; every
@@ -116,4 +121,58 @@ pub fn pool_connections(db: &DatabaseConnection) -> (u32, u32) {
     };
     let idle = u32::try_from(idle).unwrap_or(u32::MAX);
     (size.saturating_sub(idle), idle)
+}
+
+/// INSERT statements for `rows`, `per_statement` rows to a statement, built one at a time as
+/// they are taken. Without RETURNING: nothing is read back (on SQLite a RETURNING clause makes
+/// the statement collect every inserted key).
+pub fn insert_statements<E: EntityTrait>(
+    backend: DbBackend,
+    rows: Vec<E::Model>,
+    per_statement: usize,
+) -> impl Iterator<Item = Statement>
+where
+    E::Model: IntoActiveModel<E::ActiveModel>,
+{
+    let mut rows = rows
+        .into_iter()
+        .map(IntoActiveModel::into_active_model)
+        .peekable();
+    std::iter::from_fn(move || {
+        rows.peek()?;
+        Some(E::insert_many(rows.by_ref().take(per_statement)).build(backend))
+    })
+}
+
+/// Inserts `rows`, `per_statement` rows to a statement. More than one statement's worth is
+/// built on a blocking thread while the statements before run.
+pub async fn insert_all<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    rows: Vec<E::Model>,
+    per_statement: usize,
+) -> crate::Result<()>
+where
+    E::Model: IntoActiveModel<E::ActiveModel> + Send + 'static,
+{
+    let backend = db.get_database_backend();
+    if rows.len() <= per_statement {
+        for statement in insert_statements::<E>(backend, rows, per_statement) {
+            db.execute_raw(statement).await?;
+        }
+        return Ok(());
+    }
+    let (sender, mut statements) = tokio::sync::mpsc::channel::<Statement>(4);
+    let builder = tokio::task::spawn_blocking(move || {
+        for statement in insert_statements::<E>(backend, rows, per_statement) {
+            if sender.blocking_send(statement).is_err() {
+                return;
+            }
+        }
+    });
+    while let Some(statement) = statements.recv().await {
+        db.execute_raw(statement).await?;
+    }
+    builder
+        .await
+        .map_err(|err| Error::Internal(format!("building INSERT statements failed: {err}")))
 }

@@ -10,14 +10,14 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QueryTrait, Statement,
-    TransactionTrait,
+    DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Statement, TransactionTrait,
 };
 use serde_json::json;
 use uuid::{NoContext, Timestamp, Uuid};
 
 use crate::contacts::keys::keys_of;
 use crate::contacts::{ResolutionStatus, search_text, sort_name};
+use crate::db::{insert_all, insert_statements};
 use crate::error::{Error, Result};
 use crate::scope::TenantId;
 use crate::time::now_millis;
@@ -287,8 +287,8 @@ pub async fn seed_contacts(
         while done < count {
             let n = ROWS_PER_TRANSACTION.min(count - done);
             let mut batch = generate_batch(&mut rng, tenant, &created, &parents, done, n);
-            let mut inserts =
-                insert_statements::<Contact>(backend, batch.contacts, ROWS_PER_INSERT);
+            let mut inserts: Vec<Statement> =
+                insert_statements::<Contact>(backend, batch.contacts, ROWS_PER_INSERT).collect();
             inserts.extend(insert_statements::<ContactTag>(
                 backend,
                 batch.links,
@@ -320,7 +320,8 @@ pub async fn seed_contacts(
         let mut keys = deferred_keys.into_iter().peekable();
         while keys.peek().is_some() {
             let chunk: Vec<_> = keys.by_ref().take(ROWS_PER_TRANSACTION).collect();
-            let inserts = insert_statements::<ContactKey>(backend, chunk, ROWS_PER_INSERT * 4);
+            let inserts =
+                insert_statements::<ContactKey>(backend, chunk, ROWS_PER_INSERT * 4).collect();
             if sender
                 .blocking_send(Work {
                     inserts,
@@ -350,65 +351,6 @@ pub async fn seed_contacts(
     }
     txn.commit().await?;
     Ok(())
-}
-
-/// INSERT statements for `rows`, `per_statement` rows to a statement, without RETURNING
-/// (nothing is read back).
-fn insert_statements<E: EntityTrait>(
-    backend: DbBackend,
-    rows: Vec<E::Model>,
-    per_statement: usize,
-) -> Vec<Statement>
-where
-    E::Model: IntoActiveModel<E::ActiveModel>,
-{
-    let mut rows = rows
-        .into_iter()
-        .map(IntoActiveModel::into_active_model)
-        .peekable();
-    let mut statements = Vec::new();
-    while rows.peek().is_some() {
-        statements.push(E::insert_many(rows.by_ref().take(per_statement)).build(backend));
-    }
-    statements
-}
-
-/// Inserts `rows`, `per_statement` rows to a statement. The statements are built on a
-/// blocking thread while the ones before them run.
-pub(crate) async fn insert_all<E: EntityTrait>(
-    txn: &DatabaseTransaction,
-    rows: Vec<E::Model>,
-    per_statement: usize,
-) -> Result<()>
-where
-    E::Model: IntoActiveModel<E::ActiveModel> + Send + 'static,
-{
-    if rows.len() <= per_statement {
-        for statement in insert_statements::<E>(txn.get_database_backend(), rows, per_statement) {
-            txn.execute_raw(statement).await?;
-        }
-        return Ok(());
-    }
-    let backend = txn.get_database_backend();
-    let (sender, mut statements) = tokio::sync::mpsc::channel::<Statement>(4);
-    let builder = tokio::task::spawn_blocking(move || {
-        let mut rows = rows
-            .into_iter()
-            .map(IntoActiveModel::into_active_model)
-            .peekable();
-        while rows.peek().is_some() {
-            let statement = E::insert_many(rows.by_ref().take(per_statement)).build(backend);
-            if sender.blocking_send(statement).is_err() {
-                return;
-            }
-        }
-    });
-    while let Some(statement) = statements.recv().await {
-        txn.execute_raw(statement).await?;
-    }
-    builder
-        .await
-        .map_err(|err| Error::Internal(format!("building INSERT statements failed: {err}")))
 }
 
 /// INSERT statements ready to run; `commit` ends the transaction after them.

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use entity::prelude::ContactKey;
 use entity::{contact, contact_key};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -65,18 +65,11 @@ pub async fn insert_keys<'a>(
     contacts: impl IntoIterator<Item = &'a contact::Model>,
 ) -> Result<()> {
     let rows: Vec<contact_key::Model> = contacts.into_iter().flat_map(keys_of).collect();
-    for chunk in rows.chunks(400) {
-        ContactKey::insert_many(
-            chunk
-                .iter()
-                .cloned()
-                .map(IntoActiveModel::into_active_model),
-        )
-        .exec_without_returning(db)
-        .await?;
-    }
-    Ok(())
+    crate::db::insert_all::<ContactKey>(db, rows, KEYS_PER_INSERT).await
 }
+
+/// Key rows per INSERT statement.
+const KEYS_PER_INSERT: usize = 400;
 
 /// Deletes the keys of `ids` (of one tenant).
 pub async fn delete_keys(db: &impl ConnectionTrait, tenant: Uuid, ids: &[Uuid]) -> Result<()> {

@@ -10,12 +10,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_graphql::InputType;
 use entity::prelude::{
-    Account, Business, Contact, ContactAssignee, ContactKey, ContactSource, ContactTag,
-    SourceEntity, Tag,
+    Account, Business, Contact, ContactAssignee, ContactSource, ContactTag, SourceEntity, Tag,
 };
-use entity::{
-    contact, contact_assignee, contact_key, contact_source, contact_tag, source_entity, tag,
-};
+use entity::{contact, contact_assignee, contact_source, contact_tag, source_entity, tag};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, EntityTrait, IntoActiveModel, QueryFilter, Statement,
@@ -26,13 +23,13 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{Connector, Format, MapContext, MappedRecord};
-use crate::contacts::keys::{keys_differ, keys_of, replace_keys};
+use crate::contacts::keys::{insert_keys, keys_differ, replace_keys};
 use crate::contacts::rules::{Checker, MAX_SHORT};
 use crate::contacts::write::{
     begin_write, blank_contact, next_updated_at, write_assignees, write_contact,
 };
 use crate::contacts::{ContactPatch, ResolutionStatus, WriteSettings, search_text, sort_name};
-use crate::demo::insert_all;
+use crate::db::insert_all;
 use crate::error::{Error, FieldFailure, Result};
 use crate::organisations::Organisation;
 use crate::scope::TenantId;
@@ -905,8 +902,7 @@ pub async fn apply_records(
         })
         .collect();
     insert_all::<ContactAssignee>(txn, assignees, ROWS_PER_INSERT).await?;
-    let keys: Vec<contact_key::Model> = new_contacts.iter().flat_map(keys_of).collect();
-    insert_all::<ContactKey>(txn, keys, ROWS_PER_INSERT * 4).await?;
+    insert_keys(txn, &new_contacts).await?;
     insert_all::<ContactSource>(txn, new_sources, ROWS_PER_INSERT).await?;
     for (current, updated) in changed {
         let keys_changed = keys_differ(&current, &updated);
