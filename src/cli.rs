@@ -33,6 +33,17 @@ pub struct Cli {
     command: Option<Command>,
 }
 
+impl Cli {
+    /// Whether the command loads data in bulk (`seed`, `import`, `sync`): a short-lived
+    /// process that allocates and frees the same few hundred megabytes over and over.
+    pub fn loads_in_bulk(&self) -> bool {
+        matches!(
+            self.command,
+            Some(Command::Seed(_) | Command::Import(_) | Command::Sync(_))
+        )
+    }
+}
+
 /// How log lines are written (to standard error).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {

@@ -9,6 +9,7 @@ mod m20261125_000001_create_core;
 mod m20261125_000002_api_keys;
 mod m20261125_000003_sources;
 mod m20261125_000004_sqlite_clustered_links;
+mod m20261125_000005_sparse_contact_indexes;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_api_keys::Migration),
             Box::new(m20261125_000003_sources::Migration),
             Box::new(m20261125_000004_sqlite_clustered_links::Migration),
+            Box::new(m20261125_000005_sparse_contact_indexes::Migration),
         ]
     }
 }

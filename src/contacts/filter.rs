@@ -155,8 +155,15 @@ impl ContactFilter {
                 .to_owned();
             cond = cond.add(Column::Id.in_subquery(sub));
         }
+        // Written as the bare column (or its negation), the form of the partial index of test
+        // contacts; real contacts are read through the default order's index.
         if let Some(flag) = self.is_test_contact {
-            cond = cond.add(Column::IsTestContact.eq(flag));
+            let test_contact = Expr::col((Contact, Column::IsTestContact));
+            cond = cond.add(if flag {
+                test_contact
+            } else {
+                test_contact.not()
+            });
         }
         for (range, column) in [
             (&self.created_at, Column::CreatedAt),

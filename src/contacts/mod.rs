@@ -114,7 +114,8 @@ pub struct ContactQuery {
     pub order: Vec<ContactOrder>,
 }
 
-fn filtered(
+/// The tenant's contacts that match `filter`: the statement behind a page and a count.
+pub fn filtered(
     db: &DatabaseConnection,
     tenant: TenantId,
     filter: &ContactFilter,

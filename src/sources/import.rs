@@ -38,7 +38,7 @@ use crate::time::now_millis;
 /// Records written per transaction by a file import.
 pub const RECORDS_PER_TRANSACTION: usize = 2_000;
 /// Rows per INSERT statement (see `demo::ROWS_PER_INSERT` for why not more).
-const ROWS_PER_INSERT: usize = 100;
+const ROWS_PER_INSERT: usize = 500;
 
 /// What to import and how.
 #[derive(Clone, Debug)]

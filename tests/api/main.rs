@@ -5,6 +5,7 @@ mod batching;
 mod common;
 mod filters;
 mod http;
+mod indexes;
 mod limits;
 mod management;
 mod migrations;

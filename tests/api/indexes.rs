@@ -1,0 +1,134 @@
+//! Filters on the columns most contacts leave empty are served by partial indexes
+//! (`WHERE column IS NOT NULL`, and `WHERE is_test_contact`): the database's plan for the
+//! statement the server runs names the index.
+use async_graphql::ID;
+use contact_gateway::contacts::{ContactFilter, filtered};
+use contact_gateway::filter::DateTimeFilter;
+use contact_gateway::scope::TenantId;
+use contact_gateway::time::Timestamp;
+use entity::prelude::Tenant;
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, QueryTrait, Statement, TransactionTrait};
+
+use crate::common::spawn_app;
+
+/// The query plan of `statement`, one line per step. PostgreSQL is told not to scan the
+/// table, so that on a small test database it shows whether an index can serve the query
+/// at all rather than whether it is worth it.
+async fn plan(db: &sea_orm::DatabaseConnection, statement: Statement) -> String {
+    let backend = db.get_database_backend();
+    let txn = db.begin().await.expect("begin");
+    let (prefix, column) = match backend {
+        DbBackend::Postgres => {
+            txn.execute_unprepared("SET LOCAL enable_seqscan = off")
+                .await
+                .expect("set");
+            ("EXPLAIN ", "QUERY PLAN")
+        }
+        _ => ("EXPLAIN QUERY PLAN ", "detail"),
+    };
+    let explain = Statement {
+        sql: format!("{prefix}{}", statement.sql),
+        ..statement
+    };
+    let rows = txn.query_all_raw(explain).await.expect("explain");
+    txn.rollback().await.expect("rollback");
+    rows.iter()
+        .map(|r| r.try_get::<String>("", column).expect("plan line"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn filters_on_sparse_columns_use_their_partial_indexes() {
+    let app = spawn_app().await;
+    let tenant = Tenant::find()
+        .one(&app.db)
+        .await
+        .expect("tenant")
+        .expect("the demo tenant");
+    let tenant = TenantId(tenant.id);
+    let text = || Some("x".to_string());
+    let cases = [
+        (
+            "idx_contacts_business",
+            ContactFilter {
+                business_id: Some(ID(uuid::Uuid::now_v7().to_string())),
+                ..Default::default()
+            },
+        ),
+        (
+            "idx_contacts_status",
+            ContactFilter {
+                status: text(),
+                ..Default::default()
+            },
+        ),
+        (
+            "idx_contacts_test",
+            ContactFilter {
+                is_test_contact: Some(true),
+                ..Default::default()
+            },
+        ),
+        (
+            "idx_contacts_pipeline",
+            ContactFilter {
+                pipeline_id: text(),
+                ..Default::default()
+            },
+        ),
+        (
+            "idx_contacts_pipeline_stage",
+            ContactFilter {
+                pipeline_stage: text(),
+                ..Default::default()
+            },
+        ),
+        (
+            "idx_contacts_source",
+            ContactFilter {
+                source: text(),
+                ..Default::default()
+            },
+        ),
+        (
+            "idx_contacts_lead_source",
+            ContactFilter {
+                lead_source: text(),
+                ..Default::default()
+            },
+        ),
+        (
+            "idx_contacts_owner",
+            ContactFilter {
+                owner: text(),
+                ..Default::default()
+            },
+        ),
+        (
+            "idx_contacts_message_status",
+            ContactFilter {
+                message_status: text(),
+                ..Default::default()
+            },
+        ),
+        (
+            "idx_contacts_last_message",
+            ContactFilter {
+                last_message_at: Some(DateTimeFilter {
+                    gte: Some(Timestamp(4_102_444_800_000)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ),
+    ];
+    let backend = app.db.get_database_backend();
+    for (index, filter) in cases {
+        let statement = filtered(&app.db, tenant, &filter)
+            .expect("a valid filter")
+            .build(backend);
+        let plan = plan(&app.db, statement).await;
+        assert!(plan.contains(index), "{index} not used:\n{plan}");
+    }
+}
