@@ -298,7 +298,8 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         std::fs::read(&args.file)
             .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", args.file.display()))?
     };
-    let db = open(&args.database).await?;
+    let db = db::connect_for_import(&args.database.database_url).await?;
+    db::migrate(&db).await?;
     let options = ImportOptions {
         tenant: TenantId(args.tenant),
         source: args

@@ -18,8 +18,12 @@ impl Connector for AccountContacts {
         }
     }
 
+    fn id_field(&self) -> &'static str {
+        "id"
+    }
+
     fn map(&self, record: &Value, context: &MapContext) -> Result<MappedRecord, String> {
-        let mut m = RecordMapper::new(record, "id")?;
+        let mut m = RecordMapper::new(record, self.id_field())?;
         m.copy_text("externalRef", "externalRef");
         m.copy_text("resolutionStatus", "resolutionStatus");
         m.copy_text("firstName", "firstName");

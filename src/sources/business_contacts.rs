@@ -19,8 +19,12 @@ impl Connector for BusinessContacts {
         }
     }
 
+    fn id_field(&self) -> &'static str {
+        "id"
+    }
+
     fn map(&self, record: &Value, context: &MapContext) -> Result<MappedRecord, String> {
-        let mut m = RecordMapper::new(record, "id")?;
+        let mut m = RecordMapper::new(record, self.id_field())?;
         let has_parts = m.raw("firstName").is_some() || m.raw("lastName").is_some();
         m.copy_text("firstName", "firstName");
         m.copy_text("lastName", "lastName");

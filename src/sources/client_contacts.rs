@@ -16,8 +16,12 @@ impl Connector for ClientContacts {
         }
     }
 
+    fn id_field(&self) -> &'static str {
+        "id"
+    }
+
     fn map(&self, record: &Value, _context: &MapContext) -> Result<MappedRecord, String> {
-        let mut m = RecordMapper::new(record, "id")?;
+        let mut m = RecordMapper::new(record, self.id_field())?;
         m.copy_text("email", "email");
         m.copy_text("name", "firstName");
         m.copy_text("surname", "lastName");

@@ -22,14 +22,14 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{Connector, Format, MapContext, MappedRecord};
+use super::{Connector, Format, MapContext, MappedRecord, mapping};
 use crate::contacts::keys::{insert_keys, keys_differ, replace_keys};
 use crate::contacts::rules::{Checker, MAX_SHORT};
 use crate::contacts::write::{
     begin_write, blank_contact, next_updated_at, write_assignees, write_contact,
 };
 use crate::contacts::{ContactPatch, ResolutionStatus, WriteSettings, search_text, sort_name};
-use crate::db::insert_all;
+use crate::db::{WalCheckpointer, insert_all};
 use crate::error::{Error, FieldFailure, Result};
 use crate::organisations::Organisation;
 use crate::scope::TenantId;
@@ -212,7 +212,9 @@ pub fn prepare(
     settings: WriteSettings,
     summary: &mut ImportSummary,
 ) -> Vec<Incoming> {
-    map_records(connector, records, context, summary)
+    let mut queue = RecordQueue::new(connector, records, &mut summary.warnings);
+    let mapped = queue.map_next(usize::MAX, context, &mut summary.rejected);
+    mapped
         .into_iter()
         .map(|mapped| validate(mapped, settings, &mut summary.warnings))
         .collect()
@@ -224,43 +226,78 @@ struct Mapped {
     mapped: MappedRecord,
 }
 
-/// Maps `records` to the unified fields; records that cannot be mapped are rejected. When a
-/// vendor id occurs twice, the later record takes the earlier one's place, with a warning.
-fn map_records(
-    connector: &dyn Connector,
-    records: Vec<Value>,
-    context: &MapContext,
-    summary: &mut ImportSummary,
-) -> Vec<Mapped> {
-    let mut out: Vec<Mapped> = Vec::with_capacity(records.len());
-    let mut position: HashMap<String, usize> = HashMap::new();
-    for (i, record) in records.into_iter().enumerate() {
-        let mapped = match connector.map(&record, context) {
-            Ok(mapped) => mapped,
-            Err(reason) => {
-                summary.rejected.push(Notice {
-                    record: format!("#{}", i + 1),
-                    field: None,
-                    message: reason,
-                });
+/// The records of a payload in the order they are imported, mapped a batch at a time.
+///
+/// When a vendor id occurs more than once, the last record with it takes the place of the
+/// first and the others are left out (with a warning each). Finding that out reads only the
+/// ids, so the records themselves can be mapped later, batch by batch, while earlier batches
+/// are written.
+struct RecordQueue<'c> {
+    connector: &'c dyn Connector,
+    /// The records; each is taken when it is mapped.
+    records: Vec<Option<Value>>,
+    /// Positions in `records`, in import order.
+    order: std::vec::IntoIter<usize>,
+}
+
+impl<'c> RecordQueue<'c> {
+    /// Orders `records`; a warning for each vendor id that occurs more than once.
+    fn new(connector: &'c dyn Connector, records: Vec<Value>, warnings: &mut Vec<Notice>) -> Self {
+        let mut order: Vec<usize> = Vec::with_capacity(records.len());
+        let mut slot_of: HashMap<String, usize> = HashMap::with_capacity(records.len());
+        for (position, record) in records.iter().enumerate() {
+            // A record without a usable id keeps its place, to be rejected when mapped.
+            let Ok(id) = mapping::record_id(record, connector.id_field()) else {
+                order.push(position);
                 continue;
+            };
+            if let Some(&slot) = slot_of.get(&id) {
+                order[slot] = position;
+                warnings.push(Notice {
+                    record: id,
+                    field: None,
+                    message: "the id occurs more than once; the last record was imported".into(),
+                });
+            } else {
+                slot_of.insert(id, order.len());
+                order.push(position);
             }
-        };
-        let id = mapped.external_id.clone();
-        let entry = Mapped { record, mapped };
-        if let Some(&earlier) = position.get(&id) {
-            summary.warnings.push(Notice {
-                record: id,
-                field: None,
-                message: "the id occurs more than once; the last record was imported".into(),
-            });
-            out[earlier] = entry;
-        } else {
-            position.insert(id, out.len());
-            out.push(entry);
+        }
+        Self {
+            connector,
+            records: records.into_iter().map(Some).collect(),
+            order: order.into_iter(),
         }
     }
-    out
+
+    /// How many records are still to be mapped.
+    fn remaining(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Maps up to `count` more records; those that cannot be mapped are rejected.
+    fn map_next(
+        &mut self,
+        count: usize,
+        context: &MapContext,
+        rejected: &mut Vec<Notice>,
+    ) -> Vec<Mapped> {
+        let mut out = Vec::with_capacity(count.min(self.remaining()));
+        for position in self.order.by_ref().take(count) {
+            let Some(record) = self.records[position].take() else {
+                continue;
+            };
+            match self.connector.map(&record, context) {
+                Ok(mapped) => out.push(Mapped { record, mapped }),
+                Err(reason) => rejected.push(Notice {
+                    record: format!("#{}", position + 1),
+                    field: None,
+                    message: reason,
+                }),
+            }
+        }
+        out
+    }
 }
 
 /// Validates a mapped record: values that fail are dropped from its fields and reported in
@@ -329,7 +366,9 @@ pub fn strict_failures(summary: &ImportSummary) -> Vec<FieldFailure> {
 /// validated before anything is written, and any warning or rejection writes nothing;
 /// otherwise each batch is validated on a blocking thread while the batch before it is
 /// written, and on PostgreSQL two batches are written at once (so when one fails, a later
-/// one may already be in). `progress` gets the records done so far and the total.
+/// one may already be in). On SQLite a [`WalCheckpointer`] copies the WAL into the database
+/// file meanwhile (`db` should come from [`crate::db::connect_for_import`]). `progress` gets
+/// the records done so far and the total.
 pub async fn import_payload(
     db: &DatabaseConnection,
     options: &ImportOptions,
@@ -340,16 +379,12 @@ pub async fn import_payload(
     let records = parse_payload(options.format, payload)?;
     tracing::debug!(elapsed = ?started.elapsed(), records = records.len(), "payload parsed");
     let mut summary = ImportSummary::default();
-    let mapped = map_records(
-        options.format.connector(),
-        records,
-        &options.context,
-        &mut summary,
-    );
-    tracing::debug!(elapsed = ?started.elapsed(), "records mapped");
-    let total = mapped.len();
+    let connector = options.format.connector();
+    let mut queue = RecordQueue::new(connector, records, &mut summary.warnings);
+    let total = queue.remaining();
     let settings = options.settings;
     if options.strict {
+        let mapped = queue.map_next(total, &options.context, &mut summary.rejected);
         let incoming: Vec<Incoming> = mapped
             .into_iter()
             .map(|m| validate(m, settings, &mut summary.warnings))
@@ -358,51 +393,52 @@ pub async fn import_payload(
             return Err(Error::Validation(strict_failures(&summary)));
         }
         check_tenant(db, options.tenant).await?;
+        let checkpointer = WalCheckpointer::start(db);
         let mut done = 0;
         for chunk in incoming.chunks(RECORDS_PER_TRANSACTION) {
             summary.add(write_batch(db, options, chunk).await?);
             done += chunk.len();
             progress(done, total);
         }
+        if let Some(checkpointer) = checkpointer {
+            checkpointer.finish().await?;
+        }
         return Ok(summary);
     }
 
     check_tenant(db, options.tenant).await?;
-    // PostgreSQL writes two batches at once (a backend each); their accounts, businesses and
-    // tags are created first, in one transaction, so that two batches never both create one.
-    // SQLite has one writer: batches follow each other.
-    let concurrency = match db.get_database_backend() {
-        DbBackend::Postgres => 2,
-        _ => 1,
-    };
-    if concurrency > 1 {
-        let records: Vec<&MappedRecord> = mapped.iter().map(|m| &m.mapped).collect();
-        let (txn, _lock) = begin_write(db).await?;
-        resolve_parents(
-            &txn,
-            options.tenant,
-            &options.source,
-            &records,
-            now_millis(),
-        )
-        .await?;
-        txn.commit().await?;
-    }
-    let (sender, mut batches) = tokio::sync::mpsc::channel::<(Vec<Incoming>, Vec<Notice>)>(2);
+    let checkpointer = WalCheckpointer::start(db);
+    // Each batch is mapped and validated on a blocking thread while the batches before it are
+    // written.
+    let (sender, mut batches) = tokio::sync::mpsc::channel::<Prepared>(2);
+    let context = options.context.clone();
     let validator = tokio::task::spawn_blocking(move || {
-        let mut mapped = mapped.into_iter().peekable();
-        while mapped.peek().is_some() {
-            let mut warnings = Vec::new();
-            let batch: Vec<Incoming> = mapped
-                .by_ref()
-                .take(RECORDS_PER_TRANSACTION)
-                .map(|m| validate(m, settings, &mut warnings))
+        while queue.remaining() > 0 {
+            let before = queue.remaining();
+            let mut notices = ImportSummary::default();
+            let batch: Vec<Incoming> = queue
+                .map_next(RECORDS_PER_TRANSACTION, &context, &mut notices.rejected)
+                .into_iter()
+                .map(|m| validate(m, settings, &mut notices.warnings))
                 .collect();
-            if sender.blocking_send((batch, warnings)).is_err() {
+            let prepared = Prepared {
+                batch,
+                notices,
+                records: before - queue.remaining(),
+            };
+            if sender.blocking_send(prepared).is_err() {
                 return;
             }
         }
     });
+    // PostgreSQL writes two batches at once (a backend each). The accounts, businesses and
+    // tags of each batch are created before it is handed to a writer, in a transaction of
+    // their own, so that two writers never both create one. SQLite has one writer: batches
+    // follow each other.
+    let concurrency = match db.get_database_backend() {
+        DbBackend::Postgres => 2,
+        _ => 1,
+    };
     let mut done = 0;
     let mut writers = tokio::task::JoinSet::new();
     let mut finished = |written: Option<std::result::Result<Result<(ImportSummary, usize)>, _>>,
@@ -419,15 +455,27 @@ pub async fn import_payload(
         progress(done, total);
         Ok(())
     };
-    while let Some((batch, warnings)) = batches.recv().await {
-        summary.warnings.extend(warnings);
+    while let Some(Prepared {
+        batch,
+        notices,
+        records,
+    }) = batches.recv().await
+    {
+        summary.add(notices);
+        if concurrency > 1 {
+            let mapped: Vec<&MappedRecord> = batch.iter().map(|i| &i.mapped).collect();
+            let (txn, _lock) = begin_write(db).await?;
+            resolve_parents(&txn, options.tenant, &options.source, &mapped, now_millis())
+                .await?;
+            txn.commit().await?;
+        }
         while writers.len() >= concurrency {
             finished(writers.join_next().await, &mut summary)?;
         }
         let (db, options) = (db.clone(), options.clone());
         writers.spawn(async move {
             let counts = write_batch(&db, &options, &batch).await?;
-            Ok((counts, batch.len()))
+            Ok((counts, records))
         });
     }
     while !writers.is_empty() {
@@ -436,7 +484,19 @@ pub async fn import_payload(
     validator
         .await
         .map_err(|err| Error::Internal(format!("record validation failed: {err}")))?;
+    if let Some(checkpointer) = checkpointer {
+        checkpointer.finish().await?;
+    }
     Ok(summary)
+}
+
+/// A batch ready to be written, with what was found while preparing it.
+struct Prepared {
+    batch: Vec<Incoming>,
+    /// Its warnings and rejected records.
+    notices: ImportSummary,
+    /// How many records of the payload it stands for (rejected ones included).
+    records: usize,
 }
 
 /// Writes one batch in its own transaction.
@@ -853,16 +913,18 @@ pub async fn apply_records(
                     .updated_at
                     .unwrap_or(c.created_at)
                     .max(c.created_at);
-                c.account_id = state
+                let vendor = &inc.mapped;
+                c.account_id = vendor
                     .account
                     .as_ref()
-                    .and_then(|a| parents.accounts.get(a).copied());
-                c.business_id = state
+                    .and_then(|a| parents.accounts.get(&a.external_id).copied());
+                c.business_id = vendor
                     .business
                     .as_ref()
-                    .and_then(|b| parents.businesses.get(b).copied());
+                    .and_then(|b| parents.businesses.get(&b.external_id).copied());
                 let mut seen = HashSet::new();
-                for t in tag_ids(&state.tags) {
+                let tags = vendor.tags.iter().flatten();
+                for t in tags.filter_map(|t| parents.tags.get(&t.external_id).copied()) {
                     if seen.insert(t) {
                         new_links.push(link(tenant, c.id, t, now));
                     }

@@ -16,6 +16,20 @@ pub fn is_placeholder(text: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// The vendor id of `record` (its `id_field`, text or number), or why it has none.
+pub fn record_id(record: &Value, id_field: &str) -> Result<String, String> {
+    let record = record
+        .as_object()
+        .ok_or_else(|| "the record is not a JSON object".to_string())?;
+    match record.get(id_field) {
+        Some(Value::String(s)) if !s.trim().is_empty() && !is_placeholder(s) => {
+            Ok(s.trim().to_string())
+        }
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(format!("the record has no `{id_field}`")),
+    }
+}
+
 /// Builds a [`MappedRecord`] from one vendor record object.
 pub struct RecordMapper<'a> {
     record: &'a Map<String, Value>,
@@ -26,16 +40,10 @@ pub struct RecordMapper<'a> {
 impl<'a> RecordMapper<'a> {
     /// Starts mapping `record`; rejects it if it is not an object or has no usable `id_field`.
     pub fn new(record: &'a Value, id_field: &str) -> Result<Self, String> {
+        let external_id = record_id(record, id_field)?;
         let record = record
             .as_object()
             .ok_or_else(|| "the record is not a JSON object".to_string())?;
-        let external_id = match record.get(id_field) {
-            Some(Value::String(s)) if !s.trim().is_empty() && !is_placeholder(s) => {
-                s.trim().to_string()
-            }
-            Some(Value::Number(n)) => n.to_string(),
-            _ => return Err(format!("the record has no `{id_field}`")),
-        };
         Ok(Self {
             record,
             mapped: MappedRecord {

@@ -136,6 +136,9 @@ pub trait Connector: Send + Sync {
     /// of this format.
     fn records(&self, payload: Value) -> Result<Vec<Value>, String>;
 
+    /// The record field that holds the vendor's id (text or a number).
+    fn id_field(&self) -> &'static str;
+
     /// Maps one record; an error rejects the record (not an object, no id).
     fn map(&self, record: &Value, context: &MapContext) -> Result<MappedRecord, String>;
 

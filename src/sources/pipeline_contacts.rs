@@ -25,8 +25,12 @@ impl Connector for PipelineContacts {
         }
     }
 
+    fn id_field(&self) -> &'static str {
+        "_id"
+    }
+
     fn map(&self, record: &Value, _context: &MapContext) -> Result<MappedRecord, String> {
-        let mut m = RecordMapper::new(record, "_id")?;
+        let mut m = RecordMapper::new(record, self.id_field())?;
         m.copy_text("firstName", "firstName");
         m.copy_text("lastName", "lastName");
         m.copy_text("phoneNumber", "phone");
