@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Import benchmark: generates a client-contacts (seed 003) file of N contacts (default
-# 100,000), imports it into a fresh SQLite database and into PostgreSQL (when
-# BENCH_POSTGRES_URL is set, e.g. postgres://postgres@127.0.0.1:5432/test), then imports it
-# again (every record unchanged). Prints the time and contacts/s of each run.
+# 100,000), imports it into a fresh SQLite database and into a fresh PostgreSQL database
+# (when BENCH_POSTGRES_URL names a server, e.g. postgres://postgres@127.0.0.1:5432/test: the
+# script creates `cg_bench_import` there and drops it at the end), then imports it again
+# (every record unchanged). Prints the time and contacts/s of each run.
 # Usage: cargo build --release && bash benches/import.sh [N]
 set -euo pipefail
 n="${1:-100000}"
@@ -36,5 +37,8 @@ run() {
 }
 run "sqlite://$work/bench.db?mode=rwc" "SQLite"
 if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
-  run "$BENCH_POSTGRES_URL" "PostgreSQL"
+  bench_db="cg_bench_import"
+  psql "$BENCH_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $bench_db" -c "CREATE DATABASE $bench_db"
+  run "${BENCH_POSTGRES_URL%/*}/$bench_db" "PostgreSQL"
+  psql "$BENCH_POSTGRES_URL" -qc "DROP DATABASE $bench_db"
 fi

@@ -120,7 +120,11 @@ fn options(url: &str, connections: u32, sqlite: SqliteSettings) -> ConnectOption
                 .pragma("temp_store", "memory")
                 .pragma(
                     "wal_autocheckpoint",
-                    if sqlite.checkpoint_on_commit { "1000" } else { "0" },
+                    if sqlite.checkpoint_on_commit {
+                        "1000"
+                    } else {
+                        "0"
+                    },
                 )
         });
     options

@@ -64,7 +64,21 @@ pub async fn insert_keys<'a>(
     db: &impl ConnectionTrait,
     contacts: impl IntoIterator<Item = &'a contact::Model>,
 ) -> Result<()> {
-    let rows: Vec<contact_key::Model> = contacts.into_iter().flat_map(keys_of).collect();
+    insert_key_rows(db, key_rows(contacts)).await
+}
+
+/// The key rows of new contacts, for [`insert_key_rows`] once the contacts are in.
+pub fn key_rows<'a>(
+    contacts: impl IntoIterator<Item = &'a contact::Model>,
+) -> Vec<contact_key::Model> {
+    contacts.into_iter().flat_map(keys_of).collect()
+}
+
+/// Inserts key rows made by [`key_rows`].
+pub async fn insert_key_rows(
+    db: &impl ConnectionTrait,
+    rows: Vec<contact_key::Model>,
+) -> Result<()> {
     crate::db::insert_all::<ContactKey>(db, rows, KEYS_PER_INSERT).await
 }
 

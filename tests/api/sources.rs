@@ -429,6 +429,70 @@ async fn the_import_command_reports_and_exits_non_zero_on_a_bad_file() {
     assert!(stdout.contains("rejected 1"), "{stdout}");
 }
 
+#[tokio::test]
+async fn a_file_import_on_sqlite_leaves_its_rows_in_the_database_file_not_only_in_the_wal() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let app = spawn_app().await;
+    if app.db.get_database_backend() != DbBackend::Sqlite {
+        return;
+    }
+    let tenant = tenant_of(&app).await;
+    // The import's pool leaves checkpoints to the importer's own checkpointer.
+    let db = contact_gateway::db::connect_for_import(&app.database_url)
+        .await
+        .expect("import pool");
+    let autocheckpoint = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA wal_autocheckpoint",
+        ))
+        .await
+        .expect("pragma")
+        .expect("a row")
+        .try_get_by_index::<i64>(0)
+        .expect("value");
+    assert_eq!(autocheckpoint, 0);
+    // Everything before the import is in the database file.
+    app.db
+        .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+        .await
+        .expect("checkpoint");
+    let records: Vec<Value> = (1..=2_500)
+        .map(|i| json!({ "id": i, "client_id": 1, "email": format!("wal{i}@example.com") }))
+        .collect();
+    let payload = Value::Array(records).to_string();
+    let opts = options(tenant, Format::ClientContacts, None);
+    import_payload(&db, &opts, payload.as_bytes(), |_, _| {})
+        .await
+        .expect("import");
+
+    // A copy of the database file alone, without its WAL, holds the imported contacts.
+    let file = app
+        .database_url
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .expect("path")
+        .to_string();
+    let dir = tempfile::tempdir().expect("dir");
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&file, &copy).expect("copy");
+    let copied = sea_orm::Database::connect(format!("sqlite://{}?mode=rwc", copy.display()))
+        .await
+        .expect("open the copy");
+    let count = copied
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT COUNT(*) FROM contacts WHERE email LIKE 'wal%@example.com'",
+        ))
+        .await
+        .expect("count")
+        .expect("a row")
+        .try_get_by_index::<i64>(0)
+        .expect("value");
+    assert_eq!(count, 2_500);
+}
+
 // ----- live sync against a stand-in vendor server -----
 
 /// A scripted failure: status and `Retry-After`.
