@@ -38,6 +38,9 @@ async fn plan(db: &sea_orm::DatabaseConnection, statement: Statement) -> String 
         .join("\n")
 }
 
+/// Sets one field of a filter.
+type SetFilter = fn(&mut ContactFilter);
+
 #[tokio::test]
 async fn filters_on_sparse_columns_use_their_partial_indexes() {
     let app = spawn_app().await;
@@ -47,84 +50,37 @@ async fn filters_on_sparse_columns_use_their_partial_indexes() {
         .expect("tenant")
         .expect("the demo tenant");
     let tenant = TenantId(tenant.id);
-    let text = || Some("x".to_string());
-    let cases = [
-        (
-            "idx_contacts_business",
-            ContactFilter {
-                business_id: Some(ID(uuid::Uuid::now_v7().to_string())),
+    let cases: [(&str, SetFilter); 10] = [
+        ("idx_contacts_business", |f| {
+            f.business_id = Some(ID(uuid::Uuid::now_v7().to_string()))
+        }),
+        ("idx_contacts_status", |f| f.status = Some("x".into())),
+        ("idx_contacts_test", |f| f.is_test_contact = Some(true)),
+        ("idx_contacts_pipeline", |f| {
+            f.pipeline_id = Some("x".into())
+        }),
+        ("idx_contacts_pipeline_stage", |f| {
+            f.pipeline_stage = Some("x".into())
+        }),
+        ("idx_contacts_source", |f| f.source = Some("x".into())),
+        ("idx_contacts_lead_source", |f| {
+            f.lead_source = Some("x".into())
+        }),
+        ("idx_contacts_owner", |f| f.owner = Some("x".into())),
+        ("idx_contacts_message_status", |f| {
+            f.message_status = Some("x".into())
+        }),
+        ("idx_contacts_last_message", |f| {
+            f.last_message_at = Some(DateTimeFilter {
+                gte: Some(Timestamp(4_102_444_800_000)),
                 ..Default::default()
-            },
-        ),
-        (
-            "idx_contacts_status",
-            ContactFilter {
-                status: text(),
-                ..Default::default()
-            },
-        ),
-        (
-            "idx_contacts_test",
-            ContactFilter {
-                is_test_contact: Some(true),
-                ..Default::default()
-            },
-        ),
-        (
-            "idx_contacts_pipeline",
-            ContactFilter {
-                pipeline_id: text(),
-                ..Default::default()
-            },
-        ),
-        (
-            "idx_contacts_pipeline_stage",
-            ContactFilter {
-                pipeline_stage: text(),
-                ..Default::default()
-            },
-        ),
-        (
-            "idx_contacts_source",
-            ContactFilter {
-                source: text(),
-                ..Default::default()
-            },
-        ),
-        (
-            "idx_contacts_lead_source",
-            ContactFilter {
-                lead_source: text(),
-                ..Default::default()
-            },
-        ),
-        (
-            "idx_contacts_owner",
-            ContactFilter {
-                owner: text(),
-                ..Default::default()
-            },
-        ),
-        (
-            "idx_contacts_message_status",
-            ContactFilter {
-                message_status: text(),
-                ..Default::default()
-            },
-        ),
-        (
-            "idx_contacts_last_message",
-            ContactFilter {
-                last_message_at: Some(DateTimeFilter {
-                    gte: Some(Timestamp(4_102_444_800_000)),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        ),
+            })
+        }),
     ];
     let backend = app.db.get_database_backend();
-    for (index, filter) in cases {
+    for (index, set) in cases {
+        let mut filter = ContactFilter::default();
+        set(&mut filter);
         let statement = filtered(&app.db, tenant, &filter)
             .expect("a valid filter")
             .build(backend);

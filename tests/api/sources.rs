@@ -441,17 +441,15 @@ async fn a_file_import_on_sqlite_leaves_its_rows_in_the_database_file_not_only_i
     let db = contact_gateway::db::connect_for_import(&app.database_url)
         .await
         .expect("import pool");
-    let autocheckpoint = db
-        .query_one_raw(Statement::from_string(
-            DbBackend::Sqlite,
-            "PRAGMA wal_autocheckpoint",
-        ))
-        .await
-        .expect("pragma")
-        .expect("a row")
-        .try_get_by_index::<i64>(0)
-        .expect("value");
-    assert_eq!(autocheckpoint, 0);
+    async fn number(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+        db.query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+            .await
+            .expect("query")
+            .expect("a row")
+            .try_get_by_index::<i64>(0)
+            .expect("a number")
+    }
+    assert_eq!(number(&db, "PRAGMA wal_autocheckpoint").await, 0);
     // Everything before the import is in the database file.
     app.db
         .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -480,16 +478,11 @@ async fn a_file_import_on_sqlite_leaves_its_rows_in_the_database_file_not_only_i
     let copied = sea_orm::Database::connect(format!("sqlite://{}?mode=rwc", copy.display()))
         .await
         .expect("open the copy");
-    let count = copied
-        .query_one_raw(Statement::from_string(
-            DbBackend::Sqlite,
-            "SELECT COUNT(*) FROM contacts WHERE email LIKE 'wal%@example.com'",
-        ))
-        .await
-        .expect("count")
-        .expect("a row")
-        .try_get_by_index::<i64>(0)
-        .expect("value");
+    let count = number(
+        &copied,
+        "SELECT COUNT(*) FROM contacts WHERE email LIKE 'wal%@example.com'",
+    )
+    .await;
     assert_eq!(count, 2_500);
 }
 
