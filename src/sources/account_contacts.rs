@@ -3,6 +3,7 @@
 //! is not in the records: the caller names it (the `{accountId}` of the URL, or
 //! `import --account`).
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::mapping::RecordMapper;
 use super::{Connector, MapContext, MappedRecord, PagePosition, VendorRef};
@@ -16,6 +17,10 @@ impl Connector for AccountContacts {
             Value::Array(records) => Ok(records),
             _ => Err("expected a JSON array of contacts".to_string()),
         }
+    }
+
+    fn raw_records(&self, payload: &[u8]) -> Option<Vec<Box<RawValue>>> {
+        serde_json::from_slice(payload).ok()
     }
 
     fn id_field(&self) -> &'static str {

@@ -1,6 +1,7 @@
 //! Seed 002, `GET /api/v1/businesses/{businessId}/contacts`: `{ data: [...], pagination }`,
 //! paged with `page` (from 1) and `limit` (1..100); contacts carry their tags.
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::mapping::RecordMapper;
 use super::{Connector, MapContext, MappedRecord, PAGE_SIZE, PagePosition, VendorRef, VendorTag};
@@ -17,6 +18,14 @@ impl Connector for BusinessContacts {
             },
             _ => Err("expected an object `{ data: [...], pagination }`".to_string()),
         }
+    }
+
+    fn raw_records(&self, payload: &[u8]) -> Option<Vec<Box<RawValue>>> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            data: Vec<Box<RawValue>>,
+        }
+        serde_json::from_slice::<Page>(payload).ok().map(|p| p.data)
     }
 
     fn id_field(&self) -> &'static str {

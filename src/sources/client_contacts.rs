@@ -1,6 +1,7 @@
 //! Seed 003, `GET /api/contacts`: a JSON array with integer `id`s and `client_id`, paged
 //! with `limit` (at most 100) and `offset`; `updated_at=gt:...` lists only what changed.
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::mapping::RecordMapper;
 use super::{Connector, MapContext, MappedRecord, PAGE_SIZE, PagePosition, VendorRef};
@@ -14,6 +15,10 @@ impl Connector for ClientContacts {
             Value::Array(records) => Ok(records),
             _ => Err("expected a JSON array of contacts".to_string()),
         }
+    }
+
+    fn raw_records(&self, payload: &[u8]) -> Option<Vec<Box<RawValue>>> {
+        serde_json::from_slice(payload).ok()
     }
 
     fn id_field(&self) -> &'static str {

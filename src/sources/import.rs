@@ -18,6 +18,7 @@ use sea_orm::{
     DbBackend, EntityTrait, IntoActiveModel, QueryFilter, Statement,
 };
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -217,6 +218,7 @@ pub fn prepare(
     settings: WriteSettings,
     summary: &mut ImportSummary,
 ) -> Vec<Incoming> {
+    let records = records.into_iter().map(Record::Parsed).collect();
     let mut queue = RecordQueue::new(connector, records, &mut summary.warnings);
     let mapped = queue.map_next(usize::MAX, context, &mut summary.rejected);
     mapped
@@ -231,6 +233,30 @@ struct Mapped {
     mapped: MappedRecord,
 }
 
+/// A record of a payload: parsed, or still its raw JSON text.
+enum Record {
+    Parsed(Value),
+    Raw(Box<RawValue>),
+}
+
+impl Record {
+    /// Its vendor id, or why it has none.
+    fn id(&self, id_field: &str) -> std::result::Result<String, String> {
+        match self {
+            Record::Parsed(value) => mapping::record_id(value, id_field),
+            Record::Raw(raw) => mapping::raw_record_id(raw, id_field),
+        }
+    }
+
+    fn into_value(self) -> std::result::Result<Value, String> {
+        match self {
+            Record::Parsed(value) => Ok(value),
+            Record::Raw(raw) => serde_json::from_str(raw.get())
+                .map_err(|err| format!("the record is not valid JSON: {err}")),
+        }
+    }
+}
+
 /// The records of a payload in the order they are imported, mapped a batch at a time.
 ///
 /// When a vendor id occurs more than once, the last record with it takes the place of the
@@ -240,19 +266,19 @@ struct Mapped {
 struct RecordQueue<'c> {
     connector: &'c dyn Connector,
     /// The records; each is taken when it is mapped.
-    records: Vec<Option<Value>>,
+    records: Vec<Option<Record>>,
     /// Positions in `records`, in import order.
     order: std::vec::IntoIter<usize>,
 }
 
 impl<'c> RecordQueue<'c> {
     /// Orders `records`; a warning for each vendor id that occurs more than once.
-    fn new(connector: &'c dyn Connector, records: Vec<Value>, warnings: &mut Vec<Notice>) -> Self {
+    fn new(connector: &'c dyn Connector, records: Vec<Record>, warnings: &mut Vec<Notice>) -> Self {
         let mut order: Vec<usize> = Vec::with_capacity(records.len());
         let mut slot_of: HashMap<String, usize> = HashMap::with_capacity(records.len());
         for (position, record) in records.iter().enumerate() {
             // A record without a usable id keeps its place, to be rejected when mapped.
-            let Ok(id) = mapping::record_id(record, connector.id_field()) else {
+            let Ok(id) = record.id(connector.id_field()) else {
                 order.push(position);
                 continue;
             };
@@ -292,13 +318,21 @@ impl<'c> RecordQueue<'c> {
             let Some(record) = self.records[position].take() else {
                 continue;
             };
+            let reject = |reason| Notice {
+                record: format!("#{}", position + 1),
+                field: None,
+                message: reason,
+            };
+            let record = match record.into_value() {
+                Ok(record) => record,
+                Err(reason) => {
+                    rejected.push(reject(reason));
+                    continue;
+                }
+            };
             match self.connector.map(&record, context) {
                 Ok(mapped) => out.push(Mapped { record, mapped }),
-                Err(reason) => rejected.push(Notice {
-                    record: format!("#{}", position + 1),
-                    field: None,
-                    message: reason,
-                }),
+                Err(reason) => rejected.push(reject(reason)),
             }
         }
         out
@@ -352,6 +386,19 @@ pub fn parse_payload(format: Format, payload: &[u8]) -> Result<Vec<Value>> {
         .map_err(|err| Error::BadPayload(format!("not a {} payload: {err}", format.name())))
 }
 
+/// The records of a whole payload: their raw texts when it is exactly of its format (each
+/// is parsed when its batch is mapped, while earlier batches are written), else parsed here
+/// by [`parse_payload`], which also says why a payload is not of its format.
+fn read_records(format: Format, payload: &[u8]) -> Result<Vec<Record>> {
+    if let Some(raw) = format.connector().raw_records(payload) {
+        return Ok(raw.into_iter().map(Record::Raw).collect());
+    }
+    Ok(parse_payload(format, payload)?
+        .into_iter()
+        .map(Record::Parsed)
+        .collect())
+}
+
 /// The failures that make a strict import fail.
 pub fn strict_failures(summary: &ImportSummary) -> Vec<FieldFailure> {
     summary
@@ -383,8 +430,8 @@ pub async fn import_payload(
     progress: impl Fn(usize, usize),
 ) -> Result<ImportSummary> {
     let started = std::time::Instant::now();
-    let records = parse_payload(options.format, payload)?;
-    tracing::debug!(elapsed = ?started.elapsed(), records = records.len(), "payload parsed");
+    let records = read_records(options.format, payload)?;
+    tracing::debug!(elapsed = ?started.elapsed(), records = records.len(), "payload read");
     let mut summary = ImportSummary::default();
     let connector = options.format.connector();
     let mut queue = RecordQueue::new(connector, records, &mut summary.warnings);

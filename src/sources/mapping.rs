@@ -1,4 +1,7 @@
 //! Helpers that copy vendor fields into the unified field map, shared by the connectors.
+use serde::Deserializer as _;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::MappedRecord;
@@ -28,6 +31,94 @@ pub fn record_id(record: &Value, id_field: &str) -> Result<String, String> {
         Some(Value::Number(n)) => Ok(n.to_string()),
         _ => Err(format!("the record has no `{id_field}`")),
     }
+}
+
+/// The vendor id of a record still in its raw JSON text, as [`record_id`] reads it, without
+/// building the record: every other field is skipped.
+pub fn raw_record_id(record: &RawValue, id_field: &str) -> Result<String, String> {
+    /// The record's `id_field` value: `Err` when the record is not an object.
+    struct IdOf<'f>(&'f str);
+
+    impl<'de> Visitor<'de> for IdOf<'_> {
+        type Value = Result<Option<Value>, ()>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut id = None;
+            while let Some(is_id) = map.next_key_seed(KeyIs(self.0))? {
+                if is_id {
+                    // The last of repeated keys counts, as in a parsed record.
+                    id = Some(map.next_value::<Value>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(Ok(id))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Err(()))
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Err(()))
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(Err(()))
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(Err(()))
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(Err(()))
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(Err(()))
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(Err(()))
+        }
+    }
+
+    /// Whether a key is `id_field`, compared without copying the key.
+    struct KeyIs<'f>(&'f str);
+
+    impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+        type Value = bool;
+
+        fn deserialize<D: serde::Deserializer<'de>>(self, keys: D) -> Result<bool, D::Error> {
+            keys.deserialize_str(self)
+        }
+    }
+
+    impl Visitor<'_> for KeyIs<'_> {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a key")
+        }
+
+        fn visit_str<E>(self, key: &str) -> Result<bool, E> {
+            Ok(key == self.0)
+        }
+    }
+
+    let mut reader = serde_json::Deserializer::from_str(record.get());
+    let found = reader
+        .deserialize_any(IdOf(id_field))
+        .map_err(|err| format!("the record is not valid JSON: {err}"))?;
+    let Ok(id) = found else {
+        return Err("the record is not a JSON object".to_string());
+    };
+    let mut object = Map::new();
+    if let Some(id) = id {
+        object.insert(id_field.to_string(), id);
+    }
+    record_id(&Value::Object(object), id_field)
 }
 
 /// Builds a [`MappedRecord`] from one vendor record object.
@@ -210,6 +301,34 @@ mod tests {
         assert!(!is_placeholder("Jane <jane@example.com>"));
         assert!(!is_placeholder("<>"));
         assert!(!is_placeholder("string"));
+    }
+
+    #[test]
+    fn a_raw_record_has_the_id_its_parsed_form_has() {
+        for text in [
+            r#"{"id": 7, "name": {"first": "x"}, "tags": [1, {"id": 9}]}"#,
+            r#"{"name": "x", "id": " a-1 "}"#,
+            r#"{"i\u0064": "escaped-key"}"#,
+            r#"{"id": 1, "id": 2}"#,
+            r#"{"id": "<string>"}"#,
+            r#"{"id": ""}"#,
+            r#"{"id": null}"#,
+            r#"{"id": [1]}"#,
+            r#"{"other": 1}"#,
+            r#"[1, 2]"#,
+            r#""id""#,
+            "3",
+        ] {
+            let raw: Box<RawValue> = serde_json::from_str(text).expect("json");
+            let parsed: Value = serde_json::from_str(text).expect("json");
+            assert_eq!(
+                raw_record_id(&raw, "id"),
+                record_id(&parsed, "id"),
+                "{text}"
+            );
+        }
+        let raw: Box<RawValue> = serde_json::from_str(r#"{"id": 12}"#).expect("json");
+        assert_eq!(raw_record_id(&raw, "id"), Ok("12".to_string()));
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod pipeline_contacts;
 pub mod sync;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::FieldFailure;
@@ -135,6 +136,12 @@ pub trait Connector: Send + Sync {
     /// The records of a payload (a file, or one page of the API), or why the payload is not
     /// of this format.
     fn records(&self, payload: Value) -> Result<Vec<Value>, String>;
+
+    /// The records of a whole payload as raw JSON texts, without building them (the fast
+    /// path of a file import: each record is then parsed on its own, next to the writes).
+    /// `None` when the payload is not exactly of this format; [`Connector::records`] then
+    /// says why, or reads it after all.
+    fn raw_records(&self, payload: &[u8]) -> Option<Vec<Box<RawValue>>>;
 
     /// The record field that holds the vendor's id (text or a number).
     fn id_field(&self) -> &'static str;

@@ -1,6 +1,7 @@
 //! Seed 004, `GET /api/contacts`: `{ success, data: { contacts, total, page, size } }`,
 //! Mongo-style `_id`, paged with `page` (from 1) and `size`.
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::mapping::RecordMapper;
 use super::{Connector, MapContext, MappedRecord, PAGE_SIZE, PagePosition, VendorRef};
@@ -23,6 +24,20 @@ impl Connector for PipelineContacts {
             },
             _ => Err("expected an object `{ success, data: { contacts, ... } }`".to_string()),
         }
+    }
+
+    fn raw_records(&self, payload: &[u8]) -> Option<Vec<Box<RawValue>>> {
+        #[derive(serde::Deserialize)]
+        struct Response {
+            success: Option<Value>,
+            data: Data,
+        }
+        #[derive(serde::Deserialize)]
+        struct Data {
+            contacts: Vec<Box<RawValue>>,
+        }
+        let response: Response = serde_json::from_slice(payload).ok()?;
+        (response.success != Some(Value::Bool(false))).then_some(response.data.contacts)
     }
 
     fn id_field(&self) -> &'static str {
