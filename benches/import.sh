@@ -30,7 +30,7 @@ run() {
     local start end
     # Written pages of the steps before (the generated file, the last run) go to disk first,
     # so that their writeback is not timed as part of this run.
-    sync
+    sync; sleep 1
     start=$(date +%s.%N)
     "$bin" import --format client-contacts --tenant "$tenant" --source "bench-$tenant" \
       --database-url "$url" "$work/contacts.json" 2>/dev/null | tail -1
