@@ -1,6 +1,7 @@
 //! Migrations keep the data: the SQLite rebuild of the link tables as `WITHOUT ROWID`
 //! tables (and back) loses no row and no index; the sparse contact indexes become partial
-//! and whole again.
+//! and whole again; on PostgreSQL the foreign keys of the rows a contact owns give way to a
+//! trigger and come back. Deleting a contact deletes what it owns on both databases.
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
@@ -68,6 +69,94 @@ async fn index_definition(db: &DatabaseConnection, name: &str) -> String {
         .expect("def")
 }
 
+/// On PostgreSQL, what deletes a contact's keys and source records with it: the foreign keys
+/// of `contact_keys` and `contact_sources` to `contacts`, or the trigger that replaces them.
+async fn owned_rows_cascade(db: &DatabaseConnection) -> Vec<String> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Vec::new();
+    }
+    let sql = "SELECT conname::text AS name FROM pg_constraint WHERE contype = 'f' \
+               AND conrelid IN ('contact_keys'::regclass, 'contact_sources'::regclass) \
+               UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger \
+               WHERE tgrelid = 'contacts'::regclass AND NOT tgisinternal ORDER BY 1";
+    db.query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .expect("constraints")
+        .iter()
+        .map(|r| r.try_get::<String>("", "name").expect("name"))
+        .collect()
+}
+
+/// How many rows of `table` belong to contact `id`.
+async fn owned_rows(db: &DatabaseConnection, table: &str, id: uuid::Uuid) -> i64 {
+    let backend = db.get_database_backend();
+    let placeholder = if backend == DbBackend::Sqlite {
+        "?"
+    } else {
+        "$1"
+    };
+    let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE contact_id = {placeholder}");
+    db.query_one_raw(Statement::from_sql_and_values(backend, sql, [id.into()]))
+        .await
+        .expect("count")
+        .expect("a row")
+        .try_get::<i64>("", "n")
+        .expect("n")
+}
+
+#[tokio::test]
+async fn deleting_a_contact_row_deletes_its_keys_and_source_records() {
+    let app = spawn_app().await;
+    let contact = app
+        .all_contacts()
+        .await
+        .into_iter()
+        .find(|c| c.email.is_some())
+        .expect("a demo contact with an email");
+    let record = entity::contact_source::Model {
+        id: uuid::Uuid::now_v7(),
+        tenant_id: contact.tenant_id,
+        contact_id: contact.id,
+        source: "crm".into(),
+        format: "client-contacts".into(),
+        external_id: "1".into(),
+        record: "{}".into(),
+        mapped: "{}".into(),
+        record_hash: "0".into(),
+        fetched_at: 0,
+    };
+    contact_gateway::db::insert_all::<entity::prelude::ContactSource>(&app.db, vec![record], 1)
+        .await
+        .expect("a source record");
+    for table in ["contact_keys", "contact_sources"] {
+        assert!(
+            owned_rows(&app.db, table, contact.id).await > 0,
+            "{table} before"
+        );
+    }
+    // Deleted by plain SQL, not through the application, which deletes them itself.
+    let backend = app.db.get_database_backend();
+    app.db
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            if backend == DbBackend::Sqlite {
+                "DELETE FROM contacts WHERE id = ?"
+            } else {
+                "DELETE FROM contacts WHERE id = $1"
+            },
+            [contact.id.into()],
+        ))
+        .await
+        .expect("delete");
+    for table in ["contact_keys", "contact_sources"] {
+        assert_eq!(
+            owned_rows(&app.db, table, contact.id).await,
+            0,
+            "{table} after"
+        );
+    }
+}
+
 #[tokio::test]
 async fn rebuilding_the_link_tables_keeps_every_row_and_index() {
     let app = spawn_app().await;
@@ -104,11 +193,25 @@ async fn rebuilding_the_link_tables_keeps_every_row_and_index() {
         );
     }
 
-    // The last two migrations: the partial indexes, then the link tables.
+    // The last three migrations: the owned rows' cascade, the partial indexes, then the
+    // link tables.
     let partial = index_definition(&app.db, "idx_contacts_owner").await;
     assert!(partial.contains("WHERE"), "{partial}");
-    Migrator::down(&app.db, Some(2)).await.expect("down");
+    let cascade = owned_rows_cascade(&app.db).await;
+    if !sqlite {
+        assert_eq!(cascade, ["trigger contacts_delete_owned"]);
+    }
+    Migrator::down(&app.db, Some(3)).await.expect("down");
     assert_eq!(link_rows(&app.db).await, rows);
+    if !sqlite {
+        assert_eq!(
+            owned_rows_cascade(&app.db).await,
+            [
+                "contact_keys_contact_id_fkey",
+                "contact_sources_contact_id_fkey"
+            ]
+        );
+    }
     let whole = index_definition(&app.db, "idx_contacts_owner").await;
     assert!(!whole.contains("WHERE"), "{whole}");
     if sqlite {
@@ -123,6 +226,7 @@ async fn rebuilding_the_link_tables_keeps_every_row_and_index() {
 
     Migrator::up(&app.db, None).await.expect("up again");
     assert_eq!(link_rows(&app.db).await, rows);
+    assert_eq!(owned_rows_cascade(&app.db).await, cascade);
     assert_eq!(
         index_definition(&app.db, "idx_contacts_owner").await,
         partial
