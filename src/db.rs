@@ -289,11 +289,11 @@ fn unnest_insert<E: EntityTrait>(mut rows: Vec<E::ActiveModel>) -> Statement {
             .map(|row| row.take(*col).into_value().unwrap_or(Value::Bool(None)))
             .collect();
         names.push(format!("\"{}\"", col.as_str()));
-        params.push(format!("${}::{sql_type}[]", i + 1));
+        params.push(format!("unnest(${}::{sql_type}[])", i + 1));
         arrays.push(Value::Array(array_type, Some(Box::new(values))));
     }
     let sql = format!(
-        "INSERT INTO \"{}\" ({}) SELECT * FROM unnest({})",
+        "INSERT INTO \"{}\" ({}) SELECT {}",
         E::default().table_name(),
         names.join(", "),
         params.join(", ")
