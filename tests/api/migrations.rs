@@ -1,7 +1,8 @@
 //! Migrations keep the data: the SQLite rebuild of the link tables as `WITHOUT ROWID`
 //! tables (and back) loses no row and no index; the sparse contact indexes become partial
 //! and whole again; on PostgreSQL the foreign keys of the rows a contact owns give way to a
-//! trigger and come back. Deleting a contact deletes what it owns on both databases.
+//! trigger and come back; on SQLite the search index's `automerge` goes to 16 and back.
+//! Deleting a contact deletes what it owns on both databases.
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
@@ -85,6 +86,18 @@ async fn owned_rows_cascade(db: &DatabaseConnection) -> Vec<String> {
         .iter()
         .map(|r| r.try_get::<String>("", "name").expect("name"))
         .collect()
+}
+
+/// On SQLite, the `automerge` setting of the search index (FTS5's default when never set).
+async fn search_automerge(db: &DatabaseConnection) -> Option<String> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return None;
+    }
+    let sql = "SELECT CAST(v AS TEXT) AS v FROM contact_search_config WHERE k = 'automerge'";
+    db.query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+        .await
+        .expect("config")
+        .map(|r| r.try_get::<String>("", "v").expect("v"))
 }
 
 /// How many rows of `table` belong to contact `id`.
@@ -193,15 +206,22 @@ async fn rebuilding_the_link_tables_keeps_every_row_and_index() {
         );
     }
 
-    // The last three migrations: the owned rows' cascade, the partial indexes, then the
-    // link tables.
+    // The last four migrations: the search index's merging, the owned rows' cascade, the
+    // partial indexes, then the link tables.
+    let automerge = search_automerge(&app.db).await;
+    if sqlite {
+        assert_eq!(automerge.as_deref(), Some("16"));
+    }
     let partial = index_definition(&app.db, "idx_contacts_owner").await;
     assert!(partial.contains("WHERE"), "{partial}");
     let cascade = owned_rows_cascade(&app.db).await;
     if !sqlite {
         assert_eq!(cascade, ["trigger contacts_delete_owned"]);
     }
-    Migrator::down(&app.db, Some(3)).await.expect("down");
+    Migrator::down(&app.db, Some(4)).await.expect("down");
+    if sqlite {
+        assert_eq!(search_automerge(&app.db).await.as_deref(), Some("4"));
+    }
     assert_eq!(link_rows(&app.db).await, rows);
     if !sqlite {
         assert_eq!(
@@ -227,6 +247,7 @@ async fn rebuilding_the_link_tables_keeps_every_row_and_index() {
     Migrator::up(&app.db, None).await.expect("up again");
     assert_eq!(link_rows(&app.db).await, rows);
     assert_eq!(owned_rows_cascade(&app.db).await, cascade);
+    assert_eq!(search_automerge(&app.db).await, automerge);
     assert_eq!(
         index_definition(&app.db, "idx_contacts_owner").await,
         partial
