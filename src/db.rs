@@ -257,11 +257,12 @@ fn pg_array_type(value: &Value) -> Option<(ArrayType, &'static str)> {
     })
 }
 
-/// One PostgreSQL `INSERT INTO t (c1, …) SELECT * FROM unnest($1::uuid[], …)` for `rows`:
-/// each column's values travel as one binary array parameter. The statement's text does not
+/// One PostgreSQL `INSERT INTO t (c1, …) SELECT unnest($1::uuid[]), …` for `rows`: each
+/// column's values travel as one binary array parameter. The statement's text does not
 /// depend on the number of rows, so it is prepared once per connection, and the server plans
 /// and initialises one projection instead of one expression per value of a VALUES list.
-/// Falls back to a VALUES list for a column type without an array mapping here.
+/// `unnest` stands in the select list: in FROM it would first copy every row into a
+/// tuplestore. Falls back to a VALUES list for a column type without an array mapping here.
 fn unnest_insert<E: EntityTrait>(mut rows: Vec<E::ActiveModel>) -> Statement {
     let columns: Vec<E::Column> = E::Column::iter().collect();
     let types: Option<Vec<(ArrayType, &str)>> = match rows.first() {
@@ -301,8 +302,9 @@ fn unnest_insert<E: EntityTrait>(mut rows: Vec<E::ActiveModel>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, arrays)
 }
 
-/// Inserts `rows`, `per_statement` rows to a statement. More than one statement's worth is
-/// built on a blocking thread while the statements before run.
+/// Inserts `rows`, `per_statement` rows to a statement on SQLite (see [`insert_statements`]
+/// for PostgreSQL). More than one statement's worth is built on a blocking thread while the
+/// statements before run.
 pub async fn insert_all<E: EntityTrait>(
     db: &impl ConnectionTrait,
     rows: Vec<E::Model>,
