@@ -70,6 +70,10 @@ pub struct LimitsConfig {
     /// Highest query cost (a list costs its page size times its children).
     #[arg(long, env = "MAX_COMPLEXITY", default_value_t = 50_000)]
     pub max_complexity: usize,
+    /// Deepest nesting of objects and lists in one input value (a filter's `and`/`or`/`not`,
+    /// a variable's JSON).
+    #[arg(long, env = "MAX_INPUT_DEPTH", default_value_t = 16)]
+    pub max_input_depth: usize,
     /// Most aliases in one query.
     #[arg(long, env = "MAX_ALIASES", default_value_t = 30)]
     pub max_aliases: usize,
@@ -85,17 +89,43 @@ pub struct LimitsConfig {
     /// Largest request body in bytes (larger bodies get HTTP 413).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// Longest a request may run, in seconds.
+    /// Longest a request may run, in seconds (also the longest its body may take to arrive,
+    /// and PostgreSQL's `statement_timeout`).
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 10)]
     pub request_timeout_secs: u64,
+    /// Most client connections open at once (more wait in the accept queue).
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+    /// Longest a client may take to send a request's headers, in seconds (then the
+    /// connection is closed).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+}
+
+/// Limits on client connections, as the accept loop uses them.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Longest a client may take to send a request's headers.
+    pub header_read_timeout: std::time::Duration,
 }
 
 impl LimitsConfig {
+    /// The limits on client connections.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+        }
+    }
+
     /// The limits as the GraphQL layer uses them.
     pub fn limits(&self) -> Limits {
         Limits {
             max_depth: self.max_depth,
             max_complexity: self.max_complexity,
+            max_input_depth: self.max_input_depth,
             max_aliases: self.max_aliases,
             max_directives_per_field: self.max_directives_per_field,
             max_query_bytes: self.max_query_bytes,
@@ -112,12 +142,15 @@ impl Default for LimitsConfig {
         Self {
             max_depth: l.max_depth,
             max_complexity: l.max_complexity,
+            max_input_depth: l.max_input_depth,
             max_aliases: l.max_aliases,
             max_directives_per_field: l.max_directives_per_field,
             max_query_bytes: l.max_query_bytes,
             max_batch: l.max_batch,
             max_body_bytes: l.max_body_bytes,
             request_timeout_secs: l.timeout_secs,
+            max_connections: 512,
+            header_read_timeout_secs: 10,
         }
     }
 }

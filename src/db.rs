@@ -16,7 +16,26 @@ use crate::metrics::Metrics;
 /// Opens a pool on `url`. SQLite gets WAL, a busy timeout and foreign keys; every
 /// statement is counted in `metrics` when given.
 pub async fn connect(url: &str, metrics: Option<&Metrics>) -> crate::Result<DatabaseConnection> {
-    connect_with(url, metrics, true).await
+    connect_with(url, metrics, true, None).await
+}
+
+/// How long a request waits for a pooled connection before it is answered 503
+/// `SERVICE_UNAVAILABLE`: long enough to queue behind a burst, short enough that an outage
+/// is reported at once instead of after the request's whole time limit.
+pub const SERVING_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Opens the pool `serve` answers requests from: as [`connect`], except that getting a
+/// connection gives up after [`SERVING_ACQUIRE_TIMEOUT`], and on PostgreSQL every statement
+/// is cancelled by the server after `statement_timeout` (the request's time limit, so a
+/// statement never outlives the request that gave up on it) and runs without JIT
+/// compilation (which costs these short statements more than it saves: a 10,000-branch
+/// filter once spent minutes and gigabytes compiling).
+pub async fn connect_for_serving(
+    url: &str,
+    metrics: &Metrics,
+    statement_timeout: Duration,
+) -> crate::Result<DatabaseConnection> {
+    connect_with(url, Some(metrics), true, Some(statement_timeout)).await
 }
 
 /// Opens a pool for a bulk import: as [`connect`], except that on SQLite a commit does not
@@ -24,13 +43,14 @@ pub async fn connect(url: &str, metrics: Option<&Metrics>) -> crate::Result<Data
 /// [`WalCheckpointer`] instead, which does that on another connection, and so on the other
 /// core, while the next batch is written.
 pub async fn connect_for_import(url: &str) -> crate::Result<DatabaseConnection> {
-    connect_with(url, None, false).await
+    connect_with(url, None, false, None).await
 }
 
 async fn connect_with(
     url: &str,
     metrics: Option<&Metrics>,
     checkpoint_on_commit: bool,
+    serving_statement_timeout: Option<Duration>,
 ) -> crate::Result<DatabaseConnection> {
     let sqlite = SqliteSettings {
         journal: SqliteJournalMode::Wal,
@@ -43,7 +63,16 @@ async fn connect_with(
         checkpoint_on_commit,
     };
     let connections = if url.starts_with("sqlite") { 8 } else { 16 };
-    let mut db = Database::connect(options(url, connections, sqlite)).await?;
+    let mut options = options(url, connections, sqlite);
+    if let Some(timeout) = serving_statement_timeout {
+        let millis = timeout.as_millis().to_string();
+        options
+            .acquire_timeout(SERVING_ACQUIRE_TIMEOUT)
+            .map_sqlx_postgres_opts(move |opts| {
+                opts.options([("statement_timeout", millis.as_str()), ("jit", "off")])
+            });
+    }
+    let mut db = Database::connect(options).await?;
     if let Some(metrics) = metrics {
         let metrics = metrics.clone();
         db.set_metric_callback(move |info| {

@@ -47,6 +47,12 @@ pub enum Error {
     BadPayload(String),
     /// A vendor API refused or failed a sync.
     Upstream(String),
+    /// The database cannot be reached (down, restarting, or every connection busy past the
+    /// acquire timeout): the request may succeed if retried.
+    Unavailable(Arc<DbErr>),
+    /// The database cancelled a statement that ran past the request's time limit
+    /// (PostgreSQL's `statement_timeout`, SQLSTATE 57014).
+    StatementTimeout,
     /// The database failed.
     Database(Arc<DbErr>),
     /// Anything else that is the server's fault.
@@ -68,6 +74,8 @@ impl Error {
             Error::Conflict(_) => "CONFLICT",
             Error::BadPayload(_) => "BAD_PAYLOAD",
             Error::Upstream(_) => "UPSTREAM_FAILED",
+            Error::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Error::StatementTimeout => "TIMEOUT",
             Error::Database(_) | Error::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -87,6 +95,8 @@ impl Error {
             | Error::Conflict(msg)
             | Error::BadPayload(msg)
             | Error::Upstream(msg) => msg.clone(),
+            Error::Unavailable(_) => "The database is unavailable; retry in a moment".to_string(),
+            Error::StatementTimeout => "The query took longer than the time limit".to_string(),
             Error::Database(_) | Error::Internal(_) => "Internal server error".to_string(),
         }
     }
@@ -94,7 +104,10 @@ impl Error {
     /// The full detail, for logs and the command line.
     pub fn detail(&self) -> String {
         match self {
-            Error::Database(err) => format!("database error: {err}"),
+            Error::Database(err) => format!("database error: {}", cause_chain(err.as_ref())),
+            Error::Unavailable(err) => {
+                format!("database unavailable: {}", cause_chain(err.as_ref()))
+            }
             Error::Internal(msg) => format!("internal error: {msg}"),
             other => other.message(),
         }
@@ -103,14 +116,77 @@ impl Error {
 
 impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
-        Error::Database(Arc::new(err))
+        if is_unavailable(&err) {
+            Error::Unavailable(Arc::new(err))
+        } else if sqlstate(&err).as_deref() == Some("57014") {
+            Error::StatementTimeout
+        } else {
+            Error::Database(Arc::new(err))
+        }
     }
+}
+
+/// Whether `err` says the database cannot be reached rather than that a statement failed:
+/// no connection could be had from the pool, the connection broke (I/O), or PostgreSQL
+/// refuses connections (SQLSTATE class 08, and 57P01–57P03: shutting down or starting up).
+pub fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as Sqlx;
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx) = runtime else {
+        return matches!(err, DbErr::Conn(_));
+    };
+    match sqlx.as_ref() {
+        Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+        Sqlx::Tls(_) => true,
+        Sqlx::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => matches!(err, DbErr::Conn(_)),
+    }
+}
+
+/// The SQLSTATE of a database's own error.
+fn sqlstate(err: &DbErr) -> Option<String> {
+    use sea_orm::RuntimeErr;
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx)) => {
+            match sqlx.as_ref() {
+                sea_orm::sqlx::Error::Database(db) => db.code().map(|code| code.into_owned()),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `err` and its sources, joined by `: `, for logs.
+fn cause_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl From<Error> for async_graphql::Error {
     fn from(err: Error) -> Self {
-        if matches!(err, Error::Database(_) | Error::Internal(_)) {
-            tracing::error!(error = %err.detail(), "request failed");
+        match err {
+            Error::Database(_) | Error::Internal(_) => {
+                tracing::error!(error = %err.detail(), "request failed")
+            }
+            Error::Unavailable(_) => tracing::warn!(error = %err.detail(), "request failed"),
+            _ => {}
         }
         async_graphql::Error::new(err.message()).extend_with(|_, ext| {
             ext.set("code", err.code());

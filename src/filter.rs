@@ -24,7 +24,9 @@ pub struct DateTimeFilter {
 }
 
 impl DateTimeFilter {
-    /// The condition on `column` (a millisecond timestamp).
+    /// The condition on `column` (a millisecond timestamp). A bound with digits below the
+    /// millisecond is rounded the way that keeps its meaning against stored milliseconds:
+    /// `gte`/`lt` up, `gt`/`lte` down (`gte: …00.0001Z` excludes `…00.000Z`).
     pub fn condition(&self, column: Expr) -> Condition {
         let mut cond = Condition::all();
         if let Some(day) = self.on {
@@ -37,10 +39,10 @@ impl DateTimeFilter {
             cond = cond.add(column.clone().gt(t.millis()));
         }
         if let Some(t) = self.gte {
-            cond = cond.add(column.clone().gte(t.millis()));
+            cond = cond.add(column.clone().gte(t.ceil_millis()));
         }
         if let Some(t) = self.lt {
-            cond = cond.add(column.clone().lt(t.millis()));
+            cond = cond.add(column.clone().lt(t.ceil_millis()));
         }
         if let Some(t) = self.lte {
             cond = cond.add(column.lte(t.millis()));

@@ -329,7 +329,12 @@ impl PageArgs {
 fn decode_cursor(raw: &str) -> Option<CursorData> {
     let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
     let cursor: CursorData = serde_json::from_slice(&bytes).ok()?;
-    (cursor.v == 1).then_some(cursor)
+    // No stored key holds a NUL, and PostgreSQL refuses one in a parameter.
+    let nul = cursor
+        .k
+        .iter()
+        .any(|k| matches!(k, KeyValue::Text(text) if text.contains('\0')));
+    (cursor.v == 1 && !nul).then_some(cursor)
 }
 
 /// One page of rows and where it stands.
@@ -396,9 +401,8 @@ pub async fn fetch_page<E>(
 where
     E: EntityTrait,
 {
-    if args.size == 0 {
-        return Ok(Page::empty(None, args));
-    }
+    // `first: 0` still reads one probe row: clients ask for an empty page to learn
+    // `totalCount` and whether there is a next page.
     if let Some(cursor) = args.cursor_for(ordering)? {
         select = select.filter(ordering.after_condition(&cursor, args.backward));
     }
@@ -448,42 +452,40 @@ where
         }
     }
     let mut rows_by_parent: HashMap<Uuid, Vec<E::Model>> = HashMap::new();
-    if args.size > 0 {
-        for chunk in parents.chunks(PARENTS_PER_STATEMENT) {
-            let mut union: Option<SelectStatement> = None;
-            for (i, parent_id) in chunk.iter().enumerate() {
-                let mut branch: SelectStatement = select.clone().into_query();
-                branch
-                    .expr_as(parent.clone(), Alias::new("cg_parent"))
-                    .and_where(parent.clone().eq(*parent_id))
-                    .limit(args.size + 1);
-                if let Some(cursor) = &cursor {
-                    branch.and_where(ordering.after_condition(cursor, args.backward));
-                }
-                for (expr, order) in ordering.order_terms(args.backward) {
-                    branch.order_by_expr(expr, order);
-                }
-                // Each branch is wrapped so that its ORDER BY and LIMIT stay its own.
-                let wrapped = Query::select()
-                    .column(Asterisk)
-                    .from_subquery(branch, Alias::new(format!("cg_p{i}")))
-                    .to_owned();
-                union = Some(match union {
-                    None => wrapped,
-                    Some(mut u) => {
-                        u.union(UnionType::All, wrapped);
-                        u
-                    }
-                });
+    for chunk in parents.chunks(PARENTS_PER_STATEMENT) {
+        let mut union: Option<SelectStatement> = None;
+        for (i, parent_id) in chunk.iter().enumerate() {
+            let mut branch: SelectStatement = select.clone().into_query();
+            branch
+                .expr_as(parent.clone(), Alias::new("cg_parent"))
+                .and_where(parent.clone().eq(*parent_id))
+                .limit(args.size + 1);
+            if let Some(cursor) = &cursor {
+                branch.and_where(ordering.after_condition(cursor, args.backward));
             }
-            let Some(statement) = union else { continue };
-            for row in db.query_all(&statement).await? {
-                let parent_id: Uuid = row.try_get("", "cg_parent")?;
-                rows_by_parent
-                    .entry(parent_id)
-                    .or_default()
-                    .push(E::Model::from_query_result(&row, "")?);
+            for (expr, order) in ordering.order_terms(args.backward) {
+                branch.order_by_expr(expr, order);
             }
+            // Each branch is wrapped so that its ORDER BY and LIMIT stay its own.
+            let wrapped = Query::select()
+                .column(Asterisk)
+                .from_subquery(branch, Alias::new(format!("cg_p{i}")))
+                .to_owned();
+            union = Some(match union {
+                None => wrapped,
+                Some(mut u) => {
+                    u.union(UnionType::All, wrapped);
+                    u
+                }
+            });
+        }
+        let Some(statement) = union else { continue };
+        for row in db.query_all(&statement).await? {
+            let parent_id: Uuid = row.try_get("", "cg_parent")?;
+            rows_by_parent
+                .entry(parent_id)
+                .or_default()
+                .push(E::Model::from_query_result(&row, "")?);
         }
     }
     let mut pages = HashMap::new();

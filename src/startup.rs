@@ -8,7 +8,7 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::auth::{Authenticator, keys};
-use crate::config::Config;
+use crate::config::{Config, ConnectionLimits};
 use crate::contacts::WriteSettings;
 use crate::graphql::{AppSchema, Limits, build_schema};
 use crate::metrics::Metrics;
@@ -42,6 +42,7 @@ pub struct Application {
     address: SocketAddr,
     state: AppState,
     demo_key: Option<String>,
+    connection_limits: ConnectionLimits,
 }
 
 impl Application {
@@ -49,7 +50,12 @@ impl Application {
     /// (unless `no_demo`), builds the routes and binds the listener.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let metrics = Metrics::new();
-        let db = db::connect(&config.database.database_url, Some(&metrics)).await?;
+        let db = db::connect_for_serving(
+            &config.database.database_url,
+            &metrics,
+            Duration::from_secs(config.limits.request_timeout_secs),
+        )
+        .await?;
         db::migrate(&db).await?;
         let production = config.is_production();
         let limits = config.limits.limits();
@@ -93,6 +99,7 @@ impl Application {
             address,
             state,
             demo_key,
+            connection_limits: config.limits.connection_limits(),
         })
     }
 
@@ -127,9 +134,13 @@ impl Application {
                 }
             }
         });
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await;
+        let served = http::server::serve(
+            self.listener,
+            self.router,
+            self.connection_limits,
+            shutdown_signal(),
+        )
+        .await;
         flusher.abort();
         auth.flush_last_used().await;
         served

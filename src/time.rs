@@ -29,14 +29,44 @@ pub fn parse_rfc3339_millis(text: &str) -> Option<i64> {
 }
 
 /// An instant, written as RFC 3339 in UTC with exactly milliseconds
-/// (`2026-02-10T14:30:00.000Z`). Input accepts any RFC 3339 offset.
+/// (`2026-02-10T14:30:00.000Z`). Input accepts any RFC 3339 offset and any number of
+/// fractional digits; what lies below the millisecond is kept as whether there is any, so
+/// that a range bound compares exactly against stored (millisecond) instants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Timestamp(pub i64);
+pub struct Timestamp {
+    /// Milliseconds since the Unix epoch, UTC, rounded down.
+    millis: i64,
+    /// Whether the instant lies strictly after `millis` (it had digits below the ms).
+    past_millis: bool,
+}
 
 impl Timestamp {
-    /// Milliseconds since the Unix epoch, UTC.
+    /// The instant `millis` milliseconds after the Unix epoch.
+    pub fn from_millis(millis: i64) -> Self {
+        Self {
+            millis,
+            past_millis: false,
+        }
+    }
+
+    /// Milliseconds since the Unix epoch, UTC, rounded down (what is stored).
     pub fn millis(self) -> i64 {
-        self.0
+        self.millis
+    }
+
+    /// Milliseconds since the Unix epoch, rounded up: the first stored instant at or after
+    /// this one.
+    pub fn ceil_millis(self) -> i64 {
+        self.millis + i64::from(self.past_millis)
+    }
+
+    /// Parses RFC 3339 with any offset and fractional digits.
+    pub fn parse(text: &str) -> Option<Self> {
+        let instant = DateTime::parse_from_rfc3339(text.trim()).ok()?;
+        Some(Self {
+            millis: instant.timestamp_millis(),
+            past_millis: instant.timestamp_subsec_nanos() % 1_000_000 != 0,
+        })
     }
 }
 
@@ -45,19 +75,23 @@ impl Timestamp {
 impl async_graphql::ScalarType for Timestamp {
     fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
         match &value {
-            async_graphql::Value::String(s) => DateTime::parse_from_rfc3339(s)
-                .map(|dt| Timestamp(dt.timestamp_millis()))
-                .map_err(|_| {
-                    async_graphql::InputValueError::custom(format!(
-                        "\"{s}\" is not an RFC 3339 date-time such as 2026-02-10T14:30:00.000Z"
-                    ))
-                }),
+            async_graphql::Value::String(s) => Timestamp::parse(s).ok_or_else(|| {
+                async_graphql::InputValueError::custom(format!(
+                    "\"{s}\" is not an RFC 3339 date-time such as 2026-02-10T14:30:00.000Z"
+                ))
+            }),
             _ => Err(async_graphql::InputValueError::expected_type(value)),
         }
     }
 
+    /// Checked during validation, so that a malformed date-time (in the query or in
+    /// `variables`) is a request error like any other wrong type.
+    fn is_valid(value: &async_graphql::Value) -> bool {
+        matches!(value, async_graphql::Value::String(s) if Timestamp::parse(s).is_some())
+    }
+
     fn to_value(&self) -> async_graphql::Value {
-        async_graphql::Value::String(format_millis(self.0))
+        async_graphql::Value::String(format_millis(self.millis))
     }
 }
 
@@ -69,5 +103,21 @@ mod tests {
     fn formats_with_exact_milliseconds_and_z() {
         assert_eq!(format_millis(1_770_733_800_000), "2026-02-10T14:30:00.000Z");
         assert_eq!(format_millis(1_770_733_800_007), "2026-02-10T14:30:00.007Z");
+    }
+
+    #[test]
+    fn digits_below_the_millisecond_round_each_way() {
+        let exact = Timestamp::parse("2026-02-10T14:30:00.007Z").unwrap();
+        assert_eq!(
+            (exact.millis(), exact.ceil_millis()),
+            (1_770_733_800_007, 1_770_733_800_007)
+        );
+        let finer = Timestamp::parse("2026-02-10T14:30:00.0070001Z").unwrap();
+        assert_eq!(
+            (finer.millis(), finer.ceil_millis()),
+            (1_770_733_800_007, 1_770_733_800_008)
+        );
+        let before_epoch = Timestamp::parse("1969-12-31T23:59:59.9995Z").unwrap();
+        assert_eq!((before_epoch.millis(), before_epoch.ceil_millis()), (-1, 0));
     }
 }

@@ -57,19 +57,42 @@ pub struct Authenticator {
 
 /// Why a request is not authenticated.
 #[derive(Debug)]
-pub struct Unauthenticated(&'static str);
+pub enum AuthRejection {
+    /// No key, or not a valid one: HTTP 401 `UNAUTHENTICATED`.
+    Unauthenticated(&'static str),
+    /// The key could not be checked because the database is unavailable: HTTP 503
+    /// `SERVICE_UNAVAILABLE` with `Retry-After`, so that clients retry instead of treating
+    /// a valid key as bad (and logging their user out).
+    Unavailable,
+    /// The key could not be checked for another reason (the server's fault): HTTP 500.
+    Failed,
+}
 
-impl IntoResponse for Unauthenticated {
+use AuthRejection::Unauthenticated;
+
+impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        let body = json!({
-            "errors": [{ "message": self.0, "extensions": { "code": "UNAUTHENTICATED" } }]
-        });
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            Json(body),
-        )
-            .into_response()
+        match self {
+            Unauthenticated(message) => {
+                let body = json!({
+                    "errors": [{ "message": message, "extensions": { "code": "UNAUTHENTICATED" } }]
+                });
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    Json(body),
+                )
+                    .into_response()
+            }
+            AuthRejection::Unavailable => crate::http::unavailable_response(
+                "the database is unavailable, so the API key could not be checked; retry in a moment",
+            ),
+            AuthRejection::Failed => crate::http::error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                "the API key could not be checked",
+            ),
+        }
     }
 }
 
@@ -85,7 +108,7 @@ impl Authenticator {
     }
 
     /// The principal of an `Authorization` header value.
-    pub async fn verify(&self, authorization: Option<&str>) -> Result<Principal, Unauthenticated> {
+    pub async fn verify(&self, authorization: Option<&str>) -> Result<Principal, AuthRejection> {
         let header = authorization.ok_or(Unauthenticated(
             "missing Authorization header: send `Authorization: Bearer sk-...`",
         ))?;
@@ -109,7 +132,13 @@ impl Authenticator {
             None => {
                 let record = keys::find_valid(&self.db, &hash)
                     .await
-                    .map_err(|_| Unauthenticated("could not verify the API key"))?
+                    .map_err(|err| {
+                        tracing::warn!(error = %err.detail(), "could not verify an API key");
+                        match err {
+                            crate::error::Error::Unavailable(_) => AuthRejection::Unavailable,
+                            _ => AuthRejection::Failed,
+                        }
+                    })?
                     .ok_or(Unauthenticated("unknown, revoked or expired API key"))?;
                 let principal = Principal {
                     tenant: TenantId(record.tenant_id),
@@ -148,7 +177,7 @@ impl Authenticator {
 }
 
 impl FromRequestParts<AppState> for Principal {
-    type Rejection = Unauthenticated;
+    type Rejection = AuthRejection;
 
     async fn from_request_parts(
         parts: &mut Parts,

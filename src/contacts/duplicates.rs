@@ -38,6 +38,8 @@ fn parse_cursor(cursor: &str) -> Result<(String, String)> {
         .decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
+        // No stored value holds a NUL, and PostgreSQL refuses one in a parameter.
+        .filter(|text| !text.contains('\0'))
         .and_then(|text| {
             let (kind, value) = text.split_once('\n')?;
             Some((kind.to_string(), value.to_string()))

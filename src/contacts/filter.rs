@@ -88,6 +88,45 @@ impl ContactFilter {
         }
     }
 
+    /// How many conditions the filter holds: each field given counts one, each name in
+    /// `tagsAny` one, and nested filters (`and`, `or`, `not`) count theirs. The SQL the
+    /// filter becomes grows with it, so the query cost does too (see `graphql::limits`).
+    pub fn conditions(&self) -> usize {
+        let flat = [
+            self.search.is_some(),
+            self.email.is_some(),
+            self.phone.is_some(),
+            self.tag.is_some(),
+            self.account_id.is_some(),
+            self.business_id.is_some(),
+            self.resolution_status.is_some(),
+            self.status.is_some(),
+            self.pipeline_id.is_some(),
+            self.pipeline_stage.is_some(),
+            self.source.is_some(),
+            self.lead_source.is_some(),
+            self.owner.is_some(),
+            self.assignee.is_some(),
+            self.message_status.is_some(),
+            self.is_test_contact.is_some(),
+            self.created_at.is_some(),
+            self.updated_at.is_some(),
+            self.last_message_at.is_some(),
+        ]
+        .into_iter()
+        .filter(|given| *given)
+        .count();
+        let names = self.tags_any.as_ref().map_or(0, |names| names.len().max(1));
+        let nested: usize = [&self.and, &self.or]
+            .into_iter()
+            .flatten()
+            .flat_map(|list| list.iter())
+            .chain(self.not.as_deref())
+            .map(|f| 1 + f.conditions())
+            .sum();
+        flat + names + nested
+    }
+
     fn build(&self, scope: FilterScope, path: &str, failures: &mut Vec<FieldFailure>) -> Condition {
         let field = |name: &str| format!("{path}.{name}");
         let mut cond = Condition::all();

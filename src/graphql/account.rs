@@ -3,7 +3,7 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObje
 use entity::account::Model;
 
 use super::contact::contacts_under;
-use super::limits::page_cost;
+use super::limits::{filter_cost, page_cost};
 use super::{Connection, Contact, RequestScope};
 use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
 use crate::organisations::{self, OrganisationPatch};
@@ -34,17 +34,19 @@ impl Account {
 
     /// When the account was created.
     async fn created_at(&self) -> Timestamp {
-        Timestamp(self.0.created_at)
+        Timestamp::from_millis(self.0.created_at)
     }
 
     /// When the account last changed.
     async fn updated_at(&self) -> Timestamp {
-        Timestamp(self.0.updated_at)
+        Timestamp::from_millis(self.0.updated_at)
     }
 
     /// The account's contacts (seed 000's `GET /api/accounts/{id}/contacts`).
     #[allow(clippy::too_many_arguments)]
-    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    #[graphql(
+        complexity = "page_cost(first, last, child_complexity) + filter_cost(filter.as_ref())"
+    )]
     async fn contacts(
         &self,
         ctx: &Context<'_>,

@@ -5,7 +5,7 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObje
 use entity::business::Model;
 
 use super::contact::contacts_under;
-use super::limits::page_cost;
+use super::limits::{filter_cost, page_cost};
 use super::loader::TagPageKey;
 use super::{Connection, Contact, RequestScope, Tag, TotalCount};
 use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
@@ -38,17 +38,19 @@ impl Business {
 
     /// When the business was created.
     async fn created_at(&self) -> Timestamp {
-        Timestamp(self.0.created_at)
+        Timestamp::from_millis(self.0.created_at)
     }
 
     /// When the business last changed.
     async fn updated_at(&self) -> Timestamp {
-        Timestamp(self.0.updated_at)
+        Timestamp::from_millis(self.0.updated_at)
     }
 
     /// The business's contacts (seed 002's `GET /businesses/{businessId}/contacts`).
     #[allow(clippy::too_many_arguments)]
-    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    #[graphql(
+        complexity = "page_cost(first, last, child_complexity) + filter_cost(filter.as_ref())"
+    )]
     async fn contacts(
         &self,
         ctx: &Context<'_>,

@@ -271,17 +271,17 @@ impl Contact {
 
     /// When the last message with the contact was exchanged (seed 004).
     async fn last_message_at(&self) -> Option<Timestamp> {
-        self.model.last_message_at.map(Timestamp)
+        self.model.last_message_at.map(Timestamp::from_millis)
     }
 
     /// When the contact was first seen.
     async fn created_at(&self) -> Timestamp {
-        Timestamp(self.model.created_at)
+        Timestamp::from_millis(self.model.created_at)
     }
 
     /// When the contact last changed.
     async fn updated_at(&self) -> Timestamp {
-        Timestamp(self.model.updated_at)
+        Timestamp::from_millis(self.model.updated_at)
     }
 
     /// The account (customer company) the contact belongs to.

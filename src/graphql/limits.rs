@@ -3,19 +3,23 @@
 //! batch size, body size and a per-request timeout. Each rejection carries a stable
 //! `extensions.code`.
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
     NextValidation,
 };
 use async_graphql::parser::types::{
-    ExecutableDocument, FragmentDefinition, Selection, SelectionSet,
+    DocumentOperations, ExecutableDocument, FragmentDefinition, Selection, SelectionSet,
 };
 use async_graphql::{
     ErrorExtensionValues, Name, Positioned, Request, ServerError, ServerResult, ValidationResult,
     Value, Variables,
 };
+
+use super::input_checks;
+use crate::contacts::ContactFilter;
+use crate::error::FieldFailure;
 
 /// The configurable limits and their defaults (see the README's table).
 #[derive(Clone, Copy, Debug)]
@@ -24,6 +28,8 @@ pub struct Limits {
     pub max_depth: usize,
     /// Highest cost: every field costs 1, a list field costs its page size times its children.
     pub max_complexity: usize,
+    /// Deepest nesting of objects and lists in one input value.
+    pub max_input_depth: usize,
     /// Most aliases in one query.
     pub max_aliases: usize,
     /// Most directives on one field.
@@ -43,6 +49,7 @@ impl Default for Limits {
         Self {
             max_depth: 10,
             max_complexity: 50_000,
+            max_input_depth: 16,
             max_aliases: 30,
             max_directives_per_field: 5,
             max_query_bytes: 64 * 1024,
@@ -60,6 +67,16 @@ pub fn page_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize)
     size.saturating_mul(child_complexity).saturating_add(1)
 }
 
+/// What one condition of a contact filter adds to the cost: each becomes a term or a
+/// subquery of the statement, run once per parent when the connection is nested, so an
+/// `or:` of 500 `{ tag }` branches alone reaches the default limit of 50,000.
+pub const FILTER_CONDITION_COST: usize = 100;
+
+/// The cost of a contact filter: [`FILTER_CONDITION_COST`] per condition.
+pub fn filter_cost(filter: Option<&ContactFilter>) -> usize {
+    filter.map_or(0, |f| f.conditions().saturating_mul(FILTER_CONDITION_COST))
+}
+
 /// A GraphQL error with `extensions.code`.
 pub fn coded_error(code: &str, message: impl Into<String>) -> ServerError {
     let mut error = ServerError::new(message, None);
@@ -74,11 +91,42 @@ pub struct QueryLimits(pub Limits);
 
 impl ExtensionFactory for QueryLimits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(QueryLimitsExtension(self.0))
+        Arc::new(QueryLimitsExtension {
+            limits: self.0,
+            operation_name: Mutex::new(None),
+        })
     }
 }
 
-struct QueryLimitsExtension(Limits);
+/// One request's limits check; remembers which operation the request runs.
+struct QueryLimitsExtension {
+    limits: Limits,
+    operation_name: Mutex<Option<String>>,
+}
+
+/// How deep the query text's brackets may nest: the deepest selection, its arguments'
+/// parentheses, the deepest input value, and room for inline fragments (which add braces
+/// but no depth). Capped so that the parser's recursion stays far from the stack's end
+/// whatever the flags say.
+fn text_nesting_limit(limits: &Limits) -> usize {
+    (limits.max_depth.max(INTROSPECTION_MAX_DEPTH) + limits.max_input_depth + 10).min(256)
+}
+
+/// The checks on a query's text, made before it is parsed (by the HTTP layer too, which
+/// reads the operation's name): its length and its bracket nesting.
+pub fn check_query_text(query: &str, limits: &Limits) -> ServerResult<()> {
+    if query.len() > limits.max_query_bytes {
+        return Err(coded_error(
+            "QUERY_TOO_LARGE",
+            format!("the query is longer than {} bytes", limits.max_query_bytes),
+        ));
+    }
+    let limit = text_nesting_limit(limits);
+    if input_checks::bracket_depth(query, limit) > limit {
+        return Err(coded_error("QUERY_TOO_DEEP", too_deep_input(limits)));
+    }
+    Ok(())
+}
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for QueryLimitsExtension {
@@ -88,11 +136,9 @@ impl Extension for QueryLimitsExtension {
         request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        if request.query.len() > self.0.max_query_bytes {
-            return Err(coded_error(
-                "QUERY_TOO_LARGE",
-                format!("the query is longer than {} bytes", self.0.max_query_bytes),
-            ));
+        check_query_text(&request.query, &self.limits)?;
+        if let Ok(mut name) = self.operation_name.lock() {
+            name.clone_from(&request.operation_name);
         }
         next.run(ctx, request).await
     }
@@ -104,15 +150,15 @@ impl Extension for QueryLimitsExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await.map_err(|error| {
+        let mut document = next.run(ctx, query, variables).await.map_err(|error| {
             if error.message.contains("recursion") {
-                coded_error("QUERY_TOO_DEEP", too_deep(&self.0))
+                coded_error("QUERY_TOO_DEEP", too_deep(&self.limits))
             } else if error.message.contains("number of directives") {
                 coded_error(
                     "TOO_MANY_DIRECTIVES",
                     format!(
                         "a field has more than {} directives",
-                        self.0.max_directives_per_field
+                        self.limits.max_directives_per_field
                     ),
                 )
             } else {
@@ -122,12 +168,12 @@ impl Extension for QueryLimitsExtension {
         for (_, operation) in document.operations.iter() {
             let set = &operation.node.selection_set.node;
             let limit = if is_introspection(set) {
-                self.0.max_depth.max(INTROSPECTION_MAX_DEPTH)
+                self.limits.max_depth.max(INTROSPECTION_MAX_DEPTH)
             } else {
-                self.0.max_depth
+                self.limits.max_depth
             };
             if depth(set, &document.fragments, &mut Vec::new(), limit) > limit {
-                return Err(coded_error("QUERY_TOO_DEEP", too_deep(&self.0)));
+                return Err(coded_error("QUERY_TOO_DEEP", too_deep(&self.limits)));
             }
         }
         let mut count = Counts::default();
@@ -137,24 +183,57 @@ impl Extension for QueryLimitsExtension {
         for fragment in document.fragments.values() {
             count.selection_set(&fragment.node.selection_set.node);
         }
-        if count.aliases > self.0.max_aliases {
+        if count.aliases > self.limits.max_aliases {
             return Err(coded_error(
                 "TOO_MANY_ALIASES",
                 format!(
                     "the query has {} aliases; at most {} are allowed",
-                    count.aliases, self.0.max_aliases
+                    count.aliases, self.limits.max_aliases
                 ),
             ));
         }
-        if count.max_directives > self.0.max_directives_per_field {
+        if count.max_directives > self.limits.max_directives_per_field {
             return Err(coded_error(
                 "TOO_MANY_DIRECTIVES",
                 format!(
                     "a field has {} directives; at most {} are allowed",
-                    count.max_directives, self.0.max_directives_per_field
+                    count.max_directives, self.limits.max_directives_per_field
                 ),
             ));
         }
+        if input_checks::input_too_deep(&document, variables, self.limits.max_input_depth) {
+            return Err(coded_error("QUERY_TOO_DEEP", too_deep_input(&self.limits)));
+        }
+        let nul = input_checks::nul_failures(&document, variables);
+        if !nul.is_empty() {
+            return Err(validation_error(nul));
+        }
+        let operation_name = self
+            .operation_name
+            .lock()
+            .ok()
+            .and_then(|name| name.clone());
+        let operation = match (&document.operations, operation_name.as_deref()) {
+            (DocumentOperations::Single(op), _) => Some(&op.node),
+            (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
+            (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+                ops.values().next().map(|op| &op.node)
+            }
+            _ => None,
+        };
+        if let Some(operation) = operation {
+            let missing = input_checks::missing_required_variables(operation, variables);
+            if !missing.is_empty() {
+                return Err(coded_error(
+                    "GRAPHQL_VALIDATION_FAILED",
+                    format!(
+                        "required variables were not provided: {}",
+                        missing.join(", ")
+                    ),
+                ));
+            }
+        }
+        input_checks::drop_absent_variables(&mut document, variables);
         Ok(document)
     }
 
@@ -163,7 +242,7 @@ impl Extension for QueryLimitsExtension {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let limits = self.0;
+        let limits = self.limits;
         next.run(ctx).await.map_err(|errors| {
             errors
                 .into_iter()
@@ -184,6 +263,21 @@ impl Extension for QueryLimitsExtension {
                 .collect()
         })
     }
+}
+
+fn too_deep_input(limits: &Limits) -> String {
+    format!(
+        "an input value nests objects and lists deeper than {} levels",
+        limits.max_input_depth
+    )
+}
+
+/// A request-level `VALIDATION_FAILED` listing `failures` (as the domain's errors do).
+fn validation_error(failures: Vec<FieldFailure>) -> ServerError {
+    let mut error = async_graphql::Error::from(crate::error::Error::Validation(failures))
+        .into_server_error(Default::default());
+    error.locations.clear();
+    error
 }
 
 fn too_deep(limits: &Limits) -> String {
@@ -315,5 +409,24 @@ mod tests {
         );
         assert_eq!(page_cost(None, None, 1), 21);
         assert_eq!(page_cost(Some(0), None, 5), 6);
+    }
+
+    #[test]
+    fn filter_conditions_count_through_nesting_and_lists() {
+        let tag = |name: &str| ContactFilter {
+            tag: Some(name.to_string()),
+            ..Default::default()
+        };
+        let filter = ContactFilter {
+            status: Some("open".into()),
+            tags_any: Some(vec!["a".into(), "b".into(), "c".into()]),
+            or: Some(vec![tag("x"), tag("y")]),
+            not: Some(Box::new(tag("z"))),
+            ..Default::default()
+        };
+        // status 1, tagsAny 3, or: 2 × (branch 1 + tag 1), not: 1 + tag 1.
+        assert_eq!(filter.conditions(), 1 + 3 + 4 + 2);
+        assert_eq!(filter_cost(Some(&filter)), 10 * FILTER_CONDITION_COST);
+        assert_eq!(filter_cost(None), 0);
     }
 }

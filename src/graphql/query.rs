@@ -6,7 +6,7 @@ use entity::prelude::{Account as AccountRow, Business as BusinessRow};
 use futures::FutureExt;
 
 use super::contact::preload_for;
-use super::limits::page_cost;
+use super::limits::{filter_cost, page_cost};
 use super::{Account, Business, Connection, Contact, Node, RequestScope, Tag, TotalCount};
 use crate::contacts::{self, ContactFilter, ContactOrder, ContactQuery};
 use crate::filter::parse_id;
@@ -80,7 +80,9 @@ impl GraphQueries {
 
     /// Contacts, filtered and sorted, a page at a time.
     #[allow(clippy::too_many_arguments)]
-    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    #[graphql(
+        complexity = "page_cost(first, last, child_complexity) + filter_cost(filter.as_ref())"
+    )]
     async fn contacts(
         &self,
         ctx: &Context<'_>,

@@ -36,7 +36,7 @@ impl ContactSource {
 
     /// When the record was last received with a change.
     async fn fetched_at(&self) -> Timestamp {
-        Timestamp(self.0.fetched_at)
+        Timestamp::from_millis(self.0.fetched_at)
     }
 
     /// The record exactly as received, as JSON.
@@ -82,8 +82,8 @@ impl Source {
             name: config.name.clone(),
             format: config.format.name().to_string(),
             url: config.url.clone(),
-            last_run_at: state.last_run_at.map(Timestamp),
-            last_success_at: state.last_success_at.map(Timestamp),
+            last_run_at: state.last_run_at.map(Timestamp::from_millis),
+            last_success_at: state.last_success_at.map(Timestamp::from_millis),
             last_error: state.last_error,
             watermark: state.watermark,
             resumable: state.cursor.is_some(),

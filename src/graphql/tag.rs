@@ -3,7 +3,7 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use entity::tag::Model;
 
 use super::contact::contacts_under;
-use super::limits::page_cost;
+use super::limits::{filter_cost, page_cost};
 use super::{Business, Connection, Contact, RequestScope};
 use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
 use crate::tags::{self, TagPatch};
@@ -33,12 +33,12 @@ impl Tag {
 
     /// When the tag was created.
     async fn created_at(&self) -> Timestamp {
-        Timestamp(self.0.created_at)
+        Timestamp::from_millis(self.0.created_at)
     }
 
     /// When the tag last changed.
     async fn updated_at(&self) -> Timestamp {
-        Timestamp(self.0.updated_at)
+        Timestamp::from_millis(self.0.updated_at)
     }
 
     /// The business the tag belongs to.
@@ -54,7 +54,9 @@ impl Tag {
 
     /// The contacts that carry this tag.
     #[allow(clippy::too_many_arguments)]
-    #[graphql(complexity = "page_cost(first, last, child_complexity)")]
+    #[graphql(
+        complexity = "page_cost(first, last, child_complexity) + filter_cost(filter.as_ref())"
+    )]
     async fn contacts(
         &self,
         ctx: &Context<'_>,

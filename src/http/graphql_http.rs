@@ -255,6 +255,8 @@ pub enum Outcome {
     RequestError,
     /// Ran out of time.
     Timeout,
+    /// The database was unavailable (`SERVICE_UNAVAILABLE`): HTTP 503 with `Retry-After`.
+    Unavailable,
 }
 
 impl Outcome {
@@ -265,6 +267,7 @@ impl Outcome {
             Self::FieldErrors => "field_errors",
             Self::RequestError => "request_error",
             Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
         }
     }
 
@@ -273,6 +276,12 @@ impl Outcome {
     pub fn of(response: &async_graphql::Response) -> Self {
         if response.errors.is_empty() {
             Self::Ok
+        } else if response
+            .errors
+            .iter()
+            .any(|e| error_code(e) == Some("SERVICE_UNAVAILABLE"))
+        {
+            Self::Unavailable
         } else if response.data == async_graphql::Value::Null
             && response.errors.iter().all(|e| e.path.is_empty())
         {
@@ -311,8 +320,26 @@ pub fn single_response(
     } else {
         json_response(StatusCode::OK, media, encode(&response))
     };
+    if outcome == Outcome::Unavailable {
+        *http.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        http.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
     http.headers_mut().extend(response.http_headers);
     http
+}
+
+/// What `Retry-After` says when the database is unavailable, in seconds.
+pub const RETRY_AFTER_SECS: &str = "1";
+
+/// The `extensions.code` of an error, if it has one.
+pub fn error_code(error: &async_graphql::ServerError) -> Option<&str> {
+    match error.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => Some(code),
+        _ => None,
+    }
 }
 
 /// The HTTP response for a batch: 200 with one result per operation.

@@ -2,6 +2,7 @@
 //! and the layers every request passes: request id, trace span, metrics, body limit.
 pub mod graphiql;
 pub mod graphql_http;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,14 +16,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::LatencyUnit;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::auth::Principal;
-use crate::graphql::Loaders;
-use crate::graphql::limits::coded_error;
+use crate::graphql::Limits;
+use crate::graphql::limits::{check_query_text, coded_error};
+use crate::graphql::{Loaders, error_codes};
 use crate::metrics::RequestLabels;
 use crate::startup::AppState;
 use graphql_http::{MediaType, Outcome};
@@ -38,7 +39,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             track_requests,
         ))
-        .layer(RequestBodyLimitLayer::new(state.limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            check_request_size,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -84,10 +88,24 @@ async fn graphql_post(State(state): State<AppState>, request: Request) -> Respon
             return rejection.into_response();
         }
     };
-    let body = match axum::body::to_bytes(body, state.limits.max_body_bytes).await {
-        Ok(body) => body,
-        Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
-    };
+    // The body must arrive within the request's time limit (a client that stops sending,
+    // or sends less than its Content-Length, would otherwise hold the connection).
+    let read = axum::body::to_bytes(body, state.limits.max_body_bytes);
+    let body =
+        match tokio::time::timeout(Duration::from_secs(state.limits.timeout_secs), read).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(_)) => return body_too_large(state.limits.max_body_bytes),
+            Err(_) => {
+                return error_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "REQUEST_TIMEOUT",
+                    &format!(
+                        "the request body did not arrive within {} s",
+                        state.limits.timeout_secs
+                    ),
+                );
+            }
+        };
     let batch = match graphql_http::read_post(&parts.headers, &body) {
         Ok(batch) => batch,
         Err(rejection) => return request_rejected(&state, media, rejection),
@@ -181,13 +199,16 @@ async fn execute(
     request: async_graphql::Request,
 ) -> (Outcome, async_graphql::Response) {
     let started = Instant::now();
-    let operation = operation_name(&request);
+    let operation = operation_name(&request, &state.limits);
     let loaders = Arc::new(Loaders::new(&state.db, principal.tenant));
     let request = request.data(principal.clone()).data(loaders);
     let timeout = Duration::from_secs(state.limits.timeout_secs);
     let (outcome, response) =
         match tokio::time::timeout(timeout, state.schema.execute(request)).await {
-            Ok(response) => (Outcome::of(&response), response),
+            Ok(mut response) => {
+                error_codes::ensure_codes(&mut response.errors);
+                (Outcome::of(&response), response)
+            }
             Err(_) => (
                 Outcome::Timeout,
                 async_graphql::Response::from_errors(vec![coded_error(
@@ -211,13 +232,14 @@ async fn execute(
 }
 
 /// The operation's name: `operationName`, or the name of the document's only operation, or
-/// `anonymous`.
-fn operation_name(request: &async_graphql::Request) -> String {
+/// `anonymous`. A query text that the limits refuse is not parsed here.
+fn operation_name(request: &async_graphql::Request, limits: &Limits) -> String {
     if let Some(name) = &request.operation_name {
         return name.chars().take(64).collect();
     }
-    async_graphql::parser::parse_query(&request.query)
+    check_query_text(&request.query, limits)
         .ok()
+        .and_then(|()| async_graphql::parser::parse_query(&request.query).ok())
         .and_then(|document| match document.operations {
             // The parser keeps an anonymous operation as `Single`, named ones by name.
             DocumentOperations::Single(_) => None,
@@ -229,15 +251,92 @@ fn operation_name(request: &async_graphql::Request) -> String {
         .unwrap_or_else(|| "anonymous".to_string())
 }
 
-/// `GET /healthz`: 200 when the database answers.
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.db.ping().await {
-        Ok(()) => (StatusCode::OK, "ok"),
-        Err(err) => {
-            tracing::error!(%err, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+/// How long `/healthz` waits for the database before it answers 503.
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// `GET /healthz`: 200 when the database answers within 800 ms, else 503 (with
+/// `Retry-After`), the cause logged.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, state.db.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ok").into_response(),
+        Ok(Err(err)) => {
+            tracing::error!(error = %crate::error::Error::from(err).detail(), "health check failed");
+            unavailable_response("database unavailable")
+        }
+        Err(_) => {
+            tracing::error!("health check failed: the database did not answer within 800 ms");
+            unavailable_response("database unavailable")
         }
     }
+}
+
+/// A GraphQL-shaped error body with one error of `code`, for answers made outside GraphQL
+/// execution (authentication, body and header limits).
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body =
+        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, axum::Json(body)).into_response()
+}
+
+/// HTTP 503 `SERVICE_UNAVAILABLE` with `Retry-After`: the database cannot be reached.
+pub fn unavailable_response(message: &str) -> Response {
+    let mut response = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+        message,
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_static(graphql_http::RETRY_AFTER_SECS),
+    );
+    response
+}
+
+/// Most request headers accepted (more: HTTP 431).
+pub const MAX_HEADERS: usize = 100;
+
+/// Most bytes of request headers (names and values) accepted (more: HTTP 431).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses, with a GraphQL error body, a request whose headers are too many or too long
+/// (431 `REQUEST_HEADERS_TOO_LARGE`) or whose declared body is too long (413
+/// `REQUEST_TOO_LARGE`; a body that turns out longer than declared is refused as it is read).
+async fn check_request_size(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return error_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "REQUEST_HEADERS_TOO_LARGE",
+            &format!(
+                "the request has more than {MAX_HEADERS} headers or more than {MAX_HEADER_BYTES} bytes of them"
+            ),
+        );
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > state.limits.max_body_bytes as u64) {
+        return body_too_large(state.limits.max_body_bytes);
+    }
+    next.run(request).await
+}
+
+/// HTTP 413 `REQUEST_TOO_LARGE`: the body is longer than `--max-body-bytes`.
+fn body_too_large(limit: usize) -> Response {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "REQUEST_TOO_LARGE",
+        &format!("the request body is longer than {limit} bytes"),
+    )
 }
 
 /// `GET /metrics`: Prometheus text format.
@@ -284,11 +383,12 @@ mod tests {
     #[test]
     fn operations_are_named_by_operation_name_or_their_only_name() {
         let named = async_graphql::Request::new("query Contacts { __typename }");
-        assert_eq!(operation_name(&named), "Contacts");
+        let limits = Limits::default();
+        assert_eq!(operation_name(&named, &limits), "Contacts");
         let chosen = async_graphql::Request::new("query A { __typename } query B { __typename }")
             .operation_name("B");
-        assert_eq!(operation_name(&chosen), "B");
+        assert_eq!(operation_name(&chosen, &limits), "B");
         let anonymous = async_graphql::Request::new("{ __typename }");
-        assert_eq!(operation_name(&anonymous), "anonymous");
+        assert_eq!(operation_name(&anonymous, &limits), "anonymous");
     }
 }

@@ -378,7 +378,7 @@ fn validate(entry: Mapped, settings: WriteSettings, warnings: &mut Vec<Notice>) 
 
 /// Reads a payload of `format`: JSON, then the format's envelope.
 pub fn parse_payload(format: Format, payload: &[u8]) -> Result<Vec<Value>> {
-    let value: Value = serde_json::from_slice(payload)
+    let value: Value = serde_json::from_slice(&super::payload::normalise(payload))
         .map_err(|err| Error::BadPayload(format!("not valid JSON: {err}")))?;
     format
         .connector()
@@ -390,7 +390,10 @@ pub fn parse_payload(format: Format, payload: &[u8]) -> Result<Vec<Value>> {
 /// is parsed when its batch is mapped, while earlier batches are written), else parsed here
 /// by [`parse_payload`], which also says why a payload is not of its format.
 fn read_records(format: Format, payload: &[u8]) -> Result<Vec<Record>> {
-    if let Some(raw) = format.connector().raw_records(payload) {
+    if let Some(raw) = format
+        .connector()
+        .raw_records(&super::payload::normalise(payload))
+    {
         return Ok(raw.into_iter().map(Record::Raw).collect());
     }
     Ok(parse_payload(format, payload)?

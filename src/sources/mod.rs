@@ -10,6 +10,7 @@ mod client_contacts;
 pub mod config;
 pub mod import;
 mod mapping;
+pub mod payload;
 mod pipeline_contacts;
 pub mod sync;
 

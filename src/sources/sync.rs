@@ -289,12 +289,14 @@ async fn fetch(
                     let body = response.bytes().await.map_err(|err| {
                         Error::Upstream(format!("source {}: reading {url}: {err}", source.name))
                     })?;
-                    return serde_json::from_slice(&body).map_err(|err| {
-                        Error::BadPayload(format!(
-                            "source {}: malformed page from {url}: not valid JSON: {err}",
-                            source.name
-                        ))
-                    });
+                    return serde_json::from_slice(&super::payload::normalise(&body)).map_err(
+                        |err| {
+                            Error::BadPayload(format!(
+                                "source {}: malformed page from {url}: not valid JSON: {err}",
+                                source.name
+                            ))
+                        },
+                    );
                 }
                 let retry_after = response
                     .headers()
