@@ -1,7 +1,7 @@
 //! Filter pieces shared by every entity: date ranges, text matching and id parsing.
 use async_graphql::{ID, InputObject};
 use chrono::{NaiveDate, TimeZone, Utc};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr};
 use uuid::Uuid;
 
 use crate::error::{Error, FieldFailure, Result};
@@ -83,9 +83,10 @@ pub fn contains_pattern(text: &str) -> LikeExpr {
     LikeExpr::new(escaped).escape('\\')
 }
 
-/// Case-insensitive substring match of `text` in `column`.
-pub fn name_contains(column: Expr, text: &str) -> Expr {
-    Expr::expr(Func::lower(column)).like(contains_pattern(&text.to_lowercase()))
+/// Case-insensitive substring match of `text` in `folded`, a column that holds its text
+/// case-folded by [`entity::fold`] (`name_folded`); the needle is folded the same way.
+pub fn folded_contains(folded: Expr, text: &str) -> Expr {
+    folded.like(contains_pattern(&entity::fold(text)))
 }
 
 /// Parses an id argument; a malformed id is a validation failure of `field`.

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::contacts::begin_write;
 use crate::contacts::rules::{Checker, MAX_SHORT, WriteSettings};
 use crate::error::{Error, FieldFailure, Result};
-use crate::filter::{DateTimeFilter, check_search, name_contains, parse_id};
+use crate::filter::{DateTimeFilter, check_search, folded_contains, parse_id};
 use crate::paging::{self, Direction, KeyValue, Ordering, Page, PageArgs, SortKey};
 use crate::scope::{TenantEntity, TenantId, find_by_ids, scoped};
 use crate::time::now_millis;
@@ -24,6 +24,8 @@ use crate::time::now_millis;
 pub struct Columns<C> {
     /// `name`.
     pub name: C,
+    /// `name_folded`: the name case-folded, for search.
+    pub name_folded: C,
     /// `external_ref`.
     pub external_ref: C,
     /// `created_at`.
@@ -36,6 +38,8 @@ pub struct Columns<C> {
 pub struct Fields<'a> {
     /// Name.
     pub name: &'a mut String,
+    /// Name, case-folded (kept equal to `entity::fold(name)`).
+    pub name_folded: &'a mut String,
     /// External reference.
     pub external_ref: &'a mut Option<String>,
     /// Creation time (ms).
@@ -167,7 +171,10 @@ fn filtered<E: Organisation>(tenant: TenantId, filter: &OrganisationFilter) -> R
     let mut cond = Condition::all();
     if let Some(search) = &filter.search {
         check_search("filter.search", search, &mut failures);
-        cond = cond.add(name_contains(columns.name.into_simple_expr(), search));
+        cond = cond.add(folded_contains(
+            columns.name_folded.into_simple_expr(),
+            search,
+        ));
     }
     if let Some(name) = &filter.name {
         cond = cond.add(columns.name.eq(name.clone()));
@@ -284,6 +291,7 @@ pub async fn update<E: Organisation>(
     if (&name, &external_ref) == (&*fields.name, &*fields.external_ref) {
         return Ok(model);
     }
+    *fields.name_folded = entity::fold(&name);
     *fields.name = name;
     *fields.external_ref = external_ref;
     *fields.updated_at = now_millis().max(*fields.updated_at + 1);
@@ -358,6 +366,7 @@ macro_rules! organisation {
             fn columns() -> $crate::organisations::Columns<entity::$module::Column> {
                 $crate::organisations::Columns {
                     name: entity::$module::Column::Name,
+                    name_folded: entity::$module::Column::NameFolded,
                     external_ref: entity::$module::Column::ExternalRef,
                     created_at: entity::$module::Column::CreatedAt,
                     updated_at: entity::$module::Column::UpdatedAt,
@@ -373,6 +382,7 @@ macro_rules! organisation {
                 entity::$module::Model {
                     id: uuid::Uuid::now_v7(),
                     tenant_id: tenant.0,
+                    name_folded: entity::fold(&name),
                     name,
                     external_ref,
                     created_at: now,
@@ -383,6 +393,7 @@ macro_rules! organisation {
             fn fields(m: &mut entity::$module::Model) -> $crate::organisations::Fields<'_> {
                 $crate::organisations::Fields {
                     name: &mut m.name,
+                    name_folded: &mut m.name_folded,
                     external_ref: &mut m.external_ref,
                     created_at: &mut m.created_at,
                     updated_at: &mut m.updated_at,

@@ -9,6 +9,8 @@ pub struct Model {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub name: String,
+    /// `name` case-folded (`crate::fold`), for case-insensitive search.
+    pub name_folded: String,
     /// Identifier of this business in an external system.
     pub external_ref: Option<String>,
     pub created_at: i64,

@@ -5,6 +5,14 @@
 //! - timestamps are UTC milliseconds since the Unix epoch (`i64`), which sort and compare
 //!   the same way on SQLite and PostgreSQL.
 
+/// The case folding of every column that a case-insensitive search reads (`name_folded`
+/// of accounts, businesses and tags; contacts' `search_text`), and of the search text
+/// itself: Unicode lower case (`Ärzte Énergie` → `ärzte énergie`), computed here and not by
+/// SQL's `lower()`, which folds only ASCII on SQLite and under PostgreSQL's C collations.
+pub fn fold(text: &str) -> String {
+    text.to_lowercase()
+}
+
 pub mod account;
 pub mod api_key;
 pub mod business;

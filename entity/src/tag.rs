@@ -10,6 +10,8 @@ pub struct Model {
     pub tenant_id: Uuid,
     pub business_id: Uuid,
     pub name: String,
+    /// `name` case-folded (`crate::fold`), for case-insensitive search.
+    pub name_folded: String,
     /// Position of the tag in lists, ascending.
     pub display_order: i32,
     pub created_at: i64,

@@ -12,6 +12,7 @@ mod m20261125_000004_sqlite_clustered_links;
 mod m20261125_000005_sparse_contact_indexes;
 mod m20261125_000006_owned_rows_cascade;
 mod m20261125_000007_search_index_automerge;
+mod m20261129_000008_folded_names;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_sparse_contact_indexes::Migration),
             Box::new(m20261125_000006_owned_rows_cascade::Migration),
             Box::new(m20261125_000007_search_index_automerge::Migration),
+            Box::new(m20261129_000008_folded_names::Migration),
         ]
     }
 }

@@ -250,7 +250,7 @@ fn tagged(scope: FilterScope, tag_condition: Expr) -> SelectStatement {
 /// Substring search over `contacts.search_text` (lower-cased names, email, phone, company),
 /// served by a trigram index: pg_trgm GIN on PostgreSQL, an FTS5 trigram table on SQLite.
 fn search_condition(scope: FilterScope, search: &str) -> Expr {
-    let needle = search.to_lowercase();
+    let needle = entity::fold(search);
     if scope.backend == DbBackend::Sqlite && needle.chars().count() >= 3 {
         // An FTS5 phrase of one string: with the trigram tokenizer it matches the string
         // as a substring; quotes are doubled, nothing else is special inside a phrase.

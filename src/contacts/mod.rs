@@ -89,7 +89,7 @@ pub fn search_text(contact: &contact::Model) -> String {
     ]
     .iter()
     .flatten()
-    .map(|s| s.to_lowercase())
+    .map(|s| entity::fold(s))
     .collect::<Vec<_>>()
     .join("\u{1f}")
 }

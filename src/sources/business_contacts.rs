@@ -5,6 +5,7 @@ use serde_json::value::RawValue;
 
 use super::mapping::RecordMapper;
 use super::{Connector, MapContext, MappedRecord, PAGE_SIZE, PagePosition, VendorRef, VendorTag};
+use crate::error::FieldFailure;
 
 /// The `business-contacts` connector.
 pub struct BusinessContacts;
@@ -34,6 +35,7 @@ impl Connector for BusinessContacts {
 
     fn map(&self, record: &Value, context: &MapContext) -> Result<MappedRecord, String> {
         let mut m = RecordMapper::new(record, self.id_field())?;
+        let mut warnings = Vec::new();
         let has_parts = m.raw("firstName").is_some() || m.raw("lastName").is_some();
         m.copy_text("firstName", "firstName");
         m.copy_text("lastName", "lastName");
@@ -65,23 +67,11 @@ impl Connector for BusinessContacts {
             .flatten()
             .or_else(|| context.business.clone());
         let tags = match m.raw("tags") {
-            Some(Value::Array(list)) => Some(
-                list.iter()
-                    .filter_map(|tag| {
-                        let id = tag.get("id")?.as_str()?.to_string();
-                        let name = tag.get("name")?.as_str()?.trim().to_string();
-                        let order = tag.get("displayOrder").and_then(Value::as_i64).unwrap_or(0);
-                        (!name.is_empty()).then(|| VendorTag {
-                            external_id: id,
-                            name,
-                            display_order: i32::try_from(order).unwrap_or(0),
-                        })
-                    })
-                    .collect(),
-            ),
+            Some(Value::Array(list)) => Some(vendor_tags(list, &mut warnings)),
             _ => None,
         };
         let mut mapped = m.finish("createdAt", "updatedAt");
+        mapped.warnings.append(&mut warnings);
         mapped.business = business.map(|id| VendorRef {
             name: format!("Business {id}"),
             external_id: id,
@@ -114,5 +104,64 @@ impl Connector for BusinessContacts {
             None => items >= PAGE_SIZE,
         };
         more.then(|| position.after(items))
+    }
+}
+
+/// The tags of a record (seed 002: `{ id, name, displayOrder }`); a tag without an id (text
+/// or number) or without a name is not stored, and a warning says so.
+fn vendor_tags(list: &[Value], warnings: &mut Vec<FieldFailure>) -> Vec<VendorTag> {
+    let mut tags = Vec::with_capacity(list.len());
+    for (i, tag) in list.iter().enumerate() {
+        let field = format!("tags[{i}]");
+        let id = match tag.get("id") {
+            Some(Value::String(id)) if !id.trim().is_empty() => id.trim().to_string(),
+            Some(Value::Number(id)) => id.to_string(),
+            _ => {
+                warnings.push(FieldFailure::new(field, "the tag has no `id`; not stored"));
+                continue;
+            }
+        };
+        let name = match tag.get("name") {
+            Some(Value::String(name)) if !name.trim().is_empty() => name.trim().to_string(),
+            _ => {
+                warnings.push(FieldFailure::new(
+                    field,
+                    "the tag has no `name`; not stored",
+                ));
+                continue;
+            }
+        };
+        let order = tag.get("displayOrder").and_then(Value::as_i64).unwrap_or(0);
+        tags.push(VendorTag {
+            external_id: id,
+            name,
+            display_order: i32::try_from(order).unwrap_or(0),
+        });
+    }
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tags_without_an_id_or_a_name_are_warned_about() {
+        let list = json!([
+            { "id": "t1", "name": "VIP", "displayOrder": 2 },
+            { "id": "t2", "name": null },
+            { "name": "NoId" },
+            { "id": 7, "name": "Numeric id" },
+        ]);
+        let mut warnings = Vec::new();
+        let tags = vendor_tags(list.as_array().map_or(&[], |l| l), &mut warnings);
+        let stored: Vec<_> = tags
+            .iter()
+            .map(|t| (t.external_id.as_str(), t.name.as_str()))
+            .collect();
+        assert_eq!(stored, [("t1", "VIP"), ("7", "Numeric id")]);
+        let warned: Vec<_> = warnings.iter().map(|w| w.field.as_str()).collect();
+        assert_eq!(warned, ["tags[1]", "tags[2]"]);
     }
 }

@@ -825,6 +825,7 @@ async fn resolve_parents(
                             tenant_id: tenant.0,
                             business_id: business,
                             name: t.name.clone(),
+                            name_folded: entity::fold(&t.name),
                             display_order: t.display_order,
                             created_at: now,
                             updated_at: now,

@@ -121,6 +121,44 @@ pub fn raw_record_id(record: &RawValue, id_field: &str) -> Result<String, String
     record_id(&Value::Object(object), id_field)
 }
 
+/// The path of the first key or string in `record` that holds U+0000 (`tags[1].name`).
+/// Paths are built only for a record that has one.
+fn nul_path(record: &Map<String, Value>) -> Option<String> {
+    fn has_nul(value: &Value) -> bool {
+        match value {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(fields) => fields.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    if !record.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
+        return None;
+    }
+    fn walk(value: &Value, path: &str) -> Option<String> {
+        match value {
+            Value::String(s) => s.contains('\0').then(|| path.to_string()),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| walk(item, &format!("{path}[{i}]"))),
+            Value::Object(fields) => object(fields, &format!("{path}.")),
+            _ => None,
+        }
+    }
+    fn object(fields: &Map<String, Value>, prefix: &str) -> Option<String> {
+        fields.iter().find_map(|(key, value)| {
+            let path = format!("{prefix}{key}");
+            if key.contains('\0') {
+                Some(path)
+            } else {
+                walk(value, &path)
+            }
+        })
+    }
+    object(record, "")
+}
+
 /// Builds a [`MappedRecord`] from one vendor record object.
 pub struct RecordMapper<'a> {
     record: &'a Map<String, Value>,
@@ -129,12 +167,19 @@ pub struct RecordMapper<'a> {
 }
 
 impl<'a> RecordMapper<'a> {
-    /// Starts mapping `record`; rejects it if it is not an object or has no usable `id_field`.
+    /// Starts mapping `record`; rejects it if it is not an object, has no usable `id_field`,
+    /// or holds a NUL character (U+0000) anywhere: no database column can keep one, and
+    /// the GraphQL API refuses it the same way.
     pub fn new(record: &'a Value, id_field: &str) -> Result<Self, String> {
         let external_id = record_id(record, id_field)?;
         let record = record
             .as_object()
             .ok_or_else(|| "the record is not a JSON object".to_string())?;
+        if let Some(path) = nul_path(record) {
+            return Err(format!(
+                "`{path}` contains the NUL character (U+0000), which cannot be stored"
+            ));
+        }
         Ok(Self {
             record,
             mapped: MappedRecord {
@@ -293,6 +338,15 @@ fn kind(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_with_a_nul_are_refused_naming_where() {
+        let record =
+            json!({ "id": 1, "name": "Ok", "tags": [{ "name": "a" }, { "name": "b\u{0}" }] });
+        let refused = RecordMapper::new(&record, "id").err().unwrap_or_default();
+        assert!(refused.contains("`tags[1].name`"), "{refused}");
+        assert!(RecordMapper::new(&json!({ "id": 2, "name": "Ok" }), "id").is_ok());
+    }
 
     #[test]
     fn placeholders_are_recognised() {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::contacts::begin_write;
 use crate::contacts::rules::{Checker, MAX_SHORT, WriteSettings};
 use crate::error::{Error, FieldFailure, Result};
-use crate::filter::{check_search, collect_id, name_contains, parse_id};
+use crate::filter::{check_search, collect_id, folded_contains, parse_id};
 use crate::paging::{self, Direction, KeyValue, Ordering, Page, PageArgs, SortKey};
 use crate::scope::{TenantId, find_by_ids, scoped};
 use crate::time::now_millis;
@@ -102,7 +102,10 @@ fn filtered(tenant: TenantId, filter: &TagFilter) -> Result<Select<Tag>> {
     let mut cond = Condition::all();
     if let Some(search) = &filter.search {
         check_search("filter.search", search, &mut failures);
-        cond = cond.add(name_contains(Column::Name.into_simple_expr(), search));
+        cond = cond.add(folded_contains(
+            Column::NameFolded.into_simple_expr(),
+            search,
+        ));
     }
     if let Some(name) = &filter.name {
         cond = cond.add(Column::Name.eq(name.clone()));
@@ -241,6 +244,7 @@ pub async fn create(
         id: Uuid::now_v7(),
         tenant_id: tenant.0,
         business_id: business,
+        name_folded: entity::fold(&name),
         name,
         display_order,
         created_at: now,
@@ -275,6 +279,7 @@ pub async fn update(
             name,
         )
         .await?;
+        updated.name_folded = entity::fold(&updated.name);
     }
     if let Some(order) = patch.display_order {
         updated.display_order = order;
