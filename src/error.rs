@@ -47,6 +47,8 @@ pub enum Error {
     BadPayload(String),
     /// A vendor API refused or failed a sync.
     Upstream(String),
+    /// A run of the source is already under way (here or in another process).
+    SourceRunning(String),
     /// The database cannot be reached (down, restarting, or every connection busy past the
     /// acquire timeout): the request may succeed if retried.
     Unavailable(Arc<DbErr>),
@@ -74,6 +76,7 @@ impl Error {
             Error::Conflict(_) => "CONFLICT",
             Error::BadPayload(_) => "BAD_PAYLOAD",
             Error::Upstream(_) => "UPSTREAM_FAILED",
+            Error::SourceRunning(_) => "SOURCE_RUNNING",
             Error::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Error::StatementTimeout => "TIMEOUT",
             Error::Database(_) | Error::Internal(_) => "INTERNAL_SERVER_ERROR",
@@ -94,7 +97,8 @@ impl Error {
             Error::PreconditionFailed(msg)
             | Error::Conflict(msg)
             | Error::BadPayload(msg)
-            | Error::Upstream(msg) => msg.clone(),
+            | Error::Upstream(msg)
+            | Error::SourceRunning(msg) => msg.clone(),
             Error::Unavailable(_) => "The database is unavailable; retry in a moment".to_string(),
             Error::StatementTimeout => "The query took longer than the time limit".to_string(),
             Error::Database(_) | Error::Internal(_) => "Internal server error".to_string(),

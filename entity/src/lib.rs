@@ -22,6 +22,7 @@ pub mod contact_key;
 pub mod contact_source;
 pub mod contact_tag;
 pub mod source_entity;
+pub mod source_lease;
 pub mod source_state;
 pub mod tag;
 pub mod tenant;
@@ -37,6 +38,7 @@ pub mod prelude {
     pub use super::contact_source::Entity as ContactSource;
     pub use super::contact_tag::Entity as ContactTag;
     pub use super::source_entity::Entity as SourceEntity;
+    pub use super::source_lease::Entity as SourceLease;
     pub use super::source_state::Entity as SourceState;
     pub use super::tag::Entity as Tag;
     pub use super::tenant::Entity as Tenant;

@@ -13,6 +13,7 @@ mod m20261125_000005_sparse_contact_indexes;
 mod m20261125_000006_owned_rows_cascade;
 mod m20261125_000007_search_index_automerge;
 mod m20261129_000008_folded_names;
+mod m20261129_000009_source_leases;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_owned_rows_cascade::Migration),
             Box::new(m20261125_000007_search_index_automerge::Migration),
             Box::new(m20261129_000008_folded_names::Migration),
+            Box::new(m20261129_000009_source_leases::Migration),
         ]
     }
 }

@@ -8,8 +8,8 @@ use entity::{contact, contact_assignee, contact_source, contact_tag, tag};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    IntoActiveModel, QueryFilter, QuerySelect, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    IntoActiveModel, Iterable, ModelTrait, QueryFilter, QuerySelect, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -476,15 +476,32 @@ pub(crate) fn next_updated_at(previous: i64) -> i64 {
     now_millis().max(previous + 1)
 }
 
-/// Writes `updated` over `current` if the stored row still has `current`'s `updatedAt`
-/// (compare-and-set in the UPDATE's WHERE), and its assignee rows.
+/// The columns of `updated` that differ from `current`, as an active model with only those
+/// set. The key columns are never written: an UPDATE that sets the primary key makes SQLite
+/// check every table that references contacts, which cost most of an update.
+fn changed_columns(current: &contact::Model, updated: &contact::Model) -> contact::ActiveModel {
+    let mut active = <contact::ActiveModel as ActiveModelTrait>::default();
+    for column in contact::Column::iter() {
+        if matches!(column, contact::Column::Id | contact::Column::TenantId) {
+            continue;
+        }
+        let value = updated.get(column);
+        if current.get(column) != value {
+            active.set(column, value);
+        }
+    }
+    active
+}
+
+/// Writes what changed from `current` to `updated` if the stored row still has `current`'s
+/// `updatedAt` (compare-and-set in the UPDATE's WHERE), and its assignee rows.
 pub(crate) async fn write_contact(
     txn: &DatabaseTransaction,
     current: &contact::Model,
     updated: contact::Model,
 ) -> Result<contact::Model> {
     let result = Contact::update_many()
-        .set(updated.clone().into_active_model().reset_all())
+        .set(changed_columns(current, &updated))
         .filter(contact::Column::Id.eq(current.id))
         .filter(contact::Column::TenantId.eq(current.tenant_id))
         .filter(contact::Column::UpdatedAt.eq(current.updated_at))

@@ -352,7 +352,7 @@ mod tests {
 
     #[test]
     fn bracket_depth_skips_strings_and_comments() {
-        assert_eq!(bracket_depth("{ a(x: [[1]]) { b } }", 100), 5);
+        assert_eq!(bracket_depth("{ a(x: [[1]]) { b } }", 100), 4);
         assert_eq!(bracket_depth(r#"{ a(s: "{{{[[[\"{") }"#, 100), 2);
         assert_eq!(bracket_depth("{ a # {{{{\n }", 100), 1);
         assert_eq!(bracket_depth(r#"{ a(s: """ {{{ \""" {{ """) }"#, 100), 2);

@@ -9,6 +9,7 @@ mod business_contacts;
 mod client_contacts;
 pub mod config;
 pub mod import;
+pub mod lease;
 mod mapping;
 pub mod payload;
 mod pipeline_contacts;

@@ -13,9 +13,9 @@ use sea_orm::{DatabaseConnection, EntityTrait, IntoActiveModel};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::PagePosition;
 use super::config::SourceConfig;
 use super::import::{ImportOptions, ImportSummary, apply_records, check_tenant, prepare};
+use super::{PagePosition, lease};
 use crate::contacts::WriteSettings;
 use crate::contacts::write::begin_write;
 use crate::error::{Error, Result};
@@ -127,6 +127,23 @@ pub async fn sync_source(
     retry: RetryPolicy,
 ) -> Result<ImportSummary> {
     check_tenant(db, TenantId(source.tenant)).await?;
+    let lease = lease::acquire(db, TenantId(source.tenant), &source.name).await?;
+    let result = sync_holding_lease(db, client, source, settings, retry, &lease).await;
+    // The lease is given back whatever happened; failing to, it lapses by itself.
+    if let Err(err) = lease.release(db).await {
+        tracing::warn!(source = %source.name, error = %err.detail(), "could not release a source's lease");
+    }
+    result
+}
+
+async fn sync_holding_lease(
+    db: &DatabaseConnection,
+    client: &reqwest::Client,
+    source: &SourceConfig,
+    settings: WriteSettings,
+    retry: RetryPolicy,
+    lease: &lease::Lease,
+) -> Result<ImportSummary> {
     let mut state = load_state(db, source).await?;
     let resumed = state
         .cursor
@@ -150,7 +167,16 @@ pub async fn sync_source(
     };
     state.last_run_at = Some(now_millis());
     save_state(db, &state).await?;
-    let result = run(db, client, source, settings, retry, &mut state, &mut cursor).await;
+    let result = run(
+        db,
+        client,
+        source,
+        (settings, retry),
+        lease,
+        &mut state,
+        &mut cursor,
+    )
+    .await;
     if let Err(err) = &result {
         state.last_error = Some(err.detail());
         save_state(db, &state).await?;
@@ -162,8 +188,8 @@ async fn run(
     db: &DatabaseConnection,
     client: &reqwest::Client,
     source: &SourceConfig,
-    settings: WriteSettings,
-    retry: RetryPolicy,
+    (settings, retry): (WriteSettings, RetryPolicy),
+    lease: &lease::Lease,
     state: &mut source_state::Model,
     cursor: &mut RunCursor,
 ) -> Result<ImportSummary> {
@@ -171,6 +197,7 @@ async fn run(
     let lists = source.lists();
     let mut summary = ImportSummary::default();
     while let Some((url, context)) = lists.get(cursor.list) {
+        lease.renew(db).await?;
         let mut query = connector.page_query(&cursor.position);
         if let Some(since) = &cursor.since {
             query.extend(connector.since_query(since));

@@ -69,15 +69,24 @@ pub async fn spawn_app_on_database_of(
     spawn_app_on(app.database_url.clone(), None, configure).await
 }
 
-async fn spawn_app_on(
-    database_url: String,
-    dir: Option<tempfile::TempDir>,
+/// Like [`spawn_app_with`], with the server reaching its fresh database through the URL
+/// `rewrite` makes of the database's own (e.g. through a proxy); `database_url` is then
+/// the rewritten one.
+pub async fn spawn_app_via(
+    rewrite: impl FnOnce(&str) -> String,
     configure: impl FnOnce(&mut Config),
 ) -> TestApp {
-    let mut config = Config {
+    let (database_url, dir) = test_database().await;
+    spawn_app_on(rewrite(&database_url), dir, configure).await
+}
+
+/// The configuration the `spawn_app` family starts from: port 0, `database_url`, the demo
+/// tenant, default limits.
+pub fn test_config(database_url: &str) -> Config {
+    Config {
         listen: "127.0.0.1:0".parse().expect("address"),
         database: DatabaseConfig {
-            database_url: database_url.clone(),
+            database_url: database_url.to_string(),
         },
         no_demo: false,
         default_phone_region: None,
@@ -85,7 +94,15 @@ async fn spawn_app_on(
         key_cache_secs: 30,
         sources_file: None,
         limits: Default::default(),
-    };
+    }
+}
+
+async fn spawn_app_on(
+    database_url: String,
+    dir: Option<tempfile::TempDir>,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
+    let mut config = test_config(&database_url);
     configure(&mut config);
     let app = Application::build(&config)
         .await

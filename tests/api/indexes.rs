@@ -72,7 +72,7 @@ async fn filters_on_sparse_columns_use_their_partial_indexes() {
         }),
         ("idx_contacts_last_message", |f| {
             f.last_message_at = Some(DateTimeFilter {
-                gte: Some(Timestamp(4_102_444_800_000)),
+                gte: Some(Timestamp::from_millis(4_102_444_800_000)),
                 ..Default::default()
             })
         }),

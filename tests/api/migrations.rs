@@ -206,8 +206,8 @@ async fn rebuilding_the_link_tables_keeps_every_row_and_index() {
         );
     }
 
-    // The last four migrations: the search index's merging, the owned rows' cascade, the
-    // partial indexes, then the link tables.
+    // The last six migrations: the source leases, the folded names, the search index's
+    // merging, the owned rows' cascade, the partial indexes, then the link tables.
     let automerge = search_automerge(&app.db).await;
     if sqlite {
         assert_eq!(automerge.as_deref(), Some("16"));
@@ -218,7 +218,7 @@ async fn rebuilding_the_link_tables_keeps_every_row_and_index() {
     if !sqlite {
         assert_eq!(cascade, ["trigger contacts_delete_owned"]);
     }
-    Migrator::down(&app.db, Some(4)).await.expect("down");
+    Migrator::down(&app.db, Some(6)).await.expect("down");
     if sqlite {
         assert_eq!(search_automerge(&app.db).await.as_deref(), Some("4"));
     }
@@ -246,6 +246,21 @@ async fn rebuilding_the_link_tables_keeps_every_row_and_index() {
 
     Migrator::up(&app.db, None).await.expect("up again");
     assert_eq!(link_rows(&app.db).await, rows);
+    // Migration 8 folded the names of the rows that were there.
+    let names = app
+        .db
+        .query_all_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            "SELECT name, name_folded FROM accounts UNION ALL SELECT name, name_folded FROM tags",
+        ))
+        .await
+        .expect("names");
+    assert!(!names.is_empty());
+    for row in names {
+        let name: String = row.try_get("", "name").expect("name");
+        let folded: String = row.try_get("", "name_folded").expect("folded");
+        assert_eq!(folded, name.to_lowercase());
+    }
     assert_eq!(owned_rows_cascade(&app.db).await, cascade);
     assert_eq!(search_automerge(&app.db).await, automerge);
     assert_eq!(

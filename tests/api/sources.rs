@@ -26,14 +26,14 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
 }
 
-async fn tenant_of(app: &TestApp) -> TenantId {
+pub(crate) async fn tenant_of(app: &TestApp) -> TenantId {
     demo::demo_tenant(&app.db)
         .await
         .expect("query")
         .expect("demo tenant")
 }
 
-fn options(tenant: TenantId, format: Format, account: Option<&str>) -> ImportOptions {
+pub(crate) fn options(tenant: TenantId, format: Format, account: Option<&str>) -> ImportOptions {
     ImportOptions {
         tenant,
         source: format.name().to_string(),
@@ -47,7 +47,7 @@ fn options(tenant: TenantId, format: Format, account: Option<&str>) -> ImportOpt
     }
 }
 
-async fn import(
+pub(crate) async fn import(
     app: &TestApp,
     options: &ImportOptions,
     payload: &[u8],
@@ -494,14 +494,16 @@ type Scripted = (u16, Option<&'static str>);
 /// A stand-in for seed 003's API: `limit`/`offset` paging over `records`, Bearer auth,
 /// `updated_at=gt:` filtering, and failures scripted per request.
 #[derive(Clone, Default)]
-struct Vendor {
-    records: Arc<Mutex<Vec<Value>>>,
+pub(crate) struct Vendor {
+    pub(crate) records: Arc<Mutex<Vec<Value>>>,
+    /// How long each page takes to answer (ms).
+    pub(crate) delay_ms: Arc<std::sync::atomic::AtomicU64>,
     /// Responses to give instead of a page, first to last (status, Retry-After).
     failures: Arc<Mutex<Vec<Scripted>>>,
     /// Offsets at which the page is malformed.
     malformed_at: Arc<Mutex<Option<u64>>>,
     /// Every request's query string.
-    seen: Arc<Mutex<Vec<String>>>,
+    pub(crate) seen: Arc<Mutex<Vec<String>>>,
 }
 
 async fn vendor_contacts(
@@ -515,6 +517,10 @@ async fn vendor_contacts(
         .lock()
         .expect("lock")
         .push(uri.query().unwrap_or_default().to_string());
+    let delay = vendor.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer vendor-token")
         || headers.get("x-api-version").is_none()
     {
@@ -570,7 +576,7 @@ async fn vendor_contacts(
     axum::Json(Value::Array(page)).into_response()
 }
 
-async fn start_vendor(vendor: Vendor) -> String {
+pub(crate) async fn start_vendor(vendor: Vendor) -> String {
     let app = axum::Router::new()
         .route("/api/contacts", get(vendor_contacts))
         .with_state(vendor);
@@ -582,7 +588,7 @@ async fn start_vendor(vendor: Vendor) -> String {
     format!("http://{address}/api/contacts")
 }
 
-fn client_record(id: u64, updated: &str) -> Value {
+pub(crate) fn client_record(id: u64, updated: &str) -> Value {
     json!({ "id": id, "client_id": 1 + id % 3, "email": format!("person{id}@example.com"),
             "name": format!("Person{id}"), "surname": "Example", "telephone": format!("+49301234{id:04}"),
             "created_at": "2025-01-01T00:00:00.000Z", "updated_at": updated })
@@ -590,10 +596,10 @@ fn client_record(id: u64, updated: &str) -> Value {
 
 /// A server running on what it needs to stay alive: the first server's database (and its
 /// temporary directory) and the sources file.
-struct WithSource {
+pub(crate) struct WithSource {
     app: TestApp,
     _first: TestApp,
-    _dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl std::ops::Deref for WithSource {
@@ -604,7 +610,7 @@ impl std::ops::Deref for WithSource {
 }
 
 /// A server whose sources file has one source `crm` for the demo tenant at `url`.
-async fn app_with_source(url: &str) -> WithSource {
+pub(crate) async fn app_with_source(url: &str) -> WithSource {
     app_with_sources(|tenant| {
         format!(
             "[[sources]]\nname = \"crm\"\nformat = \"client-contacts\"\nurl = \"{url}\"\ntenant = \"{tenant}\"\ntoken_env = \"CG_TEST_VENDOR_TOKEN\"\nheaders = {{ \"X-Api-Version\" = \"2\", \"X-Company\" = \"acme\" }}\n"
@@ -626,11 +632,11 @@ async fn app_with_sources(sources: impl FnOnce(Uuid) -> String) -> WithSource {
     WithSource {
         app,
         _first: first,
-        _dir: dir,
+        dir,
     }
 }
 
-const SYNC: &str = r#"mutation { syncSource(input: { name: "crm" }) {
+pub(crate) const SYNC: &str = r#"mutation { syncSource(input: { name: "crm" }) {
     created updated unchanged
     source { name lastError watermark resumable created unchanged lastSuccessAt } } }"#;
 
