@@ -69,10 +69,7 @@ impl Lease {
     /// then stops, leaving the source to that run).
     pub async fn renew(&self, db: &impl ConnectionTrait) -> Result<()> {
         let renewed = SourceLease::update_many()
-            .col_expr(
-                Column::ExpiresAt,
-                Expr::val(now_millis() + LEASE_TTL_MS).into(),
-            )
+            .col_expr(Column::ExpiresAt, Expr::val(now_millis() + LEASE_TTL_MS))
             .filter(Column::TenantId.eq(self.tenant.0))
             .filter(Column::Name.eq(self.name.clone()))
             .filter(Column::Holder.eq(self.holder))

@@ -4,6 +4,7 @@ mod auth;
 mod batching;
 mod common;
 mod filters;
+mod fuzz;
 mod hardening;
 mod http;
 mod indexes;
