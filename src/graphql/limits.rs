@@ -69,7 +69,8 @@ pub fn page_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize)
 
 /// What one condition of a contact filter adds to the cost: each becomes a term or a
 /// subquery of the statement, run once per parent when the connection is nested, so an
-/// `or:` of 500 `{ tag }` branches alone reaches the default limit of 50,000.
+/// `or:` of 250 `{ tag }` branches (500 conditions: each branch and its `tag`) alone reaches
+/// the default limit of 50,000.
 pub const FILTER_CONDITION_COST: usize = 100;
 
 /// The cost of a contact filter: [`FILTER_CONDITION_COST`] per condition.
