@@ -882,3 +882,30 @@ pub async fn set_resolution(
     txn.commit().await?;
     Ok(updated)
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::ActiveValue;
+
+    use super::*;
+
+    #[test]
+    fn an_update_sets_only_the_changed_columns_and_never_the_key() {
+        let current = blank_contact(TenantId(Uuid::now_v7()), 1_000);
+        let mut updated = current.clone();
+        updated.first_name = Some("Inés".into());
+        updated.updated_at = 1_001;
+        let active = changed_columns(&current, &updated);
+        let set: Vec<String> = contact::Column::iter()
+            .filter(|column| matches!(active.get(*column), ActiveValue::Set(_)))
+            .map(|column| format!("{column:?}"))
+            .collect();
+        assert_eq!(set, ["FirstName", "UpdatedAt"]);
+        // Even a changed key (which no write makes) is not written.
+        updated.id = Uuid::now_v7();
+        assert!(matches!(
+            changed_columns(&current, &updated).get(contact::Column::Id),
+            ActiveValue::NotSet
+        ));
+    }
+}
