@@ -65,33 +65,92 @@ pub fn bracket_depth(query: &str, stop_at: usize) -> usize {
     deepest
 }
 
-/// Whether `value` nests objects and lists deeper than `limit` (a scalar is depth 0, `[1]`
-/// and `{a: 1}` depth 1). Recursion stops at `limit`, so any value is safe to check.
-pub fn deeper_than(value: &Value, limit: usize) -> bool {
-    let children: Box<dyn Iterator<Item = &Value>> = match value {
-        Value::List(items) => Box::new(items.iter()),
-        Value::Object(fields) => Box::new(fields.values()),
-        _ => return false,
-    };
-    let mut children = children.peekable();
-    if children.peek().is_none() {
-        return limit == 0;
-    }
-    limit == 0 || children.any(|child| deeper_than(child, limit - 1))
+/// An input value as the checks see it, with variables (a literal in the document) or
+/// without (`variables`, defaults): its text, or its list items and object fields.
+pub trait InputNode {
+    /// The string, if it is one.
+    fn text(&self) -> Option<&str>;
+    /// List items or object fields with their path segments; `None` for a scalar.
+    fn children(&self) -> Option<Vec<(Segment<'_>, &Self)>>;
 }
 
-/// [`deeper_than`] for a constant value (variables, defaults).
-pub fn const_deeper_than(value: &ConstValue, limit: usize) -> bool {
-    let children: Box<dyn Iterator<Item = &ConstValue>> = match value {
-        ConstValue::List(items) => Box::new(items.iter()),
-        ConstValue::Object(fields) => Box::new(fields.values()),
-        _ => return false,
-    };
-    let mut children = children.peekable();
-    if children.peek().is_none() {
-        return limit == 0;
+/// A step of a path into an input value.
+pub enum Segment<'a> {
+    /// A list item.
+    Index(usize),
+    /// An object field.
+    Field(&'a Name),
+}
+
+impl std::fmt::Display for Segment<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Segment::Index(i) => write!(f, "[{i}]"),
+            Segment::Field(name) => write!(f, ".{name}"),
+        }
     }
-    limit == 0 || children.any(|child| const_deeper_than(child, limit - 1))
+}
+
+impl InputNode for Value {
+    fn text(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn children(&self) -> Option<Vec<(Segment<'_>, &Self)>> {
+        match self {
+            Value::List(items) => Some(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (Segment::Index(i), v))
+                    .collect(),
+            ),
+            Value::Object(fields) => {
+                Some(fields.iter().map(|(k, v)| (Segment::Field(k), v)).collect())
+            }
+            _ => None,
+        }
+    }
+}
+
+impl InputNode for ConstValue {
+    fn text(&self) -> Option<&str> {
+        match self {
+            ConstValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn children(&self) -> Option<Vec<(Segment<'_>, &Self)>> {
+        match self {
+            ConstValue::List(items) => Some(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (Segment::Index(i), v))
+                    .collect(),
+            ),
+            ConstValue::Object(fields) => {
+                Some(fields.iter().map(|(k, v)| (Segment::Field(k), v)).collect())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Whether `value` nests objects and lists deeper than `limit` (a scalar is depth 0, `[1]`
+/// and `{a: 1}` depth 1). Recursion stops at `limit`, so any value is safe to check.
+pub fn deeper_than<V: InputNode>(value: &V, limit: usize) -> bool {
+    match value.children() {
+        None => false,
+        Some(_) if limit == 0 => true,
+        Some(children) => children
+            .iter()
+            .any(|(_, child)| deeper_than(*child, limit - 1)),
+    }
 }
 
 /// Every input value of a document: field and directive arguments, in operations and
@@ -137,9 +196,7 @@ fn selection_arguments<'a>(set: &'a SelectionSet, f: &mut impl FnMut(String, &'a
 
 /// Whether any input value of the request nests deeper than `limit`.
 pub fn input_too_deep(document: &ExecutableDocument, variables: &Variables, limit: usize) -> bool {
-    let mut too_deep = variables
-        .values()
-        .any(|value| const_deeper_than(value, limit));
+    let mut too_deep = variables.values().any(|value| deeper_than(value, limit));
     for_each_argument(document, &mut |_, value| {
         too_deep = too_deep || deeper_than(value, limit);
     });
@@ -150,7 +207,7 @@ pub fn input_too_deep(document: &ExecutableDocument, variables: &Variables, limi
                     .node
                     .default_value
                     .as_ref()
-                    .is_some_and(|value| const_deeper_than(&value.node, limit))
+                    .is_some_and(|value| deeper_than(&value.node, limit))
             })
         })
 }
@@ -164,49 +221,35 @@ fn operations(document: &ExecutableDocument) -> impl Iterator<Item = &OperationD
 pub fn nul_failures(document: &ExecutableDocument, variables: &Variables) -> Vec<FieldFailure> {
     let mut failures = Vec::new();
     for (name, value) in variables.iter() {
-        const_nuls(value, format!("${name}"), &mut failures);
+        nuls(value, format!("${name}"), &mut failures);
     }
     for_each_argument(document, &mut |path, value| {
-        value_nuls(value, path, &mut failures)
+        nuls(value, path, &mut failures)
     });
     failures
 }
 
 const NUL_MESSAGE: &str = "must not contain the NUL character (U+0000)";
 
-fn const_nuls(value: &ConstValue, path: String, failures: &mut Vec<FieldFailure>) {
-    match value {
-        ConstValue::String(s) if s.contains('\0') => {
-            failures.push(FieldFailure::new(path, NUL_MESSAGE))
-        }
-        ConstValue::List(items) => {
-            for (i, item) in items.iter().enumerate() {
-                const_nuls(item, format!("{path}[{i}]"), failures);
-            }
-        }
-        ConstValue::Object(fields) => {
-            for (name, item) in fields {
-                const_nuls(item, format!("{path}.{name}"), failures);
-            }
-        }
-        _ => {}
+/// Whether any string in `value` holds a NUL (checked before any path is built).
+fn has_nul<V: InputNode>(value: &V) -> bool {
+    match (value.text(), value.children()) {
+        (Some(text), _) => text.contains('\0'),
+        (None, Some(children)) => children.iter().any(|(_, child)| has_nul(*child)),
+        (None, None) => false,
     }
 }
 
-fn value_nuls(value: &Value, path: String, failures: &mut Vec<FieldFailure>) {
-    match value {
-        Value::String(s) if s.contains('\0') => failures.push(FieldFailure::new(path, NUL_MESSAGE)),
-        Value::List(items) => {
-            for (i, item) in items.iter().enumerate() {
-                value_nuls(item, format!("{path}[{i}]"), failures);
-            }
+fn nuls<V: InputNode>(value: &V, path: String, failures: &mut Vec<FieldFailure>) {
+    if !has_nul(value) {
+        return;
+    }
+    if value.text().is_some_and(|s| s.contains('\0')) {
+        failures.push(FieldFailure::new(path, NUL_MESSAGE));
+    } else if let Some(children) = value.children() {
+        for (segment, child) in children {
+            nuls(child, format!("{path}{segment}"), failures);
         }
-        Value::Object(fields) => {
-            for (name, item) in fields {
-                value_nuls(item, format!("{path}.{name}"), failures);
-            }
-        }
-        _ => {}
     }
 }
 
