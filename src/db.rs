@@ -26,8 +26,9 @@ pub const SERVING_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Opens the pool `serve` answers requests from: as [`connect`], except that getting a
 /// connection gives up after [`SERVING_ACQUIRE_TIMEOUT`], and on PostgreSQL every statement
-/// is cancelled by the server after `statement_timeout` (the request's time limit, so a
-/// statement never outlives the request that gave up on it) and runs without JIT
+/// is cancelled by the server after `statement_timeout` (the request's time limit, counted
+/// from the statement's start: a statement outlives the request that gave up on it by at
+/// most that much, not for ever) and runs without JIT
 /// compilation (which costs these short statements more than it saves: a 10,000-branch
 /// filter once spent minutes and gigabytes compiling).
 pub async fn connect_for_serving(

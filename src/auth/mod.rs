@@ -8,13 +8,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sea_orm::DatabaseConnection;
-use serde_json::json;
 use uuid::Uuid;
 
 pub use keys::Scope;
@@ -74,15 +72,16 @@ impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
         match self {
             Unauthenticated(message) => {
-                let body = json!({
-                    "errors": [{ "message": message, "extensions": { "code": "UNAUTHENTICATED" } }]
-                });
-                (
+                let mut response = crate::http::error_response(
                     StatusCode::UNAUTHORIZED,
-                    [(header::WWW_AUTHENTICATE, "Bearer")],
-                    Json(body),
-                )
-                    .into_response()
+                    "UNAUTHENTICATED",
+                    message,
+                );
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+                response
             }
             AuthRejection::Unavailable => crate::http::unavailable_response(
                 "the database is unavailable, so the API key could not be checked; retry in a moment",
