@@ -173,6 +173,7 @@ pub struct WalCheckpointer {
 }
 
 const PASSIVE_CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+const FULL_CHECKPOINT: &str = "PRAGMA wal_checkpoint(FULL)";
 
 impl WalCheckpointer {
     /// Starts checkpointing `db`; `None` unless it is SQLite.
@@ -197,10 +198,16 @@ impl WalCheckpointer {
         })
     }
 
-    /// Stops, after copying what is left of the WAL.
-    pub async fn finish(self) -> crate::Result<()> {
+    /// Stops, after copying all of the WAL into the database file.
+    ///
+    /// The background checkpoint may be mid-statement on another connection, so it is waited
+    /// for; the last checkpoint is `FULL` because a passive one gives up, leaving part of the
+    /// WAL uncopied, while another checkpoint or a reader is in the way.
+    pub async fn finish(mut self) -> crate::Result<()> {
         self.task.abort();
-        self.db.execute_unprepared(PASSIVE_CHECKPOINT).await?;
+        // A cancelled task's JoinError says only that it was stopped.
+        let _ = (&mut self.task).await;
+        self.db.execute_unprepared(FULL_CHECKPOINT).await?;
         Ok(())
     }
 }
