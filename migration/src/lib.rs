@@ -1,7 +1,8 @@
 //! Database schema of contact-gateway, as sea-orm-migration migrations.
 //!
 //! Every table carries `tenant_id` and every index starts with it, so that every query,
-//! which is always scoped to one tenant, can use an index.
+//! which is always scoped to one tenant, can use an index; the exceptions are the indexes
+//! led by a reference to a contact or a tag, which deletes need (migration 10).
 
 pub use sea_orm_migration::prelude::*;
 
@@ -14,6 +15,7 @@ mod m20261125_000006_owned_rows_cascade;
 mod m20261125_000007_search_index_automerge;
 mod m20261129_000008_folded_names;
 mod m20261129_000009_source_leases;
+mod m20261129_000010_foreign_key_indexes;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -31,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000007_search_index_automerge::Migration),
             Box::new(m20261129_000008_folded_names::Migration),
             Box::new(m20261129_000009_source_leases::Migration),
+            Box::new(m20261129_000010_foreign_key_indexes::Migration),
         ]
     }
 }

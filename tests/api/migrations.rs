@@ -117,6 +117,56 @@ async fn owned_rows(db: &DatabaseConnection, table: &str, id: uuid::Uuid) -> i64
         .expect("n")
 }
 
+/// The references to contacts and tags (`table.column`) that no index leads with, so that a
+/// delete of the row they point to scans the table.
+async fn unindexed_references(db: &DatabaseConnection) -> Vec<String> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Sqlite => {
+            "SELECT m.name || '.' || f.\"from\" AS reference \
+             FROM sqlite_master m, pragma_foreign_key_list(m.name) f \
+             WHERE m.type = 'table' AND f.\"table\" IN ('contacts', 'tags') \
+             AND NOT EXISTS (SELECT 1 FROM pragma_index_list(m.name) l, \
+             pragma_index_info(l.name) i WHERE i.seqno = 0 AND i.name = f.\"from\")"
+        }
+        _ => {
+            "SELECT child.relname || '.' || a.attname AS reference \
+             FROM pg_constraint c \
+             JOIN pg_class child ON child.oid = c.conrelid \
+             JOIN pg_class parent ON parent.oid = c.confrelid \
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
+             WHERE c.contype = 'f' AND parent.relname IN ('contacts', 'tags') \
+             AND child.relnamespace = to_regnamespace(current_schema())::oid \
+             AND NOT EXISTS (SELECT 1 FROM pg_index i \
+             WHERE i.indrelid = c.conrelid AND i.indkey[0] = c.conkey[1])"
+        }
+    };
+    let mut references: Vec<String> = db
+        .query_all_raw(Statement::from_string(backend, sql))
+        .await
+        .expect("references")
+        .iter()
+        .map(|r| r.try_get::<String>("", "reference").expect("reference"))
+        .collect();
+    references.sort();
+    references
+}
+
+#[tokio::test]
+async fn every_reference_to_a_contact_or_a_tag_leads_an_index() {
+    let app = spawn_app().await;
+    assert_eq!(unindexed_references(&app.db).await, Vec::<String>::new());
+    // Without migration 10 the link tables' references are found by scans.
+    Migrator::down(&app.db, Some(1)).await.expect("down");
+    assert!(
+        unindexed_references(&app.db)
+            .await
+            .contains(&"contact_tags.contact_id".to_string())
+    );
+    Migrator::up(&app.db, None).await.expect("up");
+    assert_eq!(unindexed_references(&app.db).await, Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn deleting_a_contact_row_deletes_its_keys_and_source_records() {
     let app = spawn_app().await;
@@ -206,8 +256,9 @@ async fn rebuilding_the_link_tables_keeps_every_row_and_index() {
         );
     }
 
-    // The last six migrations: the source leases, the folded names, the search index's
-    // merging, the owned rows' cascade, the partial indexes, then the link tables.
+    // The last seven migrations: the foreign-key indexes, the source leases, the folded names,
+    // the search index's merging, the owned rows' cascade, the partial indexes, then the link
+    // tables.
     let automerge = search_automerge(&app.db).await;
     if sqlite {
         assert_eq!(automerge.as_deref(), Some("16"));
@@ -218,7 +269,7 @@ async fn rebuilding_the_link_tables_keeps_every_row_and_index() {
     if !sqlite {
         assert_eq!(cascade, ["trigger contacts_delete_owned"]);
     }
-    Migrator::down(&app.db, Some(6)).await.expect("down");
+    Migrator::down(&app.db, Some(7)).await.expect("down");
     if sqlite {
         assert_eq!(search_automerge(&app.db).await.as_deref(), Some("4"));
     }
@@ -237,9 +288,16 @@ async fn rebuilding_the_link_tables_keeps_every_row_and_index() {
     if sqlite {
         let after_down = definitions(&app.db).await;
         assert!(after_down.iter().all(|d| !d.contains("WITHOUT ROWID")));
+        // Every table and index is still there but the two that migration 10 added.
+        let name = |d: &String| d.split(':').next().unwrap_or_default().to_string();
+        let expected: Vec<String> = before
+            .iter()
+            .map(name)
+            .filter(|n| n != "idx_contact_tags_contact" && n != "idx_contact_assignees_contact")
+            .collect();
         assert_eq!(
-            after_down.len(),
-            before.len(),
+            after_down.iter().map(name).collect::<Vec<_>>(),
+            expected,
             "indexes kept: {after_down:?}"
         );
     }
