@@ -3,8 +3,6 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
-use crate::graphql::Limits;
-
 /// Default database: a SQLite file next to where the server starts, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://contact-gateway.db?mode=rwc";
 
@@ -100,6 +98,46 @@ pub struct LimitsConfig {
     /// connection is closed).
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub header_read_timeout_secs: u64,
+}
+
+/// The limits on each request, as the GraphQL and HTTP layers check them (defaults in
+/// `docs/operations.md`).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Deepest selection nesting.
+    pub max_depth: usize,
+    /// Highest cost: every field costs 1, a list field costs its page size times its children.
+    pub max_complexity: usize,
+    /// Deepest nesting of objects and lists in one input value.
+    pub max_input_depth: usize,
+    /// Most aliases in one query.
+    pub max_aliases: usize,
+    /// Most directives on one field.
+    pub max_directives_per_field: usize,
+    /// Longest query text, in bytes.
+    pub max_query_bytes: usize,
+    /// Most operations in one batched request.
+    pub max_batch: usize,
+    /// Largest request body, in bytes (larger: HTTP 413).
+    pub max_body_bytes: usize,
+    /// Longest a request may run, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 10,
+            max_complexity: 50_000,
+            max_input_depth: 16,
+            max_aliases: 30,
+            max_directives_per_field: 5,
+            max_query_bytes: 64 * 1024,
+            max_batch: 10,
+            max_body_bytes: 1024 * 1024,
+            timeout_secs: 10,
+        }
+    }
 }
 
 /// Limits on client connections, as the accept loop uses them.

@@ -1,8 +1,7 @@
-//! The crate's one error type, and its mapping to GraphQL errors (in one place:
-//! `From<Error> for async_graphql::Error`).
+//! The crate's one error type, with each variant's code (`Error::code`); `graphql/errors.rs`
+//! turns it into a GraphQL error.
 use std::sync::Arc;
 
-use async_graphql::ErrorExtensions;
 use sea_orm::DbErr;
 use serde::Serialize;
 
@@ -181,39 +180,6 @@ fn cause_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-impl From<Error> for async_graphql::Error {
-    fn from(err: Error) -> Self {
-        match err {
-            Error::Database(_) | Error::Internal(_) => {
-                tracing::error!(error = %err.detail(), "request failed")
-            }
-            Error::Unavailable(_) => tracing::warn!(error = %err.detail(), "request failed"),
-            _ => {}
-        }
-        async_graphql::Error::new(err.message()).extend_with(|_, ext| {
-            ext.set("code", err.code());
-            if let Error::Validation(failures) = &err {
-                let list: Vec<async_graphql::Value> = failures
-                    .iter()
-                    .map(|f| {
-                        let mut obj = async_graphql::indexmap::IndexMap::new();
-                        obj.insert(
-                            async_graphql::Name::new("field"),
-                            async_graphql::Value::from(f.field.clone()),
-                        );
-                        obj.insert(
-                            async_graphql::Name::new("message"),
-                            async_graphql::Value::from(f.message.clone()),
-                        );
-                        async_graphql::Value::Object(obj)
-                    })
-                    .collect();
-                ext.set("failures", list);
-            }
-        })
-    }
 }
 
 impl From<Error> for anyhow::Error {

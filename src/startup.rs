@@ -8,9 +8,10 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::auth::{Authenticator, keys};
+use crate::config::Limits;
 use crate::config::{Config, ConnectionLimits};
 use crate::contacts::WriteSettings;
-use crate::graphql::{AppSchema, Limits, build_schema};
+use crate::graphql::{AppSchema, build_schema};
 use crate::metrics::Metrics;
 use crate::sources::config::SourcesFile;
 use crate::sources::sync::Syncer;
@@ -33,6 +34,12 @@ pub struct AppState {
     pub limits: Limits,
     /// Production mode (no GraphiQL page).
     pub production: bool,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
 }
 
 /// A built application, bound to its address and ready to serve.

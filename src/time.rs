@@ -70,31 +70,6 @@ impl Timestamp {
     }
 }
 
-/// The GraphQL `DateTime` scalar.
-#[async_graphql::Scalar(name = "DateTime")]
-impl async_graphql::ScalarType for Timestamp {
-    fn parse(value: async_graphql::Value) -> async_graphql::InputValueResult<Self> {
-        match &value {
-            async_graphql::Value::String(s) => Timestamp::parse(s).ok_or_else(|| {
-                async_graphql::InputValueError::custom(format!(
-                    "\"{s}\" is not an RFC 3339 date-time such as 2026-02-10T14:30:00.000Z"
-                ))
-            }),
-            _ => Err(async_graphql::InputValueError::expected_type(value)),
-        }
-    }
-
-    /// Checked during validation, so that a malformed date-time (in the query or in
-    /// `variables`) is a request error like any other wrong type.
-    fn is_valid(value: &async_graphql::Value) -> bool {
-        matches!(value, async_graphql::Value::String(s) if Timestamp::parse(s).is_some())
-    }
-
-    fn to_value(&self) -> async_graphql::Value {
-        async_graphql::Value::String(format_millis(self.millis))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

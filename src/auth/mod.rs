@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,6 @@ use uuid::Uuid;
 pub use keys::Scope;
 
 use crate::scope::TenantId;
-use crate::startup::AppState;
 use crate::time::now_millis;
 
 /// The caller of a request.
@@ -175,17 +174,20 @@ impl Authenticator {
     }
 }
 
-impl FromRequestParts<AppState> for Principal {
+/// Any router state that holds the [`Authenticator`] (axum's `FromRef`) can extract the
+/// caller.
+impl<S> FromRequestParts<S> for Principal
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = AuthRejection;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        state.auth.verify(header).await
+        Arc::<Authenticator>::from_ref(state).verify(header).await
     }
 }

@@ -18,47 +18,9 @@ use async_graphql::{
 };
 
 use super::input_checks;
+use crate::config::Limits;
 use crate::contacts::ContactFilter;
 use crate::error::FieldFailure;
-
-/// The configurable limits and their defaults (see the README's table).
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Deepest selection nesting.
-    pub max_depth: usize,
-    /// Highest cost: every field costs 1, a list field costs its page size times its children.
-    pub max_complexity: usize,
-    /// Deepest nesting of objects and lists in one input value.
-    pub max_input_depth: usize,
-    /// Most aliases in one query.
-    pub max_aliases: usize,
-    /// Most directives on one field.
-    pub max_directives_per_field: usize,
-    /// Longest query text, in bytes.
-    pub max_query_bytes: usize,
-    /// Most operations in one batched request.
-    pub max_batch: usize,
-    /// Largest request body, in bytes (larger: HTTP 413).
-    pub max_body_bytes: usize,
-    /// Longest a request may run, in seconds.
-    pub timeout_secs: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_depth: 10,
-            max_complexity: 50_000,
-            max_input_depth: 16,
-            max_aliases: 30,
-            max_directives_per_field: 5,
-            max_query_bytes: 64 * 1024,
-            max_batch: 10,
-            max_body_bytes: 1024 * 1024,
-            timeout_secs: 10,
-        }
-    }
-}
 
 /// The cost of a connection field: its page size (default 20) times the cost of what is
 /// selected in it, so a `first: 100` inside a `first: 100` costs 10,000 times its leaves.

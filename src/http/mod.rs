@@ -21,7 +21,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::auth::Principal;
-use crate::graphql::Limits;
+use crate::config::Limits;
 use crate::graphql::limits::{check_query_text, coded_error};
 use crate::graphql::{Loaders, error_codes};
 use crate::metrics::RequestLabels;
