@@ -27,6 +27,17 @@ impl FieldFailure {
     }
 }
 
+/// The path of `field` under `parent` (`address` + `city` → `address.city`); an empty parent
+/// is the top: `email` stays `email`.
+pub fn field_path(parent: &str, field: &str) -> String {
+    match (parent.is_empty(), field.is_empty()) {
+        (true, _) => field.to_string(),
+        (false, true) => parent.to_string(),
+        (false, false) if field.starts_with('[') => format!("{parent}{field}"),
+        (false, false) => format!("{parent}.{field}"),
+    }
+}
+
 /// Everything that can go wrong while serving a request.
 ///
 /// It deliberately does not implement `Display`: that keeps async-graphql's blanket
@@ -64,6 +75,21 @@ impl Error {
     /// A validation error of one field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Validation(vec![FieldFailure::new(field, message)])
+    }
+
+    /// The same error with each failing field's path put under `parent`: the domain names
+    /// fields relative to the object it was given (`email`), the caller knows where that
+    /// object sat in its request (`input.patch` → `input.patch.email`).
+    pub fn under(self, parent: &str) -> Self {
+        match self {
+            Error::Validation(failures) => Error::Validation(
+                failures
+                    .into_iter()
+                    .map(|f| FieldFailure::new(field_path(parent, &f.field), f.message))
+                    .collect(),
+            ),
+            other => other,
+        }
     }
 
     /// The stable code clients switch on (`extensions.code`).

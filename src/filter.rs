@@ -1,5 +1,5 @@
 //! Filter pieces shared by every entity: date ranges, text matching and id parsing.
-use async_graphql::{ID, InputObject};
+use async_graphql::InputObject;
 use chrono::{NaiveDate, TimeZone, Utc};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr};
 use uuid::Uuid;
@@ -89,13 +89,13 @@ pub fn folded_contains(folded: Expr, text: &str) -> Expr {
     folded.like(contains_pattern(&entity::fold(text)))
 }
 
-/// Parses an id argument; a malformed id is a validation failure of `field`.
-pub fn parse_id(field: &str, id: &ID) -> Result<Uuid> {
-    Uuid::parse_str(id.as_str()).map_err(|_| Error::invalid(field, "not a valid id (a UUID)"))
+/// Parses an id (a UUID's text); a malformed id is a validation failure of `field`.
+pub fn parse_id(field: &str, id: &str) -> Result<Uuid> {
+    Uuid::parse_str(id).map_err(|_| Error::invalid(field, "not a valid id (a UUID)"))
 }
 
 /// Like [`parse_id`], collecting the failure instead of returning it.
-pub fn collect_id(field: &str, id: &ID, failures: &mut Vec<FieldFailure>) -> Option<Uuid> {
+pub fn collect_id(field: &str, id: &str, failures: &mut Vec<FieldFailure>) -> Option<Uuid> {
     match parse_id(field, id) {
         Ok(id) => Some(id),
         Err(_) => {

@@ -2,7 +2,7 @@
 //! and contacts that point to them), so they share one implementation of their lists,
 //! filters, orders and writes here, generic over [`Organisation`]; `accounts` and
 //! `businesses` say what differs.
-use async_graphql::{Enum, ID, InputObject, MaybeUndefined};
+use async_graphql::{Enum, InputObject, MaybeUndefined};
 use entity::prelude::{Contact, ContactTag, Tag};
 use entity::{contact, contact_tag, tag};
 use sea_orm::sea_query::Condition;
@@ -14,11 +14,11 @@ use uuid::Uuid;
 
 use crate::contacts::begin_write;
 use crate::contacts::rules::{Checker, MAX_SHORT, WriteSettings};
-use crate::error::{Error, FieldFailure, Result};
-use crate::filter::{DateTimeFilter, check_search, folded_contains, parse_id};
+use crate::error::{Error, FieldFailure, Result, field_path};
+use crate::filter::{DateTimeFilter, check_search, folded_contains};
 use crate::paging::{self, Direction, KeyValue, Ordering, Page, PageArgs, SortKey};
 use crate::scope::{TenantEntity, TenantId, find_by_ids, scoped};
-use crate::time::now_millis;
+use crate::time::{next_updated_at, now_millis};
 
 /// The columns of an organisation table.
 pub struct Columns<C> {
@@ -243,7 +243,7 @@ fn check(
     let mut failures = c.failures;
     if name.is_none() && failures.iter().all(|f| !f.field.ends_with(".name")) {
         failures.push(FieldFailure::new(
-            format!("{path}.name"),
+            field_path(path, "name"),
             "must not be empty",
         ));
     }
@@ -253,14 +253,14 @@ fn check(
     }
 }
 
-/// Creates an account or business.
+/// Creates an account or business; failing fields are named as in its input (`name`).
 pub async fn create<E: Organisation>(
     db: &DatabaseConnection,
     tenant: TenantId,
     name: &str,
     external_ref: &MaybeUndefined<String>,
 ) -> Result<E::Model> {
-    let (name, external_ref) = check("input", Some(name), external_ref, (None, None))?;
+    let (name, external_ref) = check("", Some(name), external_ref, (None, None))?;
     let (txn, _lock) = begin_write(db).await?;
     let model = E::new_model(tenant, name, external_ref, now_millis());
     E::save(&txn, model.clone(), true).await?;
@@ -268,14 +268,14 @@ pub async fn create<E: Organisation>(
     Ok(model)
 }
 
-/// Changes an account or business; a patch that changes nothing writes nothing.
+/// Changes an account or business; a patch that changes nothing writes nothing. Failing
+/// fields are named relative to the patch.
 pub async fn update<E: Organisation>(
     db: &DatabaseConnection,
     tenant: TenantId,
-    id: &ID,
+    id: Uuid,
     patch: &OrganisationPatch,
 ) -> Result<E::Model> {
-    let id = parse_id("input.id", id)?;
     let (txn, _lock) = begin_write(db).await?;
     let mut model = find_by_ids::<E>(&txn, tenant, &[id])
         .await?
@@ -283,7 +283,7 @@ pub async fn update<E: Organisation>(
         .ok_or_else(|| Error::NotFound(E::LABEL.to_string()))?;
     let fields = E::fields(&mut model);
     let (name, external_ref) = check(
-        "input.patch",
+        "",
         patch.name.as_deref(),
         &patch.external_ref,
         (Some(fields.name.clone()), fields.external_ref.clone()),
@@ -294,7 +294,7 @@ pub async fn update<E: Organisation>(
     *fields.name_folded = entity::fold(&name);
     *fields.name = name;
     *fields.external_ref = external_ref;
-    *fields.updated_at = now_millis().max(*fields.updated_at + 1);
+    *fields.updated_at = next_updated_at(*fields.updated_at);
     E::save(&txn, model.clone(), false).await?;
     txn.commit().await?;
     Ok(model)
@@ -305,9 +305,8 @@ pub async fn update<E: Organisation>(
 pub async fn delete<E: Organisation>(
     db: &DatabaseConnection,
     tenant: TenantId,
-    id: &ID,
+    id: Uuid,
 ) -> Result<Uuid> {
-    let id = parse_id("input.id", id)?;
     let (txn, _lock) = begin_write(db).await?;
     if find_by_ids::<E>(&txn, tenant, &[id]).await?.is_empty() {
         return Err(Error::NotFound(E::LABEL.to_string()));

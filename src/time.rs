@@ -28,6 +28,13 @@ pub fn parse_rfc3339_millis(text: &str) -> Option<i64> {
         .map(|dt| dt.timestamp_millis())
 }
 
+/// The `updated_at` of a row changed now whose previous one was `previous`: now, or one
+/// millisecond later when the clock has not moved past it, so that every change moves it
+/// forward (clients compare it for `expectedUpdatedAt`, syncs as a watermark).
+pub fn next_updated_at(previous: i64) -> i64 {
+    now_millis().max(previous + 1)
+}
+
 /// An instant, written as RFC 3339 in UTC with exactly milliseconds
 /// (`2026-02-10T14:30:00.000Z`). Input accepts any RFC 3339 offset and any number of
 /// fractional digits; what lies below the millisecond is kept as whether there is any, so

@@ -1,7 +1,6 @@
 //! Merging duplicates: one transaction that folds source contacts into a target.
 use std::collections::HashSet;
 
-use async_graphql::ID;
 use entity::prelude::{Contact, ContactSource, ContactTag};
 use entity::{contact, contact_source, contact_tag};
 use sea_orm::sea_query::Expr;
@@ -10,11 +9,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::rules::MAX_LIST;
-use super::write::{begin_write, delete_rows, next_updated_at, write_contact};
+use super::write::{begin_write, delete_rows, write_contact};
 use super::{ResolutionStatus, search_text, sort_name};
 use crate::error::{Error, FieldFailure, Result};
-use crate::filter::collect_id;
 use crate::scope::TenantId;
+use crate::time::next_updated_at;
 
 /// Most contacts merged into one at a time.
 pub const MAX_MERGE_SOURCES: usize = 50;
@@ -82,46 +81,45 @@ fn united(primary: Option<&str>, lists: Vec<Vec<String>>) -> Vec<String> {
         .collect()
 }
 
-/// Merges `source_ids` into `target_id`: the target keeps its values and fills its empty
-/// fields from the sources in the order given; tags, assignees and secondary emails and
-/// phones are united (a source's primary email or phone that differs from the target's
-/// becomes a secondary one); the sources' vendor records move to the target, so later
-/// imports update it; the sources are deleted. Returns the merged contact and the deleted ids.
+/// Merges contacts `merged` into `target`: the target keeps its values and fills its empty
+/// fields from the merged contacts in the order given; tags, assignees and secondary emails
+/// and phones are united (a merged contact's primary email or phone that differs from the
+/// target's becomes a secondary one); the merged contacts' vendor records move to the
+/// target, so later imports update it; the merged contacts are deleted. Returns the target
+/// after the merge and the deleted ids. Failing fields are named as in the GraphQL input
+/// (`sourceIds[1]`).
 pub async fn merge_contacts(
     db: &sea_orm::DatabaseConnection,
     tenant: TenantId,
-    target_id: &ID,
-    source_ids: &[ID],
+    target_id: Uuid,
+    merged: &[Uuid],
 ) -> Result<(contact::Model, Vec<Uuid>)> {
     let mut failures = Vec::new();
-    let target_id = collect_id("input.targetId", target_id, &mut failures);
     let mut sources = Vec::new();
-    for (i, id) in source_ids.iter().enumerate() {
-        if let Some(id) = collect_id(&format!("input.sourceIds[{i}]"), id, &mut failures) {
-            if Some(id) == target_id {
-                failures.push(FieldFailure::new(
-                    format!("input.sourceIds[{i}]"),
-                    "the target cannot be merged into itself",
-                ));
-            } else if sources.contains(&id) {
-                failures.push(FieldFailure::new(
-                    format!("input.sourceIds[{i}]"),
-                    "given more than once",
-                ));
-            } else {
-                sources.push(id);
-            }
+    for (i, &id) in merged.iter().enumerate() {
+        if id == target_id {
+            failures.push(FieldFailure::new(
+                format!("sourceIds[{i}]"),
+                "the target cannot be merged into itself",
+            ));
+        } else if sources.contains(&id) {
+            failures.push(FieldFailure::new(
+                format!("sourceIds[{i}]"),
+                "given more than once",
+            ));
+        } else {
+            sources.push(id);
         }
     }
-    if source_ids.is_empty() || source_ids.len() > MAX_MERGE_SOURCES {
+    if merged.is_empty() || merged.len() > MAX_MERGE_SOURCES {
         failures.push(FieldFailure::new(
-            "input.sourceIds",
+            "sourceIds",
             format!("give between 1 and {MAX_MERGE_SOURCES} contacts"),
         ));
     }
-    let (Some(target_id), true) = (target_id, failures.is_empty()) else {
+    if !failures.is_empty() {
         return Err(Error::Validation(failures));
-    };
+    }
 
     let (txn, _lock) = begin_write(db).await?;
     let mut all = sources.clone();
@@ -181,7 +179,7 @@ pub async fn merge_contacts(
     ] {
         if list.len() > MAX_LIST {
             failures.push(FieldFailure::new(
-                "input.sourceIds",
+                "sourceIds",
                 format!(
                     "the merged contact would have {} {field}, more than {MAX_LIST}",
                     list.len()

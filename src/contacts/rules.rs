@@ -2,7 +2,7 @@
 //! name splitting. Every failure is collected (never just the first).
 use chrono_tz::Tz;
 
-use crate::error::FieldFailure;
+use crate::error::{FieldFailure, field_path};
 
 /// Longest email address (seed 003).
 pub const MAX_EMAIL: usize = 150;
@@ -47,7 +47,7 @@ impl<'a> Checker<'a> {
 
     fn fail(&mut self, field: &str, message: impl Into<String>) {
         self.failures
-            .push(FieldFailure::new(format!("{}.{field}", self.path), message));
+            .push(FieldFailure::new(field_path(self.path, field), message));
     }
 
     /// Trimmed text of at most `max` characters; empty text becomes `None`.

@@ -16,10 +16,10 @@ use uuid::Uuid;
 
 use super::rules::{Checker, MAX_NAME, MAX_ROLE, MAX_SHORT, MAX_TEXT, WriteSettings, split_name};
 use super::{ResolutionStatus, search_text, sort_name};
-use crate::error::{Error, FieldFailure, Result};
-use crate::filter::{collect_id, parse_id};
+use crate::error::{Error, FieldFailure, Result, field_path};
+use crate::filter::collect_id;
 use crate::scope::{TenantId, find_by_ids, scoped};
-use crate::time::{Timestamp, now_millis};
+use crate::time::{Timestamp, next_updated_at, now_millis};
 
 /// A postal address; in a patch, the parts given replace the stored ones (null clears one).
 #[derive(InputObject, Clone, Debug, Default)]
@@ -168,7 +168,7 @@ impl ContactPatch {
         if !self.name.is_undefined() {
             if !self.first_name.is_undefined() || !self.last_name.is_undefined() {
                 check.failures.push(FieldFailure::new(
-                    format!("{path}.name"),
+                    field_path(path, "name"),
                     "give either name or firstName/lastName, not both",
                 ));
             }
@@ -392,7 +392,7 @@ impl ContactPatch {
                 MaybeUndefined::Undefined => {}
                 MaybeUndefined::Null => *target = None,
                 MaybeUndefined::Value(id) => {
-                    *target = collect_id(&format!("{path}.{field}"), id, &mut failures);
+                    *target = collect_id(&field_path(path, field), id, &mut failures);
                 }
             }
         }
@@ -414,7 +414,7 @@ async fn check_parents(
         && find_by_ids::<Account>(txn, tenant, &[id]).await?.is_empty()
     {
         failures.push(FieldFailure::new(
-            format!("{path}.accountId"),
+            field_path(path, "accountId"),
             "no such account",
         ));
     }
@@ -424,7 +424,7 @@ async fn check_parents(
             .is_empty()
     {
         failures.push(FieldFailure::new(
-            format!("{path}.businessId"),
+            field_path(path, "businessId"),
             "no such business",
         ));
     }
@@ -468,12 +468,6 @@ async fn locked_contact(
         .one(txn)
         .await?
         .ok_or_else(|| Error::NotFound("Contact".to_string()))
-}
-
-/// A timestamp strictly after `previous`: now, or one millisecond later when the clock has
-/// not moved past it.
-pub(crate) fn next_updated_at(previous: i64) -> i64 {
-    now_millis().max(previous + 1)
 }
 
 /// The columns of `updated` that differ from `current`, as an active model with only those
@@ -558,16 +552,16 @@ pub(crate) async fn write_assignees(
 
 /// Patches contact `id`. With `expected_updated_at`, the write happens only if the stored
 /// `updatedAt` is exactly that (seed 003's 412); otherwise `PRECONDITION_FAILED`. A patch
-/// that changes nothing writes nothing and keeps `updatedAt`.
+/// that changes nothing writes nothing and keeps `updatedAt`. Failing fields are named
+/// relative to the patch (`email`, `address.city`).
 pub async fn update_contact(
     db: &DatabaseConnection,
     tenant: TenantId,
-    id: &ID,
+    id: Uuid,
     patch: &ContactPatch,
     expected_updated_at: Option<Timestamp>,
     settings: WriteSettings,
 ) -> Result<contact::Model> {
-    let id = parse_id("input.id", id)?;
     let (txn, _lock) = begin_write(db).await?;
     let current = locked_contact(&txn, tenant, id).await?;
     if let Some(expected) = expected_updated_at
@@ -580,8 +574,8 @@ pub async fn update_contact(
         )));
     }
     let mut updated = current.clone();
-    let mut failures = patch.apply(&mut updated, "input.patch", settings);
-    check_parents(&txn, tenant, &updated, "input.patch", &mut failures).await?;
+    let mut failures = patch.apply(&mut updated, "", settings);
+    check_parents(&txn, tenant, &updated, "", &mut failures).await?;
     if !failures.is_empty() {
         return Err(Error::Validation(failures));
     }
@@ -643,7 +637,8 @@ pub fn blank_contact(tenant: TenantId, now: i64) -> contact::Model {
     }
 }
 
-/// Creates a contact from `fields` (absent fields are empty).
+/// Creates a contact from `fields` (absent fields are empty). Failing fields are named
+/// relative to `fields`.
 pub async fn create_contact(
     db: &DatabaseConnection,
     tenant: TenantId,
@@ -652,8 +647,8 @@ pub async fn create_contact(
 ) -> Result<contact::Model> {
     let mut contact = blank_contact(tenant, now_millis());
     let (txn, _lock) = begin_write(db).await?;
-    let mut failures = fields.apply(&mut contact, "input.contact", settings);
-    check_parents(&txn, tenant, &contact, "input.contact", &mut failures).await?;
+    let mut failures = fields.apply(&mut contact, "", settings);
+    check_parents(&txn, tenant, &contact, "", &mut failures).await?;
     if !failures.is_empty() {
         return Err(Error::Validation(failures));
     }
@@ -698,8 +693,7 @@ pub(crate) async fn delete_rows(
 
 /// Deletes contact `id` (its tag links, assignees and source records go with it); returns
 /// its id.
-pub async fn delete_contact(db: &DatabaseConnection, tenant: TenantId, id: &ID) -> Result<Uuid> {
-    let id = parse_id("input.id", id)?;
+pub async fn delete_contact(db: &DatabaseConnection, tenant: TenantId, id: Uuid) -> Result<Uuid> {
     let (txn, _lock) = begin_write(db).await?;
     let contact = locked_contact(&txn, tenant, id).await?;
     delete_rows(&txn, tenant, &[contact.id]).await?;
@@ -711,7 +705,7 @@ pub async fn delete_contact(db: &DatabaseConnection, tenant: TenantId, id: &ID) 
 #[derive(Clone, Debug, Default)]
 pub struct TagRefs {
     /// Tag ids.
-    pub tag_ids: Option<Vec<ID>>,
+    pub tag_ids: Option<Vec<Uuid>>,
     /// Tag names, looked up in the contact's business.
     pub tag_names: Option<Vec<String>>,
 }
@@ -725,21 +719,25 @@ async fn resolve_tags(
 ) -> Result<Vec<tag::Model>> {
     let mut failures = Vec::new();
     let mut tags = Vec::new();
-    for (i, id) in refs.tag_ids.iter().flatten().enumerate() {
-        let field = format!("input.tagIds[{i}]");
-        if let Some(id) = collect_id(&field, id, &mut failures) {
-            match find_by_ids::<Tag>(txn, tenant, &[id]).await?.remove(&id) {
-                Some(t) if Some(t.business_id) == contact.business_id => tags.push(t),
-                Some(_) => failures.push(FieldFailure::new(
-                    field,
-                    "the tag belongs to another business than the contact's",
-                )),
-                None => failures.push(FieldFailure::new(field, "no such tag")),
-            }
+    let ids = refs.tag_ids.as_deref().unwrap_or_default();
+    let found = if ids.is_empty() {
+        Default::default()
+    } else {
+        find_by_ids::<Tag>(txn, tenant, ids).await?
+    };
+    for (i, id) in ids.iter().enumerate() {
+        let field = format!("tagIds[{i}]");
+        match found.get(id) {
+            Some(t) if Some(t.business_id) == contact.business_id => tags.push(t.clone()),
+            Some(_) => failures.push(FieldFailure::new(
+                field,
+                "the tag belongs to another business than the contact's",
+            )),
+            None => failures.push(FieldFailure::new(field, "no such tag")),
         }
     }
     for (i, name) in refs.tag_names.iter().flatten().enumerate() {
-        let field = format!("input.tagNames[{i}]");
+        let field = format!("tagNames[{i}]");
         let Some(business) = contact.business_id else {
             failures.push(FieldFailure::new(
                 field,
@@ -772,10 +770,9 @@ async fn resolve_tags(
 pub async fn add_tags(
     db: &DatabaseConnection,
     tenant: TenantId,
-    id: &ID,
+    id: Uuid,
     refs: &TagRefs,
 ) -> Result<contact::Model> {
-    let id = parse_id("input.contactId", id)?;
     let (txn, _lock) = begin_write(db).await?;
     let contact = locked_contact(&txn, tenant, id).await?;
     let tags = resolve_tags(&txn, tenant, &contact, refs).await?;
@@ -815,10 +812,9 @@ pub async fn add_tags(
 pub async fn remove_tags(
     db: &DatabaseConnection,
     tenant: TenantId,
-    id: &ID,
+    id: Uuid,
     refs: &TagRefs,
 ) -> Result<contact::Model> {
-    let id = parse_id("input.contactId", id)?;
     let (txn, _lock) = begin_write(db).await?;
     let contact = locked_contact(&txn, tenant, id).await?;
     let tags = resolve_tags(&txn, tenant, &contact, refs).await?;
@@ -854,16 +850,15 @@ async fn touch(txn: &DatabaseTransaction, current: contact::Model) -> Result<con
 pub async fn set_resolution(
     db: &DatabaseConnection,
     tenant: TenantId,
-    id: &ID,
+    id: Uuid,
     status: ResolutionStatus,
     external_ref: MaybeUndefined<String>,
 ) -> Result<contact::Model> {
-    let id = parse_id("input.id", id)?;
     let (txn, _lock) = begin_write(db).await?;
     let current = locked_contact(&txn, tenant, id).await?;
     let mut updated = current.clone();
     updated.resolution_status = status.as_str().to_string();
-    let mut check = Checker::new("input", WriteSettings::default());
+    let mut check = Checker::new("", WriteSettings::default());
     patch_text(
         &mut check,
         "externalRef",

@@ -3,6 +3,7 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObje
 use entity::account::Model;
 
 use super::contact::contacts_under;
+use super::ids::parse_id;
 use super::limits::{filter_cost, page_cost};
 use super::{Connection, Contact, RequestScope};
 use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
@@ -142,7 +143,8 @@ impl AccountMutations {
             &input.name,
             &input.external_ref,
         )
-        .await?;
+        .await
+        .map_err(|e| e.under("input"))?;
         Ok(AccountPayload {
             account: Account(account),
             client_mutation_id: input.client_mutation_id,
@@ -157,13 +159,15 @@ impl AccountMutations {
         input: UpdateAccountInput,
     ) -> async_graphql::Result<AccountPayload> {
         let scope = RequestScope::of(ctx)?;
+        let id = parse_id("input.id", &input.id)?;
         let account = organisations::update::<entity::prelude::Account>(
             scope.db,
             scope.tenant,
-            &input.id,
+            id,
             &input.patch,
         )
-        .await?;
+        .await
+        .map_err(|e| e.under("input.patch"))?;
         Ok(AccountPayload {
             account: Account(account),
             client_mutation_id: input.client_mutation_id,
@@ -178,9 +182,12 @@ impl AccountMutations {
         input: DeleteAccountInput,
     ) -> async_graphql::Result<DeleteAccountPayload> {
         let scope = RequestScope::of(ctx)?;
-        let id =
-            organisations::delete::<entity::prelude::Account>(scope.db, scope.tenant, &input.id)
-                .await?;
+        let id = organisations::delete::<entity::prelude::Account>(
+            scope.db,
+            scope.tenant,
+            parse_id("input.id", &input.id)?,
+        )
+        .await?;
         Ok(DeleteAccountPayload {
             deleted_account_id: ID(id.to_string()),
             client_mutation_id: input.client_mutation_id,

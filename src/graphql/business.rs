@@ -5,6 +5,7 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObje
 use entity::business::Model;
 
 use super::contact::contacts_under;
+use super::ids::parse_id;
 use super::limits::{filter_cost, page_cost};
 use super::loader::TagPageKey;
 use super::{Connection, Contact, RequestScope, Tag, TotalCount};
@@ -183,7 +184,8 @@ impl BusinessMutations {
             &input.name,
             &input.external_ref,
         )
-        .await?;
+        .await
+        .map_err(|e| e.under("input"))?;
         Ok(BusinessPayload {
             business: Business(business),
             client_mutation_id: input.client_mutation_id,
@@ -198,13 +200,15 @@ impl BusinessMutations {
         input: UpdateBusinessInput,
     ) -> async_graphql::Result<BusinessPayload> {
         let scope = RequestScope::of(ctx)?;
+        let id = parse_id("input.id", &input.id)?;
         let business = organisations::update::<entity::prelude::Business>(
             scope.db,
             scope.tenant,
-            &input.id,
+            id,
             &input.patch,
         )
-        .await?;
+        .await
+        .map_err(|e| e.under("input.patch"))?;
         Ok(BusinessPayload {
             business: Business(business),
             client_mutation_id: input.client_mutation_id,
@@ -219,9 +223,12 @@ impl BusinessMutations {
         input: DeleteBusinessInput,
     ) -> async_graphql::Result<DeleteBusinessPayload> {
         let scope = RequestScope::of(ctx)?;
-        let id =
-            organisations::delete::<entity::prelude::Business>(scope.db, scope.tenant, &input.id)
-                .await?;
+        let id = organisations::delete::<entity::prelude::Business>(
+            scope.db,
+            scope.tenant,
+            parse_id("input.id", &input.id)?,
+        )
+        .await?;
         Ok(DeleteBusinessPayload {
             deleted_business_id: ID(id.to_string()),
             client_mutation_id: input.client_mutation_id,

@@ -1,6 +1,7 @@
 //! `DuplicateGroup`, `duplicateContacts` and `mergeContacts`.
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 
+use super::ids::{parse_id, parse_ids};
 use super::{Connection, Contact, RequestScope, TotalCount};
 use crate::contacts::duplicates::{self, DuplicateGroup as Group};
 use crate::contacts::keys;
@@ -136,9 +137,26 @@ impl DuplicateMutations {
         input: MergeContactsInput,
     ) -> async_graphql::Result<MergeContactsPayload> {
         let scope = RequestScope::of(ctx)?;
-        let (contact, merged) =
-            merge::merge_contacts(scope.db, scope.tenant, &input.target_id, &input.source_ids)
-                .await?;
+        // Every malformed id is reported at once, the target's and the others'.
+        let target = parse_id("input.targetId", &input.target_id);
+        let others = parse_ids("input.sourceIds", &input.source_ids);
+        let (target, others) = match (target, others) {
+            (Ok(target), Ok(others)) => (target, others),
+            (target, others) => {
+                let failures = [target.err(), others.err()]
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|e| match e {
+                        crate::Error::Validation(failures) => failures,
+                        _ => Vec::new(),
+                    })
+                    .collect();
+                return Err(crate::Error::Validation(failures).into());
+            }
+        };
+        let (contact, merged) = merge::merge_contacts(scope.db, scope.tenant, target, &others)
+            .await
+            .map_err(|e| e.under("input"))?;
         Ok(MergeContactsPayload {
             contact: Contact::new(contact),
             merged_contact_ids: merged.into_iter().map(|id| ID(id.to_string())).collect(),

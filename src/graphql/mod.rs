@@ -7,6 +7,7 @@ mod duplicate;
 pub mod error_codes;
 mod errors;
 pub mod field_order;
+mod ids;
 pub mod input_checks;
 pub mod limits;
 pub mod loader;

@@ -1,6 +1,7 @@
 //! The root `Mutation`: Relay-style, one `input` argument and a payload object each.
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, MergedObject, Object, SimpleObject};
 
+use super::ids::{parse_id, parse_ids};
 use super::{Contact, RequestScope};
 use crate::contacts::{self, ContactPatch, ResolutionStatus, TagRefs, WriteSettings};
 use crate::time::Timestamp;
@@ -94,6 +95,24 @@ pub struct ContactTagsInput {
     pub client_mutation_id: Option<String>,
 }
 
+impl ContactTagsInput {
+    /// The contact's id and the tags, as the domain takes them.
+    fn parse(&self) -> crate::Result<(uuid::Uuid, TagRefs)> {
+        let id = parse_id("input.contactId", &self.contact_id)?;
+        let tag_ids = match &self.tag_ids {
+            Some(ids) => Some(parse_ids("input.tagIds", ids)?),
+            None => None,
+        };
+        Ok((
+            id,
+            TagRefs {
+                tag_ids,
+                tag_names: self.tag_names.clone(),
+            },
+        ))
+    }
+}
+
 /// Result of a mutation that changes one contact.
 #[derive(SimpleObject)]
 pub struct ContactPayload {
@@ -134,15 +153,17 @@ impl ContactMutations {
         input: UpdateContactInput,
     ) -> async_graphql::Result<UpdateContactPayload> {
         let scope = RequestScope::of(ctx)?;
+        let id = parse_id("input.id", &input.id)?;
         let contact = contacts::update_contact(
             scope.db,
             scope.tenant,
-            &input.id,
+            id,
             &input.patch,
             input.expected_updated_at,
             settings(ctx),
         )
-        .await?;
+        .await
+        .map_err(|e| e.under("input.patch"))?;
         Ok(UpdateContactPayload {
             contact: Contact::new(contact),
             client_mutation_id: input.client_mutation_id,
@@ -158,7 +179,9 @@ impl ContactMutations {
     ) -> async_graphql::Result<CreateContactPayload> {
         let scope = RequestScope::of(ctx)?;
         let contact =
-            contacts::create_contact(scope.db, scope.tenant, &input.contact, settings(ctx)).await?;
+            contacts::create_contact(scope.db, scope.tenant, &input.contact, settings(ctx))
+                .await
+                .map_err(|e| e.under("input.contact"))?;
         Ok(CreateContactPayload {
             contact: Contact::new(contact),
             client_mutation_id: input.client_mutation_id,
@@ -173,7 +196,8 @@ impl ContactMutations {
         input: DeleteContactInput,
     ) -> async_graphql::Result<DeleteContactPayload> {
         let scope = RequestScope::of(ctx)?;
-        let id = contacts::delete_contact(scope.db, scope.tenant, &input.id).await?;
+        let id = parse_id("input.id", &input.id)?;
+        let id = contacts::delete_contact(scope.db, scope.tenant, id).await?;
         Ok(DeleteContactPayload {
             deleted_contact_id: ID(id.to_string()),
             client_mutation_id: input.client_mutation_id,
@@ -189,11 +213,10 @@ impl ContactMutations {
         input: ContactTagsInput,
     ) -> async_graphql::Result<ContactPayload> {
         let scope = RequestScope::of(ctx)?;
-        let refs = TagRefs {
-            tag_ids: input.tag_ids,
-            tag_names: input.tag_names,
-        };
-        let contact = contacts::add_tags(scope.db, scope.tenant, &input.contact_id, &refs).await?;
+        let (id, refs) = input.parse()?;
+        let contact = contacts::add_tags(scope.db, scope.tenant, id, &refs)
+            .await
+            .map_err(|e| e.under("input"))?;
         Ok(ContactPayload {
             contact: Contact::new(contact),
             client_mutation_id: input.client_mutation_id,
@@ -208,12 +231,10 @@ impl ContactMutations {
         input: ContactTagsInput,
     ) -> async_graphql::Result<ContactPayload> {
         let scope = RequestScope::of(ctx)?;
-        let refs = TagRefs {
-            tag_ids: input.tag_ids,
-            tag_names: input.tag_names,
-        };
-        let contact =
-            contacts::remove_tags(scope.db, scope.tenant, &input.contact_id, &refs).await?;
+        let (id, refs) = input.parse()?;
+        let contact = contacts::remove_tags(scope.db, scope.tenant, id, &refs)
+            .await
+            .map_err(|e| e.under("input"))?;
         Ok(ContactPayload {
             contact: Contact::new(contact),
             client_mutation_id: input.client_mutation_id,
@@ -228,14 +249,16 @@ impl ContactMutations {
         input: SetContactResolutionInput,
     ) -> async_graphql::Result<ContactPayload> {
         let scope = RequestScope::of(ctx)?;
+        let id = parse_id("input.id", &input.id)?;
         let contact = contacts::set_resolution(
             scope.db,
             scope.tenant,
-            &input.id,
+            id,
             input.resolution_status,
             input.external_ref,
         )
-        .await?;
+        .await
+        .map_err(|e| e.under("input"))?;
         Ok(ContactPayload {
             contact: Contact::new(contact),
             client_mutation_id: input.client_mutation_id,

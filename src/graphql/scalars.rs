@@ -3,7 +3,7 @@ use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value
 
 use crate::time::{Timestamp, format_millis};
 
-/// The GraphQL `DateTime` scalar: an RFC 3339 date-time, written with milliseconds in UTC.
+/// The GraphQL `DateTime` scalar.
 #[Scalar(name = "DateTime")]
 impl ScalarType for Timestamp {
     fn parse(value: Value) -> InputValueResult<Self> {

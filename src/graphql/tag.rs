@@ -3,6 +3,7 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use entity::tag::Model;
 
 use super::contact::contacts_under;
+use super::ids::parse_id;
 use super::limits::{filter_cost, page_cost};
 use super::{Business, Connection, Contact, RequestScope};
 use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
@@ -149,14 +150,16 @@ impl TagMutations {
         input: CreateTagInput,
     ) -> async_graphql::Result<TagPayload> {
         let scope = RequestScope::of(ctx)?;
+        let business = parse_id("input.businessId", &input.business_id)?;
         let tag = tags::create(
             scope.db,
             scope.tenant,
-            &input.business_id,
+            business,
             &input.name,
             input.display_order,
         )
-        .await?;
+        .await
+        .map_err(|e| e.under("input"))?;
         Ok(TagPayload {
             tag: Tag(tag),
             client_mutation_id: input.client_mutation_id,
@@ -171,7 +174,10 @@ impl TagMutations {
         input: UpdateTagInput,
     ) -> async_graphql::Result<TagPayload> {
         let scope = RequestScope::of(ctx)?;
-        let tag = tags::update(scope.db, scope.tenant, &input.id, &input.patch).await?;
+        let id = parse_id("input.id", &input.id)?;
+        let tag = tags::update(scope.db, scope.tenant, id, &input.patch)
+            .await
+            .map_err(|e| e.under("input.patch"))?;
         Ok(TagPayload {
             tag: Tag(tag),
             client_mutation_id: input.client_mutation_id,
@@ -186,7 +192,8 @@ impl TagMutations {
         input: DeleteTagInput,
     ) -> async_graphql::Result<DeleteTagPayload> {
         let scope = RequestScope::of(ctx)?;
-        let id = tags::delete(scope.db, scope.tenant, &input.id).await?;
+        let id = parse_id("input.id", &input.id)?;
+        let id = tags::delete(scope.db, scope.tenant, id).await?;
         Ok(DeleteTagPayload {
             deleted_tag_id: ID(id.to_string()),
             client_mutation_id: input.client_mutation_id,

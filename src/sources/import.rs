@@ -26,14 +26,13 @@ use uuid::Uuid;
 use super::{Connector, Format, MapContext, MappedRecord, mapping};
 use crate::contacts::keys::{insert_key_rows, key_rows, keys_differ, replace_keys};
 use crate::contacts::rules::{Checker, MAX_SHORT};
-use crate::contacts::write::{
-    begin_write, blank_contact, next_updated_at, write_assignees, write_contact,
-};
+use crate::contacts::write::{begin_write, blank_contact, write_assignees, write_contact};
 use crate::contacts::{ContactPatch, ResolutionStatus, WriteSettings, search_text, sort_name};
 use crate::db::{WalCheckpointer, insert_all};
 use crate::error::{Error, FieldFailure, Result};
 use crate::organisations::Organisation;
 use crate::scope::TenantId;
+use crate::time::next_updated_at;
 use crate::time::now_millis;
 
 /// Records written per transaction by a file import.

@@ -15,10 +15,10 @@ use uuid::Uuid;
 use crate::contacts::begin_write;
 use crate::contacts::rules::{Checker, MAX_SHORT, WriteSettings};
 use crate::error::{Error, FieldFailure, Result};
-use crate::filter::{check_search, collect_id, folded_contains, parse_id};
+use crate::filter::{check_search, collect_id, folded_contains};
 use crate::paging::{self, Direction, KeyValue, Ordering, Page, PageArgs, SortKey};
 use crate::scope::{TenantId, find_by_ids, scoped};
-use crate::time::now_millis;
+use crate::time::{next_updated_at, now_millis};
 
 /// Which tags to return; every field given must match.
 #[derive(InputObject, Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -182,15 +182,12 @@ async fn check_name(
     field: &str,
     name: &str,
 ) -> Result<String> {
-    let mut check = Checker::new("input", WriteSettings::default());
+    let mut check = Checker::new("", WriteSettings::default());
     let name = check.text(field, name, MAX_SHORT);
     let Some(name) = name else {
         let mut failures = check.failures;
         if failures.is_empty() {
-            failures.push(FieldFailure::new(
-                format!("input.{field}"),
-                "must not be empty",
-            ));
+            failures.push(FieldFailure::new(field, "must not be empty"));
         }
         return Err(Error::Validation(failures));
     };
@@ -201,28 +198,28 @@ async fn check_name(
         .await?;
     if taken.is_some_and(|t| Some(t.id) != except) {
         return Err(Error::invalid(
-            format!("input.{field}"),
+            field,
             "a tag of this name exists in the business already",
         ));
     }
     Ok(name)
 }
 
-/// Creates a tag in a business; without a display order it goes last.
+/// Creates a tag in a business; without a display order it goes last. Failing fields are
+/// named as in its input (`name`, `businessId`).
 pub async fn create(
     db: &DatabaseConnection,
     tenant: TenantId,
-    business_id: &ID,
+    business: Uuid,
     name: &str,
     display_order: Option<i32>,
 ) -> Result<Model> {
-    let business = parse_id("input.businessId", business_id)?;
     let (txn, _lock) = begin_write(db).await?;
     if find_by_ids::<Business>(&txn, tenant, &[business])
         .await?
         .is_empty()
     {
-        return Err(Error::invalid("input.businessId", "no such business"));
+        return Err(Error::invalid("businessId", "no such business"));
     }
     let name = check_name(&txn, tenant, business, None, "name", name).await?;
     let display_order = match display_order {
@@ -255,14 +252,13 @@ pub async fn create(
     Ok(tag)
 }
 
-/// Renames or reorders a tag.
+/// Renames or reorders a tag; failing fields are named relative to the patch.
 pub async fn update(
     db: &DatabaseConnection,
     tenant: TenantId,
-    id: &ID,
+    id: Uuid,
     patch: &TagPatch,
 ) -> Result<Model> {
-    let id = parse_id("input.id", id)?;
     let (txn, _lock) = begin_write(db).await?;
     let current = find_by_ids::<Tag>(&txn, tenant, &[id])
         .await?
@@ -270,15 +266,8 @@ pub async fn update(
         .ok_or_else(|| Error::NotFound("Tag".into()))?;
     let mut updated = current.clone();
     if let Some(name) = &patch.name {
-        updated.name = check_name(
-            &txn,
-            tenant,
-            current.business_id,
-            Some(id),
-            "patch.name",
-            name,
-        )
-        .await?;
+        updated.name =
+            check_name(&txn, tenant, current.business_id, Some(id), "name", name).await?;
         updated.name_folded = entity::fold(&updated.name);
     }
     if let Some(order) = patch.display_order {
@@ -287,7 +276,7 @@ pub async fn update(
     if updated == current {
         return Ok(current);
     }
-    updated.updated_at = now_millis().max(current.updated_at + 1);
+    updated.updated_at = next_updated_at(current.updated_at);
     updated
         .clone()
         .into_active_model()
@@ -299,8 +288,7 @@ pub async fn update(
 }
 
 /// Deletes a tag and its links to contacts.
-pub async fn delete(db: &DatabaseConnection, tenant: TenantId, id: &ID) -> Result<Uuid> {
-    let id = parse_id("input.id", id)?;
+pub async fn delete(db: &DatabaseConnection, tenant: TenantId, id: Uuid) -> Result<Uuid> {
     let (txn, _lock) = begin_write(db).await?;
     if find_by_ids::<Tag>(&txn, tenant, &[id]).await?.is_empty() {
         return Err(Error::NotFound("Tag".into()));
