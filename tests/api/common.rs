@@ -1,7 +1,14 @@
-//! `spawn_app` and the helpers every test shares.
+//! `spawn_app` and the helpers every test shares, among them the ones for file imports
+//! (fixtures, import options, a contact by its email). Stand-in vendor servers are in
+//! `vendors`.
 use std::collections::HashMap;
 
 use contact_gateway::config::{Config, DatabaseConfig};
+use contact_gateway::contacts::WriteSettings;
+use contact_gateway::demo;
+use contact_gateway::scope::TenantId;
+use contact_gateway::sources::import::{ImportOptions, ImportSummary, import_payload};
+use contact_gateway::sources::{Format, MapContext};
 use contact_gateway::startup::Application;
 use entity::prelude::{
     Account, Business, Contact, ContactAssignee, ContactKey, ContactSource, ContactTag,
@@ -323,4 +330,64 @@ pub async fn snapshot(app: &TestApp) -> String {
     });
     parts.push(format!("{entities:?}"));
     parts.join("\n")
+}
+
+/// The demo tenant's id.
+pub async fn tenant_of(app: &TestApp) -> TenantId {
+    demo::demo_tenant(&app.db)
+        .await
+        .expect("query")
+        .expect("demo tenant")
+}
+
+// ----- file imports -----
+
+/// The bytes of `tests/fixtures/<name>` (the seeds' own examples).
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
+}
+
+/// Lenient import options for `tenant`: source named after `format`, records without an
+/// account of their own put in `account`, default write settings.
+pub fn options(tenant: TenantId, format: Format, account: Option<&str>) -> ImportOptions {
+    ImportOptions {
+        tenant,
+        source: format.name().to_string(),
+        format,
+        context: MapContext {
+            account: account.map(str::to_string),
+            business: None,
+        },
+        strict: false,
+        settings: WriteSettings::default(),
+    }
+}
+
+/// Imports `payload` into `app`'s database, as the `import` command does.
+pub async fn import(
+    app: &TestApp,
+    options: &ImportOptions,
+    payload: &[u8],
+) -> contact_gateway::Result<ImportSummary> {
+    import_payload(&app.db, options, payload, |_, _| {}).await
+}
+
+const CONTACT_BY_EMAIL: &str = r#"query($email: String!) {
+    contacts(filter: { email: $email }) { nodes {
+        id name firstName lastName email phone companyName externalRef resolutionStatus
+        role notes linkedin description timezone website secondaryEmails secondaryPhones
+        status pipelineId pipelineStage owner createdBy assignees isTestContact
+        dnd { email sms call whatsapp } address { street city postalCode }
+        createdAt updatedAt
+        account { name externalRef } business { name } tags { name displayOrder }
+        sources { source format externalId fetchedAt record }
+    } } }"#;
+
+/// The one contact with `email`, with every field, its relations and its source records.
+pub async fn contact_by_email(app: &TestApp, email: &str) -> Value {
+    let data = app.data(CONTACT_BY_EMAIL, json!({ "email": email })).await;
+    let nodes = data["contacts"]["nodes"].as_array().expect("nodes").clone();
+    assert_eq!(nodes.len(), 1, "{data}");
+    nodes[0].clone()
 }

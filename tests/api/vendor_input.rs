@@ -7,10 +7,8 @@ use contact_gateway::sources::Format;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 
-use crate::common::{single_error, snapshot, spawn_app};
-use crate::sources::{
-    SYNC, Vendor, app_with_source, client_record, import, options, start_vendor, tenant_of,
-};
+use crate::common::{import, options, single_error, snapshot, spawn_app, tenant_of};
+use crate::vendors::{SYNC, Vendor, app_with_source, client_record, start_vendor};
 
 const SOURCES_OF: &str = r#"query($email: String!) {
     contacts(filter: { email: $email }) { nodes { name tags { name } sources { externalId } } } }"#;

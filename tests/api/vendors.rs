@@ -1,0 +1,291 @@
+//! Stand-in vendor servers, and gateways whose sources file points at them.
+//!
+//! Every test that talks to a vendor API (sync now; write-back next) gets its stand-in
+//! vendor from here instead of a hand-made server of its own, so that what a vendor does
+//! (paging, auth, failures, slowness) is written once and means the same in every test:
+//!
+//! - [`Vendor`] stands in for seed 003's API (client contacts): `limit`/`offset` paging over
+//!   the `records` a test puts there, `updated_at=gt:` filtering, Bearer auth, and scripted
+//!   failures, malformed pages and delays. It records every request's query string.
+//! - [`start_paged_vendors`] stands in for seeds 002 (business contacts, `page`/`limit`) and
+//!   004 (pipeline contacts, `page`/`size`) with fixed records, recording every request.
+//! - [`app_with_source`] and [`app_with_sources`] start a gateway whose sources file names
+//!   such a server; [`SYNC`] syncs the source `crm` of [`app_with_source`].
+//!
+//! Every stand-in wants `Authorization: Bearer vendor-token` ([`TOKEN`]); the gateways read
+//! it from the environment variable [`TOKEN_ENV`], which [`app_with_sources`] sets.
+//! A new vendor behaviour belongs here, as a field of the stand-in it concerns (or a new
+//! stand-in), documented, once a test uses it.
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::common::{TestApp, spawn_app, spawn_app_on_database_of, tenant_of};
+
+/// The token every stand-in vendor accepts (as `Authorization: Bearer <TOKEN>`).
+pub(crate) const TOKEN: &str = "vendor-token";
+
+/// The environment variable the sources files of [`app_with_sources`] name as `token_env`.
+pub(crate) const TOKEN_ENV: &str = "CG_TEST_VENDOR_TOKEN";
+
+/// Whether a request carries `Authorization: Bearer <TOKEN>`.
+fn authorised(headers: &HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        == Some(TOKEN)
+}
+
+/// Serves `router` on a free port of 127.0.0.1 until the test ends.
+async fn serve(router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    address
+}
+
+// ----- seed 003: client contacts, limit/offset -----
+
+/// A scripted failure: status and `Retry-After`.
+pub(crate) type Scripted = (u16, Option<&'static str>);
+
+/// A stand-in for seed 003's API: `limit`/`offset` paging over `records`, Bearer auth
+/// ([`TOKEN`], and an `X-Api-Version` header), `updated_at=gt:` filtering, and failures
+/// scripted per request. Clones share their state: keep one to script and inspect the
+/// server that [`start_vendor`] runs.
+#[derive(Clone, Default)]
+pub(crate) struct Vendor {
+    /// The records, in the order pages are cut from (see [`client_record`]).
+    pub(crate) records: Arc<Mutex<Vec<Value>>>,
+    /// How long each page takes to answer (ms).
+    pub(crate) delay_ms: Arc<AtomicU64>,
+    /// Responses to give instead of a page, first to last (status, Retry-After); each is
+    /// used once, by the next authorised request.
+    pub(crate) failures: Arc<Mutex<Vec<Scripted>>>,
+    /// The offset whose page is malformed (a JSON object, not an array), if any.
+    pub(crate) malformed_at: Arc<Mutex<Option<u64>>>,
+    /// Every request's query string.
+    pub(crate) seen: Arc<Mutex<Vec<String>>>,
+}
+
+async fn vendor_contacts(
+    State(vendor): State<Vendor>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    uri: Uri,
+) -> Response {
+    vendor
+        .seen
+        .lock()
+        .expect("lock")
+        .push(uri.query().unwrap_or_default().to_string());
+    let delay = vendor.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
+    if !authorised(&headers) || headers.get("x-api-version").is_none() {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"key": "unauthorized", "message": "bad token"})),
+        )
+            .into_response();
+    }
+    let scripted = {
+        let mut failures = vendor.failures.lock().expect("lock");
+        (!failures.is_empty()).then(|| failures.remove(0))
+    };
+    if let Some((status, retry_after)) = scripted {
+        let mut response = (
+            StatusCode::from_u16(status).expect("status"),
+            axum::Json(json!({"key": "x", "message": "scripted"})),
+        )
+            .into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert("retry-after", secs.parse().expect("header"));
+        }
+        return response;
+    }
+    let offset: u64 = query
+        .get("offset")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let limit: usize = query
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    if *vendor.malformed_at.lock().expect("lock") == Some(offset) {
+        return (StatusCode::OK, axum::Json(json!({"unexpected": true}))).into_response();
+    }
+    let since = query
+        .get("updated_at")
+        .and_then(|v| v.strip_prefix("gt:"))
+        .map(str::to_string);
+    let records = vendor.records.lock().expect("lock").clone();
+    let page: Vec<Value> = records
+        .into_iter()
+        .filter(|r| {
+            since
+                .as_deref()
+                .is_none_or(|s| r["updated_at"].as_str().unwrap_or_default() > s)
+        })
+        .skip(offset as usize)
+        .take(limit)
+        .collect();
+    axum::Json(Value::Array(page)).into_response()
+}
+
+/// Runs `vendor` on a free port; returns its contacts URL (`http://…/api/contacts`).
+pub(crate) async fn start_vendor(vendor: Vendor) -> String {
+    let app = axum::Router::new()
+        .route("/api/contacts", get(vendor_contacts))
+        .with_state(vendor);
+    let address = serve(app).await;
+    format!("http://{address}/api/contacts")
+}
+
+/// A seed 003 record: client contact `id` (`person{id}@example.com`), last updated at
+/// `updated`.
+pub(crate) fn client_record(id: u64, updated: &str) -> Value {
+    json!({ "id": id, "client_id": 1 + id % 3, "email": format!("person{id}@example.com"),
+            "name": format!("Person{id}"), "surname": "Example", "telephone": format!("+49301234{id:04}"),
+            "created_at": "2025-01-01T00:00:00.000Z", "updated_at": updated })
+}
+
+// ----- seeds 002 and 004: business and pipeline contacts, page-numbered -----
+
+/// A stand-in for seeds 002 (`/api/v1/businesses/{businessId}/contacts`, page/limit,
+/// `{ data, pagination }`) and 004 (`/api/contacts`, page/size,
+/// `{ success, data: { contacts, total, page, size } }`), recording every request.
+///
+/// Business `b1` has 150 contacts, any other business 30, each tagged with its business's
+/// `VIP` tag; the pipeline API has 230 contacts of organisation `org-1` in pipeline `pl-1`.
+/// Returns the base URL (`http://…`).
+pub(crate) async fn start_paged_vendors(seen: Arc<Mutex<Vec<String>>>) -> String {
+    fn business_contact(business: &str, i: usize) -> Value {
+        json!({ "id": format!("{business}-{i}"), "businessId": business,
+                "firstName": format!("Help{i}"), "lastName": business.to_uppercase(),
+                "email": format!("help{i}@{business}.example"),
+                "createdAt": "2025-01-02T00:00:00.000Z", "updatedAt": "2025-01-03T00:00:00.000Z",
+                "tags": [{ "id": format!("{business}-vip"), "name": "VIP", "displayOrder": 1 }] })
+    }
+    fn pipeline_contact(i: usize) -> Value {
+        json!({ "_id": format!("p{i:04}"), "firstName": format!("Pipe{i}"), "lastName": "Line",
+                "email": format!("pipe{i}@example.com"), "organizationId": "org-1",
+                "pipelineId": "pl-1", "pipelineStage": "new",
+                "createdAt": "2025-01-02T00:00:00.000Z", "updatedAt": "2025-01-03T00:00:00.000Z" })
+    }
+    type Params = Query<HashMap<String, String>>;
+    let number = |query: &Params, key: &str| -> usize {
+        query.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    let record = {
+        let seen = seen.clone();
+        move |uri: &Uri| seen.lock().expect("lock").push(uri.to_string())
+    };
+    let business_record = record.clone();
+    let businesses = move |Path(business): Path<String>,
+                           headers: HeaderMap,
+                           query: Params,
+                           uri: Uri| async move {
+        business_record(&uri);
+        if !authorised(&headers) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        let total = if business == "b1" { 150 } else { 30 };
+        let (page, limit) = (number(&query, "page"), number(&query, "limit"));
+        let data: Vec<Value> = (1..=total)
+            .skip((page.max(1) - 1) * limit)
+            .take(limit)
+            .map(|i| business_contact(&business, i))
+            .collect();
+        axum::Json(json!({ "data": data, "pagination": {
+            "page": page, "limit": limit, "total": total,
+            "totalPages": total.div_ceil(limit.max(1)) } }))
+        .into_response()
+    };
+    let pipeline = move |headers: HeaderMap, query: Params, uri: Uri| async move {
+        record(&uri);
+        if !authorised(&headers) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        let total = 230;
+        let (page, size) = (number(&query, "page"), number(&query, "size"));
+        let contacts: Vec<Value> = (1..=total)
+            .skip((page.max(1) - 1) * size)
+            .take(size)
+            .map(pipeline_contact)
+            .collect();
+        axum::Json(json!({ "success": true, "data": {
+            "contacts": contacts, "total": total, "page": page, "size": size } }))
+        .into_response()
+    };
+    let app = axum::Router::new()
+        .route("/api/v1/businesses/{business}/contacts", get(businesses))
+        .route("/api/contacts", get(pipeline));
+    let address = serve(app).await;
+    format!("http://{address}")
+}
+
+// ----- gateways with a sources file -----
+
+/// A server running on what it needs to stay alive: the first server's database (and its
+/// temporary directory) and the sources file (`dir/sources.toml`).
+pub(crate) struct WithSource {
+    app: TestApp,
+    _first: TestApp,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for WithSource {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+/// A server whose sources file has one source `crm` (client contacts, with the headers
+/// [`Vendor`] wants) for the demo tenant at `url`.
+pub(crate) async fn app_with_source(url: &str) -> WithSource {
+    app_with_sources(|tenant| {
+        format!(
+            "[[sources]]\nname = \"crm\"\nformat = \"client-contacts\"\nurl = \"{url}\"\ntenant = \"{tenant}\"\ntoken_env = \"{TOKEN_ENV}\"\nheaders = {{ \"X-Api-Version\" = \"2\", \"X-Company\" = \"acme\" }}\n"
+        )
+    })
+    .await
+}
+
+/// A server whose sources file is `sources(demo tenant id)`, with [`TOKEN_ENV`] set to
+/// [`TOKEN`].
+pub(crate) async fn app_with_sources(sources: impl FnOnce(Uuid) -> String) -> WithSource {
+    let first = spawn_app().await;
+    let tenant = tenant_of(&first).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("sources.toml");
+    std::fs::write(&path, sources(tenant.0)).expect("write");
+    // SAFETY: set once, to the same value, by every test that reads it.
+    unsafe { std::env::set_var(TOKEN_ENV, TOKEN) };
+    let app = spawn_app_on_database_of(&first, |c| c.sources_file = Some(path)).await;
+    WithSource {
+        app,
+        _first: first,
+        dir,
+    }
+}
+
+/// Syncs the source `crm` of [`app_with_source`].
+pub(crate) const SYNC: &str = r#"mutation { syncSource(input: { name: "crm" }) {
+    created updated unchanged
+    source { name lastError watermark resumable created unchanged lastSuccessAt } } }"#;
