@@ -1,5 +1,6 @@
 //! The crate's one error type, with each variant's code (`Error::code`); `graphql/errors.rs`
 //! turns it into a GraphQL error.
+use crate::code::Code;
 use std::sync::Arc;
 
 use sea_orm::DbErr;
@@ -93,18 +94,18 @@ impl Error {
     }
 
     /// The stable code clients switch on (`extensions.code`).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            Error::Validation(_) => "VALIDATION_FAILED",
-            Error::NotFound(_) => "NOT_FOUND",
-            Error::PreconditionFailed(_) => "PRECONDITION_FAILED",
-            Error::Conflict(_) => "CONFLICT",
-            Error::BadPayload(_) => "BAD_PAYLOAD",
-            Error::Upstream(_) => "UPSTREAM_FAILED",
-            Error::SourceRunning(_) => "SOURCE_RUNNING",
-            Error::Unavailable(_) => "SERVICE_UNAVAILABLE",
-            Error::StatementTimeout => "TIMEOUT",
-            Error::Database(_) | Error::Internal(_) => "INTERNAL_SERVER_ERROR",
+            Error::Validation(_) => Code::ValidationFailed,
+            Error::NotFound(_) => Code::NotFound,
+            Error::PreconditionFailed(_) => Code::PreconditionFailed,
+            Error::Conflict(_) => Code::Conflict,
+            Error::BadPayload(_) => Code::BadPayload,
+            Error::Upstream(_) => Code::UpstreamFailed,
+            Error::SourceRunning(_) => Code::SourceRunning,
+            Error::Unavailable(_) => Code::ServiceUnavailable,
+            Error::StatementTimeout => Code::Timeout,
+            Error::Database(_) | Error::Internal(_) => Code::InternalServerError,
         }
     }
 

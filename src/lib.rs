@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod auth;
 pub mod businesses;
 pub mod cli;
+pub mod code;
 pub mod config;
 pub mod contacts;
 pub mod db;

@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
@@ -66,33 +65,6 @@ pub enum AuthRejection {
 }
 
 use AuthRejection::Unauthenticated;
-
-impl IntoResponse for AuthRejection {
-    fn into_response(self) -> Response {
-        match self {
-            Unauthenticated(message) => {
-                let mut response = crate::http::error_response(
-                    StatusCode::UNAUTHORIZED,
-                    "UNAUTHENTICATED",
-                    message,
-                );
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Bearer"),
-                );
-                response
-            }
-            AuthRejection::Unavailable => crate::http::unavailable_response(
-                "the database is unavailable, so the API key could not be checked; retry in a moment",
-            ),
-            AuthRejection::Failed => crate::http::error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL_SERVER_ERROR",
-                "the API key could not be checked",
-            ),
-        }
-    }
-}
 
 impl Authenticator {
     /// An authenticator over `db`, caching verified keys for `ttl`.

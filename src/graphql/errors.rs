@@ -14,7 +14,7 @@ impl From<Error> for async_graphql::Error {
             _ => {}
         }
         async_graphql::Error::new(err.message()).extend_with(|_, ext| {
-            ext.set("code", err.code());
+            ext.set("code", err.code().as_str());
             if let Error::Validation(failures) = &err {
                 let list: Vec<Value> = failures
                     .iter()

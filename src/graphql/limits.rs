@@ -2,6 +2,7 @@
 //! (connection sizes multiply), aliases, directives per field, and (in the HTTP layer)
 //! batch size, body size and a per-request timeout. Each rejection carries a stable
 //! `extensions.code`.
+use crate::code::Code;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +18,7 @@ use async_graphql::{
     Value, Variables,
 };
 
-use super::input_checks;
+use super::{error_codes, input_checks};
 use crate::config::Limits;
 use crate::contacts::ContactFilter;
 use crate::error::FieldFailure;
@@ -41,10 +42,10 @@ pub fn filter_cost(filter: Option<&ContactFilter>) -> usize {
 }
 
 /// A GraphQL error with `extensions.code`.
-pub fn coded_error(code: &str, message: impl Into<String>) -> ServerError {
+pub fn coded_error(code: Code, message: impl Into<String>) -> ServerError {
     let mut error = ServerError::new(message, None);
     let mut extensions = ErrorExtensionValues::default();
-    extensions.set("code", Value::from(code));
+    extensions.set("code", Value::from(code.as_str()));
     error.extensions = Some(extensions);
     error
 }
@@ -80,13 +81,13 @@ fn text_nesting_limit(limits: &Limits) -> usize {
 pub fn check_query_text(query: &str, limits: &Limits) -> ServerResult<()> {
     if query.len() > limits.max_query_bytes {
         return Err(coded_error(
-            "QUERY_TOO_LARGE",
+            Code::QueryTooLarge,
             format!("the query is longer than {} bytes", limits.max_query_bytes),
         ));
     }
     let limit = text_nesting_limit(limits);
     if input_checks::bracket_depth(query, limit) > limit {
-        return Err(coded_error("QUERY_TOO_DEEP", too_deep_input(limits)));
+        return Err(coded_error(Code::QueryTooDeep, too_deep_input(limits)));
     }
     Ok(())
 }
@@ -113,21 +114,22 @@ impl Extension for QueryLimitsExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let mut document = next.run(ctx, query, variables).await.map_err(|error| {
-            if error.message.contains("recursion") {
-                coded_error("QUERY_TOO_DEEP", too_deep(&self.limits))
-            } else if error.message.contains("number of directives") {
-                coded_error(
-                    "TOO_MANY_DIRECTIVES",
-                    format!(
-                        "a field has more than {} directives",
-                        self.limits.max_directives_per_field
+        let mut document =
+            next.run(ctx, query, variables).await.map_err(
+                |error| match error_codes::engine_code(&error.message) {
+                    Some(Code::QueryTooDeep) => {
+                        coded_error(Code::QueryTooDeep, too_deep(&self.limits))
+                    }
+                    Some(Code::TooManyDirectives) => coded_error(
+                        Code::TooManyDirectives,
+                        format!(
+                            "a field has more than {} directives",
+                            self.limits.max_directives_per_field
+                        ),
                     ),
-                )
-            } else {
-                with_code(error, "GRAPHQL_PARSE_FAILED")
-            }
-        })?;
+                    _ => with_code(error, Code::GraphqlParseFailed),
+                },
+            )?;
         for (_, operation) in document.operations.iter() {
             let set = &operation.node.selection_set.node;
             let limit = if is_introspection(set) {
@@ -136,7 +138,7 @@ impl Extension for QueryLimitsExtension {
                 self.limits.max_depth
             };
             if depth(set, &document.fragments, &mut Vec::new(), limit) > limit {
-                return Err(coded_error("QUERY_TOO_DEEP", too_deep(&self.limits)));
+                return Err(coded_error(Code::QueryTooDeep, too_deep(&self.limits)));
             }
         }
         let mut count = Counts::default();
@@ -148,7 +150,7 @@ impl Extension for QueryLimitsExtension {
         }
         if count.aliases > self.limits.max_aliases {
             return Err(coded_error(
-                "TOO_MANY_ALIASES",
+                Code::TooManyAliases,
                 format!(
                     "the query has {} aliases; at most {} are allowed",
                     count.aliases, self.limits.max_aliases
@@ -157,7 +159,7 @@ impl Extension for QueryLimitsExtension {
         }
         if count.max_directives > self.limits.max_directives_per_field {
             return Err(coded_error(
-                "TOO_MANY_DIRECTIVES",
+                Code::TooManyDirectives,
                 format!(
                     "a field has {} directives; at most {} are allowed",
                     count.max_directives, self.limits.max_directives_per_field
@@ -165,7 +167,10 @@ impl Extension for QueryLimitsExtension {
             ));
         }
         if input_checks::input_too_deep(&document, variables, self.limits.max_input_depth) {
-            return Err(coded_error("QUERY_TOO_DEEP", too_deep_input(&self.limits)));
+            return Err(coded_error(
+                Code::QueryTooDeep,
+                too_deep_input(&self.limits),
+            ));
         }
         let nul = input_checks::nul_failures(&document, variables);
         if !nul.is_empty() {
@@ -188,7 +193,7 @@ impl Extension for QueryLimitsExtension {
             let missing = input_checks::missing_required_variables(operation, variables);
             if !missing.is_empty() {
                 return Err(coded_error(
-                    "GRAPHQL_VALIDATION_FAILED",
+                    Code::GraphqlValidationFailed,
                     format!(
                         "required variables were not provided: {}",
                         missing.join(", ")
@@ -209,19 +214,16 @@ impl Extension for QueryLimitsExtension {
         next.run(ctx).await.map_err(|errors| {
             errors
                 .into_iter()
-                .map(|error| match error.message.as_str() {
-                    "Query is too complex." => coded_error(
-                        "QUERY_TOO_COMPLEX",
+                .map(|error| match error_codes::engine_code(&error.message) {
+                    Some(Code::QueryTooComplex) => coded_error(
+                        Code::QueryTooComplex,
                         format!(
                             "the query costs more than {}: ask for smaller pages or fewer nested lists",
                             limits.max_complexity
                         ),
                     ),
-                    "Query is nested too deep." => coded_error("QUERY_TOO_DEEP", too_deep(&limits)),
-                    message if message.contains("recursion") => {
-                        coded_error("QUERY_TOO_DEEP", too_deep(&limits))
-                    }
-                    _ => with_code(error, "GRAPHQL_VALIDATION_FAILED"),
+                    Some(Code::QueryTooDeep) => coded_error(Code::QueryTooDeep, too_deep(&limits)),
+                    _ => with_code(error, Code::GraphqlValidationFailed),
                 })
                 .collect()
         })
@@ -320,10 +322,10 @@ fn depth<'a>(
 }
 
 /// `error` with `extensions.code` set to `code`, unless it already has one.
-fn with_code(mut error: ServerError, code: &str) -> ServerError {
+fn with_code(mut error: ServerError, code: Code) -> ServerError {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
-        extensions.set("code", Value::from(code));
+        extensions.set("code", Value::from(code.as_str()));
     }
     error
 }

@@ -1,4 +1,5 @@
 //! Scope checks in one place: queries need `contacts:read`, mutations `contacts:write`.
+use crate::code::Code;
 use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
@@ -28,7 +29,7 @@ impl Extension for RequireScopes {
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
         let Some(principal) = ctx.data_opt::<Principal>() else {
-            return Err(coded_error("UNAUTHENTICATED", "no API key"));
+            return Err(coded_error(Code::Unauthenticated, "no API key"));
         };
         for (_, operation) in document.operations.iter() {
             let needed = match operation.node.ty {
@@ -37,7 +38,7 @@ impl Extension for RequireScopes {
             };
             if !principal.allows(needed) {
                 return Err(coded_error(
-                    "FORBIDDEN",
+                    Code::Forbidden,
                     format!("this API key lacks the {needed} scope"),
                 ));
             }

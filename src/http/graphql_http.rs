@@ -10,6 +10,7 @@
 //! | mutation over GET | 405 | 405 |
 //! | POST without a JSON content type | 415 | 415 |
 //! | `Accept` allows neither media type | 406 | 406 |
+use crate::code::Code;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{BatchRequest, BatchResponse, Variables};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -56,10 +57,10 @@ impl Rejection {
     /// `METHOD_NOT_ALLOWED`, `UNSUPPORTED_MEDIA_TYPE`, `NOT_ACCEPTABLE`.
     pub fn into_response(self, media: MediaType) -> Response {
         let code = match self.status {
-            StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
-            StatusCode::NOT_ACCEPTABLE => "NOT_ACCEPTABLE",
-            _ => "BAD_REQUEST",
+            StatusCode::METHOD_NOT_ALLOWED => Code::MethodNotAllowed.as_str(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::UnsupportedMediaType.as_str(),
+            StatusCode::NOT_ACCEPTABLE => Code::NotAcceptable.as_str(),
+            _ => Code::BadRequest.as_str(),
         };
         let body =
             json!({ "errors": [{ "message": self.message, "extensions": { "code": code } }] });
@@ -279,7 +280,7 @@ impl Outcome {
         } else if response
             .errors
             .iter()
-            .any(|e| error_code(e) == Some("SERVICE_UNAVAILABLE"))
+            .any(|e| error_code(e) == Some(Code::ServiceUnavailable.as_str()))
         {
             Self::Unavailable
         } else if response.data == async_graphql::Value::Null

@@ -1,9 +1,11 @@
 //! HTTP routes: GraphQL over HTTP (POST and GET), GraphiQL for browsers, health and metrics;
 //! and the layers every request passes: request id, trace span, metrics, body limit.
+mod auth_rejection;
 pub mod graphiql;
 pub mod graphql_http;
 pub mod server;
 
+use crate::code::Code;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,7 +100,7 @@ async fn graphql_post(State(state): State<AppState>, request: Request) -> Respon
             Err(_) => {
                 return error_response(
                     StatusCode::REQUEST_TIMEOUT,
-                    "REQUEST_TIMEOUT",
+                    Code::RequestTimeout,
                     &format!(
                         "the request body did not arrive within {} s",
                         state.limits.timeout_secs
@@ -118,7 +120,7 @@ async fn graphql_post(State(state): State<AppState>, request: Request) -> Respon
         BatchRequest::Batch(operations) => {
             if operations.len() > state.limits.max_batch {
                 let error = coded_error(
-                    "BATCH_TOO_LARGE",
+                    Code::BatchTooLarge,
                     format!(
                         "the batch has {} operations; at most {} are allowed",
                         operations.len(),
@@ -212,7 +214,7 @@ async fn execute(
             Err(_) => (
                 Outcome::Timeout,
                 async_graphql::Response::from_errors(vec![coded_error(
-                    "TIMEOUT",
+                    Code::Timeout,
                     format!("the request took longer than {} s", timeout.as_secs()),
                 )]),
             ),
@@ -272,9 +274,8 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 /// A GraphQL-shaped error body with one error of `code`, for answers made outside GraphQL
 /// execution (authentication, body and header limits).
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    let body =
-        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+pub fn error_response(status: StatusCode, code: Code, message: &str) -> Response {
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
     (status, axum::Json(body)).into_response()
 }
 
@@ -282,7 +283,7 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
 pub fn unavailable_response(message: &str) -> Response {
     let mut response = error_response(
         StatusCode::SERVICE_UNAVAILABLE,
-        "SERVICE_UNAVAILABLE",
+        Code::ServiceUnavailable,
         message,
     );
     response.headers_mut().insert(
@@ -314,7 +315,7 @@ async fn check_request_size(
     if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
         return error_response(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "REQUEST_HEADERS_TOO_LARGE",
+            Code::RequestHeadersTooLarge,
             &format!(
                 "the request has more than {MAX_HEADERS} headers or more than {MAX_HEADER_BYTES} bytes of them"
             ),
@@ -334,7 +335,7 @@ async fn check_request_size(
 fn body_too_large(limit: usize) -> Response {
     error_response(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "REQUEST_TOO_LARGE",
+        Code::RequestTooLarge,
         &format!("the request body is longer than {limit} bytes"),
     )
 }
