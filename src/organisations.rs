@@ -12,8 +12,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::contacts::begin_write;
 use crate::contacts::rules::{Checker, MAX_SHORT, WriteSettings};
+use crate::db::begin_write;
 use crate::error::{Error, FieldFailure, Result, field_path};
 use crate::filter::{DateTimeFilter, check_search, folded_contains};
 use crate::paging::{self, Direction, KeyValue, Ordering, Page, PageArgs, SortKey};

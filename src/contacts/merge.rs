@@ -9,8 +9,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::rules::MAX_LIST;
-use super::write::{begin_write, delete_rows, write_contact};
+use super::write::{delete_rows, write_contact};
 use super::{ResolutionStatus, search_text, sort_name};
+use crate::db::begin_write;
 use crate::error::{Error, FieldFailure, Result};
 use crate::scope::TenantId;
 use crate::time::next_updated_at;

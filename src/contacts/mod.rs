@@ -24,8 +24,8 @@ pub use filter::{ContactFilter, FilterScope};
 pub use order::{ContactOrder, ContactOrderField, ordering};
 pub use rules::WriteSettings;
 pub use write::{
-    AddressInput, ContactPatch, DndInput, TagRefs, WriteLock, add_tags, begin_write,
-    create_contact, delete_contact, remove_tags, set_resolution, update_contact,
+    AddressInput, ContactPatch, DndInput, TagRefs, add_tags, create_contact, delete_contact,
+    remove_tags, set_resolution, update_contact,
 };
 
 use crate::error::Result;

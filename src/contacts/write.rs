@@ -7,15 +7,15 @@ use entity::prelude::{
 use entity::{contact, contact_assignee, contact_source, contact_tag, tag};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    IntoActiveModel, Iterable, ModelTrait, QueryFilter, QuerySelect, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, Iterable, ModelTrait, QueryFilter, QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
 
 use super::rules::{Checker, MAX_NAME, MAX_ROLE, MAX_SHORT, MAX_TEXT, WriteSettings, split_name};
 use super::{ResolutionStatus, search_text, sort_name};
+use crate::db::begin_write;
 use crate::error::{Error, FieldFailure, Result, field_path};
 use crate::filter::collect_id;
 use crate::scope::{TenantId, find_by_ids, scoped};
@@ -429,31 +429,6 @@ async fn check_parents(
         ));
     }
     Ok(())
-}
-
-/// SQLite has one writer at a time: writers of this process queue here, in order, rather
-/// than in SQLite's busy handler, which sleeps in growing steps (and made the slowest 1% of
-/// concurrent updates take over 300 ms).
-static SQLITE_WRITER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Held for the life of a write transaction on SQLite (see [`begin_write`]).
-pub type WriteLock = Option<tokio::sync::MutexGuard<'static, ()>>;
-
-/// Starts a write transaction; keep the lock until it is committed or dropped. On SQLite it
-/// waits its turn among this process's writers and then takes the database's write lock at
-/// once (`BEGIN IMMEDIATE`), so a read never has to turn into a write mid-transaction.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<(DatabaseTransaction, WriteLock)> {
-    let lock = match db.get_database_backend() {
-        DbBackend::Sqlite => Some(SQLITE_WRITER.lock().await),
-        _ => None,
-    };
-    let txn = db
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        })
-        .await?;
-    Ok((txn, lock))
 }
 
 /// The contact `id` of the tenant, locked for update (PostgreSQL) inside `txn`.

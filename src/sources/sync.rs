@@ -17,7 +17,7 @@ use super::config::SourceConfig;
 use super::import::{ImportOptions, ImportSummary, apply_records, check_tenant, prepare};
 use super::{PagePosition, lease};
 use crate::contacts::WriteSettings;
-use crate::contacts::write::begin_write;
+use crate::db::begin_write;
 use crate::error::{Error, Result};
 use crate::scope::TenantId;
 use crate::time::{format_millis, now_millis, parse_rfc3339_millis};

@@ -12,8 +12,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::contacts::begin_write;
 use crate::contacts::rules::{Checker, MAX_SHORT, WriteSettings};
+use crate::db::begin_write;
 use crate::error::{Error, FieldFailure, Result};
 use crate::filter::{check_search, collect_id, folded_contains};
 use crate::paging::{self, Direction, KeyValue, Ordering, Page, PageArgs, SortKey};

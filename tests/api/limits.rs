@@ -211,7 +211,7 @@ async fn requests_over_the_time_limit_are_cut_off_and_write_nothing() {
     let before = crate::common::snapshot(&app).await;
     // Hold the contact's write lock (a row lock on PostgreSQL, the writer lock on SQLite), so
     // that the update below must wait longer than the limit.
-    let (txn, lock) = contact_gateway::contacts::begin_write(&app.db)
+    let (txn, lock) = contact_gateway::db::begin_write(&app.db)
         .await
         .expect("write transaction");
     entity::prelude::Contact::find_by_id(contact.id)

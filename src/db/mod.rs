@@ -1,5 +1,7 @@
 //! Connecting to the database (SQLite or PostgreSQL), bringing its schema up to date, and
 //! inserting rows in bulk.
+mod write;
+
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -9,6 +11,8 @@ use sea_orm::{
     ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
     EntityTrait, IdenStatic, IntoActiveModel, Iterable, QueryTrait, Statement,
 };
+
+pub use write::{WriteLock, begin_write};
 
 use crate::error::Error;
 use crate::metrics::Metrics;
