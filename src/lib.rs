@@ -4,13 +4,13 @@
 //! - [`http`]: axum routes (GraphQL, GraphiQL, health, metrics);
 //! - [`auth`]: who is calling, as a [`auth::Principal`] carrying the tenant;
 //! - [`graphql`]: the schema, thin resolvers, connections and DataLoaders;
-//! - domain modules [`contacts`], [`accounts`], [`businesses`], [`tags`]: filters, orders and
-//!   queries as plain functions, always scoped by tenant ([`scope`]), paged by [`paging`];
+//! - domain modules [`contacts`], [`organisations`] (accounts and businesses), [`tags`],
+//!   [`sources`]: filters, orders, queries and writes as plain functions, always scoped by
+//!   tenant ([`scope`]), paged by [`paging`]; every error is an [`Error`] with a [`code::Code`];
+//! - [`db`]: connections, write transactions, bulk inserts;
 //! - `entity` and `migration` crates: tables and schema.
 
-pub mod accounts;
 pub mod auth;
-pub mod businesses;
 pub mod cli;
 pub mod code;
 pub mod config;

@@ -416,4 +416,11 @@ macro_rules! organisation {
         }
     };
 }
-pub(crate) use organisation;
+
+// Accounts: the customer companies contacts belong to (seed 000's accounts, seed 003's
+// clients, seed 004's organisations); deleting one that still has contacts is refused.
+organisation!(account, "Account", owns_tags: false, contacts_by: AccountId);
+
+// Businesses: the organisations of a tenant that own contacts and tags (seed 002); deleting
+// one deletes its tags, and is refused while it still has contacts.
+organisation!(business, "Business", owns_tags: true, contacts_by: BusinessId);
