@@ -6,13 +6,13 @@ use crate::config::{Config, DatabaseConfig};
 use crate::startup::Application;
 use uuid::Uuid;
 
-use crate::auth::{Scope, keys};
+use crate::auth::{Scope, api_keys};
 use crate::contacts::WriteSettings;
-use crate::scope::TenantId;
 use crate::sources::config::SourcesFile;
 use crate::sources::import::{self, ImportOptions};
 use crate::sources::sync::Syncer;
 use crate::sources::{Format, MapContext};
+use crate::tenancy::TenantId;
 use crate::time::format_millis;
 use crate::{db, demo, graphql};
 
@@ -163,7 +163,7 @@ enum TenantCommand {
 struct ScopeList(Vec<Scope>);
 
 fn parse_scope_list(list: &str) -> Result<ScopeList, String> {
-    keys::parse_scopes(list).map(ScopeList)
+    api_keys::parse_scopes(list).map(ScopeList)
 }
 
 #[derive(Subcommand, Debug)]
@@ -357,11 +357,11 @@ async fn open(database: &DatabaseConfig) -> anyhow::Result<sea_orm::DatabaseConn
 async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
     match command {
         TenantCommand::Create { database, name } => {
-            let tenant = keys::create_tenant(&open(&database).await?, &name).await?;
+            let tenant = api_keys::create_tenant(&open(&database).await?, &name).await?;
             println!("{}", tenant.id);
         }
         TenantCommand::List { database } => {
-            for t in keys::list_tenants(&open(&database).await?).await? {
+            for t in api_keys::list_tenants(&open(&database).await?).await? {
                 println!("{}\t{}\t{}", t.id, format_millis(t.created_at), t.name);
             }
         }
@@ -378,7 +378,7 @@ async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
             expires_in,
             name,
         } => {
-            let created = keys::create_key(
+            let created = api_keys::create_key(
                 &open(&database).await?,
                 TenantId(tenant),
                 &scopes.0,
@@ -395,7 +395,7 @@ async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
         ApiKeyCommand::List { database, tenant } => {
             println!("prefix\tscopes\tcreated\tlast used\texpires\trevoked\tname");
             let when = |t: Option<i64>| t.map_or("-".to_string(), format_millis);
-            for k in keys::list_keys(&open(&database).await?, TenantId(tenant)).await? {
+            for k in api_keys::list_keys(&open(&database).await?, TenantId(tenant)).await? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     k.prefix,
@@ -409,7 +409,7 @@ async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
             }
         }
         ApiKeyCommand::Revoke { database, prefix } => {
-            let key = keys::revoke_key(&open(&database).await?, &prefix).await?;
+            let key = api_keys::revoke_key(&open(&database).await?, &prefix).await?;
             println!("revoked {}", key.prefix);
         }
     }

@@ -15,11 +15,11 @@ use sea_orm::{
 use serde_json::json;
 use uuid::{NoContext, Timestamp, Uuid};
 
-use crate::contacts::keys::keys_of;
+use crate::contacts::identity_keys::keys_of;
 use crate::contacts::{ResolutionStatus, search_text, sort_name};
 use crate::db::{insert_all, insert_statements};
 use crate::error::{Error, Result};
-use crate::scope::TenantId;
+use crate::tenancy::TenantId;
 use crate::time::now_millis;
 
 /// Contacts the demo tenant starts with.

@@ -6,7 +6,7 @@
 //! - [`graphql`]: the schema, thin resolvers, connections and DataLoaders;
 //! - domain modules [`contacts`], [`organisations`] (accounts and businesses), [`tags`],
 //!   [`sources`]: filters, orders, queries and writes as plain functions, always scoped by
-//!   tenant ([`scope`]), paged by [`paging`]; every error is an [`Error`] with a [`code::Code`];
+//!   tenant ([`tenancy`]), paged by [`paging`]; every error is an [`Error`] with a [`code::Code`];
 //! - [`db`]: connections, write transactions, bulk inserts;
 //! - `entity` and `migration` crates: tables and schema.
 
@@ -24,10 +24,10 @@ pub mod http;
 pub mod metrics;
 pub mod organisations;
 pub mod paging;
-pub mod scope;
 pub mod sources;
 pub mod startup;
 pub mod tags;
+pub mod tenancy;
 pub mod time;
 
 pub use error::{Error, Result};

@@ -17,7 +17,7 @@ use crate::db::begin_write;
 use crate::error::{Error, FieldFailure, Result, field_path};
 use crate::filter::{DateTimeFilter, check_search, folded_contains};
 use crate::paging::{self, Direction, KeyValue, Ordering, Page, PageArgs, SortKey};
-use crate::scope::{TenantEntity, TenantId, find_by_ids, scoped};
+use crate::tenancy::{TenantEntity, TenantId, find_by_ids, scoped};
 use crate::time::{next_updated_at, now_millis};
 
 /// The columns of an organisation table.
@@ -373,7 +373,7 @@ macro_rules! organisation {
             }
 
             fn new_model(
-                tenant: $crate::scope::TenantId,
+                tenant: $crate::tenancy::TenantId,
                 name: String,
                 external_ref: Option<String>,
                 now: i64,

@@ -7,7 +7,7 @@ use axum::Router;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
-use crate::auth::{Authenticator, keys};
+use crate::auth::{Authenticator, api_keys};
 use crate::config::Limits;
 use crate::config::{Config, ConnectionLimits};
 use crate::contacts::WriteSettings;
@@ -73,7 +73,7 @@ impl Application {
         }
         // The demo tenant gets a fresh key at each start; the previous one is revoked.
         let demo_key = match demo_tenant {
-            Some(tenant) if !production => Some(keys::fresh_demo_key(&db, tenant).await?.key),
+            Some(tenant) if !production => Some(api_keys::fresh_demo_key(&db, tenant).await?.key),
             _ => None,
         };
         let sources = match &config.sources_file {

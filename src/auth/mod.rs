@@ -2,7 +2,7 @@
 //! gives the [`Principal`] (tenant and scopes). Verified keys are cached in memory for a
 //! short time (`--key-cache-secs`, default 30 s; a revocation takes effect within it), so
 //! in the steady state authentication costs no SQL; `lastUsedAt` is written in batches.
-pub mod keys;
+pub mod api_keys;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,9 +14,9 @@ use axum::http::request::Parts;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
-pub use keys::Scope;
+pub use api_keys::Scope;
 
-use crate::scope::TenantId;
+use crate::tenancy::TenantId;
 use crate::time::now_millis;
 
 /// The caller of a request.
@@ -89,7 +89,7 @@ impl Authenticator {
             .ok_or(Unauthenticated(
                 "malformed Authorization header: expected `Bearer sk-...`",
             ))?;
-        let hash = keys::hash_key(key);
+        let hash = api_keys::hash_key(key);
         let now = now_millis();
         let cached = self.cache.lock().ok().and_then(|cache| {
             cache.get(&hash).and_then(|c| {
@@ -100,7 +100,7 @@ impl Authenticator {
         let principal = match cached {
             Some(principal) => principal,
             None => {
-                let record = keys::find_valid(&self.db, &hash)
+                let record = api_keys::find_valid(&self.db, &hash)
                     .await
                     .map_err(|err| {
                         tracing::warn!(error = %err.detail(), "could not verify an API key");
@@ -113,7 +113,7 @@ impl Authenticator {
                 let principal = Principal {
                     tenant: TenantId(record.tenant_id),
                     key_id: record.id,
-                    scopes: keys::scopes_of(&record),
+                    scopes: api_keys::scopes_of(&record),
                 };
                 if let Ok(mut cache) = self.cache.lock() {
                     cache.insert(
@@ -140,7 +140,7 @@ impl Authenticator {
             Ok(mut used) => used.drain().collect(),
             Err(_) => return,
         };
-        if let Err(err) = keys::record_last_used(&self.db, &used).await {
+        if let Err(err) = api_keys::record_last_used(&self.db, &used).await {
             tracing::warn!(error = %err.detail(), "could not record when keys were used");
         }
     }

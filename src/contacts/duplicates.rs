@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use crate::scope::TenantId;
+use crate::tenancy::TenantId;
 
 /// Contacts that share one email or phone.
 #[derive(Clone, Debug, PartialEq, Eq)]

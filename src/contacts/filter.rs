@@ -11,7 +11,7 @@ use super::ResolutionStatus;
 use super::phone::to_e164;
 use crate::error::{Error, FieldFailure, Result};
 use crate::filter::{DateTimeFilter, check_search, collect_id, contains_pattern};
-use crate::scope::TenantId;
+use crate::tenancy::TenantId;
 
 /// Which contacts to return. Every field given must match (AND); `and`, `or` and `not`
 /// combine nested filters.
@@ -66,9 +66,9 @@ pub struct ContactFilter {
     pub not: Option<Box<ContactFilter>>,
 }
 
-/// What building a filter needs to know besides the filter.
+/// Where a filter runs: the tenant it is confined to and the database it is written for.
 #[derive(Clone, Copy)]
-pub struct FilterScope {
+pub struct FilterTarget {
     /// The caller's tenant, applied in every subquery.
     pub tenant: TenantId,
     /// The database, for the search index.
@@ -78,9 +78,9 @@ pub struct FilterScope {
 impl ContactFilter {
     /// The SQL condition of this filter, or every invalid field at once (paths under
     /// `path`, e.g. `filter.and[0].phone`).
-    pub fn condition(&self, scope: FilterScope, path: &str) -> Result<Condition> {
+    pub fn condition(&self, target: FilterTarget, path: &str) -> Result<Condition> {
         let mut failures = Vec::new();
-        let cond = self.build(scope, path, &mut failures);
+        let cond = self.build(target, path, &mut failures);
         if failures.is_empty() {
             Ok(cond)
         } else {
@@ -127,13 +127,18 @@ impl ContactFilter {
         flat + names + nested
     }
 
-    fn build(&self, scope: FilterScope, path: &str, failures: &mut Vec<FieldFailure>) -> Condition {
+    fn build(
+        &self,
+        target: FilterTarget,
+        path: &str,
+        failures: &mut Vec<FieldFailure>,
+    ) -> Condition {
         let field = |name: &str| format!("{path}.{name}");
         let mut cond = Condition::all();
         if let Some(search) = &self.search {
             check_search(&field("search"), search, failures);
             if !search.is_empty() {
-                cond = cond.add(search_condition(scope, search));
+                cond = cond.add(search_condition(target, search));
             }
         }
         if let Some(email) = &self.email {
@@ -150,12 +155,13 @@ impl ContactFilter {
         }
         if let Some(name) = &self.tag {
             cond = cond.add(
-                Column::Id.in_subquery(tagged(scope, Expr::col((Tag, tag::Column::Name)).eq(name))),
+                Column::Id
+                    .in_subquery(tagged(target, Expr::col((Tag, tag::Column::Name)).eq(name))),
             );
         }
         if let Some(names) = &self.tags_any {
             cond = cond.add(Column::Id.in_subquery(tagged(
-                scope,
+                target,
                 Expr::col((Tag, tag::Column::Name)).is_in(names.iter().cloned()),
             )));
         }
@@ -189,7 +195,7 @@ impl ContactFilter {
             let sub = Query::select()
                 .column(contact_assignee::Column::ContactId)
                 .from(ContactAssignee)
-                .and_where(contact_assignee::Column::TenantId.eq(scope.tenant.0))
+                .and_where(contact_assignee::Column::TenantId.eq(target.tenant.0))
                 .and_where(contact_assignee::Column::Assignee.eq(assignee.clone()))
                 .to_owned();
             cond = cond.add(Column::Id.in_subquery(sub));
@@ -215,25 +221,25 @@ impl ContactFilter {
         }
         if let Some(list) = &self.and {
             for (i, f) in list.iter().enumerate() {
-                cond = cond.add(f.build(scope, &format!("{path}.and[{i}]"), failures));
+                cond = cond.add(f.build(target, &format!("{path}.and[{i}]"), failures));
             }
         }
         if let Some(list) = &self.or {
             let mut any = Condition::any();
             for (i, f) in list.iter().enumerate() {
-                any = any.add(f.build(scope, &format!("{path}.or[{i}]"), failures));
+                any = any.add(f.build(target, &format!("{path}.or[{i}]"), failures));
             }
             cond = cond.add(any);
         }
         if let Some(f) = &self.not {
-            cond = cond.add(f.build(scope, &format!("{path}.not"), failures).not());
+            cond = cond.add(f.build(target, &format!("{path}.not"), failures).not());
         }
         cond
     }
 }
 
 /// Ids of the tenant's contacts that carry a tag matching `tag_condition`.
-fn tagged(scope: FilterScope, tag_condition: Expr) -> SelectStatement {
+fn tagged(target: FilterTarget, tag_condition: Expr) -> SelectStatement {
     Query::select()
         .column((ContactTag, contact_tag::Column::ContactId))
         .from(ContactTag)
@@ -241,17 +247,17 @@ fn tagged(scope: FilterScope, tag_condition: Expr) -> SelectStatement {
             Tag,
             Expr::col((Tag, tag::Column::Id)).equals((ContactTag, contact_tag::Column::TagId)),
         )
-        .and_where(Expr::col((ContactTag, contact_tag::Column::TenantId)).eq(scope.tenant.0))
-        .and_where(Expr::col((Tag, tag::Column::TenantId)).eq(scope.tenant.0))
+        .and_where(Expr::col((ContactTag, contact_tag::Column::TenantId)).eq(target.tenant.0))
+        .and_where(Expr::col((Tag, tag::Column::TenantId)).eq(target.tenant.0))
         .and_where(tag_condition)
         .to_owned()
 }
 
 /// Substring search over `contacts.search_text` (lower-cased names, email, phone, company),
 /// served by a trigram index: pg_trgm GIN on PostgreSQL, an FTS5 trigram table on SQLite.
-fn search_condition(scope: FilterScope, search: &str) -> Expr {
+fn search_condition(target: FilterTarget, search: &str) -> Expr {
     let needle = entity::fold(search);
-    if scope.backend == DbBackend::Sqlite && needle.chars().count() >= 3 {
+    if target.backend == DbBackend::Sqlite && needle.chars().count() >= 3 {
         // An FTS5 phrase of one string: with the trigram tokenizer it matches the string
         // as a substring; quotes are doubled, nothing else is special inside a phrase.
         let phrase = format!("\"{}\"", needle.replace('"', "\"\""));

@@ -13,7 +13,7 @@ use super::write::{delete_rows, write_contact};
 use super::{ResolutionStatus, search_text, sort_name};
 use crate::db::begin_write;
 use crate::error::{Error, FieldFailure, Result};
-use crate::scope::TenantId;
+use crate::tenancy::TenantId;
 use crate::time::next_updated_at;
 
 /// Most contacts merged into one at a time.

@@ -1,7 +1,7 @@
 //! Contacts: reading them by id, in pages, under their parents, and their tags.
 pub mod duplicates;
 mod filter;
-pub mod keys;
+pub mod identity_keys;
 pub mod merge;
 mod order;
 pub mod phone;
@@ -20,7 +20,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-pub use filter::{ContactFilter, FilterScope};
+pub use filter::{ContactFilter, FilterTarget};
 pub use order::{ContactOrder, ContactOrderField, ordering};
 pub use rules::WriteSettings;
 pub use write::{
@@ -30,7 +30,7 @@ pub use write::{
 
 use crate::error::Result;
 use crate::paging::{self, Page, PageArgs};
-use crate::scope::{TenantId, find_by_ids, scoped};
+use crate::tenancy::{TenantId, find_by_ids, scoped};
 
 /// How a contact was identified (seed 000).
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -120,11 +120,11 @@ pub fn filtered(
     tenant: TenantId,
     filter: &ContactFilter,
 ) -> Result<Select<Contact>> {
-    let scope = FilterScope {
+    let target = FilterTarget {
         tenant,
         backend: db.get_database_backend(),
     };
-    Ok(scoped::<Contact>(tenant).filter(filter.condition(scope, "filter")?))
+    Ok(scoped::<Contact>(tenant).filter(filter.condition(target, "filter")?))
 }
 
 /// One page of the tenant's contacts.

@@ -18,7 +18,7 @@ use super::{ResolutionStatus, search_text, sort_name};
 use crate::db::begin_write;
 use crate::error::{Error, FieldFailure, Result, field_path};
 use crate::filter::collect_id;
-use crate::scope::{TenantId, find_by_ids, scoped};
+use crate::tenancy::{TenantId, find_by_ids, scoped};
 use crate::time::{Timestamp, next_updated_at, now_millis};
 
 /// A postal address; in a patch, the parts given replace the stored ones (null clears one).
@@ -484,8 +484,8 @@ pub(crate) async fn write_contact(
     if updated.assignees != current.assignees {
         write_assignees(txn, &updated, true).await?;
     }
-    if super::keys::keys_differ(current, &updated) {
-        super::keys::replace_keys(txn, &[&updated]).await?;
+    if super::identity_keys::keys_differ(current, &updated) {
+        super::identity_keys::replace_keys(txn, &[&updated]).await?;
     }
     Ok(updated)
 }
@@ -629,7 +629,7 @@ pub async fn create_contact(
     }
     let created = contact.clone().into_active_model().insert(&txn).await?;
     write_assignees(&txn, &created, false).await?;
-    super::keys::insert_keys(&txn, [&created]).await?;
+    super::identity_keys::insert_keys(&txn, [&created]).await?;
     txn.commit().await?;
     Ok(created)
 }
@@ -657,7 +657,7 @@ pub(crate) async fn delete_rows(
         .filter(contact_source::Column::ContactId.is_in(ids()))
         .exec(txn)
         .await?;
-    super::keys::delete_keys(txn, tenant.0, &ids().collect::<Vec<_>>()).await?;
+    super::identity_keys::delete_keys(txn, tenant.0, &ids().collect::<Vec<_>>()).await?;
     Contact::delete_many()
         .filter(contact::Column::TenantId.eq(tenant.0))
         .filter(contact::Column::Id.is_in(ids()))

@@ -5,7 +5,7 @@ use entity::account::Model;
 use super::contact::contacts_under;
 use super::ids::parse_id;
 use super::limits::{filter_cost, page_cost};
-use super::{Connection, Contact, RequestScope};
+use super::{Connection, Contact, RequestContext};
 use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
 use crate::organisations::{self, OrganisationPatch};
 use crate::time::Timestamp;
@@ -136,10 +136,10 @@ impl AccountMutations {
         ctx: &Context<'_>,
         input: CreateAccountInput,
     ) -> async_graphql::Result<AccountPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let account = organisations::create::<entity::prelude::Account>(
-            scope.db,
-            scope.tenant,
+            request.db,
+            request.tenant,
             &input.name,
             &input.external_ref,
         )
@@ -158,11 +158,11 @@ impl AccountMutations {
         ctx: &Context<'_>,
         input: UpdateAccountInput,
     ) -> async_graphql::Result<AccountPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let id = parse_id("input.id", &input.id)?;
         let account = organisations::update::<entity::prelude::Account>(
-            scope.db,
-            scope.tenant,
+            request.db,
+            request.tenant,
             id,
             &input.patch,
         )
@@ -181,10 +181,10 @@ impl AccountMutations {
         ctx: &Context<'_>,
         input: DeleteAccountInput,
     ) -> async_graphql::Result<DeleteAccountPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let id = organisations::delete::<entity::prelude::Account>(
-            scope.db,
-            scope.tenant,
+            request.db,
+            request.tenant,
             parse_id("input.id", &input.id)?,
         )
         .await?;

@@ -8,7 +8,7 @@ use super::contact::contacts_under;
 use super::ids::parse_id;
 use super::limits::{filter_cost, page_cost};
 use super::loader::TagPageKey;
-use super::{Connection, Contact, RequestScope, Tag, TotalCount};
+use super::{Connection, Contact, RequestContext, Tag, TotalCount};
 use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
 use crate::organisations::{self, OrganisationPatch};
 use crate::paging::{Page, PageArgs};
@@ -91,7 +91,7 @@ impl Business {
         #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,
         #[graphql(desc = "Read the items before this cursor.")] before: Option<String>,
     ) -> async_graphql::Result<Connection<Tag>> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let args = PageArgs::from_relay(first, after, last, before)?;
         let query = TagQuery {
             filter: filter.unwrap_or_default(),
@@ -105,7 +105,7 @@ impl Business {
             args: Arc::new(args.clone()),
             with_totals: ctx.look_ahead().field("totalCount").exists(),
         };
-        let page = scope
+        let page = request
             .loaders
             .tag_pages
             .load_one(key)
@@ -177,10 +177,10 @@ impl BusinessMutations {
         ctx: &Context<'_>,
         input: CreateBusinessInput,
     ) -> async_graphql::Result<BusinessPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let business = organisations::create::<entity::prelude::Business>(
-            scope.db,
-            scope.tenant,
+            request.db,
+            request.tenant,
             &input.name,
             &input.external_ref,
         )
@@ -199,11 +199,11 @@ impl BusinessMutations {
         ctx: &Context<'_>,
         input: UpdateBusinessInput,
     ) -> async_graphql::Result<BusinessPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let id = parse_id("input.id", &input.id)?;
         let business = organisations::update::<entity::prelude::Business>(
-            scope.db,
-            scope.tenant,
+            request.db,
+            request.tenant,
             id,
             &input.patch,
         )
@@ -222,10 +222,10 @@ impl BusinessMutations {
         ctx: &Context<'_>,
         input: DeleteBusinessInput,
     ) -> async_graphql::Result<DeleteBusinessPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let id = organisations::delete::<entity::prelude::Business>(
-            scope.db,
-            scope.tenant,
+            request.db,
+            request.tenant,
             parse_id("input.id", &input.id)?,
         )
         .await?;

@@ -13,7 +13,7 @@ use crate::contacts::{
 };
 use crate::paging::{Page, PageArgs};
 
-use super::{Account, Business, RequestScope, Tag};
+use super::{Account, Business, RequestContext, Tag};
 use crate::contacts::{ResolutionStatus, full_name};
 use crate::time::Timestamp;
 
@@ -292,8 +292,8 @@ impl Contact {
         if let Some(accounts) = self.related.as_ref().and_then(|r| r.accounts.as_ref()) {
             return Ok(accounts.get(&id).cloned().map(Account));
         }
-        let scope = RequestScope::of(ctx)?;
-        Ok(scope.loaders.accounts.load_one(id).await?.map(Account))
+        let request = RequestContext::of(ctx)?;
+        Ok(request.loaders.accounts.load_one(id).await?.map(Account))
     }
 
     /// The business that owns the contact.
@@ -304,8 +304,8 @@ impl Contact {
         if let Some(businesses) = self.related.as_ref().and_then(|r| r.businesses.as_ref()) {
             return Ok(businesses.get(&id).cloned().map(Business));
         }
-        let scope = RequestScope::of(ctx)?;
-        Ok(scope.loaders.businesses.load_one(id).await?.map(Business))
+        let request = RequestContext::of(ctx)?;
+        Ok(request.loaders.businesses.load_one(id).await?.map(Business))
     }
 
     /// The contact's tags, in display order.
@@ -314,16 +314,16 @@ impl Contact {
             let tags = tags.get(&self.model.id).cloned().unwrap_or_default();
             return Ok(tags.into_iter().map(Tag).collect());
         }
-        let scope = RequestScope::of(ctx)?;
-        let tags = scope.loaders.contact_tags.load_one(self.model.id).await?;
+        let request = RequestContext::of(ctx)?;
+        let tags = request.loaders.contact_tags.load_one(self.model.id).await?;
         Ok(tags.unwrap_or_default().into_iter().map(Tag).collect())
     }
 
     /// The vendor records this contact was imported or synced from, oldest first (empty
     /// for contacts created here).
     async fn sources(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ContactSource>> {
-        let scope = RequestScope::of(ctx)?;
-        let records = scope
+        let request = RequestContext::of(ctx)?;
+        let records = request
             .loaders
             .contact_sources
             .load_one(self.model.id)
@@ -350,7 +350,7 @@ pub(crate) async fn contacts_under(
     last: Option<i32>,
     before: Option<String>,
 ) -> async_graphql::Result<Connection<Contact>> {
-    let scope = RequestScope::of(ctx)?;
+    let request = RequestContext::of(ctx)?;
     let args = PageArgs::from_relay(first, after, last, before)?;
     let query = ContactQuery {
         filter: filter.unwrap_or_default(),
@@ -370,7 +370,7 @@ pub(crate) async fn contacts_under(
         args: Arc::new(args.clone()),
         with_totals: ctx.look_ahead().field("totalCount").exists(),
     };
-    let (page, related) = scope
+    let (page, related) = request
         .loaders
         .contact_pages
         .load_one(key)

@@ -2,11 +2,11 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 
 use super::ids::{parse_id, parse_ids};
-use super::{Connection, Contact, RequestScope, TotalCount};
+use super::{Connection, Contact, RequestContext, TotalCount};
 use crate::contacts::duplicates::{self, DuplicateGroup as Group};
-use crate::contacts::keys;
+use crate::contacts::identity_keys;
 use crate::contacts::merge;
-use crate::scope::find_by_ids;
+use crate::tenancy::find_by_ids;
 
 /// What a duplicate group's contacts share.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub struct DuplicateGroup {
 impl DuplicateGroup {
     /// What they share.
     async fn matched_on(&self) -> MatchedOn {
-        if self.group.kind == keys::PHONE {
+        if self.group.kind == identity_keys::PHONE {
             MatchedOn::Phone
         } else {
             MatchedOn::Email
@@ -62,14 +62,16 @@ impl DuplicateQueries {
         #[graphql(desc = "Page size (0 to 100, default 20).")] first: Option<i32>,
         #[graphql(desc = "Read the groups after this cursor.")] after: Option<String>,
     ) -> async_graphql::Result<Connection<DuplicateGroup>> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let (groups, has_next) =
-            duplicates::duplicate_groups(scope.db, scope.tenant, first, after.as_deref()).await?;
+            duplicates::duplicate_groups(request.db, request.tenant, first, after.as_deref())
+                .await?;
         let ids: Vec<uuid::Uuid> = groups
             .iter()
             .flat_map(|g| g.contact_ids.iter().copied())
             .collect();
-        let found = find_by_ids::<entity::prelude::Contact>(scope.db, scope.tenant, &ids).await?;
+        let found =
+            find_by_ids::<entity::prelude::Contact>(request.db, request.tenant, &ids).await?;
         let items = groups
             .into_iter()
             .map(|group| {
@@ -81,8 +83,8 @@ impl DuplicateQueries {
                 (group.cursor(), DuplicateGroup { group, contacts })
             })
             .collect();
-        let db = scope.db.clone();
-        let tenant = scope.tenant;
+        let db = request.db.clone();
+        let tenant = request.tenant;
         let total = TotalCount::Deferred(std::sync::Arc::new(move || {
             let db = db.clone();
             Box::pin(async move { duplicates::count_groups(&db, tenant).await })
@@ -136,7 +138,7 @@ impl DuplicateMutations {
         ctx: &Context<'_>,
         input: MergeContactsInput,
     ) -> async_graphql::Result<MergeContactsPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         // Every malformed id is reported at once, the target's and the others'.
         let target = parse_id("input.targetId", &input.target_id);
         let others = parse_ids("input.sourceIds", &input.source_ids);
@@ -154,7 +156,7 @@ impl DuplicateMutations {
                 return Err(crate::Error::Validation(failures).into());
             }
         };
-        let (contact, merged) = merge::merge_contacts(scope.db, scope.tenant, target, &others)
+        let (contact, merged) = merge::merge_contacts(request.db, request.tenant, target, &others)
             .await
             .map_err(|e| e.under("input"))?;
         Ok(MergeContactsPayload {

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use crate::contacts::{self, ContactParent, ContactQuery, Preload, Related};
 use crate::error::Error;
 use crate::paging::{Page, PageArgs};
-use crate::scope::{TenantEntity, TenantId, find_by_ids};
 use crate::tags::{self, TagQuery};
+use crate::tenancy::{TenantEntity, TenantId, find_by_ids};
 
 /// Loads rows of `E` by id.
 pub struct ById<E> {

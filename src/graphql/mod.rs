@@ -38,8 +38,8 @@ pub use tag::Tag;
 use crate::auth::Principal;
 use crate::config::Limits;
 use crate::contacts::WriteSettings;
-use crate::scope::TenantId;
 use crate::sources::sync::Syncer;
+use crate::tenancy::TenantId;
 
 /// The schema served at `/graphql`.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -87,15 +87,16 @@ pub fn sdl() -> String {
     .sdl()
 }
 
-/// What every resolver needs: the pool, the caller's tenant and the request's loaders.
-pub(crate) struct RequestScope<'a> {
+/// What every resolver needs from its request: the pool, the caller's tenant and the
+/// request's loaders.
+pub(crate) struct RequestContext<'a> {
     pub db: &'a DatabaseConnection,
     pub tenant: TenantId,
     pub loaders: &'a Loaders,
 }
 
-impl<'a> RequestScope<'a> {
-    /// Reads the request scope from the context (put there by the HTTP layer).
+impl<'a> RequestContext<'a> {
+    /// Reads it from the GraphQL context (the HTTP layer puts the caller there).
     pub fn of(ctx: &Context<'a>) -> async_graphql::Result<Self> {
         Ok(Self {
             db: ctx.data::<DatabaseConnection>()?,

@@ -2,7 +2,7 @@
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, MergedObject, Object, SimpleObject};
 
 use super::ids::{parse_id, parse_ids};
-use super::{Contact, RequestScope};
+use super::{Contact, RequestContext};
 use crate::contacts::{self, ContactPatch, ResolutionStatus, TagRefs, WriteSettings};
 use crate::time::Timestamp;
 
@@ -152,11 +152,11 @@ impl ContactMutations {
         ctx: &Context<'_>,
         input: UpdateContactInput,
     ) -> async_graphql::Result<UpdateContactPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let id = parse_id("input.id", &input.id)?;
         let contact = contacts::update_contact(
-            scope.db,
-            scope.tenant,
+            request.db,
+            request.tenant,
             id,
             &input.patch,
             input.expected_updated_at,
@@ -177,9 +177,9 @@ impl ContactMutations {
         ctx: &Context<'_>,
         input: CreateContactInput,
     ) -> async_graphql::Result<CreateContactPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let contact =
-            contacts::create_contact(scope.db, scope.tenant, &input.contact, settings(ctx))
+            contacts::create_contact(request.db, request.tenant, &input.contact, settings(ctx))
                 .await
                 .map_err(|e| e.under("input.contact"))?;
         Ok(CreateContactPayload {
@@ -195,9 +195,9 @@ impl ContactMutations {
         ctx: &Context<'_>,
         input: DeleteContactInput,
     ) -> async_graphql::Result<DeleteContactPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let id = parse_id("input.id", &input.id)?;
-        let id = contacts::delete_contact(scope.db, scope.tenant, id).await?;
+        let id = contacts::delete_contact(request.db, request.tenant, id).await?;
         Ok(DeleteContactPayload {
             deleted_contact_id: ID(id.to_string()),
             client_mutation_id: input.client_mutation_id,
@@ -212,9 +212,9 @@ impl ContactMutations {
         ctx: &Context<'_>,
         input: ContactTagsInput,
     ) -> async_graphql::Result<ContactPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let (id, refs) = input.parse()?;
-        let contact = contacts::add_tags(scope.db, scope.tenant, id, &refs)
+        let contact = contacts::add_tags(request.db, request.tenant, id, &refs)
             .await
             .map_err(|e| e.under("input"))?;
         Ok(ContactPayload {
@@ -230,9 +230,9 @@ impl ContactMutations {
         ctx: &Context<'_>,
         input: ContactTagsInput,
     ) -> async_graphql::Result<ContactPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let (id, refs) = input.parse()?;
-        let contact = contacts::remove_tags(scope.db, scope.tenant, id, &refs)
+        let contact = contacts::remove_tags(request.db, request.tenant, id, &refs)
             .await
             .map_err(|e| e.under("input"))?;
         Ok(ContactPayload {
@@ -248,11 +248,11 @@ impl ContactMutations {
         ctx: &Context<'_>,
         input: SetContactResolutionInput,
     ) -> async_graphql::Result<ContactPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let id = parse_id("input.id", &input.id)?;
         let contact = contacts::set_resolution(
-            scope.db,
-            scope.tenant,
+            request.db,
+            request.tenant,
             id,
             input.resolution_status,
             input.external_ref,

@@ -7,7 +7,7 @@ use futures::FutureExt;
 
 use super::contact::preload_for;
 use super::limits::{filter_cost, page_cost};
-use super::{Account, Business, Connection, Contact, Node, RequestScope, Tag, TotalCount};
+use super::{Account, Business, Connection, Contact, Node, RequestContext, Tag, TotalCount};
 use crate::contacts::{self, ContactFilter, ContactOrder, ContactQuery};
 use crate::filter::parse_id;
 use crate::organisations::{self, OrganisationFilter, OrganisationOrder, OrganisationQuery};
@@ -30,9 +30,9 @@ pub struct GraphQueries;
 
 /// A count run only if `totalCount` is selected.
 macro_rules! deferred_count {
-    ($scope:expr, $count:expr, $filter:expr) => {{
-        let db = $scope.db.clone();
-        let tenant = $scope.tenant;
+    ($request:expr, $count:expr, $filter:expr) => {{
+        let db = $request.db.clone();
+        let tenant = $request.tenant;
         let filter = Arc::new($filter);
         TotalCount::Deferred(Arc::new(move || {
             let (db, filter) = (db.clone(), filter.clone());
@@ -51,9 +51,9 @@ impl GraphQueries {
         ctx: &Context<'_>,
         #[graphql(desc = "The object's id (a UUID).")] id: ID,
     ) -> async_graphql::Result<Option<Node>> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let id = parse_id("id", &id)?;
-        let l = scope.loaders;
+        let l = request.loaders;
         let (contact, account, business, tag) = futures::try_join!(
             l.contacts.load_one(id),
             l.accounts.load_one(id),
@@ -73,9 +73,14 @@ impl GraphQueries {
         ctx: &Context<'_>,
         #[graphql(desc = "The contact's id (a UUID).")] id: ID,
     ) -> async_graphql::Result<Option<Contact>> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let id = parse_id("id", &id)?;
-        Ok(scope.loaders.contacts.load_one(id).await?.map(Contact::new))
+        Ok(request
+            .loaders
+            .contacts
+            .load_one(id)
+            .await?
+            .map(Contact::new))
     }
 
     /// Contacts, filtered and sorted, a page at a time.
@@ -94,18 +99,23 @@ impl GraphQueries {
         #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,
         #[graphql(desc = "Read the items before this cursor.")] before: Option<String>,
     ) -> async_graphql::Result<Connection<Contact>> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let args = PageArgs::from_relay(first, after, last, before)?;
         let query = ContactQuery {
             filter: filter.unwrap_or_default(),
             order: order_by.unwrap_or_default(),
         };
-        let page = contacts::page(scope.db, scope.tenant, &query, &args).await?;
+        let page = contacts::page(request.db, request.tenant, &query, &args).await?;
         let related = Arc::new(
-            contacts::load_related(scope.db, scope.tenant, page.rows.iter(), preload_for(ctx))
-                .await?,
+            contacts::load_related(
+                request.db,
+                request.tenant,
+                page.rows.iter(),
+                preload_for(ctx),
+            )
+            .await?,
         );
-        let total = deferred_count!(scope, contacts::count, query.filter.clone());
+        let total = deferred_count!(request, contacts::count, query.filter.clone());
         Ok(Connection::new(
             page,
             &contacts::ordering(&query.order),
@@ -120,9 +130,9 @@ impl GraphQueries {
         ctx: &Context<'_>,
         #[graphql(desc = "The account's id (a UUID).")] id: ID,
     ) -> async_graphql::Result<Option<Account>> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let id = parse_id("id", &id)?;
-        Ok(scope.loaders.accounts.load_one(id).await?.map(Account))
+        Ok(request.loaders.accounts.load_one(id).await?.map(Account))
     }
 
     /// Accounts, filtered and sorted, a page at a time.
@@ -140,21 +150,22 @@ impl GraphQueries {
         #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,
         #[graphql(desc = "Read the items before this cursor.")] before: Option<String>,
     ) -> async_graphql::Result<Connection<Account>> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let args = PageArgs::from_relay(first, after, last, before)?;
         let query = OrganisationQuery {
             filter: filter.unwrap_or_default(),
             order: order_by.unwrap_or_default(),
         };
-        let page = organisations::page::<AccountRow>(scope.db, scope.tenant, &query, &args).await?;
+        let page =
+            organisations::page::<AccountRow>(request.db, request.tenant, &query, &args).await?;
         // Prime the account loader: `contact.account` under these accounts costs nothing.
-        scope
+        request
             .loaders
             .accounts
             .feed_many(page.rows.iter().map(|m| (m.id, m.clone())))
             .await;
         let total = deferred_count!(
-            scope,
+            request,
             organisations::count::<AccountRow>,
             query.filter.clone()
         );
@@ -172,9 +183,9 @@ impl GraphQueries {
         ctx: &Context<'_>,
         #[graphql(desc = "The business's id (a UUID).")] id: ID,
     ) -> async_graphql::Result<Option<Business>> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let id = parse_id("id", &id)?;
-        Ok(scope.loaders.businesses.load_one(id).await?.map(Business))
+        Ok(request.loaders.businesses.load_one(id).await?.map(Business))
     }
 
     /// Businesses, filtered and sorted, a page at a time.
@@ -192,21 +203,21 @@ impl GraphQueries {
         #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,
         #[graphql(desc = "Read the items before this cursor.")] before: Option<String>,
     ) -> async_graphql::Result<Connection<Business>> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let args = PageArgs::from_relay(first, after, last, before)?;
         let query = OrganisationQuery {
             filter: filter.unwrap_or_default(),
             order: order_by.unwrap_or_default(),
         };
         let page =
-            organisations::page::<BusinessRow>(scope.db, scope.tenant, &query, &args).await?;
-        scope
+            organisations::page::<BusinessRow>(request.db, request.tenant, &query, &args).await?;
+        request
             .loaders
             .businesses
             .feed_many(page.rows.iter().map(|m| (m.id, m.clone())))
             .await;
         let total = deferred_count!(
-            scope,
+            request,
             organisations::count::<BusinessRow>,
             query.filter.clone()
         );
@@ -224,9 +235,9 @@ impl GraphQueries {
         ctx: &Context<'_>,
         #[graphql(desc = "The tag's id (a UUID).")] id: ID,
     ) -> async_graphql::Result<Option<Tag>> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let id = parse_id("id", &id)?;
-        Ok(scope.loaders.tags.load_one(id).await?.map(Tag))
+        Ok(request.loaders.tags.load_one(id).await?.map(Tag))
     }
 
     /// Tags of all businesses, filtered and sorted, a page at a time.
@@ -243,14 +254,14 @@ impl GraphQueries {
         #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,
         #[graphql(desc = "Read the items before this cursor.")] before: Option<String>,
     ) -> async_graphql::Result<Connection<Tag>> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let args = PageArgs::from_relay(first, after, last, before)?;
         let query = TagQuery {
             filter: filter.unwrap_or_default(),
             order: order_by.unwrap_or_default(),
         };
-        let page = tags::page(scope.db, scope.tenant, &query, &args).await?;
-        let total = deferred_count!(scope, tags::count, query.filter.clone());
+        let page = tags::page(request.db, request.tenant, &query, &args).await?;
+        let total = deferred_count!(request, tags::count, query.filter.clone());
         Ok(Connection::new(
             page,
             &tags::ordering(&query.order),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
 use entity::{contact_source, source_state};
 
-use super::RequestScope;
+use super::RequestContext;
 use crate::contacts::WriteSettings;
 use crate::sources::config::SourceConfig;
 use crate::sources::sync::{self, Syncer};
@@ -105,16 +105,16 @@ pub struct SourceQueries;
 impl SourceQueries {
     /// The vendor APIs configured for your tenant, with the state of their sync.
     async fn sources(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Source>> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let syncer = ctx.data::<Arc<Syncer>>()?;
         let mine: Vec<SourceConfig> = syncer
             .sources
             .sources
             .iter()
-            .filter(|s| s.tenant == scope.tenant.0)
+            .filter(|s| s.tenant == request.tenant.0)
             .cloned()
             .collect();
-        let states = sync::states(scope.db, &mine).await?;
+        let states = sync::states(request.db, &mine).await?;
         Ok(states
             .iter()
             .map(|(c, s)| Source::new(c, s.clone()))
@@ -163,18 +163,18 @@ impl SourceMutations {
         ctx: &Context<'_>,
         input: SyncSourceInput,
     ) -> async_graphql::Result<SyncSourcePayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let syncer = ctx.data::<Arc<Syncer>>()?;
         let settings = *ctx.data::<WriteSettings>()?;
         let summary = syncer
-            .sync(scope.db, Some(scope.tenant), &input.name, settings)
+            .sync(request.db, Some(request.tenant), &input.name, settings)
             .await?;
         let config = syncer
             .sources
             .get(&input.name)
             .cloned()
             .ok_or_else(|| crate::error::Error::NotFound("Source".into()))?;
-        let states = sync::states(scope.db, std::slice::from_ref(&config)).await?;
+        let states = sync::states(request.db, std::slice::from_ref(&config)).await?;
         let source = states
             .into_iter()
             .next()

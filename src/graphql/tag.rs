@@ -5,7 +5,7 @@ use entity::tag::Model;
 use super::contact::contacts_under;
 use super::ids::parse_id;
 use super::limits::{filter_cost, page_cost};
-use super::{Business, Connection, Contact, RequestScope};
+use super::{Business, Connection, Contact, RequestContext};
 use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
 use crate::tags::{self, TagPatch};
 use crate::time::Timestamp;
@@ -44,8 +44,8 @@ impl Tag {
 
     /// The business the tag belongs to.
     async fn business(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Business>> {
-        let scope = RequestScope::of(ctx)?;
-        Ok(scope
+        let request = RequestContext::of(ctx)?;
+        Ok(request
             .loaders
             .businesses
             .load_one(self.0.business_id)
@@ -149,11 +149,11 @@ impl TagMutations {
         ctx: &Context<'_>,
         input: CreateTagInput,
     ) -> async_graphql::Result<TagPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let business = parse_id("input.businessId", &input.business_id)?;
         let tag = tags::create(
-            scope.db,
-            scope.tenant,
+            request.db,
+            request.tenant,
             business,
             &input.name,
             input.display_order,
@@ -173,9 +173,9 @@ impl TagMutations {
         ctx: &Context<'_>,
         input: UpdateTagInput,
     ) -> async_graphql::Result<TagPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let id = parse_id("input.id", &input.id)?;
-        let tag = tags::update(scope.db, scope.tenant, id, &input.patch)
+        let tag = tags::update(request.db, request.tenant, id, &input.patch)
             .await
             .map_err(|e| e.under("input.patch"))?;
         Ok(TagPayload {
@@ -191,9 +191,9 @@ impl TagMutations {
         ctx: &Context<'_>,
         input: DeleteTagInput,
     ) -> async_graphql::Result<DeleteTagPayload> {
-        let scope = RequestScope::of(ctx)?;
+        let request = RequestContext::of(ctx)?;
         let id = parse_id("input.id", &input.id)?;
-        let id = tags::delete(scope.db, scope.tenant, id).await?;
+        let id = tags::delete(request.db, request.tenant, id).await?;
         Ok(DeleteTagPayload {
             deleted_tag_id: ID(id.to_string()),
             client_mutation_id: input.client_mutation_id,

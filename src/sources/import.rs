@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{Connector, Format, MapContext, MappedRecord, mapping};
-use crate::contacts::keys::{insert_key_rows, key_rows, keys_differ, replace_keys};
+use crate::contacts::identity_keys::{insert_key_rows, key_rows, keys_differ, replace_keys};
 use crate::contacts::rules::{Checker, MAX_SHORT};
 use crate::contacts::write::{blank_contact, write_assignees, write_contact};
 use crate::contacts::{ContactPatch, ResolutionStatus, WriteSettings, search_text, sort_name};
@@ -32,7 +32,7 @@ use crate::db::begin_write;
 use crate::db::{WalCheckpointer, insert_all};
 use crate::error::{Error, FieldFailure, Result};
 use crate::organisations::Organisation;
-use crate::scope::TenantId;
+use crate::tenancy::TenantId;
 use crate::time::next_updated_at;
 use crate::time::now_millis;
 
@@ -880,7 +880,7 @@ pub async fn apply_records(
         .collect();
     let mut contacts: HashMap<Uuid, contact::Model> = HashMap::new();
     for chunk in to_load.chunks(1_000) {
-        contacts.extend(crate::scope::find_by_ids::<Contact>(txn, tenant, chunk).await?);
+        contacts.extend(crate::tenancy::find_by_ids::<Contact>(txn, tenant, chunk).await?);
     }
     // What changed records mapped to last time; their former tags are looked up too, so
     // that tags a record no longer has can be unlinked.

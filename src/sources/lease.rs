@@ -10,7 +10,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryF
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::scope::TenantId;
+use crate::tenancy::TenantId;
 use crate::time::{format_millis, now_millis};
 
 /// How long a lease lasts without renewal (ms). A run renews it after every page, and a

@@ -177,7 +177,7 @@ pub const PAGE_SIZE: usize = 100;
 /// statement.
 pub async fn records_of(
     db: &impl sea_orm::ConnectionTrait,
-    tenant: crate::scope::TenantId,
+    tenant: crate::tenancy::TenantId,
     contacts: &[uuid::Uuid],
 ) -> crate::Result<std::collections::HashMap<uuid::Uuid, Vec<entity::contact_source::Model>>> {
     use entity::contact_source;

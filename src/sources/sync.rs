@@ -19,7 +19,7 @@ use super::{PagePosition, lease};
 use crate::contacts::WriteSettings;
 use crate::db::begin_write;
 use crate::error::{Error, Result};
-use crate::scope::TenantId;
+use crate::tenancy::TenantId;
 use crate::time::{format_millis, now_millis, parse_rfc3339_millis};
 
 /// How failed requests are retried (429 and 5xx, and failed connections).

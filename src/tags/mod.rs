@@ -17,7 +17,7 @@ use crate::db::begin_write;
 use crate::error::{Error, FieldFailure, Result};
 use crate::filter::{check_search, collect_id, folded_contains};
 use crate::paging::{self, Direction, KeyValue, Ordering, Page, PageArgs, SortKey};
-use crate::scope::{TenantId, find_by_ids, scoped};
+use crate::tenancy::{TenantId, find_by_ids, scoped};
 use crate::time::{next_updated_at, now_millis};
 
 /// Which tags to return; every field given must match.

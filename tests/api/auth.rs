@@ -1,7 +1,7 @@
 //! API keys and tenant isolation: every request needs a key; a key sees only its tenant
 //! and does only what its scopes allow.
-use contact_gateway::auth::keys::{self, Scope};
-use contact_gateway::scope::TenantId;
+use contact_gateway::auth::api_keys::{self, Scope};
+use contact_gateway::tenancy::TenantId;
 use entity::prelude::ApiKey;
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
@@ -35,7 +35,7 @@ async fn demo_tenant(app: &TestApp) -> TenantId {
 async fn requests_without_a_valid_key_are_unauthenticated() {
     let app = spawn_app_with(|c| c.key_cache_secs = 0).await;
     let query = "{ contacts(first: 1) { totalCount } }";
-    let expired = keys::create_key(
+    let expired = api_keys::create_key(
         &app.db,
         demo_tenant(&app).await,
         &[Scope::ContactsRead],
@@ -44,7 +44,7 @@ async fn requests_without_a_valid_key_are_unauthenticated() {
     )
     .await
     .expect("key");
-    let revoked = keys::create_key(
+    let revoked = api_keys::create_key(
         &app.db,
         demo_tenant(&app).await,
         &[Scope::ContactsRead],
@@ -56,7 +56,7 @@ async fn requests_without_a_valid_key_are_unauthenticated() {
     // It works until it is revoked.
     let (status, _) = post(&client_with_key(&revoked.key), &app, query, json!({})).await;
     assert_eq!(status, 200);
-    keys::revoke_key(&app.db, &revoked.record.prefix)
+    api_keys::revoke_key(&app.db, &revoked.record.prefix)
         .await
         .expect("revoke");
 
@@ -91,7 +91,7 @@ async fn requests_without_a_valid_key_are_unauthenticated() {
 #[tokio::test]
 async fn a_read_only_key_cannot_mutate() {
     let app = spawn_app().await;
-    let reader = keys::create_key(
+    let reader = api_keys::create_key(
         &app.db,
         demo_tenant(&app).await,
         &[Scope::ContactsRead],
@@ -139,10 +139,10 @@ async fn a_read_only_key_cannot_mutate() {
 #[tokio::test]
 async fn another_tenant_sees_and_changes_nothing_of_the_first() {
     let app = spawn_app().await;
-    let other = keys::create_tenant(&app.db, "Other tenant")
+    let other = api_keys::create_tenant(&app.db, "Other tenant")
         .await
         .expect("tenant");
-    let key = keys::create_key(
+    let key = api_keys::create_key(
         &app.db,
         TenantId(other.id),
         &[Scope::ContactsRead, Scope::ContactsWrite],
@@ -240,7 +240,7 @@ async fn keys_are_stored_only_as_hashes_and_cost_no_sql_once_verified() {
     let stored = ApiKey::find().all(&app.db).await.expect("keys");
     let demo = stored
         .iter()
-        .find(|k| k.key_hash == keys::hash_key(&app.key))
+        .find(|k| k.key_hash == api_keys::hash_key(&app.key))
         .expect("demo key stored by hash");
     let dump = format!("{stored:?}");
     assert!(!dump.contains(&app.key), "the key is not stored in clear");
@@ -271,7 +271,7 @@ async fn graphiql_opens_with_the_demo_key() {
 #[tokio::test]
 async fn last_used_is_written_in_batches_not_per_request() {
     let app = spawn_app().await;
-    let hash = keys::hash_key(&app.key);
+    let hash = api_keys::hash_key(&app.key);
     let stored = |app: &TestApp| {
         let db = app.db.clone();
         let hash = hash.clone();

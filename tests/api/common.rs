@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use contact_gateway::config::{Config, DatabaseConfig};
 use contact_gateway::contacts::WriteSettings;
 use contact_gateway::demo;
-use contact_gateway::scope::TenantId;
 use contact_gateway::sources::import::{ImportOptions, ImportSummary, import_payload};
 use contact_gateway::sources::{Format, MapContext};
 use contact_gateway::startup::Application;
+use contact_gateway::tenancy::TenantId;
 use entity::prelude::{
     Account, Business, Contact, ContactAssignee, ContactKey, ContactSource, ContactTag,
     SourceEntity, Tag, Tenant,

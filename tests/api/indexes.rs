@@ -4,7 +4,7 @@
 use async_graphql::ID;
 use contact_gateway::contacts::{ContactFilter, filtered};
 use contact_gateway::filter::DateTimeFilter;
-use contact_gateway::scope::TenantId;
+use contact_gateway::tenancy::TenantId;
 use contact_gateway::time::Timestamp;
 use entity::prelude::Tenant;
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, QueryTrait, Statement, TransactionTrait};

@@ -4,7 +4,7 @@
 //! tenants.
 use std::sync::{Arc, Mutex};
 
-use contact_gateway::scope::TenantId;
+use contact_gateway::tenancy::TenantId;
 use serde_json::{Value, json};
 
 use crate::common::{client_with_key, single_error, snapshot};
@@ -243,10 +243,10 @@ async fn sources_of_other_tenants_cannot_be_synced() {
     let vendor = Vendor::default();
     let url = start_vendor(vendor.clone()).await;
     let app = app_with_source(&url).await;
-    let tenant = contact_gateway::auth::keys::create_tenant(&app.db, "other")
+    let tenant = contact_gateway::auth::api_keys::create_tenant(&app.db, "other")
         .await
         .expect("tenant");
-    let key = contact_gateway::auth::keys::create_key(
+    let key = contact_gateway::auth::api_keys::create_key(
         &app.db,
         TenantId(tenant.id),
         &[

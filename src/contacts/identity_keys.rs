@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn keys_cover_primary_and_secondary_values_once() {
-        let mut c = crate::contacts::write::blank_contact(crate::scope::TenantId(Uuid::nil()), 0);
+        let mut c = crate::contacts::write::blank_contact(crate::tenancy::TenantId(Uuid::nil()), 0);
         c.email = Some("ann@example.com".into());
         c.secondary_emails = serde_json::json!(["ANN@example.com", "a2@example.com"]);
         c.phone = Some("+4915112345678".into());

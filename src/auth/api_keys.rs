@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::scope::TenantId;
+use crate::tenancy::TenantId;
 use crate::time::now_millis;
 
 /// What a key allows.
