@@ -2,7 +2,7 @@
 //! and contacts that point to them), so they share one implementation of their lists,
 //! filters, orders and writes here, generic over [`Organisation`]; `accounts` and
 //! `businesses` say what differs.
-use async_graphql::{Enum, InputObject, MaybeUndefined};
+use async_graphql::{InputObject, MaybeUndefined};
 use entity::prelude::{Contact, ContactTag, Tag};
 use entity::{contact, contact_tag, tag};
 use sea_orm::sea_query::Condition;
@@ -102,7 +102,7 @@ pub struct OrganisationFilter {
 }
 
 /// A field accounts and businesses can be sorted by.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OrganisationOrderField {
     /// Name (byte order).
     Name,
@@ -113,7 +113,7 @@ pub enum OrganisationOrderField {
 }
 
 /// One sort key of an account or business list.
-#[derive(InputObject, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct OrganisationOrder {
     /// What to sort by.
     pub field: OrganisationOrderField,

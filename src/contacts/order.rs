@@ -1,5 +1,4 @@
 //! `ContactOrder`: the orders contacts can be read in.
-use async_graphql::{Enum, InputObject};
 use entity::contact::{Column, Model};
 use entity::prelude::Contact;
 use sea_orm::IntoSimpleExpr;
@@ -8,7 +7,7 @@ use sea_orm::sea_query::{Expr, Func};
 use crate::paging::{Direction, KeyValue, Ordering, SortKey};
 
 /// A field contacts can be sorted by.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ContactOrderField {
     /// When the contact was created.
     CreatedAt,
@@ -23,7 +22,7 @@ pub enum ContactOrderField {
 }
 
 /// One sort key of a contact list.
-#[derive(InputObject, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ContactOrder {
     /// What to sort by.
     pub field: ContactOrderField,

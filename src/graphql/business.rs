@@ -8,11 +8,13 @@ use super::contact::contacts_under;
 use super::ids::parse_id;
 use super::limits::{filter_cost, page_cost};
 use super::loader::TagPageKey;
+use super::order::ContactOrderInput;
+use super::order::{TagOrderInput, orders};
 use super::{Connection, Contact, RequestContext, Tag, TotalCount};
-use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
+use crate::contacts::{ContactFilter, ContactParent};
 use crate::organisations::{self, OrganisationPatch};
 use crate::paging::{Page, PageArgs};
-use crate::tags::{self, TagFilter, TagOrder, TagQuery};
+use crate::tags::{self, TagFilter, TagQuery};
 use crate::time::Timestamp;
 
 /// An organisation of the tenant that owns contacts and tags (seed 002's businesses).
@@ -57,7 +59,7 @@ impl Business {
         ctx: &Context<'_>,
         #[graphql(desc = "Which contacts.")] filter: Option<ContactFilter>,
         #[graphql(desc = "Sort keys, most significant first; default newest first.")]
-        order_by: Option<Vec<ContactOrder>>,
+        order_by: Option<Vec<ContactOrderInput>>,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
         #[graphql(desc = "Read the items after this cursor.")] after: Option<String>,
         #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,
@@ -85,7 +87,7 @@ impl Business {
         ctx: &Context<'_>,
         #[graphql(desc = "Which tags.")] filter: Option<TagFilter>,
         #[graphql(desc = "Sort keys, most significant first; default display order.")]
-        order_by: Option<Vec<TagOrder>>,
+        order_by: Option<Vec<TagOrderInput>>,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
         #[graphql(desc = "Read the items after this cursor.")] after: Option<String>,
         #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,
@@ -95,7 +97,7 @@ impl Business {
         let args = PageArgs::from_relay(first, after, last, before)?;
         let query = TagQuery {
             filter: filter.unwrap_or_default(),
-            order: order_by.unwrap_or_default(),
+            order: orders(order_by),
         };
         let ordering = tags::ordering(&query.order);
         let key = TagPageKey {

@@ -8,9 +8,7 @@ use uuid::Uuid;
 use super::loader::ContactPageKey;
 use super::source::ContactSource;
 use super::{Connection, TotalCount};
-use crate::contacts::{
-    self, ContactFilter, ContactOrder, ContactParent, ContactQuery, Preload, Related,
-};
+use crate::contacts::{self, ContactFilter, ContactParent, ContactQuery, Preload, Related};
 use crate::paging::{Page, PageArgs};
 
 use super::{Account, Business, RequestContext, Tag};
@@ -344,7 +342,7 @@ pub(crate) async fn contacts_under(
     parent: ContactParent,
     parent_id: Uuid,
     filter: Option<ContactFilter>,
-    order_by: Option<Vec<ContactOrder>>,
+    order_by: Option<Vec<super::order::ContactOrderInput>>,
     first: Option<i32>,
     after: Option<String>,
     last: Option<i32>,
@@ -354,7 +352,7 @@ pub(crate) async fn contacts_under(
     let args = PageArgs::from_relay(first, after, last, before)?;
     let query = ContactQuery {
         filter: filter.unwrap_or_default(),
-        order: order_by.unwrap_or_default(),
+        order: super::order::orders(order_by),
     };
     let ordering = contacts::ordering(&query.order);
     let mut preload = preload_for(ctx);

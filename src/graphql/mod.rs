@@ -13,6 +13,7 @@ pub mod limits;
 pub mod loader;
 mod mutation;
 mod node;
+mod order;
 mod query;
 mod scalars;
 pub mod scopes;

@@ -7,12 +7,13 @@ use futures::FutureExt;
 
 use super::contact::preload_for;
 use super::limits::{filter_cost, page_cost};
+use super::order::{ContactOrderInput, OrganisationOrderInput, TagOrderInput, orders};
 use super::{Account, Business, Connection, Contact, Node, RequestContext, Tag, TotalCount};
-use crate::contacts::{self, ContactFilter, ContactOrder, ContactQuery};
+use crate::contacts::{self, ContactFilter, ContactQuery};
 use crate::filter::parse_id;
-use crate::organisations::{self, OrganisationFilter, OrganisationOrder, OrganisationQuery};
+use crate::organisations::{self, OrganisationFilter, OrganisationQuery};
 use crate::paging::PageArgs;
-use crate::tags::{self, TagFilter, TagOrder, TagQuery};
+use crate::tags::{self, TagFilter, TagQuery};
 
 /// Entry points for reading the unified contact graph: the graph here, sources and
 /// duplicates next to their types.
@@ -93,7 +94,7 @@ impl GraphQueries {
         ctx: &Context<'_>,
         #[graphql(desc = "Which contacts.")] filter: Option<ContactFilter>,
         #[graphql(desc = "Sort keys, most significant first; default newest first.")]
-        order_by: Option<Vec<ContactOrder>>,
+        order_by: Option<Vec<ContactOrderInput>>,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
         #[graphql(desc = "Read the items after this cursor.")] after: Option<String>,
         #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,
@@ -103,7 +104,7 @@ impl GraphQueries {
         let args = PageArgs::from_relay(first, after, last, before)?;
         let query = ContactQuery {
             filter: filter.unwrap_or_default(),
-            order: order_by.unwrap_or_default(),
+            order: orders(order_by),
         };
         let page = contacts::page(request.db, request.tenant, &query, &args).await?;
         let related = Arc::new(
@@ -143,7 +144,7 @@ impl GraphQueries {
         ctx: &Context<'_>,
         #[graphql(desc = "Which accounts.")] filter: Option<OrganisationFilter>,
         #[graphql(desc = "Sort keys, most significant first; default by name.")] order_by: Option<
-            Vec<OrganisationOrder>,
+            Vec<OrganisationOrderInput>,
         >,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
         #[graphql(desc = "Read the items after this cursor.")] after: Option<String>,
@@ -154,7 +155,7 @@ impl GraphQueries {
         let args = PageArgs::from_relay(first, after, last, before)?;
         let query = OrganisationQuery {
             filter: filter.unwrap_or_default(),
-            order: order_by.unwrap_or_default(),
+            order: orders(order_by),
         };
         let page =
             organisations::page::<AccountRow>(request.db, request.tenant, &query, &args).await?;
@@ -196,7 +197,7 @@ impl GraphQueries {
         ctx: &Context<'_>,
         #[graphql(desc = "Which businesses.")] filter: Option<OrganisationFilter>,
         #[graphql(desc = "Sort keys, most significant first; default by name.")] order_by: Option<
-            Vec<OrganisationOrder>,
+            Vec<OrganisationOrderInput>,
         >,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
         #[graphql(desc = "Read the items after this cursor.")] after: Option<String>,
@@ -207,7 +208,7 @@ impl GraphQueries {
         let args = PageArgs::from_relay(first, after, last, before)?;
         let query = OrganisationQuery {
             filter: filter.unwrap_or_default(),
-            order: order_by.unwrap_or_default(),
+            order: orders(order_by),
         };
         let page =
             organisations::page::<BusinessRow>(request.db, request.tenant, &query, &args).await?;
@@ -248,7 +249,7 @@ impl GraphQueries {
         ctx: &Context<'_>,
         #[graphql(desc = "Which tags.")] filter: Option<TagFilter>,
         #[graphql(desc = "Sort keys, most significant first; default display order.")]
-        order_by: Option<Vec<TagOrder>>,
+        order_by: Option<Vec<TagOrderInput>>,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
         #[graphql(desc = "Read the items after this cursor.")] after: Option<String>,
         #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,
@@ -258,7 +259,7 @@ impl GraphQueries {
         let args = PageArgs::from_relay(first, after, last, before)?;
         let query = TagQuery {
             filter: filter.unwrap_or_default(),
-            order: order_by.unwrap_or_default(),
+            order: orders(order_by),
         };
         let page = tags::page(request.db, request.tenant, &query, &args).await?;
         let total = deferred_count!(request, tags::count, query.filter.clone());

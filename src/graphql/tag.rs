@@ -5,8 +5,9 @@ use entity::tag::Model;
 use super::contact::contacts_under;
 use super::ids::parse_id;
 use super::limits::{filter_cost, page_cost};
+use super::order::ContactOrderInput;
 use super::{Business, Connection, Contact, RequestContext};
-use crate::contacts::{ContactFilter, ContactOrder, ContactParent};
+use crate::contacts::{ContactFilter, ContactParent};
 use crate::tags::{self, TagPatch};
 use crate::time::Timestamp;
 
@@ -63,7 +64,7 @@ impl Tag {
         ctx: &Context<'_>,
         #[graphql(desc = "Which contacts.")] filter: Option<ContactFilter>,
         #[graphql(desc = "Sort keys, most significant first; default newest first.")]
-        order_by: Option<Vec<ContactOrder>>,
+        order_by: Option<Vec<ContactOrderInput>>,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
         #[graphql(desc = "Read the items after this cursor.")] after: Option<String>,
         #[graphql(desc = "Page size reading backwards (0 to 100).")] last: Option<i32>,

@@ -1,7 +1,7 @@
 //! Tags: labels of a business that contacts carry (seed 002).
 use std::collections::HashMap;
 
-use async_graphql::{Enum, ID, InputObject};
+use async_graphql::{ID, InputObject};
 use entity::contact_tag;
 use entity::prelude::{Business, ContactTag, Tag};
 use entity::tag::{Column, Model};
@@ -32,7 +32,7 @@ pub struct TagFilter {
 }
 
 /// A field tags can be sorted by.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TagOrderField {
     /// The tag's display order.
     DisplayOrder,
@@ -43,7 +43,7 @@ pub enum TagOrderField {
 }
 
 /// One sort key of a tag list.
-#[derive(InputObject, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TagOrder {
     /// What to sort by.
     pub field: TagOrderField,
