@@ -1,5 +1,4 @@
 //! Filter pieces shared by every entity: date ranges, text matching and id parsing.
-use async_graphql::InputObject;
 use chrono::{NaiveDate, TimeZone, Utc};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr};
 use uuid::Uuid;
@@ -9,7 +8,7 @@ use crate::time::Timestamp;
 
 /// Range of instants (seed 003's `updated_at` on/gt/lt, seed 004's date ranges). All given
 /// bounds apply together.
-#[derive(InputObject, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DateTimeFilter {
     /// On this calendar day (UTC).
     pub on: Option<NaiveDate>,

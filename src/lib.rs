@@ -11,6 +11,7 @@
 //! - `entity` and `migration` crates: tables and schema.
 
 pub mod auth;
+pub mod change;
 pub mod cli;
 pub mod code;
 pub mod config;

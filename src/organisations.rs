@@ -2,7 +2,6 @@
 //! and contacts that point to them), so they share one implementation of their lists,
 //! filters, orders and writes here, generic over [`Organisation`]; `accounts` and
 //! `businesses` say what differs.
-use async_graphql::{InputObject, MaybeUndefined};
 use entity::prelude::{Contact, ContactTag, Tag};
 use entity::{contact, contact_tag, tag};
 use sea_orm::sea_query::Condition;
@@ -12,6 +11,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::change::Change;
 use crate::contacts::rules::{Checker, MAX_SHORT, WriteSettings};
 use crate::db::begin_write;
 use crate::error::{Error, FieldFailure, Result, field_path};
@@ -87,7 +87,7 @@ fn read<E: Organisation>(model: &E::Model) -> (String, Option<String>, i64, i64)
 }
 
 /// Which accounts or businesses to return; every field given must match.
-#[derive(InputObject, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct OrganisationFilter {
     /// Case-insensitive substring of the name (at most 255 characters).
     pub search: Option<String>,
@@ -215,19 +215,19 @@ pub async fn count<E: Organisation>(
 }
 
 /// Changes to an account or business: only the fields present change.
-#[derive(InputObject, Clone, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct OrganisationPatch {
     /// New name (not empty; at most 255 characters).
     pub name: Option<String>,
     /// External reference; `null` clears it.
-    pub external_ref: MaybeUndefined<String>,
+    pub external_ref: Change<String>,
 }
 
 /// Validated name and external reference, or every failure under `path`.
 fn check(
     path: &str,
     name: Option<&str>,
-    external_ref: &MaybeUndefined<String>,
+    external_ref: &Change<String>,
     current: (Option<String>, Option<String>),
 ) -> Result<(String, Option<String>)> {
     let mut c = Checker::new(path, WriteSettings::default());
@@ -236,9 +236,9 @@ fn check(
         None => current.0,
     };
     let external_ref = match external_ref {
-        MaybeUndefined::Undefined => current.1,
-        MaybeUndefined::Null => None,
-        MaybeUndefined::Value(v) => c.text("externalRef", v, MAX_SHORT),
+        Change::Keep => current.1,
+        Change::Clear => None,
+        Change::Set(v) => c.text("externalRef", v, MAX_SHORT),
     };
     let mut failures = c.failures;
     if name.is_none() && failures.iter().all(|f| !f.field.ends_with(".name")) {
@@ -258,7 +258,7 @@ pub async fn create<E: Organisation>(
     db: &DatabaseConnection,
     tenant: TenantId,
     name: &str,
-    external_ref: &MaybeUndefined<String>,
+    external_ref: &Change<String>,
 ) -> Result<E::Model> {
     let (name, external_ref) = check("", Some(name), external_ref, (None, None))?;
     let (txn, _lock) = begin_write(db).await?;

@@ -77,6 +77,18 @@ impl Timestamp {
     }
 }
 
+/// From JSON: an RFC 3339 string, as [`Timestamp::parse`] reads it.
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Timestamp::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "\"{text}\" is not an RFC 3339 date-time such as 2026-02-10T14:30:00.000Z"
+            ))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

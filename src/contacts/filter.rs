@@ -1,5 +1,4 @@
 //! `ContactFilter`: which contacts a query returns.
-use async_graphql::{ID, InputObject};
 use entity::contact::Column;
 use entity::prelude::{Contact, ContactAssignee, ContactTag, Tag};
 use entity::{contact_assignee, contact_tag, tag};
@@ -15,7 +14,7 @@ use crate::tenancy::TenantId;
 
 /// Which contacts to return. Every field given must match (AND); `and`, `or` and `not`
 /// combine nested filters.
-#[derive(InputObject, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ContactFilter {
     /// Case-insensitive substring of first, last or full name, email, phone or company
     /// (seed 002's `search`; at most 255 characters; `%` and `_` match themselves).
@@ -28,10 +27,10 @@ pub struct ContactFilter {
     pub tag: Option<String>,
     /// Carries at least one tag of these names.
     pub tags_any: Option<Vec<String>>,
-    /// Belongs to this account.
-    pub account_id: Option<ID>,
-    /// Belongs to this business.
-    pub business_id: Option<ID>,
+    /// Belongs to this account (a UUID's text; checked when the filter is built).
+    pub account_id: Option<String>,
+    /// Belongs to this business (a UUID's text; checked when the filter is built).
+    pub business_id: Option<String>,
     /// How the contact was identified.
     pub resolution_status: Option<ResolutionStatus>,
     /// Exact status (seed 004).

@@ -10,7 +10,6 @@ pub mod write;
 
 use std::collections::HashMap;
 
-use async_graphql::Enum;
 use entity::prelude::{Account, Business, Contact, ContactTag, Tag};
 use entity::{account, business, contact, contact_tag, tag};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -24,7 +23,7 @@ pub use filter::{ContactFilter, FilterTarget};
 pub use order::{ContactOrder, ContactOrderField, ordering};
 pub use rules::WriteSettings;
 pub use write::{
-    AddressInput, ContactPatch, DndInput, TagRefs, add_tags, create_contact, delete_contact,
+    AddressPatch, ContactPatch, DndPatch, TagRefs, add_tags, create_contact, delete_contact,
     remove_tags, set_resolution, update_contact,
 };
 
@@ -33,7 +32,7 @@ use crate::paging::{self, Page, PageArgs};
 use crate::tenancy::{TenantId, find_by_ids, scoped};
 
 /// How a contact was identified (seed 000).
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ResolutionStatus {
     /// No CRM match was found yet.
     Unresolved,

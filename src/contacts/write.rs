@@ -1,6 +1,5 @@
 //! Contact writes: create, patch (seed 001), delete, tag and resolve. Each runs in one
 //! transaction; input is validated in full before anything is written.
-use async_graphql::{ID, InputObject, MaybeUndefined};
 use entity::prelude::{
     Account, Business, Contact, ContactAssignee, ContactSource, ContactTag, Tag,
 };
@@ -10,11 +9,13 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     IntoActiveModel, Iterable, ModelTrait, QueryFilter, QuerySelect,
 };
+use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::rules::{Checker, MAX_NAME, MAX_ROLE, MAX_SHORT, MAX_TEXT, WriteSettings, split_name};
 use super::{ResolutionStatus, search_text, sort_name};
+use crate::change::Change;
 use crate::db::begin_write;
 use crate::error::{Error, FieldFailure, Result, field_path};
 use crate::filter::collect_id;
@@ -22,23 +23,25 @@ use crate::tenancy::{TenantId, find_by_ids, scoped};
 use crate::time::{Timestamp, next_updated_at, now_millis};
 
 /// A postal address; in a patch, the parts given replace the stored ones (null clears one).
-#[derive(InputObject, Clone, Debug, Default)]
-pub struct AddressInput {
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AddressPatch {
     /// Street and number.
-    pub street: MaybeUndefined<String>,
+    pub street: Change<String>,
     /// City.
-    pub city: MaybeUndefined<String>,
+    pub city: Change<String>,
     /// State or region.
-    pub state: MaybeUndefined<String>,
+    pub state: Change<String>,
     /// Country.
-    pub country: MaybeUndefined<String>,
+    pub country: Change<String>,
     /// Postal or ZIP code.
-    pub postal_code: MaybeUndefined<String>,
+    pub postal_code: Change<String>,
 }
 
 /// Do-not-disturb flags; the flags given replace the stored ones.
-#[derive(InputObject, Clone, Debug, Default)]
-pub struct DndInput {
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DndPatch {
     /// No emails.
     pub email: Option<bool>,
     /// No text messages.
@@ -51,82 +54,84 @@ pub struct DndInput {
 
 /// The writable fields of a contact. Only the fields present change (seed 001's PATCH): a
 /// field sent as `null` is cleared, a field left out is kept. Strings are trimmed; an empty
-/// string clears like `null`.
-#[derive(InputObject, Clone, Debug, Default)]
+/// string clears like `null`. Read from JSON with these fields' camelCase names (the
+/// import builds it so); failing fields are named the same way.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct ContactPatch {
     /// Full name (seed 001): split into first and last name at the last word
     /// (`Henrik B. Larsen` → `Henrik B.` + `Larsen`; one word is a first name). Not together
     /// with `firstName`/`lastName`.
-    pub name: MaybeUndefined<String>,
+    pub name: Change<String>,
     /// First name (at most 100 characters).
-    pub first_name: MaybeUndefined<String>,
+    pub first_name: Change<String>,
     /// Last name (at most 100 characters).
-    pub last_name: MaybeUndefined<String>,
+    pub last_name: Change<String>,
     /// Email address (at most 150 characters); stored lower-cased.
-    pub email: MaybeUndefined<String>,
+    pub email: Change<String>,
     /// Further email addresses (replaces the list).
-    pub secondary_emails: MaybeUndefined<Vec<String>>,
+    pub secondary_emails: Change<Vec<String>>,
     /// Phone number, any common format; stored in E.164. Without a country code it is read
     /// in the server's default region, if one is configured.
-    pub phone: MaybeUndefined<String>,
+    pub phone: Change<String>,
     /// Further phone numbers (replaces the list).
-    pub secondary_phones: MaybeUndefined<Vec<String>>,
+    pub secondary_phones: Change<Vec<String>>,
     /// Company name.
-    pub company_name: MaybeUndefined<String>,
+    pub company_name: Change<String>,
     /// Web site, an http(s) URL (at most 250 characters).
-    pub website: MaybeUndefined<String>,
+    pub website: Change<String>,
     /// LinkedIn profile, an http(s) URL (at most 250 characters).
-    pub linkedin: MaybeUndefined<String>,
+    pub linkedin: Change<String>,
     /// Role or job title (at most 75 characters).
-    pub role: MaybeUndefined<String>,
+    pub role: Change<String>,
     /// Description (at most 10,000 characters).
-    pub description: MaybeUndefined<String>,
+    pub description: Change<String>,
     /// Notes (at most 10,000 characters).
-    pub notes: MaybeUndefined<String>,
+    pub notes: Change<String>,
     /// Postal address; `null` clears every part.
-    pub address: MaybeUndefined<AddressInput>,
+    pub address: Change<AddressPatch>,
     /// IANA time zone, e.g. `Europe/Berlin`.
-    pub timezone: MaybeUndefined<String>,
+    pub timezone: Change<String>,
     /// Where the contact came from.
-    pub source: MaybeUndefined<String>,
+    pub source: Change<String>,
     /// Marketing lead source.
-    pub lead_source: MaybeUndefined<String>,
+    pub lead_source: Change<String>,
     /// Status in the workflow.
-    pub status: MaybeUndefined<String>,
+    pub status: Change<String>,
     /// Sales pipeline.
-    pub pipeline_id: MaybeUndefined<String>,
+    pub pipeline_id: Change<String>,
     /// Stage in the pipeline.
-    pub pipeline_stage: MaybeUndefined<String>,
+    pub pipeline_stage: Change<String>,
     /// Status of the last message.
-    pub message_status: MaybeUndefined<String>,
+    pub message_status: Change<String>,
     /// Owning user.
-    pub owner: MaybeUndefined<String>,
+    pub owner: Change<String>,
     /// Assigned users (replaces the list).
-    pub assignees: MaybeUndefined<Vec<String>>,
+    pub assignees: Change<Vec<String>>,
     /// Do-not-disturb flags.
-    pub dnd: Option<DndInput>,
+    pub dnd: Option<DndPatch>,
     /// Marks a test contact.
     pub is_test_contact: Option<bool>,
     /// When the last message was exchanged.
-    pub last_message_at: MaybeUndefined<Timestamp>,
-    /// The account the contact belongs to.
-    pub account_id: MaybeUndefined<ID>,
-    /// The business that owns the contact.
-    pub business_id: MaybeUndefined<ID>,
+    pub last_message_at: Change<Timestamp>,
+    /// The account the contact belongs to (a UUID's text, checked when applied).
+    pub account_id: Change<String>,
+    /// The business that owns the contact (a UUID's text, checked when applied).
+    pub business_id: Change<String>,
 }
 
 /// Sets `target` from a patch field: absent keeps, null clears, a value is checked.
 fn patch_text(
     check: &mut Checker<'_>,
     field: &str,
-    value: &MaybeUndefined<String>,
+    value: &Change<String>,
     target: &mut Option<String>,
     read: impl FnOnce(&mut Checker<'_>, &str, &str) -> Option<String>,
 ) {
     match value {
-        MaybeUndefined::Undefined => {}
-        MaybeUndefined::Null => *target = None,
-        MaybeUndefined::Value(v) => {
+        Change::Keep => {}
+        Change::Clear => *target = None,
+        Change::Set(v) => {
             let before = check.failures.len();
             let read = read(check, field, v);
             if check.failures.len() == before {
@@ -143,14 +148,14 @@ fn short(max: usize) -> impl FnOnce(&mut Checker<'_>, &str, &str) -> Option<Stri
 fn patch_list(
     check: &mut Checker<'_>,
     field: &str,
-    value: &MaybeUndefined<Vec<String>>,
+    value: &Change<Vec<String>>,
     target: &mut serde_json::Value,
     item: impl FnMut(&mut Checker<'_>, &str, &str) -> Option<String>,
 ) {
     match value {
-        MaybeUndefined::Undefined => {}
-        MaybeUndefined::Null => *target = json!([]),
-        MaybeUndefined::Value(values) => *target = json!(check.list(field, values, item)),
+        Change::Keep => {}
+        Change::Clear => *target = json!([]),
+        Change::Set(values) => *target = json!(check.list(field, values, item)),
     }
 }
 
@@ -165,14 +170,14 @@ impl ContactPatch {
     ) -> Vec<FieldFailure> {
         let mut check = Checker::new(path, settings);
         let c = contact;
-        if !self.name.is_undefined() {
-            if !self.first_name.is_undefined() || !self.last_name.is_undefined() {
+        if !self.name.is_keep() {
+            if !self.first_name.is_keep() || !self.last_name.is_keep() {
                 check.failures.push(FieldFailure::new(
                     field_path(path, "name"),
                     "give either name or firstName/lastName, not both",
                 ));
             }
-            if let MaybeUndefined::Value(full) = &self.name {
+            if let Change::Set(full) = &self.name {
                 let (first, last) = split_name(full);
                 let first = first.and_then(|f| check.text("name", &f, MAX_NAME));
                 let last = last.and_then(|l| check.text("name", &l, MAX_NAME));
@@ -260,15 +265,15 @@ impl ContactPatch {
             short(MAX_TEXT),
         );
         match &self.address {
-            MaybeUndefined::Undefined => {}
-            MaybeUndefined::Null => {
+            Change::Keep => {}
+            Change::Clear => {
                 c.address_street = None;
                 c.address_city = None;
                 c.address_state = None;
                 c.address_country = None;
                 c.address_postal_code = None;
             }
-            MaybeUndefined::Value(a) => {
+            Change::Set(a) => {
                 patch_text(
                     &mut check,
                     "address.street",
@@ -379,9 +384,9 @@ impl ContactPatch {
             c.is_test_contact = flag;
         }
         match &self.last_message_at {
-            MaybeUndefined::Undefined => {}
-            MaybeUndefined::Null => c.last_message_at = None,
-            MaybeUndefined::Value(t) => c.last_message_at = Some(t.millis()),
+            Change::Keep => {}
+            Change::Clear => c.last_message_at = None,
+            Change::Set(t) => c.last_message_at = Some(t.millis()),
         }
         let mut failures = check.failures;
         for (field, value, target) in [
@@ -389,9 +394,9 @@ impl ContactPatch {
             ("businessId", &self.business_id, &mut c.business_id),
         ] {
             match value {
-                MaybeUndefined::Undefined => {}
-                MaybeUndefined::Null => *target = None,
-                MaybeUndefined::Value(id) => {
+                Change::Keep => {}
+                Change::Clear => *target = None,
+                Change::Set(id) => {
                     *target = collect_id(&field_path(path, field), id, &mut failures);
                 }
             }
@@ -827,7 +832,7 @@ pub async fn set_resolution(
     tenant: TenantId,
     id: Uuid,
     status: ResolutionStatus,
-    external_ref: MaybeUndefined<String>,
+    external_ref: Change<String>,
 ) -> Result<contact::Model> {
     let (txn, _lock) = begin_write(db).await?;
     let current = locked_contact(&txn, tenant, id).await?;

@@ -3,12 +3,14 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObje
 use entity::account::Model;
 
 use super::contact::contacts_under;
+use super::filter::ContactFilterInput;
 use super::ids::parse_id;
 use super::limits::{filter_cost, page_cost};
 use super::order::ContactOrderInput;
+use super::patch::{OrganisationPatchInput, change};
 use super::{Connection, Contact, RequestContext};
-use crate::contacts::{ContactFilter, ContactParent};
-use crate::organisations::{self, OrganisationPatch};
+use crate::contacts::ContactParent;
+use crate::organisations;
 use crate::time::Timestamp;
 
 /// A customer company whose people are contacts (seed 000's accounts, seed 003's clients,
@@ -52,7 +54,7 @@ impl Account {
     async fn contacts(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Which contacts.")] filter: Option<ContactFilter>,
+        #[graphql(desc = "Which contacts.")] filter: Option<ContactFilterInput>,
         #[graphql(desc = "Sort keys, most significant first; default newest first.")]
         order_by: Option<Vec<ContactOrderInput>>,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
@@ -92,7 +94,7 @@ pub struct UpdateAccountInput {
     /// The account.
     pub id: ID,
     /// The fields to change.
-    pub patch: OrganisationPatch,
+    pub patch: OrganisationPatchInput,
     /// Echoed in the payload.
     pub client_mutation_id: Option<String>,
 }
@@ -142,7 +144,7 @@ impl AccountMutations {
             request.db,
             request.tenant,
             &input.name,
-            &input.external_ref,
+            &change(input.external_ref),
         )
         .await
         .map_err(|e| e.under("input"))?;
@@ -165,7 +167,7 @@ impl AccountMutations {
             request.db,
             request.tenant,
             id,
-            &input.patch,
+            &input.patch.into(),
         )
         .await
         .map_err(|e| e.under("input.patch"))?;

@@ -5,16 +5,19 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObje
 use entity::business::Model;
 
 use super::contact::contacts_under;
+use super::filter::ContactFilterInput;
+use super::filter::{TagFilterInput, filter as domain_filter};
 use super::ids::parse_id;
 use super::limits::{filter_cost, page_cost};
 use super::loader::TagPageKey;
 use super::order::ContactOrderInput;
 use super::order::{TagOrderInput, orders};
+use super::patch::{OrganisationPatchInput, change};
 use super::{Connection, Contact, RequestContext, Tag, TotalCount};
-use crate::contacts::{ContactFilter, ContactParent};
-use crate::organisations::{self, OrganisationPatch};
+use crate::contacts::ContactParent;
+use crate::organisations;
 use crate::paging::{Page, PageArgs};
-use crate::tags::{self, TagFilter, TagQuery};
+use crate::tags::{self, TagQuery};
 use crate::time::Timestamp;
 
 /// An organisation of the tenant that owns contacts and tags (seed 002's businesses).
@@ -57,7 +60,7 @@ impl Business {
     async fn contacts(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Which contacts.")] filter: Option<ContactFilter>,
+        #[graphql(desc = "Which contacts.")] filter: Option<ContactFilterInput>,
         #[graphql(desc = "Sort keys, most significant first; default newest first.")]
         order_by: Option<Vec<ContactOrderInput>>,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
@@ -85,7 +88,7 @@ impl Business {
     async fn tags(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Which tags.")] filter: Option<TagFilter>,
+        #[graphql(desc = "Which tags.")] filter: Option<TagFilterInput>,
         #[graphql(desc = "Sort keys, most significant first; default display order.")]
         order_by: Option<Vec<TagOrderInput>>,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
@@ -96,7 +99,7 @@ impl Business {
         let request = RequestContext::of(ctx)?;
         let args = PageArgs::from_relay(first, after, last, before)?;
         let query = TagQuery {
-            filter: filter.unwrap_or_default(),
+            filter: domain_filter(filter),
             order: orders(order_by),
         };
         let ordering = tags::ordering(&query.order);
@@ -134,7 +137,7 @@ pub struct UpdateBusinessInput {
     /// The business.
     pub id: ID,
     /// The fields to change.
-    pub patch: OrganisationPatch,
+    pub patch: OrganisationPatchInput,
     /// Echoed in the payload.
     pub client_mutation_id: Option<String>,
 }
@@ -184,7 +187,7 @@ impl BusinessMutations {
             request.db,
             request.tenant,
             &input.name,
-            &input.external_ref,
+            &change(input.external_ref),
         )
         .await
         .map_err(|e| e.under("input"))?;
@@ -207,7 +210,7 @@ impl BusinessMutations {
             request.db,
             request.tenant,
             id,
-            &input.patch,
+            &input.patch.into(),
         )
         .await
         .map_err(|e| e.under("input.patch"))?;

@@ -1,5 +1,5 @@
 //! `Contact`: one person, with the union of the five vendor APIs' fields.
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use entity::contact::Model;
 use serde_json::Value as Json;
 use std::sync::Arc;
@@ -8,11 +8,11 @@ use uuid::Uuid;
 use super::loader::ContactPageKey;
 use super::source::ContactSource;
 use super::{Connection, TotalCount};
-use crate::contacts::{self, ContactFilter, ContactParent, ContactQuery, Preload, Related};
+use crate::contacts::{self, ContactParent, ContactQuery, Preload, Related};
 use crate::paging::{Page, PageArgs};
 
 use super::{Account, Business, RequestContext, Tag};
-use crate::contacts::{ResolutionStatus, full_name};
+use crate::contacts::{self as domain, full_name};
 use crate::time::Timestamp;
 
 /// A person who has communicated with the organisation, as known to any of the unified
@@ -108,7 +108,7 @@ impl Contact {
 
     /// How the contact was identified (seed 000).
     async fn resolution_status(&self) -> ResolutionStatus {
-        ResolutionStatus::parse(&self.model.resolution_status)
+        domain::ResolutionStatus::parse(&self.model.resolution_status).into()
     }
 
     /// First name.
@@ -341,7 +341,7 @@ pub(crate) async fn contacts_under(
     ctx: &Context<'_>,
     parent: ContactParent,
     parent_id: Uuid,
-    filter: Option<ContactFilter>,
+    filter: Option<super::filter::ContactFilterInput>,
     order_by: Option<Vec<super::order::ContactOrderInput>>,
     first: Option<i32>,
     after: Option<String>,
@@ -351,7 +351,7 @@ pub(crate) async fn contacts_under(
     let request = RequestContext::of(ctx)?;
     let args = PageArgs::from_relay(first, after, last, before)?;
     let query = ContactQuery {
-        filter: filter.unwrap_or_default(),
+        filter: super::filter::filter(filter),
         order: super::order::orders(order_by),
     };
     let ordering = contacts::ordering(&query.order);
@@ -378,4 +378,16 @@ pub(crate) async fn contacts_under(
     Ok(Connection::new(page, &ordering, total, |m| {
         Contact::with_related(m, related.clone())
     }))
+}
+
+/// How a contact was identified (seed 000).
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::ResolutionStatus")]
+pub enum ResolutionStatus {
+    /// No CRM match was found yet.
+    Unresolved,
+    /// Matched to a CRM record.
+    CrmResolved,
+    /// Linked to a CRM record by a person.
+    ManuallyResolved,
 }

@@ -18,6 +18,7 @@ use async_graphql::{
     Value, Variables,
 };
 
+use super::filter::ContactFilterInput;
 use super::{error_codes, input_checks};
 use crate::config::Limits;
 use crate::contacts::ContactFilter;
@@ -37,8 +38,12 @@ pub fn page_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize)
 pub const FILTER_CONDITION_COST: usize = 100;
 
 /// The cost of a contact filter: [`FILTER_CONDITION_COST`] per condition.
-pub fn filter_cost(filter: Option<&ContactFilter>) -> usize {
-    filter.map_or(0, |f| f.conditions().saturating_mul(FILTER_CONDITION_COST))
+pub fn filter_cost(filter: Option<&ContactFilterInput>) -> usize {
+    filter.map_or(0, |f| {
+        ContactFilter::from(f.clone())
+            .conditions()
+            .saturating_mul(FILTER_CONDITION_COST)
+    })
 }
 
 /// A GraphQL error with `extensions.code`.
@@ -391,7 +396,16 @@ mod tests {
         };
         // status 1, tagsAny 3, or: 2 × (branch 1 + tag 1), not: 1 + tag 1.
         assert_eq!(filter.conditions(), 1 + 3 + 4 + 2);
-        assert_eq!(filter_cost(Some(&filter)), 10 * FILTER_CONDITION_COST);
+        let input = ContactFilterInput {
+            status: Some("open".into()),
+            or: Some(vec![ContactFilterInput {
+                tag: Some("x".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        // status 1, or: 1 × (branch 1 + tag 1).
+        assert_eq!(filter_cost(Some(&input)), 3 * FILTER_CONDITION_COST);
         assert_eq!(filter_cost(None), 0);
     }
 }

@@ -1,9 +1,11 @@
 //! The root `Mutation`: Relay-style, one `input` argument and a payload object each.
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, MergedObject, Object, SimpleObject};
 
+use super::contact::ResolutionStatus;
 use super::ids::{parse_id, parse_ids};
+use super::patch::{ContactPatchInput, change};
 use super::{Contact, RequestContext};
-use crate::contacts::{self, ContactPatch, ResolutionStatus, TagRefs, WriteSettings};
+use crate::contacts::{self, TagRefs, WriteSettings};
 use crate::time::Timestamp;
 
 /// Entry points for changing the contact graph: contact mutations here, those of accounts,
@@ -29,7 +31,7 @@ pub struct UpdateContactInput {
     /// The contact to change.
     pub id: ID,
     /// The fields to change: only those present change; `null` clears.
-    pub patch: ContactPatch,
+    pub patch: ContactPatchInput,
     /// Change only if the contact's `updatedAt` is still this (as read); otherwise fail
     /// with `PRECONDITION_FAILED` and change nothing.
     pub expected_updated_at: Option<Timestamp>,
@@ -50,7 +52,7 @@ pub struct UpdateContactPayload {
 #[derive(InputObject)]
 pub struct CreateContactInput {
     /// The new contact's fields (absent fields stay empty).
-    pub contact: ContactPatch,
+    pub contact: ContactPatchInput,
     /// Echoed in the payload.
     pub client_mutation_id: Option<String>,
 }
@@ -158,7 +160,7 @@ impl ContactMutations {
             request.db,
             request.tenant,
             id,
-            &input.patch,
+            &input.patch.into(),
             input.expected_updated_at,
             settings(ctx),
         )
@@ -178,10 +180,14 @@ impl ContactMutations {
         input: CreateContactInput,
     ) -> async_graphql::Result<CreateContactPayload> {
         let request = RequestContext::of(ctx)?;
-        let contact =
-            contacts::create_contact(request.db, request.tenant, &input.contact, settings(ctx))
-                .await
-                .map_err(|e| e.under("input.contact"))?;
+        let contact = contacts::create_contact(
+            request.db,
+            request.tenant,
+            &input.contact.into(),
+            settings(ctx),
+        )
+        .await
+        .map_err(|e| e.under("input.contact"))?;
         Ok(CreateContactPayload {
             contact: Contact::new(contact),
             client_mutation_id: input.client_mutation_id,
@@ -254,8 +260,8 @@ impl ContactMutations {
             request.db,
             request.tenant,
             id,
-            input.resolution_status,
-            input.external_ref,
+            input.resolution_status.into(),
+            change(input.external_ref),
         )
         .await
         .map_err(|e| e.under("input"))?;

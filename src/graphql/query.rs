@@ -6,14 +6,17 @@ use entity::prelude::{Account as AccountRow, Business as BusinessRow};
 use futures::FutureExt;
 
 use super::contact::preload_for;
+use super::filter::{
+    ContactFilterInput, OrganisationFilterInput, TagFilterInput, filter as domain_filter,
+};
 use super::limits::{filter_cost, page_cost};
 use super::order::{ContactOrderInput, OrganisationOrderInput, TagOrderInput, orders};
 use super::{Account, Business, Connection, Contact, Node, RequestContext, Tag, TotalCount};
-use crate::contacts::{self, ContactFilter, ContactQuery};
+use crate::contacts::{self, ContactQuery};
 use crate::filter::parse_id;
-use crate::organisations::{self, OrganisationFilter, OrganisationQuery};
+use crate::organisations::{self, OrganisationQuery};
 use crate::paging::PageArgs;
-use crate::tags::{self, TagFilter, TagQuery};
+use crate::tags::{self, TagQuery};
 
 /// Entry points for reading the unified contact graph: the graph here, sources and
 /// duplicates next to their types.
@@ -92,7 +95,7 @@ impl GraphQueries {
     async fn contacts(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Which contacts.")] filter: Option<ContactFilter>,
+        #[graphql(desc = "Which contacts.")] filter: Option<ContactFilterInput>,
         #[graphql(desc = "Sort keys, most significant first; default newest first.")]
         order_by: Option<Vec<ContactOrderInput>>,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
@@ -103,7 +106,7 @@ impl GraphQueries {
         let request = RequestContext::of(ctx)?;
         let args = PageArgs::from_relay(first, after, last, before)?;
         let query = ContactQuery {
-            filter: filter.unwrap_or_default(),
+            filter: domain_filter(filter),
             order: orders(order_by),
         };
         let page = contacts::page(request.db, request.tenant, &query, &args).await?;
@@ -142,7 +145,7 @@ impl GraphQueries {
     async fn accounts(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Which accounts.")] filter: Option<OrganisationFilter>,
+        #[graphql(desc = "Which accounts.")] filter: Option<OrganisationFilterInput>,
         #[graphql(desc = "Sort keys, most significant first; default by name.")] order_by: Option<
             Vec<OrganisationOrderInput>,
         >,
@@ -154,7 +157,7 @@ impl GraphQueries {
         let request = RequestContext::of(ctx)?;
         let args = PageArgs::from_relay(first, after, last, before)?;
         let query = OrganisationQuery {
-            filter: filter.unwrap_or_default(),
+            filter: domain_filter(filter),
             order: orders(order_by),
         };
         let page =
@@ -195,7 +198,7 @@ impl GraphQueries {
     async fn businesses(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Which businesses.")] filter: Option<OrganisationFilter>,
+        #[graphql(desc = "Which businesses.")] filter: Option<OrganisationFilterInput>,
         #[graphql(desc = "Sort keys, most significant first; default by name.")] order_by: Option<
             Vec<OrganisationOrderInput>,
         >,
@@ -207,7 +210,7 @@ impl GraphQueries {
         let request = RequestContext::of(ctx)?;
         let args = PageArgs::from_relay(first, after, last, before)?;
         let query = OrganisationQuery {
-            filter: filter.unwrap_or_default(),
+            filter: domain_filter(filter),
             order: orders(order_by),
         };
         let page =
@@ -247,7 +250,7 @@ impl GraphQueries {
     async fn tags(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Which tags.")] filter: Option<TagFilter>,
+        #[graphql(desc = "Which tags.")] filter: Option<TagFilterInput>,
         #[graphql(desc = "Sort keys, most significant first; default display order.")]
         order_by: Option<Vec<TagOrderInput>>,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
@@ -258,7 +261,7 @@ impl GraphQueries {
         let request = RequestContext::of(ctx)?;
         let args = PageArgs::from_relay(first, after, last, before)?;
         let query = TagQuery {
-            filter: filter.unwrap_or_default(),
+            filter: domain_filter(filter),
             order: orders(order_by),
         };
         let page = tags::page(request.db, request.tenant, &query, &args).await?;

@@ -3,12 +3,14 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use entity::tag::Model;
 
 use super::contact::contacts_under;
+use super::filter::ContactFilterInput;
 use super::ids::parse_id;
 use super::limits::{filter_cost, page_cost};
 use super::order::ContactOrderInput;
+use super::patch::TagPatchInput;
 use super::{Business, Connection, Contact, RequestContext};
-use crate::contacts::{ContactFilter, ContactParent};
-use crate::tags::{self, TagPatch};
+use crate::contacts::ContactParent;
+use crate::tags;
 use crate::time::Timestamp;
 
 /// A label of a business that contacts carry (seed 002). Unique by name within its business.
@@ -62,7 +64,7 @@ impl Tag {
     async fn contacts(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Which contacts.")] filter: Option<ContactFilter>,
+        #[graphql(desc = "Which contacts.")] filter: Option<ContactFilterInput>,
         #[graphql(desc = "Sort keys, most significant first; default newest first.")]
         order_by: Option<Vec<ContactOrderInput>>,
         #[graphql(desc = "Page size reading forwards (0 to 100, default 20).")] first: Option<i32>,
@@ -104,7 +106,7 @@ pub struct UpdateTagInput {
     /// The tag.
     pub id: ID,
     /// The fields to change.
-    pub patch: TagPatch,
+    pub patch: TagPatchInput,
     /// Echoed in the payload.
     pub client_mutation_id: Option<String>,
 }
@@ -176,7 +178,7 @@ impl TagMutations {
     ) -> async_graphql::Result<TagPayload> {
         let request = RequestContext::of(ctx)?;
         let id = parse_id("input.id", &input.id)?;
-        let tag = tags::update(request.db, request.tenant, id, &input.patch)
+        let tag = tags::update(request.db, request.tenant, id, &input.patch.into())
             .await
             .map_err(|e| e.under("input.patch"))?;
         Ok(TagPayload {

@@ -1,7 +1,6 @@
 //! Tags: labels of a business that contacts carry (seed 002).
 use std::collections::HashMap;
 
-use async_graphql::{ID, InputObject};
 use entity::contact_tag;
 use entity::prelude::{Business, ContactTag, Tag};
 use entity::tag::{Column, Model};
@@ -21,14 +20,14 @@ use crate::tenancy::{TenantId, find_by_ids, scoped};
 use crate::time::{next_updated_at, now_millis};
 
 /// Which tags to return; every field given must match.
-#[derive(InputObject, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TagFilter {
     /// Case-insensitive substring of the name (at most 255 characters).
     pub search: Option<String>,
     /// Exact name.
     pub name: Option<String>,
-    /// Tags of this business.
-    pub business_id: Option<ID>,
+    /// Tags of this business (a UUID's text; checked when the filter is built).
+    pub business_id: Option<String>,
 }
 
 /// A field tags can be sorted by.
@@ -165,7 +164,7 @@ pub async fn pages_by_business(
 }
 
 /// Changes to a tag: only the fields present change.
-#[derive(InputObject, Clone, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct TagPatch {
     /// New name, unique within the tag's business (at most 255 characters).
     pub name: Option<String>,

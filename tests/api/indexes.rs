@@ -1,7 +1,6 @@
 //! Filters on the columns most contacts leave empty are served by partial indexes
 //! (`WHERE column IS NOT NULL`, and `WHERE is_test_contact`): the database's plan for the
 //! statement the server runs names the index.
-use async_graphql::ID;
 use contact_gateway::contacts::{ContactFilter, filtered};
 use contact_gateway::filter::DateTimeFilter;
 use contact_gateway::tenancy::TenantId;
@@ -52,7 +51,7 @@ async fn filters_on_sparse_columns_use_their_partial_indexes() {
     let tenant = TenantId(tenant.id);
     let cases: [(&str, SetFilter); 10] = [
         ("idx_contacts_business", |f| {
-            f.business_id = Some(ID(uuid::Uuid::now_v7().to_string()))
+            f.business_id = Some(uuid::Uuid::now_v7().to_string())
         }),
         ("idx_contacts_status", |f| f.status = Some("x".into())),
         ("idx_contacts_test", |f| f.is_test_contact = Some(true)),
