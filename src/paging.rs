@@ -497,3 +497,255 @@ where
     }
     Ok(pages)
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::sea_query::SqliteQueryBuilder;
+
+    use super::*;
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Row {
+        id: Uuid,
+        name: String,
+        rank: i64,
+    }
+
+    fn row() -> Row {
+        Row {
+            id: Uuid::from_u128(7),
+            name: "Åsa \"O'Neil\"".into(),
+            rank: -3,
+        }
+    }
+
+    fn name(direction: Direction) -> SortKey<Row> {
+        SortKey {
+            name: "NAME",
+            expr: Expr::col(Alias::new("name")),
+            direction,
+            value: |r| KeyValue::Text(r.name.clone()),
+            text: true,
+        }
+    }
+
+    fn rank(direction: Direction) -> SortKey<Row> {
+        SortKey {
+            name: "RANK",
+            expr: Expr::col(Alias::new("rank")),
+            direction,
+            value: |r| KeyValue::Int(r.rank),
+            text: false,
+        }
+    }
+
+    fn ordering(keys: Vec<SortKey<Row>>) -> Ordering<Row> {
+        Ordering::new(keys, Expr::col(Alias::new("id")), |r| r.id)
+    }
+
+    fn after(cursor: String) -> PageArgs {
+        PageArgs::from_relay(Some(10), Some(cursor), None, None).expect("valid arguments")
+    }
+
+    fn encode(json: serde_json::Value) -> String {
+        URL_SAFE_NO_PAD.encode(json.to_string())
+    }
+
+    fn invalid_fields(result: Result<impl std::fmt::Debug>) -> Vec<(String, String)> {
+        match result {
+            Err(Error::Validation(failures)) => {
+                failures.into_iter().map(|f| (f.field, f.message)).collect()
+            }
+            other => panic!("not a validation failure: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_cursor_decodes_to_the_keys_and_id_of_its_row() {
+        let order = ordering(vec![name(Direction::Asc), rank(Direction::Desc)]);
+        let cursor = order.cursor_of(&row());
+        assert!(
+            cursor
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "URL-safe, unpadded: {cursor}"
+        );
+        let data = decode_cursor(&cursor).expect("decodes");
+        assert_eq!(data.v, 1);
+        assert_eq!(data.o, "NAME:Asc,RANK:Desc");
+        assert_eq!(
+            data.k,
+            vec![KeyValue::Text(row().name), KeyValue::Int(row().rank)]
+        );
+        assert_eq!(data.id, row().id);
+        let used = after(cursor).cursor_for(&order).expect("accepted");
+        assert_eq!(used.map(|c| c.id), Some(row().id));
+    }
+
+    #[test]
+    fn malformed_cursors_are_refused() {
+        let id = Uuid::from_u128(7).to_string();
+        for cursor in [
+            String::new(),
+            "not base64!".to_string(),
+            URL_SAFE_NO_PAD.encode("not json"),
+            encode(serde_json::json!([1, 2])),
+            encode(serde_json::json!({ "v": 1, "o": "NAME:Asc", "k": ["x"] })),
+            encode(serde_json::json!({ "v": 1, "o": "NAME:Asc", "k": ["x"], "id": "no uuid" })),
+            encode(serde_json::json!({ "v": 2, "o": "NAME:Asc", "k": ["x"], "id": id })),
+            encode(serde_json::json!({ "v": 1, "o": "NAME:Asc", "k": [1.5], "id": id })),
+            encode(serde_json::json!({ "v": 1, "o": "NAME:Asc", "k": ["a\u{0}b"], "id": id })),
+        ] {
+            assert!(decode_cursor(&cursor).is_none(), "{cursor}");
+            assert_eq!(
+                invalid_fields(PageArgs::from_relay(Some(1), Some(cursor), None, None)),
+                vec![("after".to_string(), "not a valid cursor".to_string())]
+            );
+        }
+        let good = encode(serde_json::json!({ "v": 1, "o": "NAME:Asc", "k": ["x"], "id": id }));
+        assert!(decode_cursor(&good).is_some());
+        assert_eq!(
+            invalid_fields(PageArgs::from_relay(None, None, Some(1), Some("%%".into()))),
+            vec![("before".to_string(), "not a valid cursor".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_cursor_of_another_order_is_refused() {
+        let made_for = ordering(vec![name(Direction::Asc)]);
+        let cursor = made_for.cursor_of(&row());
+        let other_orders = [
+            ordering(vec![name(Direction::Desc)]),
+            ordering(vec![rank(Direction::Asc)]),
+            ordering(vec![name(Direction::Asc), rank(Direction::Asc)]),
+        ];
+        for order in &other_orders {
+            let refused = after(cursor.clone()).cursor_for(order).map(|c| c.is_some());
+            assert_eq!(
+                invalid_fields(refused),
+                vec![(
+                    "after".to_string(),
+                    "this cursor belongs to another order; page with the orderBy it was made with"
+                        .to_string()
+                )]
+            );
+        }
+        // The fingerprint matches but the key is an integer where text is sorted on.
+        let id = Uuid::from_u128(7).to_string();
+        let forged = encode(serde_json::json!({ "v": 1, "o": "NAME:Asc", "k": [5], "id": id }));
+        assert!(after(forged).cursor_for(&made_for).is_err());
+    }
+
+    /// The SQL and values of the rows after `row`'s cursor in `order`.
+    fn after_sql(order: &Ordering<Row>, reversed: bool) -> (String, Vec<Value>) {
+        let cursor = decode_cursor(&order.cursor_of(&row())).expect("decodes");
+        let (sql, values) = Query::select()
+            .column(Asterisk)
+            .from(Alias::new("t"))
+            .and_where(order.after_condition(&cursor, reversed))
+            .build(SqliteQueryBuilder);
+        let prefix = r#"SELECT * FROM "t" WHERE "#;
+        (
+            sql.strip_prefix(prefix).expect(prefix).to_string(),
+            values.0,
+        )
+    }
+
+    #[test]
+    fn one_key_pages_compare_one_row_value() {
+        let text = || Value::from(row().name);
+        let id = || Value::from(row().id);
+        for (direction, reversed, op) in [
+            (Direction::Asc, false, ">"),
+            (Direction::Asc, true, "<"),
+            (Direction::Desc, false, "<"),
+            (Direction::Desc, true, ">"),
+        ] {
+            let order = ordering(vec![name(direction)]);
+            assert_eq!(
+                after_sql(&order, reversed),
+                (format!(r#"("name", "id") {op} (?, ?)"#), vec![text(), id()]),
+                "{direction:?}, reversed: {reversed}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_keys_of_one_direction_compare_one_row_value() {
+        let values = || {
+            vec![
+                Value::from(row().name),
+                Value::from(row().rank),
+                Value::from(row().id),
+            ]
+        };
+        for (direction, reversed, op) in [
+            (Direction::Asc, false, ">"),
+            (Direction::Asc, true, "<"),
+            (Direction::Desc, false, "<"),
+            (Direction::Desc, true, ">"),
+        ] {
+            let order = ordering(vec![name(direction), rank(direction)]);
+            assert_eq!(
+                after_sql(&order, reversed),
+                (
+                    format!(r#"("name", "rank", "id") {op} (?, ?, ?)"#),
+                    values()
+                ),
+                "{direction:?}, reversed: {reversed}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_keys_of_mixed_directions_expand_into_alternatives() {
+        let (name_v, rank_v, id_v) = (
+            Value::from(row().name),
+            Value::from(row().rank),
+            Value::from(row().id),
+        );
+        // The id follows the direction of the last key.
+        let order = ordering(vec![name(Direction::Asc), rank(Direction::Desc)]);
+        let expected = |a: &str, b: &str| {
+            (
+                format!(
+                    r#""name" {a} ? OR ("name" = ? AND "rank" {b} ?) OR ("name" = ? AND "rank" = ? AND "id" {b} ?)"#
+                ),
+                vec![
+                    name_v.clone(),
+                    name_v.clone(),
+                    rank_v.clone(),
+                    name_v.clone(),
+                    rank_v.clone(),
+                    id_v.clone(),
+                ],
+            )
+        };
+        assert_eq!(after_sql(&order, false), expected(">", "<"));
+        assert_eq!(after_sql(&order, true), expected("<", ">"));
+        let order = ordering(vec![name(Direction::Desc), rank(Direction::Asc)]);
+        assert_eq!(after_sql(&order, false), expected("<", ">"));
+        assert_eq!(after_sql(&order, true), expected(">", "<"));
+    }
+
+    #[test]
+    fn pages_are_read_in_the_keys_order_then_by_id() {
+        let order = ordering(vec![name(Direction::Desc), rank(Direction::Asc)]);
+        let sql = |reversed| {
+            let mut select = Query::select();
+            select.column(Asterisk).from(Alias::new("t"));
+            for (expr, direction) in order.order_terms(reversed) {
+                select.order_by_expr(expr, direction);
+            }
+            select.to_string(SqliteQueryBuilder)
+        };
+        assert_eq!(
+            sql(false),
+            r#"SELECT * FROM "t" ORDER BY "name" DESC, "rank" ASC, "id" ASC"#
+        );
+        assert_eq!(
+            sql(true),
+            r#"SELECT * FROM "t" ORDER BY "name" ASC, "rank" DESC, "id" DESC"#
+        );
+    }
+}
