@@ -120,20 +120,48 @@ pub struct ContactPatch {
     pub business_id: Change<String>,
 }
 
-/// Sets `target` from a patch field: absent keeps, null clears, a value is checked.
+/// How the value of a text field is checked and normalised (`rules::Checker`).
+#[derive(Clone, Copy, Debug)]
+enum Text {
+    /// Trimmed text of at most this many characters.
+    Short(usize),
+    /// An email address, lower-cased.
+    Email,
+    /// A phone number, to E.164.
+    Phone,
+    /// An http(s) URL.
+    Url,
+    /// An IANA time zone.
+    TimeZone,
+}
+
+impl Text {
+    fn read(self, check: &mut Checker<'_>, field: &str, value: &str) -> Option<String> {
+        match self {
+            Text::Short(max) => check.text(field, value, max),
+            Text::Email => check.email(field, value),
+            Text::Phone => check.phone(field, value),
+            Text::Url => check.url(field, value),
+            Text::TimeZone => check.timezone(field, value),
+        }
+    }
+}
+
+/// Sets `target` from a patch field: absent keeps, null clears, a value is checked (and
+/// kept only if it passes).
 fn patch_text(
     check: &mut Checker<'_>,
     field: &str,
     value: &Change<String>,
     target: &mut Option<String>,
-    read: impl FnOnce(&mut Checker<'_>, &str, &str) -> Option<String>,
+    kind: Text,
 ) {
     match value {
         Change::Keep => {}
         Change::Clear => *target = None,
         Change::Set(v) => {
             let before = check.failures.len();
-            let read = read(check, field, v);
+            let read = kind.read(check, field, v);
             if check.failures.len() == before {
                 *target = read;
             }
@@ -141,21 +169,21 @@ fn patch_text(
     }
 }
 
-fn short(max: usize) -> impl FnOnce(&mut Checker<'_>, &str, &str) -> Option<String> {
-    move |c, f, v| c.text(f, v, max)
-}
-
+/// Sets a list column from a patch field: absent keeps, null empties, a list replaces it
+/// (each item checked as `kind`).
 fn patch_list(
     check: &mut Checker<'_>,
     field: &str,
     value: &Change<Vec<String>>,
     target: &mut serde_json::Value,
-    item: impl FnMut(&mut Checker<'_>, &str, &str) -> Option<String>,
+    kind: Text,
 ) {
     match value {
         Change::Keep => {}
         Change::Clear => *target = json!([]),
-        Change::Set(values) => *target = json!(check.list(field, values, item)),
+        Change::Set(values) => {
+            *target = json!(check.list(field, values, |ch, f, v| kind.read(ch, f, v)))
+        }
     }
 }
 
@@ -186,84 +214,79 @@ impl ContactPatch {
                 (c.first_name, c.last_name) = (None, None);
             }
         }
-        patch_text(
-            &mut check,
-            "firstName",
-            &self.first_name,
-            &mut c.first_name,
-            short(MAX_NAME),
-        );
-        patch_text(
-            &mut check,
-            "lastName",
-            &self.last_name,
-            &mut c.last_name,
-            short(MAX_NAME),
-        );
-        patch_text(
-            &mut check,
-            "email",
-            &self.email,
-            &mut c.email,
-            |ch, f, v| ch.email(f, v),
-        );
-        patch_list(
-            &mut check,
-            "secondaryEmails",
-            &self.secondary_emails,
-            &mut c.secondary_emails,
-            |ch, f, v| ch.email(f, v),
-        );
-        patch_text(
-            &mut check,
-            "phone",
-            &self.phone,
-            &mut c.phone,
-            |ch, f, v| ch.phone(f, v),
-        );
-        patch_list(
-            &mut check,
-            "secondaryPhones",
-            &self.secondary_phones,
-            &mut c.secondary_phones,
-            |ch, f, v| ch.phone(f, v),
-        );
-        patch_text(
-            &mut check,
-            "companyName",
-            &self.company_name,
-            &mut c.company_name,
-            short(MAX_SHORT),
-        );
-        patch_text(
-            &mut check,
-            "website",
-            &self.website,
-            &mut c.website,
-            |ch, f, v| ch.url(f, v),
-        );
-        patch_text(
-            &mut check,
-            "linkedin",
-            &self.linkedin,
-            &mut c.linkedin,
-            |ch, f, v| ch.url(f, v),
-        );
-        patch_text(&mut check, "role", &self.role, &mut c.role, short(MAX_ROLE));
-        patch_text(
-            &mut check,
-            "description",
-            &self.description,
-            &mut c.description,
-            short(MAX_TEXT),
-        );
-        patch_text(
-            &mut check,
-            "notes",
-            &self.notes,
-            &mut c.notes,
-            short(MAX_TEXT),
-        );
+        let short = Text::Short(MAX_SHORT);
+        // The text fields of a contact: (field, change, column, rule).
+        let texts = [
+            (
+                "firstName",
+                &self.first_name,
+                &mut c.first_name,
+                Text::Short(MAX_NAME),
+            ),
+            (
+                "lastName",
+                &self.last_name,
+                &mut c.last_name,
+                Text::Short(MAX_NAME),
+            ),
+            ("email", &self.email, &mut c.email, Text::Email),
+            ("phone", &self.phone, &mut c.phone, Text::Phone),
+            (
+                "companyName",
+                &self.company_name,
+                &mut c.company_name,
+                short,
+            ),
+            ("website", &self.website, &mut c.website, Text::Url),
+            ("linkedin", &self.linkedin, &mut c.linkedin, Text::Url),
+            ("role", &self.role, &mut c.role, Text::Short(MAX_ROLE)),
+            (
+                "description",
+                &self.description,
+                &mut c.description,
+                Text::Short(MAX_TEXT),
+            ),
+            ("notes", &self.notes, &mut c.notes, Text::Short(MAX_TEXT)),
+            ("timezone", &self.timezone, &mut c.timezone, Text::TimeZone),
+            ("source", &self.source, &mut c.source, short),
+            ("leadSource", &self.lead_source, &mut c.lead_source, short),
+            ("status", &self.status, &mut c.status, short),
+            ("pipelineId", &self.pipeline_id, &mut c.pipeline_id, short),
+            (
+                "pipelineStage",
+                &self.pipeline_stage,
+                &mut c.pipeline_stage,
+                short,
+            ),
+            (
+                "messageStatus",
+                &self.message_status,
+                &mut c.message_status,
+                short,
+            ),
+            ("owner", &self.owner, &mut c.owner, short),
+        ];
+        for (field, value, target, kind) in texts {
+            patch_text(&mut check, field, value, target, kind);
+        }
+        let lists = [
+            (
+                "secondaryEmails",
+                &self.secondary_emails,
+                &mut c.secondary_emails,
+                Text::Email,
+            ),
+            (
+                "secondaryPhones",
+                &self.secondary_phones,
+                &mut c.secondary_phones,
+                Text::Phone,
+            ),
+            ("assignees", &self.assignees, &mut c.assignees, short),
+        ];
+        for (field, value, target, kind) in lists {
+            patch_list(&mut check, field, value, target, kind);
+        }
         match &self.address {
             Change::Keep => {}
             Change::Clear => {
@@ -274,106 +297,22 @@ impl ContactPatch {
                 c.address_postal_code = None;
             }
             Change::Set(a) => {
-                patch_text(
-                    &mut check,
-                    "address.street",
-                    &a.street,
-                    &mut c.address_street,
-                    short(MAX_SHORT),
-                );
-                patch_text(
-                    &mut check,
-                    "address.city",
-                    &a.city,
-                    &mut c.address_city,
-                    short(MAX_SHORT),
-                );
-                patch_text(
-                    &mut check,
-                    "address.state",
-                    &a.state,
-                    &mut c.address_state,
-                    short(MAX_SHORT),
-                );
-                patch_text(
-                    &mut check,
-                    "address.country",
-                    &a.country,
-                    &mut c.address_country,
-                    short(MAX_SHORT),
-                );
-                patch_text(
-                    &mut check,
-                    "address.postalCode",
-                    &a.postal_code,
-                    &mut c.address_postal_code,
-                    short(MAX_SHORT),
-                );
+                let parts = [
+                    ("address.street", &a.street, &mut c.address_street),
+                    ("address.city", &a.city, &mut c.address_city),
+                    ("address.state", &a.state, &mut c.address_state),
+                    ("address.country", &a.country, &mut c.address_country),
+                    (
+                        "address.postalCode",
+                        &a.postal_code,
+                        &mut c.address_postal_code,
+                    ),
+                ];
+                for (field, value, target) in parts {
+                    patch_text(&mut check, field, value, target, short);
+                }
             }
         }
-        patch_text(
-            &mut check,
-            "timezone",
-            &self.timezone,
-            &mut c.timezone,
-            |ch, f, v| ch.timezone(f, v),
-        );
-        patch_text(
-            &mut check,
-            "source",
-            &self.source,
-            &mut c.source,
-            short(MAX_SHORT),
-        );
-        patch_text(
-            &mut check,
-            "leadSource",
-            &self.lead_source,
-            &mut c.lead_source,
-            short(MAX_SHORT),
-        );
-        patch_text(
-            &mut check,
-            "status",
-            &self.status,
-            &mut c.status,
-            short(MAX_SHORT),
-        );
-        patch_text(
-            &mut check,
-            "pipelineId",
-            &self.pipeline_id,
-            &mut c.pipeline_id,
-            short(MAX_SHORT),
-        );
-        patch_text(
-            &mut check,
-            "pipelineStage",
-            &self.pipeline_stage,
-            &mut c.pipeline_stage,
-            short(MAX_SHORT),
-        );
-        patch_text(
-            &mut check,
-            "messageStatus",
-            &self.message_status,
-            &mut c.message_status,
-            short(MAX_SHORT),
-        );
-        patch_text(
-            &mut check,
-            "owner",
-            &self.owner,
-            &mut c.owner,
-            short(MAX_SHORT),
-        );
-        patch_list(
-            &mut check,
-            "assignees",
-            &self.assignees,
-            &mut c.assignees,
-            |ch, f, v| ch.text(f, v, MAX_SHORT),
-        );
         if let Some(dnd) = &self.dnd {
             c.dnd_email = dnd.email.unwrap_or(c.dnd_email);
             c.dnd_sms = dnd.sms.unwrap_or(c.dnd_sms);
@@ -844,7 +783,7 @@ pub async fn set_resolution(
         "externalRef",
         &external_ref,
         &mut updated.external_ref,
-        short(MAX_SHORT),
+        Text::Short(MAX_SHORT),
     );
     if !check.failures.is_empty() {
         return Err(Error::Validation(check.failures));
@@ -882,5 +821,83 @@ mod tests {
             changed_columns(&current, &updated).get(contact::Column::Id),
             ActiveValue::NotSet
         ));
+    }
+
+    fn stored() -> contact::Model {
+        let mut c = blank_contact(TenantId(Uuid::now_v7()), 1_000);
+        c.first_name = Some("Ann".into());
+        c.role = Some("Buyer".into());
+        c.notes = Some("old".into());
+        c.address_city = Some("Oslo".into());
+        c
+    }
+
+    #[test]
+    fn a_patch_keeps_what_is_absent_clears_what_is_null_and_sets_what_is_given() {
+        let mut c = stored();
+        let patch = ContactPatch {
+            role: Change::Clear,
+            notes: Change::Set("  new  ".into()),
+            email: Change::Set("Ann@Example.COM".into()),
+            ..Default::default()
+        };
+        assert!(patch.apply(&mut c, "", WriteSettings::default()).is_empty());
+        assert_eq!(c.first_name.as_deref(), Some("Ann"));
+        assert_eq!(c.role, None);
+        assert_eq!(c.notes.as_deref(), Some("new"));
+        assert_eq!(c.email.as_deref(), Some("ann@example.com"));
+        assert_eq!(c.address_city.as_deref(), Some("Oslo"));
+    }
+
+    #[test]
+    fn every_invalid_field_is_named_under_the_path_and_its_value_is_kept() {
+        let mut c = stored();
+        let patch = ContactPatch {
+            role: Change::Set("x".repeat(MAX_ROLE + 1)),
+            email: Change::Set("not an email".into()),
+            secondary_emails: Change::Set(vec!["a@example.com".into(), "nope".into()]),
+            address: Change::Set(AddressPatch {
+                city: Change::Set("x".repeat(MAX_SHORT + 1)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut fields: Vec<String> = patch
+            .apply(&mut c, "input.patch", WriteSettings::default())
+            .into_iter()
+            .map(|f| f.field)
+            .collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            [
+                "input.patch.address.city",
+                "input.patch.email",
+                "input.patch.role",
+                "input.patch.secondaryEmails[1]",
+            ]
+        );
+        assert_eq!(c.role.as_deref(), Some("Buyer"));
+        assert_eq!(c.address_city.as_deref(), Some("Oslo"));
+    }
+
+    #[test]
+    fn a_full_name_is_split_and_is_not_given_with_its_parts() {
+        let mut c = stored();
+        let patch = ContactPatch {
+            name: Change::Set("Henrik B. Larsen".into()),
+            ..Default::default()
+        };
+        assert!(patch.apply(&mut c, "", WriteSettings::default()).is_empty());
+        assert_eq!(c.first_name.as_deref(), Some("Henrik B."));
+        assert_eq!(c.last_name.as_deref(), Some("Larsen"));
+        let both = ContactPatch {
+            name: Change::Set("A B".into()),
+            last_name: Change::Set("C".into()),
+            ..Default::default()
+        };
+        let failures = both.apply(&mut stored(), "", WriteSettings::default());
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].field, "name");
     }
 }
