@@ -410,12 +410,9 @@ fn generate_batch(
                 .collect();
             own.shuffle(rng);
             for t in own.iter().take(rng.random_range(0..=3)) {
-                batch.links.push(contact_tag::Model {
-                    tenant_id: tenant.0,
-                    contact_id: c.id,
-                    tag_id: t.id,
-                    created_at: c.created_at,
-                });
+                batch
+                    .links
+                    .push(contact_tag::Model::new(tenant.0, c.id, t.id, c.created_at));
             }
         }
         if let serde_json::Value::Array(list) = &c.assignees {

@@ -18,3 +18,15 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// The link of `contact` to `tag` in `tenant`, made at `created_at` (ms since the epoch).
+    pub fn new(tenant_id: Uuid, contact_id: Uuid, tag_id: Uuid, created_at: i64) -> Self {
+        Self {
+            tenant_id,
+            contact_id,
+            tag_id,
+            created_at,
+        }
+    }
+}

@@ -707,15 +707,7 @@ pub async fn add_tags(
     let new: Vec<contact_tag::ActiveModel> = tags
         .iter()
         .filter(|t| !existing.contains(&t.id))
-        .map(|t| {
-            contact_tag::Model {
-                tenant_id: tenant.0,
-                contact_id: contact.id,
-                tag_id: t.id,
-                created_at: now,
-            }
-            .into_active_model()
-        })
+        .map(|t| contact_tag::Model::new(tenant.0, contact.id, t.id, now).into_active_model())
         .collect();
     let contact = if new.is_empty() {
         contact

@@ -267,12 +267,7 @@ fn assignee_rows(c: &contact::Model) -> impl Iterator<Item = contact_assignee::M
 }
 
 fn link(tenant: TenantId, contact: Uuid, tag: Uuid, now: i64) -> contact_tag::Model {
-    contact_tag::Model {
-        tenant_id: tenant.0,
-        contact_id: contact,
-        tag_id: tag,
-        created_at: now,
-    }
+    contact_tag::Model::new(tenant.0, contact, tag, now)
 }
 
 #[cfg(test)]
