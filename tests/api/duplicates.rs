@@ -1,6 +1,6 @@
 //! Duplicates and merge: groups by normalised email and phone, paging through them, merges
-//! refused without a change, what a merge keeps and fills, and a later import of a moved
-//! record updating the merged contact.
+//! refused without a change, what a merge keeps, fills and unites (tags included), and a later
+//! import of a moved record updating the merged contact.
 use contact_gateway::sources::Format;
 use serde_json::{Value, json};
 
@@ -182,4 +182,51 @@ async fn duplicates_are_grouped_by_email_and_phone_and_merge_into_one() {
         )
         .await;
     assert_eq!(node["contact"]["companyName"], "Acme Renamed GmbH");
+}
+
+#[tokio::test]
+async fn a_merge_unites_the_tags_of_its_contacts_once_each() {
+    let app = spawn_app().await;
+    let business = app
+        .data(
+            r#"mutation { createBusiness(input: { name: "Merge Shop" }) { business { id } } }"#,
+            json!({}),
+        )
+        .await["createBusiness"]["business"]["id"]
+        .clone();
+    for name in ["VIP", "Gold", "Local"] {
+        app.data(
+            "mutation($b: ID!, $n: String!) { createTag(input: { businessId: $b, name: $n }) { tag { id } } }",
+            json!({ "b": business, "n": name }),
+        )
+        .await;
+    }
+    let mut ids = Vec::new();
+    for (email, tags) in [
+        ("t@merge.example", json!(["VIP"])),
+        ("s1@merge.example", json!(["VIP", "Gold"])),
+        ("s2@merge.example", json!(["Gold", "Local"])),
+    ] {
+        let id = create(&app, json!({ "email": email, "businessId": business })).await;
+        app.data(
+            "mutation($id: ID!, $t: [String!]) { addTagsToContact(input: { contactId: $id, tagNames: $t }) { contact { id } } }",
+            json!({ "id": id, "t": tags }),
+        )
+        .await;
+        ids.push(id);
+    }
+    let merged = app
+        .data(
+            "mutation($t: ID!, $s: [ID!]!) { mergeContacts(input: { targetId: $t, sourceIds: $s }) { contact { tags { name } } } }",
+            json!({ "t": ids[0], "s": [ids[1], ids[2]] }),
+        )
+        .await;
+    let mut names: Vec<&str> = merged["mergeContacts"]["contact"]["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Gold", "Local", "VIP"]);
 }
