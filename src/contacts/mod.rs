@@ -4,6 +4,7 @@ mod filter;
 pub mod identity_keys;
 pub mod merge;
 mod order;
+mod patch;
 pub mod phone;
 pub mod rules;
 pub mod write;
@@ -21,10 +22,11 @@ use uuid::Uuid;
 
 pub use filter::{ContactFilter, FilterTarget};
 pub use order::{ContactOrder, ContactOrderField, ordering};
+pub use patch::{AddressPatch, ContactPatch, DndPatch};
 pub use rules::WriteSettings;
 pub use write::{
-    AddressPatch, ContactPatch, DndPatch, TagRefs, add_tags, create_contact, delete_contact,
-    remove_tags, set_resolution, update_contact,
+    TagRefs, add_tags, blank_contact, create_contact, delete_contact, remove_tags, set_resolution,
+    update_contact,
 };
 
 use crate::error::Result;
