@@ -107,6 +107,11 @@ pub(super) fn plan_batch(
     current: &Current<'_>,
     now: i64,
 ) -> BatchPlan {
+    let with = With {
+        options,
+        parents: current.parents,
+        now,
+    };
     let mut plan = BatchPlan::default();
     for inc in batch {
         match current.stored.get(&inc.mapped.external_id) {
@@ -118,18 +123,9 @@ pub(super) fn plan_batch(
                 ) else {
                     continue;
                 };
-                plan_change(
-                    &mut plan,
-                    options,
-                    inc,
-                    src,
-                    contact,
-                    old,
-                    current.parents,
-                    now,
-                );
+                plan.change(&with, inc, src, contact, old);
             }
-            None => plan_new(&mut plan, options, inc, current.parents, now),
+            None => plan.create(&with, inc),
         }
     }
     // Their keys and assignees are taken before the contacts go to the INSERT.
@@ -138,119 +134,120 @@ pub(super) fn plan_batch(
     plan
 }
 
-/// A new contact from `inc`, its tag links and its stored record.
-fn plan_new(
-    plan: &mut BatchPlan,
-    options: &ImportOptions,
-    inc: &Incoming,
-    parents: &Parents,
+/// What each record of a batch is planned with.
+struct With<'a> {
+    options: &'a ImportOptions,
+    parents: &'a Parents,
     now: i64,
-) {
-    let tenant = options.tenant;
-    let vendor = &inc.mapped;
-    let mut c = inc.draft.clone();
-    c.id = Uuid::now_v7();
-    c.tenant_id = tenant.0;
-    c.created_at = vendor.created_at.unwrap_or(now);
-    c.updated_at = vendor.updated_at.unwrap_or(c.created_at).max(c.created_at);
-    c.account_id = vendor
-        .account
-        .as_ref()
-        .and_then(|a| parents.accounts.get(&a.external_id).copied());
-    c.business_id = vendor
-        .business
-        .as_ref()
-        .and_then(|b| parents.businesses.get(&b.external_id).copied());
-    let mut seen = HashSet::new();
-    let tags = vendor.tags.iter().flatten();
-    for t in tags.filter_map(|t| parents.tags.get(&t.external_id).copied()) {
-        if seen.insert(t) {
-            plan.new_links.push(link(tenant, c.id, t, now));
-        }
-    }
-    plan.new_sources.push(contact_source::Model {
-        id: Uuid::now_v7(),
-        tenant_id: tenant.0,
-        contact_id: c.id,
-        source: options.source.clone(),
-        format: options.format.name().to_string(),
-        external_id: vendor.external_id.clone(),
-        record: inc.record.clone(),
-        mapped: inc.state_json.clone(),
-        record_hash: inc.hash.clone(),
-        fetched_at: now,
-    });
-    plan.new_contacts.push(c);
-    plan.counts.created += 1;
 }
 
-/// The update of `contact` by the changed record `inc` (stored as `src`, which mapped to
-/// `old` last time): the fields, parents and tags whose mapped value changed since.
-#[allow(clippy::too_many_arguments)]
-fn plan_change(
-    plan: &mut BatchPlan,
-    options: &ImportOptions,
-    inc: &Incoming,
-    src: &contact_source::Model,
-    contact: &contact::Model,
-    old: &MappedState,
-    parents: &Parents,
-    now: i64,
-) {
-    let state = MappedState::of(&inc.mapped);
-    let delta: Map<String, Value> = state
-        .fields
-        .iter()
-        .filter(|(k, v)| old.fields.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut updated = contact.clone();
-    apply_fields(&mut updated, &delta, options.settings);
-    if state.account != old.account {
-        updated.account_id = state
+impl BatchPlan {
+    /// A new contact from `inc`, its tag links and its stored record.
+    fn create(&mut self, with: &With<'_>, inc: &Incoming) {
+        let (tenant, parents, now) = (with.options.tenant, with.parents, with.now);
+        let vendor = &inc.mapped;
+        let mut c = inc.draft.clone();
+        c.id = Uuid::now_v7();
+        c.tenant_id = tenant.0;
+        c.created_at = vendor.created_at.unwrap_or(now);
+        c.updated_at = vendor.updated_at.unwrap_or(c.created_at).max(c.created_at);
+        c.account_id = vendor
             .account
             .as_ref()
-            .and_then(|a| parents.accounts.get(a).copied());
-    }
-    if state.business != old.business {
-        updated.business_id = state
+            .and_then(|a| parents.accounts.get(&a.external_id).copied());
+        c.business_id = vendor
             .business
             .as_ref()
-            .and_then(|b| parents.businesses.get(b).copied());
-    }
-    let mut tags_changed = false;
-    if state.tags.is_some() && state.tags != old.tags {
-        let tag_ids = |tags: &Option<Vec<String>>| -> HashSet<Uuid> {
-            tags.iter()
-                .flatten()
-                .filter_map(|t| parents.tags.get(t).copied())
-                .collect()
-        };
-        let (before, after) = (tag_ids(&old.tags), tag_ids(&state.tags));
-        for t in after.difference(&before) {
-            plan.new_links
-                .push(link(options.tenant, contact.id, *t, now));
+            .and_then(|b| parents.businesses.get(&b.external_id).copied());
+        let mut seen = HashSet::new();
+        let tags = vendor.tags.iter().flatten();
+        for t in tags.filter_map(|t| parents.tags.get(&t.external_id).copied()) {
+            if seen.insert(t) {
+                self.new_links.push(link(tenant, c.id, t, now));
+            }
         }
-        for t in before.difference(&after) {
-            plan.removed_links.push((contact.id, *t));
+        self.new_sources.push(contact_source::Model {
+            id: Uuid::now_v7(),
+            tenant_id: tenant.0,
+            contact_id: c.id,
+            source: with.options.source.clone(),
+            format: with.options.format.name().to_string(),
+            external_id: vendor.external_id.clone(),
+            record: inc.record.clone(),
+            mapped: inc.state_json.clone(),
+            record_hash: inc.hash.clone(),
+            fetched_at: now,
+        });
+        self.new_contacts.push(c);
+        self.counts.created += 1;
+    }
+
+    /// The update of `contact` by the changed record `inc` (stored as `src`, which mapped to
+    /// `old` last time): the fields, parents and tags whose mapped value changed since.
+    fn change(
+        &mut self,
+        with: &With<'_>,
+        inc: &Incoming,
+        src: &contact_source::Model,
+        contact: &contact::Model,
+        old: &MappedState,
+    ) {
+        let (parents, now) = (with.parents, with.now);
+        let state = MappedState::of(&inc.mapped);
+        let delta: Map<String, Value> = state
+            .fields
+            .iter()
+            .filter(|(k, v)| old.fields.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut updated = contact.clone();
+        apply_fields(&mut updated, &delta, with.options.settings);
+        if state.account != old.account {
+            updated.account_id = state
+                .account
+                .as_ref()
+                .and_then(|a| parents.accounts.get(a).copied());
         }
-        tags_changed = before != after;
+        if state.business != old.business {
+            updated.business_id = state
+                .business
+                .as_ref()
+                .and_then(|b| parents.businesses.get(b).copied());
+        }
+        let mut tags_changed = false;
+        if state.tags.is_some() && state.tags != old.tags {
+            let tag_ids = |tags: &Option<Vec<String>>| -> HashSet<Uuid> {
+                tags.iter()
+                    .flatten()
+                    .filter_map(|t| parents.tags.get(t).copied())
+                    .collect()
+            };
+            let (before, after) = (tag_ids(&old.tags), tag_ids(&state.tags));
+            for t in after.difference(&before) {
+                self.new_links
+                    .push(link(with.options.tenant, contact.id, *t, now));
+            }
+            for t in before.difference(&after) {
+                self.removed_links.push((contact.id, *t));
+            }
+            tags_changed = before != after;
+        }
+        if updated != *contact {
+            updated.updated_at = next_updated_at(contact.updated_at);
+            self.changed.push((contact.clone(), updated));
+            self.counts.updated += 1;
+        } else if tags_changed {
+            self.counts.updated += 1;
+        } else {
+            self.counts.unchanged += 1;
+        }
+        let mut row = src.clone();
+        row.record = inc.record.clone();
+        row.mapped = inc.state_json.clone();
+        row.record_hash = inc.hash.clone();
+        row.fetched_at = now;
+        self.source_updates.push(row);
     }
-    if updated != *contact {
-        updated.updated_at = next_updated_at(contact.updated_at);
-        plan.changed.push((contact.clone(), updated));
-        plan.counts.updated += 1;
-    } else if tags_changed {
-        plan.counts.updated += 1;
-    } else {
-        plan.counts.unchanged += 1;
-    }
-    let mut row = src.clone();
-    row.record = inc.record.clone();
-    row.mapped = inc.state_json.clone();
-    row.record_hash = inc.hash.clone();
-    row.fetched_at = now;
-    plan.source_updates.push(row);
 }
 
 fn assignee_rows(c: &contact::Model) -> impl Iterator<Item = contact_assignee::Model> + '_ {
