@@ -65,8 +65,8 @@ pub(super) fn read_records(format: Format, payload: &[u8]) -> Result<Vec<Record>
 /// one): positions in the input, the last record of each id in the place of its first, and
 /// the ids that occur more than once (once per record left out). A record without an id
 /// keeps its place, to be rejected when it is mapped.
-fn import_order<S: AsRef<str>>(
-    ids: impl IntoIterator<Item = std::result::Result<S, String>>,
+fn import_order(
+    ids: impl IntoIterator<Item = std::result::Result<String, String>>,
 ) -> (Vec<usize>, Vec<String>) {
     let ids = ids.into_iter();
     let mut order: Vec<usize> = Vec::with_capacity(ids.size_hint().0);
@@ -77,12 +77,11 @@ fn import_order<S: AsRef<str>>(
             order.push(position);
             continue;
         };
-        let id = id.as_ref();
-        if let Some(&slot) = slot_of.get(id) {
+        if let Some(&slot) = slot_of.get(&id) {
             order[slot] = position;
-            repeated.push(id.to_string());
+            repeated.push(id);
         } else {
-            slot_of.insert(id.to_string(), order.len());
+            slot_of.insert(id, order.len());
             order.push(position);
         }
     }
