@@ -1,7 +1,8 @@
 //! Copying a SQLite WAL into the database file while a bulk import writes.
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use tokio::sync::watch;
 
 /// Copies a SQLite database's WAL into the database file every 100 ms, on a connection of
 /// its own, while a bulk import writes on another (see [`super::connect_for_import`]).
@@ -11,11 +12,15 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 /// be written twice, a second of every 100k contacts.
 pub struct WalCheckpointer {
     db: DatabaseConnection,
+    stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 const PASSIVE_CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE)";
 const FULL_CHECKPOINT: &str = "PRAGMA wal_checkpoint(FULL)";
+
+/// How long [`WalCheckpointer::finish`] retries a checkpoint that another one is in the way of.
+const FINISH_WITHIN: Duration = Duration::from_secs(10);
 
 impl WalCheckpointer {
     /// Starts checkpointing `db`; `None` unless it is SQLite.
@@ -24,11 +29,17 @@ impl WalCheckpointer {
             return None;
         }
         let background = db.clone();
+        let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(Duration::from_millis(100));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                ticks.tick().await;
+                // Only the wait is cancelled: a checkpoint, once started, runs to its end
+                // (dropping its future would not stop it on SQLite's worker thread).
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = stopped.changed() => return,
+                }
                 if let Err(err) = background.execute_unprepared(PASSIVE_CHECKPOINT).await {
                     tracing::warn!(%err, "WAL checkpoint failed");
                 }
@@ -36,21 +47,33 @@ impl WalCheckpointer {
         });
         Some(Self {
             db: db.clone(),
+            stop,
             task,
         })
     }
 
     /// Stops, after copying all of the WAL into the database file.
     ///
-    /// The background checkpoint may be mid-statement on another connection, so it is waited
-    /// for; the last checkpoint is `FULL` because a passive one gives up, leaving part of the
-    /// WAL uncopied, while another checkpoint or a reader is in the way.
+    /// The background checkpoint is let finish first, then a `FULL` checkpoint copies the
+    /// rest. A checkpoint answers `busy` (and copies only part) while another is running, so
+    /// it is repeated until it is not.
     pub async fn finish(mut self) -> crate::Result<()> {
-        self.task.abort();
-        // A cancelled task's JoinError says only that it was stopped.
+        let _ = self.stop.send(true);
+        // The task returns on the signal; a JoinError would only say it panicked.
         let _ = (&mut self.task).await;
-        self.db.execute_unprepared(FULL_CHECKPOINT).await?;
-        Ok(())
+        let deadline = tokio::time::Instant::now() + FINISH_WITHIN;
+        loop {
+            let busy = self
+                .db
+                .query_one_raw(Statement::from_string(DbBackend::Sqlite, FULL_CHECKPOINT))
+                .await?
+                .and_then(|row| row.try_get_by_index::<i64>(0).ok())
+                .unwrap_or(0);
+            if busy == 0 || tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

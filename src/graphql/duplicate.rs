@@ -1,11 +1,12 @@
 //! `DuplicateGroup`, `duplicateContacts` and `mergeContacts`.
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 
-use super::ids::{parse_id, parse_ids};
+use super::ids::collect_ids;
 use super::{Connection, Contact, RequestContext, TotalCount};
 use crate::contacts::duplicates::{self, DuplicateGroup as Group};
 use crate::contacts::identity_keys;
 use crate::contacts::merge;
+use crate::filter::collect_id;
 use crate::tenancy::find_by_ids;
 
 /// What a duplicate group's contacts share.
@@ -140,21 +141,11 @@ impl DuplicateMutations {
     ) -> async_graphql::Result<MergeContactsPayload> {
         let request = RequestContext::of(ctx)?;
         // Every malformed id is reported at once, the target's and the others'.
-        let target = parse_id("input.targetId", &input.target_id);
-        let others = parse_ids("input.sourceIds", &input.source_ids);
-        let (target, others) = match (target, others) {
-            (Ok(target), Ok(others)) => (target, others),
-            (target, others) => {
-                let failures = [target.err(), others.err()]
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|e| match e {
-                        crate::Error::Validation(failures) => failures,
-                        _ => Vec::new(),
-                    })
-                    .collect();
-                return Err(crate::Error::Validation(failures).into());
-            }
+        let mut failures = Vec::new();
+        let target = collect_id("input.targetId", &input.target_id, &mut failures);
+        let others = collect_ids("input.sourceIds", &input.source_ids, &mut failures);
+        let Some(target) = target.filter(|_| failures.is_empty()) else {
+            return Err(crate::Error::Validation(failures).into());
         };
         let (contact, merged) = merge::merge_contacts(request.db, request.tenant, target, &others)
             .await

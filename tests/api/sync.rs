@@ -9,16 +9,12 @@ use serde_json::{Value, json};
 
 use crate::common::{client_with_key, single_error, snapshot};
 use crate::vendors::{
-    SYNC, Vendor, app_with_source, app_with_sources, client_record, start_paged_vendors,
-    start_vendor,
+    SYNC, Vendor, app_with_source, app_with_sources, start_paged_vendors, start_vendor,
 };
 
 #[tokio::test]
 async fn sync_pages_through_the_api_then_fetches_only_what_changed() {
-    let vendor = Vendor::default();
-    *vendor.records.lock().expect("lock") = (1..=250)
-        .map(|i| client_record(i, "2025-02-01T00:00:00.000Z"))
-        .collect();
+    let vendor = Vendor::with_clients(250, "2025-02-01T00:00:00.000Z");
     let url = start_vendor(vendor.clone()).await;
     let app = app_with_source(&url).await;
 
@@ -171,10 +167,7 @@ async fn business_and_pipeline_apis_are_paged_their_own_way() {
 
 #[tokio::test]
 async fn refusals_stop_retries_recover_and_an_interrupted_sync_resumes() {
-    let vendor = Vendor::default();
-    *vendor.records.lock().expect("lock") = (1..=150)
-        .map(|i| client_record(i, "2025-02-01T00:00:00.000Z"))
-        .collect();
+    let vendor = Vendor::with_clients(150, "2025-02-01T00:00:00.000Z");
     let url = start_vendor(vendor.clone()).await;
     let app = app_with_source(&url).await;
 

@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 
 use crate::common::{import, options, single_error, snapshot, spawn_app, tenant_of};
-use crate::vendors::{SYNC, Vendor, app_with_source, client_record, start_vendor};
+use crate::vendors::{SYNC, Vendor, app_with_source, start_vendor};
 
 const SOURCES_OF: &str = r#"query($email: String!) {
     contacts(filter: { email: $email }) { nodes { name tags { name } sources { externalId } } } }"#;
@@ -190,10 +190,7 @@ async fn account_business_and_tag_search_folds_non_ascii_case() {
 
 #[tokio::test]
 async fn a_source_runs_once_at_a_time_from_every_entry_point() {
-    let vendor = Vendor::default();
-    *vendor.records.lock().expect("lock") = (1..=3)
-        .map(|i| client_record(i, "2025-02-01T00:00:00.000Z"))
-        .collect();
+    let vendor = Vendor::with_clients(3, "2025-02-01T00:00:00.000Z");
     vendor.delay_ms.store(2_000, Ordering::SeqCst);
     let url = start_vendor(vendor.clone()).await;
     let app = app_with_source(&url).await;

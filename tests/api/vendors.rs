@@ -79,6 +79,16 @@ pub(crate) struct Vendor {
     pub(crate) seen: Arc<Mutex<Vec<String>>>,
 }
 
+impl Vendor {
+    /// A vendor holding client records `1..=n`, all last updated at `updated`.
+    pub(crate) fn with_clients(n: u64, updated: &str) -> Self {
+        let vendor = Vendor::default();
+        *vendor.records.lock().expect("lock") =
+            (1..=n).map(|i| client_record(i, updated)).collect();
+        vendor
+    }
+}
+
 async fn vendor_contacts(
     State(vendor): State<Vendor>,
     headers: HeaderMap,
