@@ -7,7 +7,11 @@ mod write;
 
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::Connection;
+use sea_orm::sqlx::pool::PoolConnectionMetadata;
+use sea_orm::sqlx::postgres::PgConnection;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
@@ -30,17 +34,41 @@ pub const SERVING_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Opens the pool `serve` answers requests from: as [`connect`], except that getting a
 /// connection gives up after [`SERVING_ACQUIRE_TIMEOUT`], and on PostgreSQL every statement
-/// is cancelled by the server after `statement_timeout` (the request's time limit, counted
-/// from the statement's start: a statement outlives the request that gave up on it by at
-/// most that much, not for ever) and runs without JIT
-/// compilation (which costs these short statements more than it saves: a 10,000-branch
-/// filter once spent minutes and gigabytes compiling).
+/// is cancelled by the server after `statement_timeout` (the request's time limit), a
+/// statement whose request gave up is stopped within about 1.5 s of that (see
+/// [`close_if_still_busy`]), and statements run without JIT compilation (which costs these
+/// short statements more than it saves: a 10,000-branch filter once spent minutes and
+/// gigabytes compiling).
 pub async fn connect_for_serving(
     url: &str,
     metrics: &Metrics,
     statement_timeout: Duration,
 ) -> crate::Result<DatabaseConnection> {
     connect_with(url, Some(metrics), true, Some(statement_timeout)).await
+}
+
+/// How long a connection coming back to the serving pool may take to answer a ping before
+/// it is taken for one whose request gave up in the middle of a statement.
+const RELEASE_PING_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The serving pool's check on every connection coming back to it. A request that gives up
+/// (its time limit, a client that went away) drops its statement's future, but the server
+/// goes on running the statement, and the connection would come back only once it ends. A
+/// connection that does not answer a ping within [`RELEASE_PING_TIMEOUT`] is closed instead;
+/// with `client_connection_check_interval` set, the server then stops the statement within
+/// a second (the close is immediate thanks to the patch in `vendor/sqlx-core`).
+fn close_if_still_busy(
+    connection: &mut PgConnection,
+    _: PoolConnectionMetadata,
+) -> BoxFuture<'_, Result<bool, sea_orm::sqlx::Error>> {
+    Box::pin(async move {
+        match tokio::time::timeout(RELEASE_PING_TIMEOUT, connection.ping()).await {
+            Ok(answered) => answered.map(|()| true),
+            Err(_) => Err(sea_orm::sqlx::Error::Protocol(
+                "closing a connection still busy with a statement its request gave up on".into(),
+            )),
+        }
+    })
 }
 
 /// Opens a pool for a bulk import: as [`connect`], except that on SQLite a commit does not
@@ -74,8 +102,15 @@ async fn connect_with(
         options
             .acquire_timeout(SERVING_ACQUIRE_TIMEOUT)
             .map_sqlx_postgres_opts(move |opts| {
-                opts.options([("statement_timeout", millis.as_str()), ("jit", "off")])
-            });
+                opts.options([
+                    ("statement_timeout", millis.as_str()),
+                    ("jit", "off"),
+                    // The server looks for a closed client socket this often while a
+                    // statement runs, and stops the statement when it finds one (PostgreSQL 14+).
+                    ("client_connection_check_interval", "1000"),
+                ])
+            })
+            .map_sqlx_postgres_pool_opts(|pool| pool.after_release(close_if_still_busy));
     }
     let mut db = Database::connect(options).await?;
     if let Some(metrics) = metrics {

@@ -959,3 +959,57 @@ async fn database_outage() {
     );
     proxy.stop().await;
 }
+
+/// Whether a statement containing `marker` runs on the server, seen from another session.
+async fn statement_runs(db: &sea_orm::DatabaseConnection, marker: &str) -> bool {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let sql = "SELECT count(*) AS n FROM pg_stat_activity WHERE state = 'active' \
+               AND pid <> pg_backend_pid() AND position($1 in query) > 0";
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [marker.into()],
+        ))
+        .await
+        .expect("pg_stat_activity")
+        .expect("a row");
+    row.try_get::<i64>("", "n").expect("n") > 0
+}
+
+/// A request that gives up drops its statement's future; on PostgreSQL the server must stop
+/// that statement then, not run it to its end (or to `statement_timeout`).
+#[tokio::test]
+async fn a_statement_whose_request_gave_up_is_stopped() {
+    use sea_orm::{ConnectionTrait, Database, DbBackend};
+    let app = spawn_app().await;
+    if app.db.get_database_backend() != DbBackend::Postgres {
+        return; // SQLite statements are bounded by the filter cost instead.
+    }
+    let observer = Database::connect(&app.database_url)
+        .await
+        .expect("observer");
+    let marker = format!("gave_up_{}", Uuid::new_v4().simple());
+    // The serving pool: `app.db` is what the server answers requests from.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(300),
+        app.db
+            .execute_unprepared(&format!("SELECT pg_sleep(30) /* {marker} */")),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the statement cannot end in 300 ms");
+    assert!(
+        statement_runs(&observer, &marker).await,
+        "the statement runs on after its future was dropped"
+    );
+    let started = Instant::now();
+    while statement_runs(&observer, &marker).await {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the abandoned statement still runs after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The pool serves on with fresh connections.
+    assert_alive(&app).await;
+}

@@ -14,6 +14,8 @@ use super::inner::{is_beyond_max_lifetime, DecrementSizeGuard, PoolInner};
 use crate::pool::options::PoolConnectionMetadata;
 
 const CLOSE_ON_DROP_TIMEOUT: Duration = Duration::from_secs(5);
+// contact-gateway patch: see `Floating::close_hard`.
+const CLOSE_HARD_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// A connection managed by a [`Pool`][crate::pool::Pool].
 ///
@@ -335,7 +337,11 @@ impl<DB: Database> Floating<DB, Live<DB>> {
     }
 
     pub async fn close_hard(self) {
-        let _ = self.inner.raw.close_hard().await;
+        // contact-gateway patch: a hard close does not wait for the server. sqlx's TLS adapter
+        // reads from the socket while it shuts down, so on a connection whose statement still
+        // runs it waited until that statement ended; past the timeout the socket is dropped,
+        // which closes it at once and lets the server stop the statement.
+        let _ = crate::rt::timeout(CLOSE_HARD_TIMEOUT, self.inner.raw.close_hard()).await;
     }
 
     pub fn detach(self) -> DB::Connection {
