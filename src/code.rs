@@ -40,6 +40,15 @@ codes! {
     UpstreamFailed = "UPSTREAM_FAILED",
     /// The source is being synced by another run.
     SourceRunning = "SOURCE_RUNNING",
+    /// A sync run spent its budget of waiting on the vendor's rate limit; the next run
+    /// resumes at the page it stopped at.
+    RateLimited = "RATE_LIMITED",
+    /// A FULL run would mark more than the allowed share of a source's records deleted;
+    /// nothing was deleted (start it with `allowMassDeletion: true` to go ahead).
+    SuspiciousDeletion = "SUSPICIOUS_DELETION",
+    /// A sync run stopped because its server shut down (or died); the next run resumes at
+    /// the page it stopped at.
+    Interrupted = "INTERRUPTED",
     /// The database cannot be reached; retry.
     ServiceUnavailable = "SERVICE_UNAVAILABLE",
     /// The request or one of its statements ran past its time limit.

@@ -43,12 +43,52 @@ pub struct Config {
     #[arg(long, env = "KEY_CACHE_SECS", default_value_t = 30)]
     pub key_cache_secs: u64,
 
-    /// Sources file (TOML) listing the vendor APIs that `syncSource` can sync.
+    /// Sources file (TOML): vendor APIs upserted into the database at start (see
+    /// docs/sources.md).
     #[arg(long = "sources", env = "SOURCES_FILE")]
     pub sources_file: Option<std::path::PathBuf>,
 
     #[command(flatten)]
+    pub sync: SyncConfig,
+
+    #[command(flatten)]
     pub limits: LimitsConfig,
+}
+
+/// How sources are run and their tokens kept.
+#[derive(Args, Clone, Debug)]
+pub struct SyncConfig {
+    /// The key vendor tokens are encrypted with: 32 bytes, base64 (`openssl rand -base64
+    /// 32`). Every process on one database needs the same key. Without it, a SQLite database
+    /// gets a key file beside it (`<file>.key`, mode 0600, made on first start); PostgreSQL
+    /// then cannot store tokens. Give it through the environment, not the command line.
+    #[arg(long, env = "GATEWAY_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// How often the scheduler looks for sources whose next run is due (milliseconds).
+    #[arg(long, env = "SYNC_POLL_MS", default_value_t = 5_000)]
+    pub sync_poll_ms: u64,
+
+    /// Do not run sources on their schedule in this process (`syncSource` still works).
+    #[arg(long, env = "NO_SCHEDULER")]
+    pub no_scheduler: bool,
+
+    /// The largest share of a source's records (percent) a FULL run may mark deleted
+    /// without `allowMassDeletion`; a run that would mark more deletes nothing and fails
+    /// with `SUSPICIOUS_DELETION`.
+    #[arg(long, env = "MAX_DELETION_PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub max_deletion_percent: u8,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            secret_key: None,
+            sync_poll_ms: 5_000,
+            no_scheduler: false,
+            max_deletion_percent: 50,
+        }
+    }
 }
 
 impl Config {

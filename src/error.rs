@@ -58,6 +58,15 @@ pub enum Error {
     BadPayload(String),
     /// A vendor API refused or failed a sync.
     Upstream(String),
+    /// A vendor API refused the source's credentials (401, 403): the source is suspended
+    /// from its schedule until it is updated.
+    UpstreamRefused(String),
+    /// A run spent its budget of waiting on a vendor's rate limit (429, 503).
+    RateLimited(String),
+    /// A run would mark more of a source's records deleted than it may.
+    SuspiciousDeletion(String),
+    /// A run stopped because the server is shutting down.
+    Interrupted(String),
     /// A run of the source is already under way (here or in another process).
     SourceRunning(String),
     /// The database cannot be reached (down, restarting, or every connection busy past the
@@ -101,7 +110,10 @@ impl Error {
             Error::PreconditionFailed(_) => Code::PreconditionFailed,
             Error::Conflict(_) => Code::Conflict,
             Error::BadPayload(_) => Code::BadPayload,
-            Error::Upstream(_) => Code::UpstreamFailed,
+            Error::Upstream(_) | Error::UpstreamRefused(_) => Code::UpstreamFailed,
+            Error::RateLimited(_) => Code::RateLimited,
+            Error::SuspiciousDeletion(_) => Code::SuspiciousDeletion,
+            Error::Interrupted(_) => Code::Interrupted,
             Error::SourceRunning(_) => Code::SourceRunning,
             Error::Unavailable(_) => Code::ServiceUnavailable,
             Error::StatementTimeout => Code::Timeout,
@@ -124,6 +136,10 @@ impl Error {
             | Error::Conflict(msg)
             | Error::BadPayload(msg)
             | Error::Upstream(msg)
+            | Error::UpstreamRefused(msg)
+            | Error::RateLimited(msg)
+            | Error::SuspiciousDeletion(msg)
+            | Error::Interrupted(msg)
             | Error::SourceRunning(msg) => msg.clone(),
             Error::Unavailable(_) => "The database is unavailable; retry in a moment".to_string(),
             Error::StatementTimeout => "The query took longer than the time limit".to_string(),

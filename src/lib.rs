@@ -7,7 +7,8 @@
 //! - domain modules [`contacts`], [`organisations`] (accounts and businesses), [`tags`],
 //!   [`sources`]: filters, orders, queries and writes as plain functions, always scoped by
 //!   tenant ([`tenancy`]), paged by [`paging`]; every error is an [`Error`] with a [`code::Code`];
-//! - [`db`]: connections, write transactions, bulk inserts;
+//! - [`db`]: connections, write transactions, bulk inserts; [`secrets`]: the key vendor
+//!   tokens are sealed with;
 //! - `entity` and `migration` crates: tables and schema.
 
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod http;
 pub mod metrics;
 pub mod organisations;
 pub mod paging;
+pub mod secrets;
 pub mod sources;
 pub mod startup;
 pub mod tags;

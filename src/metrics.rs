@@ -1,5 +1,6 @@
 //! Prometheus metrics: HTTP requests and GraphQL operations with their latency, SQL
-//! statements and their duration, and the database pool's connections. Each running
+//! statements and their duration, the database pool's connections, and sync runs (runs,
+//! records and vendor requests by source, run duration). Each running
 //! application has its own registry (tests run several side by side).
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,27 @@ pub struct PoolLabels {
     pub state: String,
 }
 
+/// Labels of a sync metric: the source (tenant and name), and what is counted.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SyncLabels {
+    /// The source's tenant.
+    pub tenant: String,
+    /// The source's name.
+    pub source: String,
+    /// Runs: `succeeded` or `failed`; records: `created`, `updated`, `unchanged`,
+    /// `deleted`, `warnings` or `rejected`; vendor requests: the HTTP status, or `error`.
+    pub outcome: String,
+}
+
+/// Labels of a per-source histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// The source's tenant.
+    pub tenant: String,
+    /// The source's name.
+    pub source: String,
+}
+
 /// Distinct operation names kept as labels; clients choose the names, so later ones are
 /// counted as `other` to keep the number of series bounded.
 pub const MAX_OPERATION_NAMES: usize = 200;
@@ -62,6 +84,14 @@ pub struct Metrics {
     pub operation_duration: Family<OperationLabels, Histogram>,
     /// Database pool connections by state, set at each scrape.
     pub pool_connections: Family<PoolLabels, Gauge>,
+    /// Sync runs finished, by source and outcome.
+    pub sync_runs: Family<SyncLabels, Counter>,
+    /// Records of sync runs, by source and outcome.
+    pub sync_records: Family<SyncLabels, Counter>,
+    /// Requests sent to vendor APIs, by source and HTTP status.
+    pub vendor_requests: Family<SyncLabels, Counter>,
+    /// Duration of sync runs, in seconds, by source.
+    pub sync_run_duration: Family<SourceLabels, Histogram>,
     operation_names: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -127,8 +157,38 @@ impl Metrics {
             "Database pool connections, in use or idle",
             pool_connections.clone(),
         );
+        let sync_runs = Family::<SyncLabels, Counter>::default();
+        let sync_records = Family::<SyncLabels, Counter>::default();
+        let vendor_requests = Family::<SyncLabels, Counter>::default();
+        let sync_run_duration = Family::<SourceLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.05, 3.0, 12))
+        });
+        registry.register(
+            "sync_runs",
+            "Sync runs finished, by source and outcome",
+            sync_runs.clone(),
+        );
+        registry.register(
+            "sync_records",
+            "Records of sync runs, by source and outcome",
+            sync_records.clone(),
+        );
+        registry.register(
+            "vendor_requests",
+            "Requests sent to vendor APIs, by source and HTTP status",
+            vendor_requests.clone(),
+        );
+        registry.register(
+            "sync_run_duration_seconds",
+            "Duration of sync runs, by source",
+            sync_run_duration.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            sync_runs,
+            sync_records,
+            vendor_requests,
+            sync_run_duration,
             sql_statements,
             sql_errors,
             sql_duration,
@@ -166,6 +226,43 @@ impl Metrics {
             return operation.to_string();
         }
         "other".to_string()
+    }
+
+    /// Counts one request to a vendor API of `source` answered with `status` (or `error`).
+    pub fn vendor_request(&self, tenant: uuid::Uuid, source: &str, status: &str) {
+        self.vendor_requests
+            .get_or_create(&SyncLabels {
+                tenant: tenant.to_string(),
+                source: source.to_string(),
+                outcome: status.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records a finished run of `source`: its outcome, duration and record counts.
+    pub fn record_run(
+        &self,
+        tenant: uuid::Uuid,
+        source: &str,
+        outcome: &str,
+        seconds: f64,
+        records: &[(&str, u64)],
+    ) {
+        let labels = |outcome: &str| SyncLabels {
+            tenant: tenant.to_string(),
+            source: source.to_string(),
+            outcome: outcome.to_string(),
+        };
+        self.sync_runs.get_or_create(&labels(outcome)).inc();
+        self.sync_run_duration
+            .get_or_create(&SourceLabels {
+                tenant: tenant.to_string(),
+                source: source.to_string(),
+            })
+            .observe(seconds);
+        for (what, n) in records {
+            self.sync_records.get_or_create(&labels(what)).inc_by(*n);
+        }
     }
 
     /// Sets the pool gauges.

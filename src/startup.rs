@@ -13,8 +13,10 @@ use crate::config::{Config, ConnectionLimits};
 use crate::contacts::WriteSettings;
 use crate::graphql::{AppSchema, build_schema};
 use crate::metrics::Metrics;
+use crate::secrets::SecretKey;
 use crate::sources::config::SourcesFile;
 use crate::sources::sync::Syncer;
+use crate::sources::{catalog, scheduler};
 use crate::{db, demo, http};
 
 /// What every handler shares.
@@ -50,6 +52,9 @@ pub struct Application {
     state: AppState,
     demo_key: Option<String>,
     connection_limits: ConnectionLimits,
+    syncer: Arc<Syncer>,
+    /// How often the scheduler polls; `None`: no scheduler in this process.
+    scheduler_poll: Option<Duration>,
 }
 
 impl Application {
@@ -76,20 +81,21 @@ impl Application {
             Some(tenant) if !production => Some(api_keys::fresh_demo_key(&db, tenant).await?.key),
             _ => None,
         };
-        let sources = match &config.sources_file {
-            Some(path) => SourcesFile::load(path)?,
-            None => SourcesFile::default(),
+        let key = SecretKey::load(
+            config.sync.secret_key.as_deref(),
+            &config.database.database_url,
+        )?;
+        if let Some(path) = &config.sources_file {
+            catalog::upsert_file_sources(&db, key.as_ref(), &SourcesFile::load(path)?).await?;
+        }
+        let settings = WriteSettings {
+            default_region: config.default_phone_region,
         };
+        let mut syncer = Syncer::new(key, settings, Some(metrics.clone()));
+        syncer.max_deletion_share = f64::from(config.sync.max_deletion_percent) / 100.0;
+        let syncer = Arc::new(syncer);
         let state = AppState {
-            schema: build_schema(
-                db.clone(),
-                WriteSettings {
-                    default_region: config.default_phone_region,
-                },
-                limits,
-                production,
-                Arc::new(Syncer::new(sources)),
-            ),
+            schema: build_schema(db.clone(), settings, limits, production, syncer.clone()),
             auth: Authenticator::new(db.clone(), Duration::from_secs(config.key_cache_secs)),
             db,
             metrics,
@@ -107,6 +113,9 @@ impl Application {
             state,
             demo_key,
             connection_limits: config.limits.connection_limits(),
+            syncer,
+            scheduler_poll: (!config.sync.no_scheduler)
+                .then(|| Duration::from_millis(config.sync.sync_poll_ms.max(10))),
         })
     }
 
@@ -120,14 +129,28 @@ impl Application {
         &self.state
     }
 
+    /// Runs sources (shared with `syncSource`).
+    pub fn syncer(&self) -> &Arc<Syncer> {
+        &self.syncer
+    }
+
     /// The demo tenant's API key made at this start, if any.
     pub fn demo_key(&self) -> Option<&str> {
         self.demo_key.as_deref()
     }
 
-    /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests. Keys' `lastUsedAt`
-    /// is written every minute and at shutdown.
+    /// Serves, and runs sources on their schedule, until Ctrl-C or SIGTERM; then finishes
+    /// in-flight requests, and sync runs stop after the page they are applying (the next run
+    /// resumes at the page after it). Keys' `lastUsedAt` is written every minute and at
+    /// shutdown.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let scheduler = self.scheduler_poll.map(|poll| {
+            tokio::spawn(scheduler::run(
+                self.state.db.clone(),
+                self.syncer.clone(),
+                poll,
+            ))
+        });
         let auth = self.state.auth.clone();
         let flusher = tokio::spawn({
             let auth = auth.clone();
@@ -149,6 +172,10 @@ impl Application {
         )
         .await;
         flusher.abort();
+        self.syncer.shut_down().await;
+        if let Some(scheduler) = scheduler {
+            let _ = scheduler.await;
+        }
         auth.flush_last_used().await;
         served
     }

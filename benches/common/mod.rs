@@ -229,6 +229,7 @@ pub async fn start(args: &Args) -> Bench {
         production: false,
         key_cache_secs: 30,
         sources_file: None,
+        sync: Default::default(),
         limits: Default::default(),
     };
     let app = Application::build(&config).await.expect("app");

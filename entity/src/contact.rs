@@ -58,6 +58,9 @@ pub struct Model {
     pub sort_name: String,
     /// Lower-cased names, email, phone and company: what `search` looks in.
     pub search_text: String,
+    /// When the contact was archived: every vendor record it came from was deleted at its
+    /// source. Archived contacts are left out of lists and counts unless asked for.
+    pub archived_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -23,6 +23,8 @@ pub struct Model {
     /// SHA-256 of `record`: an unchanged record is skipped without parsing.
     pub record_hash: String,
     pub fetched_at: i64,
+    /// When a sync run that listed every record of the source no longer found this one.
+    pub deleted_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,9 +21,11 @@ pub mod contact_assignee;
 pub mod contact_key;
 pub mod contact_source;
 pub mod contact_tag;
+pub mod source;
 pub mod source_entity;
 pub mod source_lease;
 pub mod source_state;
+pub mod sync_run;
 pub mod tag;
 pub mod tenant;
 
@@ -37,9 +39,11 @@ pub mod prelude {
     pub use super::contact_key::Entity as ContactKey;
     pub use super::contact_source::Entity as ContactSource;
     pub use super::contact_tag::Entity as ContactTag;
+    pub use super::source::Entity as Source;
     pub use super::source_entity::Entity as SourceEntity;
     pub use super::source_lease::Entity as SourceLease;
     pub use super::source_state::Entity as SourceState;
+    pub use super::sync_run::Entity as SyncRun;
     pub use super::tag::Entity as Tag;
     pub use super::tenant::Entity as Tenant;
 }

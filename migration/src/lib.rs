@@ -2,7 +2,8 @@
 //!
 //! Every table carries `tenant_id` and every index starts with it, so that every query,
 //! which is always scoped to one tenant, can use an index; the exceptions are the indexes
-//! led by a reference to a contact or a tag, which deletes need (migration 10).
+//! led by a reference to a contact or a tag, which deletes need (migration 10), and the
+//! scheduler's `sources_due`, which looks across tenants (migration 11).
 
 pub use sea_orm_migration::prelude::*;
 
@@ -16,6 +17,8 @@ mod m20261125_000007_search_index_automerge;
 mod m20261129_000008_folded_names;
 mod m20261129_000009_source_leases;
 mod m20261129_000010_foreign_key_indexes;
+mod m20261130_000011_sources_as_data;
+mod m20261130_000012_deletions;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -34,6 +37,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000008_folded_names::Migration),
             Box::new(m20261129_000009_source_leases::Migration),
             Box::new(m20261129_000010_foreign_key_indexes::Migration),
+            Box::new(m20261130_000011_sources_as_data::Migration),
+            Box::new(m20261130_000012_deletions::Migration),
         ]
     }
 }

@@ -28,6 +28,8 @@ pub enum Scope {
     ContactsRead,
     /// Mutations.
     ContactsWrite,
+    /// Reading, changing and running the tenant's sources (vendor APIs).
+    SourcesManage,
 }
 
 impl Scope {
@@ -36,6 +38,7 @@ impl Scope {
         match self {
             Scope::ContactsRead => "contacts:read",
             Scope::ContactsWrite => "contacts:write",
+            Scope::SourcesManage => "sources:manage",
         }
     }
 }
@@ -53,8 +56,9 @@ impl FromStr for Scope {
         match s.trim() {
             "contacts:read" => Ok(Scope::ContactsRead),
             "contacts:write" => Ok(Scope::ContactsWrite),
+            "sources:manage" => Ok(Scope::SourcesManage),
             other => Err(format!(
-                "unknown scope {other:?}: use contacts:read and/or contacts:write"
+                "unknown scope {other:?}: use contacts:read, contacts:write and/or sources:manage"
             )),
         }
     }
@@ -217,7 +221,11 @@ pub async fn fresh_demo_key(db: &DatabaseConnection, tenant: TenantId) -> Result
     create_key(
         db,
         tenant,
-        &[Scope::ContactsRead, Scope::ContactsWrite],
+        &[
+            Scope::ContactsRead,
+            Scope::ContactsWrite,
+            Scope::SourcesManage,
+        ],
         Some(DEMO_KEY_NAME.to_string()),
         None,
     )

@@ -51,6 +51,9 @@ pub struct ContactFilter {
     pub message_status: Option<String>,
     /// Test contacts only (true) or real ones only (false) (seed 002).
     pub is_test_contact: Option<bool>,
+    /// Archived contacts only (true) or live ones only (false); see
+    /// [`ContactFilter::visible_condition`] for the default.
+    pub archived: Option<bool>,
     /// Creation time range.
     pub created_at: Option<DateTimeFilter>,
     /// Last update time range (seed 003's `updated_at`).
@@ -75,6 +78,17 @@ pub struct FilterTarget {
 }
 
 impl ContactFilter {
+    /// The condition of a query's whole filter: [`ContactFilter::condition`], and live
+    /// contacts only unless the filter says `archived` itself.
+    pub fn visible_condition(&self, target: FilterTarget, path: &str) -> Result<Condition> {
+        let cond = self.condition(target, path)?;
+        Ok(if self.archived.is_none() {
+            cond.add(Expr::col((Contact, Column::ArchivedAt)).is_null())
+        } else {
+            cond
+        })
+    }
+
     /// The SQL condition of this filter, or every invalid field at once (paths under
     /// `path`, e.g. `filter.and[0].phone`).
     pub fn condition(&self, target: FilterTarget, path: &str) -> Result<Condition> {
@@ -108,6 +122,7 @@ impl ContactFilter {
             self.assignee.is_some(),
             self.message_status.is_some(),
             self.is_test_contact.is_some(),
+            self.archived.is_some(),
             self.created_at.is_some(),
             self.updated_at.is_some(),
             self.last_message_at.is_some(),
@@ -207,6 +222,14 @@ impl ContactFilter {
                 test_contact
             } else {
                 test_contact.not()
+            });
+        }
+        if let Some(archived) = self.archived {
+            let column = Expr::col((Contact, Column::ArchivedAt));
+            cond = cond.add(if archived {
+                column.is_not_null()
+            } else {
+                column.is_null()
             });
         }
         for (range, column) in [

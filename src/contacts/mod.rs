@@ -25,8 +25,8 @@ pub use order::{ContactOrder, ContactOrderField, ordering};
 pub use patch::{AddressPatch, ContactPatch, DndPatch};
 pub use rules::WriteSettings;
 pub use write::{
-    TagRefs, add_tags, blank_contact, create_contact, delete_contact, remove_tags, set_resolution,
-    update_contact,
+    TagRefs, add_tags, blank_contact, create_contact, delete_contact, remove_tags, restore_contact,
+    set_resolution, update_contact,
 };
 
 use crate::error::Result;
@@ -115,7 +115,8 @@ pub struct ContactQuery {
     pub order: Vec<ContactOrder>,
 }
 
-/// The tenant's contacts that match `filter`: the statement behind a page and a count.
+/// The tenant's contacts that match `filter` (live ones only unless it says `archived`): the
+/// statement behind a page and a count.
 pub fn filtered(
     db: &DatabaseConnection,
     tenant: TenantId,
@@ -125,7 +126,7 @@ pub fn filtered(
         tenant,
         backend: db.get_database_backend(),
     };
-    Ok(scoped::<Contact>(tenant).filter(filter.condition(target, "filter")?))
+    Ok(scoped::<Contact>(tenant).filter(filter.visible_condition(target, "filter")?))
 }
 
 /// One page of the tenant's contacts.

@@ -228,6 +228,7 @@ pub fn blank_contact(tenant: TenantId, now: i64) -> contact::Model {
         updated_at: now,
         sort_name: String::new(),
         search_text: String::new(),
+        archived_at: None,
     }
 }
 
@@ -293,6 +294,33 @@ pub async fn delete_contact(db: &DatabaseConnection, tenant: TenantId, id: Uuid)
     delete_rows(&txn, tenant, &[contact.id]).await?;
     txn.commit().await?;
     Ok(contact.id)
+}
+
+/// Brings an archived contact back into lists and counts (`NOT_FOUND` when the tenant has no
+/// contact `id`; a live contact is returned as it is). Its vendor records stay marked deleted
+/// at their sources, so the next FULL sync run does not archive it again; a record that
+/// reappears upstream is restored by that run.
+pub async fn restore_contact(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<contact::Model> {
+    let (txn, _lock) = begin_write(db).await?;
+    let mut contact = locked_contact(&txn, tenant, id).await?;
+    if contact.archived_at.is_some() {
+        Contact::update_many()
+            .col_expr(
+                contact::Column::ArchivedAt,
+                sea_orm::sea_query::Expr::val(Option::<i64>::None),
+            )
+            .filter(contact::Column::TenantId.eq(tenant.0))
+            .filter(contact::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+        contact.archived_at = None;
+    }
+    txn.commit().await?;
+    Ok(contact)
 }
 
 /// Tags named by id or by name, as given to `addTagsToContact`/`removeTagsFromContact`.

@@ -306,6 +306,7 @@ pub(super) fn generate_contact(
         updated_at,
         sort_name: sort_name(first.as_deref(), last.as_deref()),
         search_text: String::new(),
+        archived_at: None,
     };
     model.search_text = search_text(&model);
     model

@@ -282,6 +282,14 @@ impl Contact {
         Timestamp::from_millis(self.model.updated_at)
     }
 
+    /// When the contact was archived because every vendor record it came from was deleted
+    /// at its source (a FULL sync run no longer found it); null for a live contact.
+    /// Archived contacts are left out of lists and counts unless `filter: { archived: true }`;
+    /// `restoreContact` brings one back.
+    async fn archived_at(&self) -> Option<Timestamp> {
+        self.model.archived_at.map(Timestamp::from_millis)
+    }
+
     /// The account (customer company) the contact belongs to.
     async fn account(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Account>> {
         let Some(id) = self.model.account_id else {

@@ -76,6 +76,9 @@ pub struct ContactFilterInput {
     pub message_status: Option<String>,
     /// Test contacts only (true) or real ones only (false) (seed 002).
     pub is_test_contact: Option<bool>,
+    /// Archived contacts only (true: every vendor record they came from was deleted at its
+    /// source) or live ones only (false). Left out of the top-level filter: live ones only.
+    pub archived: Option<bool>,
     /// Creation time range.
     pub created_at: Option<DateTimeFilterInput>,
     /// Last update time range (seed 003's `updated_at`).
@@ -115,6 +118,7 @@ impl From<ContactFilterInput> for contacts::ContactFilter {
             assignee: f.assignee,
             message_status: f.message_status,
             is_test_contact: f.is_test_contact,
+            archived: f.archived,
             created_at: f.created_at.map(Into::into),
             updated_at: f.updated_at.map(Into::into),
             last_message_at: f.last_message_at.map(Into::into),

@@ -20,6 +20,7 @@ mod query;
 mod scalars;
 pub mod scopes;
 mod source;
+mod source_mutations;
 mod tag;
 
 use std::sync::Arc;

@@ -18,7 +18,7 @@ pub struct MutationRoot(
     super::business::BusinessMutations,
     super::tag::TagMutations,
     super::duplicate::DuplicateMutations,
-    super::source::SourceMutations,
+    super::source_mutations::SourceMutations,
 );
 
 /// Contact mutations.
@@ -70,6 +70,15 @@ pub struct CreateContactPayload {
 #[derive(InputObject)]
 pub struct DeleteContactInput {
     /// The contact to delete.
+    pub id: ID,
+    /// Echoed in the payload.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Input of `restoreContact`.
+#[derive(InputObject)]
+pub struct RestoreContactInput {
+    /// The archived contact.
     pub id: ID,
     /// Echoed in the payload.
     pub client_mutation_id: Option<String>,
@@ -206,6 +215,23 @@ impl ContactMutations {
         let id = contacts::delete_contact(request.db, request.tenant, id).await?;
         Ok(DeleteContactPayload {
             deleted_contact_id: ID(id.to_string()),
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+
+    /// Brings an archived contact (every vendor record it came from was deleted at its
+    /// source) back into lists and counts. Example:
+    /// `restoreContact(input: { id: "…" }) { contact { archivedAt } }`.
+    async fn restore_contact(
+        &self,
+        ctx: &Context<'_>,
+        input: RestoreContactInput,
+    ) -> async_graphql::Result<ContactPayload> {
+        let request = RequestContext::of(ctx)?;
+        let id = parse_id("input.id", &input.id)?;
+        let contact = contacts::restore_contact(request.db, request.tenant, id).await?;
+        Ok(ContactPayload {
+            contact: Contact::new(contact),
             client_mutation_id: input.client_mutation_id,
         })
     }

@@ -1,9 +1,10 @@
-//! Scope checks in one place: queries need `contacts:read`, mutations `contacts:write`.
+//! Scope checks in one place: queries need `contacts:read`, mutations `contacts:write`,
+//! and the root fields over sources ([`SOURCE_FIELDS`]) `sources:manage` instead.
 use crate::code::Code;
 use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::{ExecutableDocument, OperationType};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{ServerResult, Variables};
 
 use super::limits::coded_error;
@@ -32,17 +33,75 @@ impl Extension for RequireScopes {
             return Err(coded_error(Code::Unauthenticated, "no API key"));
         };
         for (_, operation) in document.operations.iter() {
-            let needed = match operation.node.ty {
+            let general = match operation.node.ty {
                 OperationType::Mutation => Scope::ContactsWrite,
                 _ => Scope::ContactsRead,
             };
-            if !principal.allows(needed) {
-                return Err(coded_error(
-                    Code::Forbidden,
-                    format!("this API key lacks the {needed} scope"),
-                ));
+            let mut needed = Vec::new();
+            root_fields(
+                &document,
+                &operation.node.selection_set.node,
+                0,
+                &mut |name| {
+                    let scope = if SOURCE_FIELDS.contains(&name) {
+                        Scope::SourcesManage
+                    } else {
+                        general
+                    };
+                    if !needed.contains(&scope) {
+                        needed.push(scope);
+                    }
+                },
+            );
+            if needed.is_empty() {
+                needed.push(general);
+            }
+            for scope in needed {
+                if !principal.allows(scope) {
+                    return Err(coded_error(
+                        Code::Forbidden,
+                        format!("this API key lacks the {scope} scope"),
+                    ));
+                }
             }
         }
         Ok(document)
+    }
+}
+
+/// Root fields that read, change or run the tenant's sources: they need `sources:manage`
+/// (and not `contacts:*`).
+pub const SOURCE_FIELDS: [&str; 6] = [
+    "sources",
+    "source",
+    "createSource",
+    "updateSource",
+    "deleteSource",
+    "syncSource",
+];
+
+/// Calls `each` with the name of every root field of `set`, looking into fragments (to a
+/// bounded depth: the document has passed the depth limit's parse already).
+fn root_fields(
+    document: &ExecutableDocument,
+    set: &SelectionSet,
+    depth: usize,
+    each: &mut impl FnMut(&str),
+) {
+    if depth > 16 {
+        return;
+    }
+    for selection in &set.items {
+        match &selection.node {
+            Selection::Field(field) => each(field.node.name.node.as_str()),
+            Selection::InlineFragment(fragment) => {
+                root_fields(document, &fragment.node.selection_set.node, depth + 1, each);
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
+                    root_fields(document, &fragment.node.selection_set.node, depth + 1, each);
+                }
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! The sources file (`--sources sources.toml` / `SOURCES_FILE`): the vendor APIs to sync,
-//! one `[[sources]]` table each.
+//! The sources file (`--sources sources.toml` / `SOURCES_FILE`): vendor APIs an operator
+//! declares, one `[[sources]]` table each, upserted into the database at start (see
+//! `catalog::upsert_file_sources`); and [`SourceConfig`], what a run of a source needs.
 //!
 //! ```toml
 //! [[sources]]
@@ -9,6 +10,10 @@
 //! tenant = "0192f0c4-…"
 //! token_env = "CRM_TOKEN"
 //! headers = { "X-Company" = "acme", "X-Api-Version" = "2" }
+//! interval = "15m"
+//! full_every = "1d"
+//! max_requests_per_minute = 120
+//! enabled = true
 //!
 //! [[sources]]
 //! name = "helpdesk"
@@ -24,13 +29,29 @@ use std::path::Path;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::definition::{SourceDraft, SourceSettings};
 use super::{Format, MapContext};
+use crate::error::{Error, Result};
+use crate::tenancy::TenantId;
 
-/// One vendor API to sync.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+/// A vendor's bearer token, opened for a run. Its `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(pub String);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(…)")
+    }
+}
+
+/// What a run of one source needs: its settings and its token.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceConfig {
-    /// Unique name; records are matched by (name, vendor id).
+    /// The source's row id.
+    pub id: Uuid,
+    /// The tenant the contacts go to.
+    pub tenant: Uuid,
+    /// Unique in the tenant; records are matched by (name, vendor id).
     pub name: String,
     /// The API's payload format.
     pub format: Format,
@@ -38,21 +59,39 @@ pub struct SourceConfig {
     /// `businesses`, one list per id.
     pub url: String,
     /// Values of `{accountId}`.
-    #[serde(default)]
     pub accounts: Vec<String>,
     /// Values of `{businessId}`.
-    #[serde(default)]
     pub businesses: Vec<String>,
-    /// The tenant the contacts go to.
-    pub tenant: Uuid,
-    /// The environment variable that holds the bearer token.
-    pub token_env: Option<String>,
+    /// The bearer token, if any.
+    pub token: Option<BearerToken>,
     /// Extra request headers (seed 003 needs the company and the API version).
-    #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The rest of the settings (schedule, overlap, pacing).
+    pub settings: SourceSettings,
 }
 
 impl SourceConfig {
+    /// The run configuration of a stored source.
+    pub fn from_settings(
+        id: Uuid,
+        tenant: TenantId,
+        settings: SourceSettings,
+        token: Option<String>,
+    ) -> Self {
+        Self {
+            id,
+            tenant: tenant.0,
+            name: settings.name.clone(),
+            format: settings.format,
+            url: settings.url.clone(),
+            accounts: settings.accounts.clone(),
+            businesses: settings.businesses.clone(),
+            token: token.map(BearerToken),
+            headers: settings.headers.clone(),
+            settings,
+        }
+    }
+
     /// The lists to fetch: each URL with what the URL says of its records.
     pub fn lists(&self) -> Vec<(String, MapContext)> {
         if self.url.contains("{accountId}") {
@@ -83,13 +122,88 @@ impl SourceConfig {
     }
 }
 
-/// Every configured source.
+/// One `[[sources]]` table of the sources file.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    /// Unique in its tenant.
+    pub name: String,
+    /// The API's payload format.
+    pub format: Format,
+    /// The list endpoint (see [`SourceConfig::url`]).
+    pub url: String,
+    /// Values of `{accountId}`.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// Values of `{businessId}`.
+    #[serde(default)]
+    pub businesses: Vec<String>,
+    /// The tenant the contacts go to.
+    pub tenant: Uuid,
+    /// The environment variable that holds the bearer token; read at start and stored
+    /// encrypted. Left out, or the variable unset, the stored token stays.
+    pub token_env: Option<String>,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Time between scheduled runs, humantime (`"15m"`).
+    pub interval: Option<String>,
+    /// Time between FULL runs, humantime (`"1d"`).
+    pub full_every: Option<String>,
+    /// How far before the watermark an incremental run asks from, humantime (`"5m"`).
+    pub overlap: Option<String>,
+    /// Requests per minute to pace to.
+    pub max_requests_per_minute: Option<i64>,
+    /// Whether the scheduler runs it (default true).
+    pub enabled: Option<bool>,
+}
+
+impl FileSource {
+    /// The settings as written, to validate.
+    pub fn draft(&self) -> SourceDraft {
+        SourceDraft {
+            name: self.name.clone(),
+            format: self.format.name().to_string(),
+            url: self.url.clone(),
+            accounts: self.accounts.clone(),
+            businesses: self.businesses.clone(),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            interval: self.interval.clone(),
+            full_every: self.full_every.clone(),
+            overlap: self.overlap.clone(),
+            max_requests_per_minute: self.max_requests_per_minute,
+            enabled: self.enabled,
+        }
+    }
+
+    /// The token from `token_env`, when that variable is set; a warning when it is named but
+    /// unset (the stored token, if any, stays).
+    pub fn token(&self) -> Result<Option<String>> {
+        let Some(var) = &self.token_env else {
+            return Ok(None);
+        };
+        match std::env::var(var) {
+            Ok(token) => Ok(Some(token)),
+            Err(std::env::VarError::NotPresent) => {
+                tracing::warn!(source = %self.name, variable = %var, "token_env is not set; keeping the stored token");
+                Ok(None)
+            }
+            Err(err) => Err(Error::invalid("token_env", format!("{var}: {err}"))),
+        }
+    }
+}
+
+/// Every source of the file.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SourcesFile {
     /// The sources, in file order.
     #[serde(default)]
-    pub sources: Vec<SourceConfig>,
+    pub sources: Vec<FileSource>,
 }
 
 impl SourcesFile {
@@ -100,42 +214,19 @@ impl SourcesFile {
         Self::parse(&text).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))
     }
 
-    /// Parses and checks the text of a sources file.
+    /// Parses the text of a sources file and checks every source as `createSource` would.
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         let file: SourcesFile = toml::from_str(text)?;
         let mut names = std::collections::HashSet::new();
         for source in &file.sources {
-            if !names.insert(source.name.as_str()) {
+            if !names.insert((source.tenant, source.name.as_str())) {
                 anyhow::bail!("source {:?} is defined twice", source.name);
             }
-            if url::Url::parse(&source.url.replace(['{', '}'], "")).is_err() {
-                anyhow::bail!("source {:?}: url is not a URL", source.name);
-            }
-            if source.url.contains("{accountId}") && source.accounts.is_empty() {
-                anyhow::bail!(
-                    "source {:?}: the url has {{accountId}}: list `accounts`",
-                    source.name
-                );
-            }
-            if source.url.contains("{businessId}") && source.businesses.is_empty() {
-                anyhow::bail!(
-                    "source {:?}: the url has {{businessId}}: list `businesses`",
-                    source.name
-                );
-            }
-            if source.format == Format::AccountContacts && !source.url.contains("{accountId}") {
-                anyhow::bail!(
-                    "source {:?}: account-contacts needs {{accountId}} in its url",
-                    source.name
-                );
+            if let Err(err) = source.draft().validate() {
+                anyhow::bail!("source {:?}: {}", source.name, err.message());
             }
         }
         Ok(file)
-    }
-
-    /// The source named `name`.
-    pub fn get(&self, name: &str) -> Option<&SourceConfig> {
-        self.sources.iter().find(|s| s.name == name)
     }
 }
 
@@ -158,7 +249,11 @@ mod tests {
             "#,
         )
         .expect("valid");
-        let lists = file.sources[0].lists();
+        let source = &file.sources[0];
+        let settings = source.draft().validate().expect("valid settings");
+        let config =
+            SourceConfig::from_settings(Uuid::nil(), TenantId(source.tenant), settings, None);
+        let lists = config.lists();
         assert_eq!(lists.len(), 2);
         assert_eq!(
             lists[1].0,

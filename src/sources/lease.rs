@@ -64,6 +64,25 @@ pub async fn acquire(db: &impl ConnectionTrait, tenant: TenantId, name: &str) ->
     )))
 }
 
+/// Which of the tenant's sources `names` a run holds now (an unlapsed lease), in one
+/// statement.
+pub async fn held(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    names: &[String],
+    now: i64,
+) -> Result<std::collections::HashSet<String>> {
+    Ok(SourceLease::find()
+        .filter(Column::TenantId.eq(tenant.0))
+        .filter(Column::Name.is_in(names.iter().cloned()))
+        .filter(Column::ExpiresAt.gte(now))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|lease| lease.name)
+        .collect())
+}
+
 impl Lease {
     /// Extends the lease; an error if another run has taken it over meanwhile (this run
     /// then stops, leaving the source to that run).

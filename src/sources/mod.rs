@@ -3,16 +3,25 @@
 //! One module per vendor format, behind the [`Connector`] trait (split a payload into
 //! records, map a record, page through the API). Adding a source format is one new file
 //! and one line in [`Format`]. [`import`] applies mapped records to the database; [`sync`]
-//! fetches them from the live APIs described by a sources file ([`config`]).
+//! fetches them from the live APIs a tenant has set up ([`catalog`], [`definition`]; also
+//! from the sources file, [`config`]), page by page ([`fetch`]), on a schedule
+//! ([`scheduler`]), one run at a time per source ([`lease`], [`runs`]), and detects
+//! deletions ([`deletions`]).
 mod account_contacts;
 mod business_contacts;
+pub mod catalog;
 mod client_contacts;
 pub mod config;
+pub mod definition;
+pub mod deletions;
+pub mod fetch;
 pub mod import;
 pub mod lease;
 mod mapping;
 pub mod payload;
 mod pipeline_contacts;
+pub mod runs;
+pub mod scheduler;
 pub mod sync;
 
 use serde::{Deserialize, Serialize};

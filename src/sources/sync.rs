@@ -1,47 +1,43 @@
-//! Live sync: fetches every page of a configured vendor API with that API's own paging and
-//! applies each page atomically, together with the source's resume point, so that an
-//! interrupted sync resumes at the page it stopped at, without gaps or duplicates. After a
-//! complete run, APIs that can filter by update time (seed 003's `updated_at=gt:`) are asked
-//! only for what changed since the watermark.
-use std::time::Duration;
+//! A sync run: fetches the pages of one source with its API's own paging and applies each
+//! page atomically, together with the source's resume point, so that an interrupted run
+//! resumes at the page it stopped at, without gaps or duplicates. An incremental run of an
+//! API that filters by update time (seed 003's `updated_at=gt:`) asks from the watermark
+//! less the source's overlap, so that records stamped in the watermark's second, or
+//! committed late, are read again (which changes nothing). A run that listed every record
+//! detects deletions at the end ([`super::deletions`]).
+//!
+//! A run holds the source's lease ([`super::lease`]) from start to end and is recorded in
+//! `sync_runs` ([`super::runs`]).
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use entity::prelude::SourceState;
-use entity::source_state;
-use reqwest::StatusCode;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{DatabaseConnection, EntityTrait, IntoActiveModel};
+use entity::prelude::{Source, SourceState};
+use entity::{source, source_state, sync_run};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
+};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use super::catalog;
 use super::config::SourceConfig;
+use super::deletions::{self, SeenIds};
+use super::fetch::{Fetcher, RetryPolicy};
 use super::import::{ImportOptions, ImportSummary, apply_records, check_tenant, prepare};
+use super::runs::{self, RunMode, RunTrigger};
 use super::{PagePosition, lease};
 use crate::contacts::WriteSettings;
 use crate::db::begin_write;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::secrets::SecretKey;
 use crate::tenancy::TenantId;
 use crate::time::{format_millis, now_millis, parse_rfc3339_millis};
 
-/// How failed requests are retried (429 and 5xx, and failed connections).
-#[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
-    /// Attempts per page, the first included.
-    pub attempts: u32,
-    /// Wait before the first retry; doubles with each further one.
-    pub backoff: Duration,
-    /// Longest wait, also for `Retry-After`.
-    pub max_wait: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            attempts: 5,
-            backoff: Duration::from_millis(500),
-            max_wait: Duration::from_secs(30),
-        }
-    }
-}
+/// The default most a FULL run may mark deleted, as a share of the source's records.
+pub const DEFAULT_MAX_DELETION_SHARE: f64 = 0.5;
 
 /// Where an unfinished run stands (stored as `source_states.cursor`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,10 +46,491 @@ struct RunCursor {
     list: usize,
     /// The page to fetch next in that list.
     position: PagePosition,
-    /// The watermark this run asks from (`updated_at` after it), if any.
+    /// What this run asks from (`updated_at` after it), if anything.
     since: Option<String>,
     /// The newest update time seen by this run so far.
     newest: Option<String>,
+    /// The run's mode (`INCREMENTAL` or `FULL`); older cursors have none (incremental).
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+/// What to run.
+#[derive(Clone, Copy, Debug)]
+pub struct RunRequest {
+    /// `None`: FULL when the source's `fullEvery` has passed since its last FULL run (or it
+    /// never had one), else INCREMENTAL.
+    pub mode: Option<RunMode>,
+    /// Who asked.
+    pub trigger: RunTrigger,
+    /// Lifts the share limit of deletion detection.
+    pub allow_mass_deletion: bool,
+}
+
+/// Runs sources: the HTTP client, retry policy and secret key every run shares, and the
+/// runs under way (so that shutdown can stop them between pages and wait for them).
+pub struct Syncer {
+    /// The HTTP client (connection pool).
+    pub client: reqwest::Client,
+    /// How failed requests are retried.
+    pub retry: RetryPolicy,
+    /// Opens sources' tokens.
+    pub key: Option<SecretKey>,
+    /// Where runs are counted (none on the command line).
+    pub metrics: Option<Metrics>,
+    /// How imported values are checked.
+    pub settings: WriteSettings,
+    /// The most a FULL run may mark deleted without `allowMassDeletion`, 0.0–1.0.
+    pub max_deletion_share: f64,
+    stopping: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// A run that holds its source's lease and has its `sync_runs` row, ready to go.
+pub struct StartedRun {
+    source: SourceConfig,
+    row: source::Model,
+    lease: lease::Lease,
+    run: sync_run::Model,
+    cursor: RunCursor,
+    state: source_state::Model,
+    /// Whether the run reads every page from the first (not resumed): only then can it tell
+    /// which records are gone.
+    from_start: bool,
+    allow_mass_deletion: bool,
+}
+
+impl StartedRun {
+    /// The run's row as it started.
+    pub fn run(&self) -> &sync_run::Model {
+        &self.run
+    }
+}
+
+impl Syncer {
+    /// A syncer whose client gives up on a request after 30 s.
+    pub fn new(key: Option<SecretKey>, settings: WriteSettings, metrics: Option<Metrics>) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .user_agent(concat!("contact-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Self {
+            client,
+            retry: RetryPolicy::default(),
+            key,
+            metrics,
+            settings,
+            max_deletion_share: DEFAULT_MAX_DELETION_SHARE,
+            stopping: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// Asks every run under way to stop after its current page, and waits for them.
+    pub async fn shut_down(&self) {
+        self.stopping.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+
+    /// Resolves when shutdown begins.
+    pub async fn stopped(&self) {
+        self.stopping.cancelled().await;
+    }
+
+    /// Takes the lease of the tenant's source `name` and records a run of it as started
+    /// (`NOT_FOUND`, `SOURCE_RUNNING`); [`Syncer::finish`] does the rest.
+    pub async fn start(
+        &self,
+        db: &DatabaseConnection,
+        tenant: TenantId,
+        name: &str,
+        request: RunRequest,
+    ) -> Result<StartedRun> {
+        check_tenant(db, tenant).await?;
+        let row = catalog::find(db, tenant, name).await?;
+        let source = catalog::runnable(&row, self.key.as_ref())?;
+        let lease = lease::acquire(db, tenant, name).await?;
+        match self
+            .start_holding(db, tenant, row, source, &lease, request)
+            .await
+        {
+            Ok(started) => Ok(StartedRun { lease, ..started }),
+            Err(err) => {
+                release(db, lease, name).await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn start_holding(
+        &self,
+        db: &DatabaseConnection,
+        tenant: TenantId,
+        row: source::Model,
+        source: SourceConfig,
+        lease: &lease::Lease,
+        request: RunRequest,
+    ) -> Result<StartedRun> {
+        let mut state = load_state(db, &source).await?;
+        let supports_since = source.format.connector().since_query("").is_some();
+        let resumed = state
+            .cursor
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<RunCursor>(c).ok());
+        let now = now_millis();
+        let (cursor, from_start) = match resumed {
+            Some(cursor) => (cursor, false),
+            None => {
+                // The state's counts are those of the last run.
+                state.created = 0;
+                state.updated = 0;
+                state.unchanged = 0;
+                state.warnings = 0;
+                state.rejected = 0;
+                let due_full = row
+                    .last_full_at
+                    .is_none_or(|at| now - at >= row.full_every_ms);
+                let mode = match request.mode {
+                    _ if !supports_since => RunMode::Full,
+                    Some(mode) => mode,
+                    None if due_full => RunMode::Full,
+                    None => RunMode::Incremental,
+                };
+                let since = match mode {
+                    RunMode::Full => None,
+                    RunMode::Incremental => state
+                        .watermark
+                        .as_deref()
+                        .and_then(parse_rfc3339_millis)
+                        .map(|w| format_millis(w - row.overlap_ms)),
+                };
+                let cursor = RunCursor {
+                    list: 0,
+                    position: PagePosition::first(),
+                    since,
+                    newest: state.watermark.clone(),
+                    mode: Some(mode.as_str().to_string()),
+                };
+                (cursor, true)
+            }
+        };
+        let mode = cursor
+            .mode
+            .as_deref()
+            .and_then(RunMode::parse)
+            .unwrap_or(RunMode::Incremental);
+        let run = runs::start(db, tenant, row.id, mode, request.trigger).await?;
+        // The schedule moves on as the run starts: a run that dies does not make the
+        // scheduler retry at once.
+        schedule_next(db, &row, now).await?;
+        Ok(StartedRun {
+            source,
+            row,
+            lease: lease.clone(),
+            run,
+            cursor,
+            state,
+            from_start,
+            allow_mass_deletion: request.allow_mass_deletion,
+        })
+    }
+
+    /// Runs `started` to its end, records how it ended and gives the lease back. Returns the
+    /// finished run (a failed run is `status: FAILED` with its error, not an `Err`).
+    pub async fn finish(
+        &self,
+        db: &DatabaseConnection,
+        started: StartedRun,
+    ) -> Result<sync_run::Model> {
+        let clock = Instant::now();
+        let StartedRun {
+            source,
+            row,
+            lease,
+            mut run,
+            mut cursor,
+            mut state,
+            from_start,
+            allow_mass_deletion,
+        } = started;
+        let mut fetcher = Fetcher::new(
+            &self.client,
+            &source,
+            self.retry,
+            self.metrics.as_ref(),
+            &self.stopping,
+        );
+        let outcome = self
+            .pages(
+                db,
+                &source,
+                &lease,
+                &mut fetcher,
+                &mut state,
+                &mut cursor,
+                &mut run,
+                from_start,
+            )
+            .await;
+        let outcome = match outcome {
+            Ok(Some(seen)) => self
+                .detect_deletions(db, &source, &seen, allow_mass_deletion, &mut run)
+                .await
+                .map(|()| true),
+            Ok(None) => Ok(false),
+            Err(err) => Err(err),
+        };
+        run.requests = fetcher.requests as i64;
+        run.retries = fetcher.retries as i64;
+        let error = outcome.as_ref().err();
+        if let Some(err) = error {
+            state.last_error = Some(err.detail());
+            save_state(db, &state).await?;
+            if matches!(err, Error::UpstreamRefused(_)) {
+                catalog::suspend(db, row.id, &err.message()).await?;
+            }
+            tracing::warn!(source = %source.name, error = %err.detail(), "sync run failed");
+        }
+        if matches!(outcome, Ok(true)) && run.mode == RunMode::Full.as_str() {
+            Source::update_many()
+                .col_expr(source::Column::LastFullAt, Expr::val(run.started_at))
+                .filter(source::Column::Id.eq(row.id))
+                .exec(db)
+                .await?;
+        }
+        let run = runs::finish(db, run, error).await?;
+        if let Some(metrics) = &self.metrics {
+            metrics.record_run(
+                source.tenant,
+                &source.name,
+                if error.is_some() {
+                    "failed"
+                } else {
+                    "succeeded"
+                },
+                clock.elapsed().as_secs_f64(),
+                &[
+                    ("created", run.created as u64),
+                    ("updated", run.updated as u64),
+                    ("unchanged", run.unchanged as u64),
+                    ("deleted", run.deleted as u64),
+                    ("warnings", run.warnings as u64),
+                    ("rejected", run.rejected as u64),
+                ],
+            );
+        }
+        release(db, lease, &source.name).await;
+        Ok(run)
+    }
+
+    /// Starts a run and lets it go on in the background (tracked, so shutdown waits for it).
+    pub async fn spawn(
+        self: &Arc<Self>,
+        db: &DatabaseConnection,
+        tenant: TenantId,
+        name: &str,
+        request: RunRequest,
+    ) -> Result<(
+        sync_run::Model,
+        tokio::task::JoinHandle<Result<sync_run::Model>>,
+    )> {
+        let started = self.start(db, tenant, name, request).await?;
+        let run = started.run().clone();
+        let (syncer, db) = (self.clone(), db.clone());
+        let handle = self
+            .tasks
+            .spawn(async move { syncer.finish(&db, started).await });
+        Ok((run, handle))
+    }
+
+    /// Fetches and applies pages from `cursor` to the end. Returns the vendor ids seen when
+    /// the run listed every record of the source from the first page (then deletions can be
+    /// detected), else `None`.
+    #[allow(clippy::too_many_arguments)]
+    async fn pages(
+        &self,
+        db: &DatabaseConnection,
+        source: &SourceConfig,
+        lease: &lease::Lease,
+        fetcher: &mut Fetcher<'_>,
+        state: &mut source_state::Model,
+        cursor: &mut RunCursor,
+        run: &mut sync_run::Model,
+        from_start: bool,
+    ) -> Result<Option<SeenIds>> {
+        let tenant = TenantId(source.tenant);
+        let connector = source.format.connector();
+        let lists = source.lists();
+        let lists_everything = cursor.since.is_none() && from_start;
+        let mut seen = SeenIds::default();
+        let restore = deletions::any_deleted(db, tenant, &source.name).await?;
+        state.last_run_at = Some(run.started_at);
+        save_state(db, state).await?;
+        while let Some((url, context)) = lists.get(cursor.list) {
+            if self.is_stopping() {
+                return Err(Error::Interrupted(format!(
+                    "source {}: the server is shutting down; the next run resumes at page {} \
+                     of {url}",
+                    source.name, cursor.position.page
+                )));
+            }
+            lease.renew(db).await?;
+            let mut query = connector.page_query(&cursor.position);
+            if let Some(since) = &cursor.since {
+                query.extend(connector.since_query(since));
+            }
+            let payload = fetcher.get(url, &query).await?;
+            let page_name = format!("page {} of {url}", cursor.position.page);
+            let records = connector.records(payload.clone()).map_err(|err| {
+                Error::BadPayload(format!(
+                    "source {}: malformed {page_name}: {err}",
+                    source.name
+                ))
+            })?;
+            let count = records.len();
+            let mut page = ImportSummary::default();
+            let incoming = prepare(connector, records, context, self.settings, &mut page);
+            if let Some(first) = page.rejected.first() {
+                return Err(Error::BadPayload(format!(
+                    "source {}: malformed {page_name}: record {}: {} ({} of the page's records \
+                     rejected); nothing of the page was written",
+                    source.name,
+                    first.record,
+                    first.message,
+                    page.rejected.len()
+                )));
+            }
+            let mut ids = Vec::with_capacity(incoming.len());
+            for inc in &incoming {
+                if lists_everything {
+                    seen.insert(inc.external_id());
+                }
+                if restore {
+                    ids.push(inc.external_id().to_string());
+                }
+                if let Some(updated) = inc.updated_at()
+                    && cursor
+                        .newest
+                        .as_deref()
+                        .and_then(parse_rfc3339_millis)
+                        .is_none_or(|newest| updated > newest)
+                {
+                    cursor.newest = Some(format_millis(updated));
+                }
+            }
+            let next = match connector.next_page(&cursor.position, &payload, count) {
+                Some(position) => Some(RunCursor {
+                    position,
+                    ..cursor.clone()
+                }),
+                None if cursor.list + 1 < lists.len() => Some(RunCursor {
+                    list: cursor.list + 1,
+                    position: PagePosition::first(),
+                    ..cursor.clone()
+                }),
+                None => None,
+            };
+            let options = ImportOptions {
+                tenant,
+                source: source.name.clone(),
+                format: source.format,
+                context: context.clone(),
+                strict: false,
+                settings: self.settings,
+            };
+            // The page and the state that says it is done, in one transaction.
+            let (txn, _lock) = begin_write(db).await?;
+            let counts = apply_records(&txn, &options, &incoming, now_millis()).await?;
+            if restore {
+                deletions::restore_seen(&txn, tenant, &source.name, &ids).await?;
+            }
+            page.add(counts);
+            match &next {
+                Some(next) => {
+                    state.cursor = Some(serde_json::to_string(next).unwrap_or_default());
+                }
+                None => {
+                    state.cursor = None;
+                    state.watermark = cursor.newest.clone();
+                    state.last_success_at = Some(now_millis());
+                    state.last_error = None;
+                }
+            }
+            state.created += page.created as i64;
+            state.updated += page.updated as i64;
+            state.unchanged += page.unchanged as i64;
+            state.warnings += page.warnings.len() as i64;
+            save_state(&txn, state).await?;
+            txn.commit().await?;
+            run.created += page.created as i64;
+            run.updated += page.updated as i64;
+            run.unchanged += page.unchanged as i64;
+            run.warnings += page.warnings.len() as i64;
+            match next {
+                Some(next) => *cursor = next,
+                None => break,
+            }
+        }
+        Ok(lists_everything.then_some(seen))
+    }
+
+    /// Marks what a complete listing did not see as deleted, within the share limit.
+    async fn detect_deletions(
+        &self,
+        db: &DatabaseConnection,
+        source: &SourceConfig,
+        seen: &SeenIds,
+        allow_mass_deletion: bool,
+        run: &mut sync_run::Model,
+    ) -> Result<()> {
+        let tenant = TenantId(source.tenant);
+        let missing = deletions::find_missing(db, tenant, &source.name, seen).await?;
+        deletions::check_share(
+            &source.name,
+            missing.stored,
+            missing.records.len() as u64,
+            self.max_deletion_share,
+            allow_mass_deletion,
+        )?;
+        if missing.records.is_empty() {
+            return Ok(());
+        }
+        let (txn, _lock) = begin_write(db).await?;
+        let marked = deletions::mark_deleted(&txn, tenant, &missing, now_millis()).await?;
+        txn.commit().await?;
+        run.deleted = marked as i64;
+        Ok(())
+    }
+}
+
+/// Gives `lease` back; failing to, it lapses by itself.
+async fn release(db: &DatabaseConnection, lease: lease::Lease, name: &str) {
+    if let Err(err) = lease.release(db).await {
+        tracing::warn!(source = %name, error = %err.detail(), "could not release a source's lease");
+    }
+}
+
+/// Sets when the scheduler runs `row` next: `interval` after `now`, unless it is disabled
+/// or suspended.
+async fn schedule_next(db: &impl ConnectionTrait, row: &source::Model, now: i64) -> Result<()> {
+    Source::update_many()
+        .col_expr(
+            source::Column::NextRunAt,
+            Expr::val(now + row.interval_ms),
+        )
+        .filter(source::Column::Id.eq(row.id))
+        .filter(source::Column::Enabled.eq(true))
+        .filter(source::Column::Suspended.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Loads the state row of `source`, or a fresh one.
@@ -79,7 +556,7 @@ async fn load_state(db: &DatabaseConnection, source: &SourceConfig) -> Result<so
 }
 
 /// Writes `state` (one upsert).
-async fn save_state(db: &impl sea_orm::ConnectionTrait, state: &source_state::Model) -> Result<()> {
+async fn save_state(db: &impl ConnectionTrait, state: &source_state::Model) -> Result<()> {
     use source_state::Column as C;
     SourceState::insert(state.clone().into_active_model())
         .on_conflict(
@@ -104,316 +581,18 @@ async fn save_state(db: &impl sea_orm::ConnectionTrait, state: &source_state::Mo
     Ok(())
 }
 
-/// The state of every configured source of `tenant` (sources never run have no row yet).
+/// The sync state of each of `sources` (of one tenant), in one statement.
 pub async fn states(
-    db: &DatabaseConnection,
-    sources: &[SourceConfig],
-) -> Result<Vec<(SourceConfig, source_state::Model)>> {
-    let mut out = Vec::new();
-    for source in sources {
-        out.push((source.clone(), load_state(db, source).await?));
-    }
-    Ok(out)
-}
-
-/// Runs one sync of `source`: resumes an interrupted run, or starts a new one (incremental
-/// where the API allows it). Returns what it did; on failure the error is also kept in the
-/// source's state, and the next run resumes at the page that failed.
-pub async fn sync_source(
-    db: &DatabaseConnection,
-    client: &reqwest::Client,
-    source: &SourceConfig,
-    settings: WriteSettings,
-    retry: RetryPolicy,
-) -> Result<ImportSummary> {
-    check_tenant(db, TenantId(source.tenant)).await?;
-    let lease = lease::acquire(db, TenantId(source.tenant), &source.name).await?;
-    let result = sync_holding_lease(db, client, source, settings, retry, &lease).await;
-    // The lease is given back whatever happened; failing to, it lapses by itself.
-    if let Err(err) = lease.release(db).await {
-        tracing::warn!(source = %source.name, error = %err.detail(), "could not release a source's lease");
-    }
-    result
-}
-
-async fn sync_holding_lease(
-    db: &DatabaseConnection,
-    client: &reqwest::Client,
-    source: &SourceConfig,
-    settings: WriteSettings,
-    retry: RetryPolicy,
-    lease: &lease::Lease,
-) -> Result<ImportSummary> {
-    let mut state = load_state(db, source).await?;
-    let resumed = state
-        .cursor
-        .as_deref()
-        .and_then(|c| serde_json::from_str::<RunCursor>(c).ok());
-    let mut cursor = match resumed {
-        Some(cursor) => cursor,
-        None => {
-            state.created = 0;
-            state.updated = 0;
-            state.unchanged = 0;
-            state.warnings = 0;
-            state.rejected = 0;
-            RunCursor {
-                list: 0,
-                position: PagePosition::first(),
-                since: state.watermark.clone(),
-                newest: state.watermark.clone(),
-            }
-        }
-    };
-    state.last_run_at = Some(now_millis());
-    save_state(db, &state).await?;
-    let result = run(
-        db,
-        client,
-        source,
-        (settings, retry),
-        lease,
-        &mut state,
-        &mut cursor,
-    )
-    .await;
-    if let Err(err) = &result {
-        state.last_error = Some(err.detail());
-        save_state(db, &state).await?;
-    }
-    result
-}
-
-async fn run(
-    db: &DatabaseConnection,
-    client: &reqwest::Client,
-    source: &SourceConfig,
-    (settings, retry): (WriteSettings, RetryPolicy),
-    lease: &lease::Lease,
-    state: &mut source_state::Model,
-    cursor: &mut RunCursor,
-) -> Result<ImportSummary> {
-    let connector = source.format.connector();
-    let lists = source.lists();
-    let mut summary = ImportSummary::default();
-    while let Some((url, context)) = lists.get(cursor.list) {
-        lease.renew(db).await?;
-        let mut query = connector.page_query(&cursor.position);
-        if let Some(since) = &cursor.since {
-            query.extend(connector.since_query(since));
-        }
-        let payload = fetch(client, source, url, &query, retry).await?;
-        let records = connector.records(payload.clone()).map_err(|err| {
-            Error::BadPayload(format!(
-                "source {}: malformed page {} of {url}: {err}",
-                source.name, cursor.position.page
-            ))
-        })?;
-        let count = records.len();
-        let mut page = ImportSummary::default();
-        let incoming = prepare(connector, records, context, settings, &mut page);
-        for inc in &incoming {
-            if let Some(updated) = inc.updated_at()
-                && cursor
-                    .newest
-                    .as_deref()
-                    .and_then(parse_rfc3339_millis)
-                    .is_none_or(|newest| updated > newest)
-            {
-                cursor.newest = Some(format_millis(updated));
-            }
-        }
-        // Where the next page is, or the next list, or the end of the run.
-        let next = match connector.next_page(&cursor.position, &payload, count) {
-            Some(position) => Some(RunCursor {
-                position,
-                ..cursor.clone()
-            }),
-            None if cursor.list + 1 < lists.len() => Some(RunCursor {
-                list: cursor.list + 1,
-                position: PagePosition::first(),
-                ..cursor.clone()
-            }),
-            None => None,
-        };
-        let options = ImportOptions {
-            tenant: TenantId(source.tenant),
-            source: source.name.clone(),
-            format: source.format,
-            context: context.clone(),
-            strict: false,
-            settings,
-        };
-        // The page and the state that says it is done, in one transaction.
-        let (txn, _lock) = begin_write(db).await?;
-        let counts = apply_records(&txn, &options, &incoming, now_millis()).await?;
-        page.add(counts);
-        state.created += page.created as i64;
-        state.updated += page.updated as i64;
-        state.unchanged += page.unchanged as i64;
-        state.warnings += page.warnings.len() as i64;
-        state.rejected += page.rejected.len() as i64;
-        match &next {
-            Some(next) => {
-                state.cursor = Some(serde_json::to_string(next).unwrap_or_default());
-            }
-            None => {
-                state.cursor = None;
-                state.watermark = cursor.newest.clone();
-                state.last_success_at = Some(now_millis());
-                state.last_error = None;
-            }
-        }
-        save_state(&txn, state).await?;
-        txn.commit().await?;
-        summary.add(page);
-        match next {
-            Some(next) => *cursor = next,
-            None => break,
-        }
-    }
-    Ok(summary)
-}
-
-/// GETs one page, retrying 429, 5xx and failed connections with backoff (honouring
-/// `Retry-After`); 401, 403, 412 and other client errors stop at once.
-async fn fetch(
-    client: &reqwest::Client,
-    source: &SourceConfig,
-    url: &str,
-    query: &[(String, String)],
-    retry: RetryPolicy,
-) -> Result<Value> {
-    let token = match &source.token_env {
-        Some(var) => Some(std::env::var(var).map_err(|_| {
-            Error::Upstream(format!(
-                "source {}: environment variable {var} (token_env) is not set",
-                source.name
-            ))
-        })?),
-        None => None,
-    };
-    let mut last_problem = String::new();
-    for attempt in 0..retry.attempts.max(1) {
-        let mut request = client
-            .get(url)
-            .query(query)
-            .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(token) = &token {
-            request = request.bearer_auth(token);
-        }
-        for (name, value) in &source.headers {
-            request = request.header(name, value);
-        }
-        let wait = match request.send().await {
-            Err(err) => {
-                last_problem = format!("request failed: {err}");
-                None
-            }
-            Ok(response) => {
-                let status = response.status();
-                if status.is_success() {
-                    let body = response.bytes().await.map_err(|err| {
-                        Error::Upstream(format!("source {}: reading {url}: {err}", source.name))
-                    })?;
-                    return serde_json::from_slice(&super::payload::normalise(&body)).map_err(
-                        |err| {
-                            Error::BadPayload(format!(
-                                "source {}: malformed page from {url}: not valid JSON: {err}",
-                                source.name
-                            ))
-                        },
-                    );
-                }
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                let body = response.text().await.unwrap_or_default();
-                let detail = vendor_message(&body);
-                if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                    last_problem = format!("{status}{detail}");
-                    retry_after
-                } else {
-                    let what = match status.as_u16() {
-                        401 => "the API refused the token (401)",
-                        403 => "the token lacks a permission (403)",
-                        412 => "the API reported a failed precondition (412)",
-                        _ => "the API refused the request",
-                    };
-                    return Err(Error::Upstream(format!(
-                        "source {}: {what}: {status}{detail}",
-                        source.name
-                    )));
-                }
-            }
-        };
-        if attempt + 1 < retry.attempts {
-            let backoff = retry.backoff.saturating_mul(1 << attempt.min(16));
-            tokio::time::sleep(wait.unwrap_or(backoff).min(retry.max_wait)).await;
-        }
-    }
-    Err(Error::Upstream(format!(
-        "source {}: gave up on {url} after {} attempts: {last_problem}",
-        source.name, retry.attempts
-    )))
-}
-
-/// `: message` from a vendor error body (`{ key, message }` or `{ error }`), if any.
-fn vendor_message(body: &str) -> String {
-    let value: Value = serde_json::from_str(body).unwrap_or_default();
-    let text = value
-        .get("message")
-        .or_else(|| value.get("error"))
-        .and_then(Value::as_str);
-    match text {
-        Some(text) => format!(": {text}"),
-        None => String::new(),
-    }
-}
-
-/// The configured sources and an HTTP client to sync them, shared by the CLI and the
-/// `syncSource` mutation.
-#[derive(Clone, Debug, Default)]
-pub struct Syncer {
-    /// The sources file.
-    pub sources: super::config::SourcesFile,
-    /// The HTTP client (connection pool).
-    pub client: reqwest::Client,
-    /// How failed requests are retried.
-    pub retry: RetryPolicy,
-}
-
-impl Syncer {
-    /// A syncer for `sources`, with a client that gives up on a request after 30 s.
-    pub fn new(sources: super::config::SourcesFile) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .user_agent(concat!("contact-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
-        Self {
-            sources,
-            client,
-            retry: RetryPolicy::default(),
-        }
-    }
-
-    /// Syncs the source named `name` if it belongs to `tenant` (else `NOT_FOUND`).
-    pub async fn sync(
-        &self,
-        db: &DatabaseConnection,
-        tenant: Option<TenantId>,
-        name: &str,
-        settings: WriteSettings,
-    ) -> Result<ImportSummary> {
-        let source = self
-            .sources
-            .get(name)
-            .filter(|s| tenant.is_none_or(|t| t.0 == s.tenant))
-            .ok_or_else(|| Error::NotFound(format!("Source {name:?}")))?;
-        sync_source(db, &self.client, source, settings, self.retry).await
-    }
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    names: &[String],
+) -> Result<std::collections::HashMap<String, source_state::Model>> {
+    Ok(SourceState::find()
+        .filter(source_state::Column::TenantId.eq(tenant.0))
+        .filter(source_state::Column::Name.is_in(names.iter().cloned()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect())
 }

@@ -305,18 +305,8 @@ async fn last_used_is_written_in_batches_not_per_request() {
 #[tokio::test]
 async fn each_start_revokes_the_previous_demo_key() {
     let app = spawn_app_with(|c| c.key_cache_secs = 0).await;
-    let config = contact_gateway::config::Config {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        database: contact_gateway::config::DatabaseConfig {
-            database_url: app.database_url.clone(),
-        },
-        no_demo: false,
-        default_phone_region: None,
-        production: false,
-        key_cache_secs: 0,
-        sources_file: None,
-        limits: Default::default(),
-    };
+    let mut config = crate::common::test_config(&app.database_url);
+    config.key_cache_secs = 0;
     let restarted = contact_gateway::startup::Application::build(&config)
         .await
         .expect("second start");

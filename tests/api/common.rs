@@ -3,7 +3,7 @@
 //! `vendors`.
 use std::collections::HashMap;
 
-use contact_gateway::config::{Config, DatabaseConfig};
+use contact_gateway::config::{Config, DatabaseConfig, SyncConfig};
 use contact_gateway::contacts::WriteSettings;
 use contact_gateway::demo;
 use contact_gateway::sources::import::{ImportOptions, ImportSummary, import_payload};
@@ -100,9 +100,20 @@ pub fn test_config(database_url: &str) -> Config {
         production: false,
         key_cache_secs: 30,
         sources_file: None,
+        // A fixed key, so that servers started on one database open each other's tokens;
+        // no scheduler unless a test turns it on (it would race the runs tests start).
+        sync: SyncConfig {
+            secret_key: Some(TEST_SECRET_KEY.to_string()),
+            no_scheduler: true,
+            sync_poll_ms: 50,
+            ..SyncConfig::default()
+        },
         limits: Default::default(),
     }
 }
+
+/// The secret key of every test server (32 zero-to-31 bytes, base64).
+pub const TEST_SECRET_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 async fn spawn_app_on(
     database_url: String,

@@ -1,6 +1,5 @@
 //! Hostile queries are rejected before any SQL runs, with a clear code, and the server
 //! keeps serving.
-use contact_gateway::config::{Config, DatabaseConfig};
 use contact_gateway::startup::Application;
 use serde_json::{Value, json};
 
@@ -130,18 +129,8 @@ async fn huge_strings_and_batches_are_rejected() {
 #[tokio::test]
 async fn production_mode_hides_the_schema_and_graphiql() {
     let app = spawn_app().await;
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        database: DatabaseConfig {
-            database_url: app.database_url.clone(),
-        },
-        no_demo: false,
-        default_phone_region: None,
-        production: true,
-        key_cache_secs: 30,
-        sources_file: None,
-        limits: Default::default(),
-    };
+    let mut config = crate::common::test_config(&app.database_url);
+    config.production = true;
     let production = Application::build(&config).await.expect("app");
     assert!(production.demo_key().is_none(), "no demo key in production");
     let url = format!("http://{}/graphql", production.address());

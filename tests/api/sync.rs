@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::common::{client_with_key, single_error, snapshot};
 use crate::vendors::{
-    SYNC, Vendor, app_with_source, app_with_sources, start_paged_vendors, start_vendor,
+    SYNC, Vendor, app_with_source, app_with_sources, run_error, start_paged_vendors, start_vendor,
 };
 
 #[tokio::test]
@@ -41,24 +41,39 @@ async fn sync_pages_through_the_api_then_fetches_only_what_changed() {
         1
     );
 
-    // One record changes: the next run asks only for what changed since the watermark.
+    // One record changes: the next run is incremental and asks from the watermark less the
+    // 5-minute overlap, so the records stamped at the watermark itself are read again (and
+    // change nothing).
     vendor.records.lock().expect("lock")[4] = json!({ "id": 5, "client_id": 2, "email": "person5@example.com",
         "name": "Renamed", "surname": "Example", "telephone": "+49301230005",
         "created_at": "2025-01-01T00:00:00.000Z", "updated_at": "2025-03-01T00:00:00.000Z" });
     vendor.seen.lock().expect("lock").clear();
     let data = app.data(SYNC, json!({})).await;
+    let run = &data["syncSource"]["run"];
     assert_eq!(
         (
-            data["syncSource"]["created"].clone(),
-            data["syncSource"]["updated"].clone()
+            run["mode"].clone(),
+            run["created"].clone(),
+            run["updated"].clone(),
+            run["unchanged"].clone()
         ),
-        (json!(0), json!(1))
+        (json!("INCREMENTAL"), json!(0), json!(1), json!(249)),
+        "{data}"
     );
-    let seen = vendor.seen.lock().expect("lock").clone();
-    assert_eq!(seen.len(), 1);
+    let seen = std::mem::take(&mut *vendor.seen.lock().expect("lock"));
+    assert_eq!(seen.len(), 3, "{seen:?}");
     assert!(
-        seen[0].contains("updated_at=gt%3A2025-02-01T00%3A00%3A00.000Z"),
+        seen.iter()
+            .all(|q| q.contains("updated_at=gt%3A2025-01-31T23%3A55%3A00.000Z")),
         "{seen:?}"
+    );
+    // The watermark moved to the changed record: the next run reads only around it.
+    let data = app.data(SYNC, json!({})).await;
+    assert_eq!(data["syncSource"]["run"]["unchanged"], 1, "{data}");
+    let seen = std::mem::take(&mut *vendor.seen.lock().expect("lock"));
+    assert_eq!(
+        seen,
+        ["limit=100&offset=0&updated_at=gt%3A2025-02-28T23%3A55%3A00.000Z"]
     );
     let renamed = app
         .data(
@@ -70,12 +85,12 @@ async fn sync_pages_through_the_api_then_fetches_only_what_changed() {
 
     let sources = app
         .data(
-            "{ sources { name watermark lastSuccessAt lastError } }",
+            "{ sources { nodes { name watermark lastSuccessAt lastError } } }",
             json!({}),
         )
         .await;
     assert_eq!(
-        sources["sources"][0]["watermark"],
+        sources["sources"]["nodes"][0]["watermark"],
         "2025-03-01T00:00:00.000Z"
     );
 }
@@ -96,7 +111,7 @@ async fn business_and_pipeline_apis_are_paged_their_own_way() {
     .await;
     // SAFETY: set once, to the same value, by every test that reads it.
     unsafe { std::env::set_var("CG_TEST_VENDOR_TOKEN", "vendor-token") };
-    let sync = r#"mutation($name: String!) { syncSource(input: { name: $name }) {
+    let sync = r#"mutation($name: String!) { syncSource(input: { name: $name, wait: true }) {
         created updated unchanged source { lastError } } }"#;
 
     let data = app.data(sync, json!({ "name": "helpdesk" })).await;
@@ -174,12 +189,15 @@ async fn refusals_stop_retries_recover_and_an_interrupted_sync_resumes() {
     // 401: stops at once with a clear error, nothing written.
     let before = snapshot(&app).await;
     vendor.failures.lock().expect("lock").push((401, None));
-    let response = app.graphql(SYNC, json!({})).await;
-    let error = single_error(&response, "UPSTREAM_FAILED");
+    let data = app.data(SYNC, json!({})).await;
+    assert_eq!(run_error(&data), "UPSTREAM_FAILED", "{data}");
+    let error = &data["syncSource"]["run"]["error"];
     assert!(
         error["message"].as_str().expect("message").contains("401"),
         "{error}"
     );
+    assert_eq!(data["syncSource"]["run"]["status"], "FAILED");
+    assert_eq!(data["syncSource"]["source"]["state"], "FAILED");
     assert_eq!(
         vendor.seen.lock().expect("lock").len(),
         1,
@@ -189,20 +207,23 @@ async fn refusals_stop_retries_recover_and_an_interrupted_sync_resumes() {
     // 403 and 412 stop as well.
     for status in [403, 412] {
         vendor.failures.lock().expect("lock").push((status, None));
-        single_error(&app.graphql(SYNC, json!({})).await, "UPSTREAM_FAILED");
+        assert_eq!(
+            run_error(&app.data(SYNC, json!({})).await),
+            "UPSTREAM_FAILED"
+        );
     }
 
     // A malformed second page: the first page is applied, the second writes nothing.
     *vendor.malformed_at.lock().expect("lock") = Some(100);
-    let response = app.graphql(SYNC, json!({})).await;
-    single_error(&response, "BAD_PAYLOAD");
+    let data = app.data(SYNC, json!({})).await;
+    assert_eq!(run_error(&data), "BAD_PAYLOAD", "{data}");
     assert_eq!(app.contact_ids(json!({})).await.len(), 400 + 100);
     let state = app
-        .data("{ sources { resumable lastError } }", json!({}))
+        .data("{ sources { nodes { resumable lastError } } }", json!({}))
         .await;
-    assert_eq!(state["sources"][0]["resumable"], true);
+    assert_eq!(state["sources"]["nodes"][0]["resumable"], true);
     assert!(
-        state["sources"][0]["lastError"]
+        state["sources"]["nodes"][0]["lastError"]
             .as_str()
             .expect("error")
             .contains("malformed")
@@ -245,6 +266,7 @@ async fn sources_of_other_tenants_cannot_be_synced() {
         &[
             contact_gateway::auth::Scope::ContactsRead,
             contact_gateway::auth::Scope::ContactsWrite,
+            contact_gateway::auth::Scope::SourcesManage,
         ],
         None,
         None,
@@ -264,13 +286,13 @@ async fn sources_of_other_tenants_cannot_be_synced() {
     single_error(&response, "NOT_FOUND");
     let listed: Value = other
         .post(format!("{}/graphql", app.base_url))
-        .json(&json!({ "query": "{ sources { name } }" }))
+        .json(&json!({ "query": "{ sources { nodes { name } } }" }))
         .send()
         .await
         .expect("send")
         .json()
         .await
         .expect("json");
-    assert_eq!(listed["data"]["sources"], json!([]));
+    assert_eq!(listed["data"]["sources"]["nodes"], json!([]));
     assert!(vendor.seen.lock().expect("lock").is_empty());
 }

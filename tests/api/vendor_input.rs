@@ -233,6 +233,7 @@ async fn a_source_runs_once_at_a_time_from_every_entry_point() {
         .arg(app.dir.path().join("sources.toml"))
         .args(["--source", "crm", "--database-url", &app.database_url])
         .env("CG_TEST_VENDOR_TOKEN", "vendor-token")
+        .env("GATEWAY_SECRET_KEY", crate::common::TEST_SECRET_KEY)
         .output()
         .expect("run the CLI");
     assert!(!cli.status.success());

@@ -295,7 +295,13 @@ pub(crate) async fn app_with_sources(sources: impl FnOnce(Uuid) -> String) -> Wi
     }
 }
 
-/// Syncs the source `crm` of [`app_with_source`].
-pub(crate) const SYNC: &str = r#"mutation { syncSource(input: { name: "crm" }) {
+/// Runs the source `crm` of [`app_with_source`] and waits for the run.
+pub(crate) const SYNC: &str = r#"mutation { syncSource(input: { name: "crm", wait: true }) {
     created updated unchanged
-    source { name lastError watermark resumable created unchanged lastSuccessAt } } }"#;
+    run { id mode status created updated unchanged deleted requests retries error { code message } }
+    source { name state lastError watermark resumable created unchanged lastSuccessAt } } }"#;
+
+/// The error code of the run a [`SYNC`] answer reports (null when it succeeded).
+pub(crate) fn run_error(data: &Value) -> Value {
+    data["syncSource"]["run"]["error"]["code"].clone()
+}

@@ -43,6 +43,11 @@ impl Incoming {
     pub fn updated_at(&self) -> Option<i64> {
         self.mapped.updated_at
     }
+
+    /// The record's vendor id.
+    pub fn external_id(&self) -> &str {
+        &self.mapped.external_id
+    }
 }
 
 /// Maps and validates `records`; rejections and warnings go to `summary`. When a vendor id

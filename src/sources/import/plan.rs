@@ -177,6 +177,7 @@ impl BatchPlan {
             mapped: inc.state_json.clone(),
             record_hash: inc.hash.clone(),
             fetched_at: now,
+            deleted_at: None,
         });
         self.new_contacts.push(c);
         self.counts.created += 1;
@@ -347,6 +348,7 @@ mod tests {
             mapped: inc.state_json.clone(),
             record_hash: inc.hash.clone(),
             fetched_at: 1,
+            deleted_at: None,
         }
     }
 

@@ -164,6 +164,7 @@ mod tests {
             mapped: format!("mapped {n}"),
             record_hash: format!("hash {n}"),
             fetched_at: 0,
+            deleted_at: None,
         };
         let statement = update_records(TenantId(Uuid::from_u128(1)), &[row(2), row(3)], 42);
         let (sql, values) = statement.build(SqliteQueryBuilder);

@@ -1,5 +1,7 @@
 //! The command line: `serve` (the default), `migrate`, `schema`, `seed`, `tenant`,
-//! `api-key`, `import` and `sync`.
+//! `api-key`, `import`, and `source` and `sync` (in `sources.rs`).
+mod sources;
+
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, DatabaseConfig};
@@ -8,9 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::{Scope, api_keys};
 use crate::contacts::WriteSettings;
-use crate::sources::config::SourcesFile;
 use crate::sources::import::{self, ImportOptions};
-use crate::sources::sync::Syncer;
 use crate::sources::{Format, MapContext};
 use crate::tenancy::TenantId;
 use crate::time::format_millis;
@@ -96,23 +96,12 @@ enum Command {
     /// Import a vendor export (JSON) into a tenant; importing the same file again changes
     /// nothing.
     Import(ImportArgs),
-    /// Sync the vendor APIs of a sources file (all, or one with --source).
-    Sync(SyncArgs),
-}
-
-#[derive(clap::Args, Debug)]
-struct SyncArgs {
-    #[command(flatten)]
-    database: DatabaseConfig,
-    /// The sources file (TOML).
-    #[arg(long = "sources", env = "SOURCES_FILE")]
-    sources_file: std::path::PathBuf,
-    /// Sync only this source.
-    #[arg(long)]
-    source: Option<String>,
-    /// Region (ISO 3166 code, e.g. DE) for phone numbers without a country code.
-    #[arg(long, env = "DEFAULT_PHONE_REGION", value_parser = crate::config::parse_region)]
-    default_phone_region: Option<phonenumber::country::Id>,
+    /// Run sources now and wait for them: every enabled source, a tenant's, or one
+    /// (--source); a sources file given is upserted first.
+    Sync(sources::SyncArgs),
+    /// Manage sources (vendor APIs) as `createSource`/`updateSource`/`deleteSource` do.
+    #[command(subcommand)]
+    Source(sources::SourceCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -175,7 +164,7 @@ enum ApiKeyCommand {
         /// The tenant the key acts for.
         #[arg(long)]
         tenant: Uuid,
-        /// Comma-separated scopes: contacts:read, contacts:write.
+        /// Comma-separated scopes: contacts:read, contacts:write, sources:manage.
         #[arg(long, value_parser = parse_scope_list)]
         scopes: ScopeList,
         /// Lifetime, e.g. 90d or 12h; without it the key does not expire.
@@ -243,46 +232,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Tenant(command)) => tenant(command).await,
         Some(Command::ApiKey(command)) => api_key(command).await,
         Some(Command::Import(args)) => import(args).await,
-        Some(Command::Sync(args)) => sync(args).await,
+        Some(Command::Sync(args)) => sources::sync(args).await,
+        Some(Command::Source(command)) => sources::source(command).await,
     }
-}
-
-async fn sync(args: SyncArgs) -> anyhow::Result<()> {
-    let syncer = Syncer::new(SourcesFile::load(&args.sources_file)?);
-    let names: Vec<String> = match &args.source {
-        Some(name) => vec![name.clone()],
-        None => syncer
-            .sources
-            .sources
-            .iter()
-            .map(|s| s.name.clone())
-            .collect(),
-    };
-    let db = open(&args.database).await?;
-    let settings = WriteSettings {
-        default_region: args.default_phone_region,
-    };
-    let mut failed = false;
-    for name in names {
-        match syncer.sync(&db, None, &name, settings).await {
-            Ok(summary) => println!(
-                "{name}: created {}, updated {}, unchanged {}, warnings {}, rejected {}",
-                summary.created,
-                summary.updated,
-                summary.unchanged,
-                summary.warnings.len(),
-                summary.rejected.len()
-            ),
-            Err(err) => {
-                eprintln!("{name}: failed: {}", err.detail());
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        anyhow::bail!("some sources failed; run sync again to resume them");
-    }
-    Ok(())
 }
 
 async fn import(args: ImportArgs) -> anyhow::Result<()> {
@@ -348,7 +300,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open(database: &DatabaseConfig) -> anyhow::Result<sea_orm::DatabaseConnection> {
+pub(crate) async fn open(database: &DatabaseConfig) -> anyhow::Result<sea_orm::DatabaseConnection> {
     let db = db::connect(&database.database_url, None).await?;
     db::migrate(&db).await?;
     Ok(db)
