@@ -252,10 +252,7 @@ pub async fn restore_seen(
         .exec(db)
         .await?;
     Contact::update_many()
-        .col_expr(
-            contact::Column::ArchivedAt,
-            Expr::val(Option::<i64>::None),
-        )
+        .col_expr(contact::Column::ArchivedAt, Expr::val(Option::<i64>::None))
         .filter(contact::Column::TenantId.eq(tenant.0))
         .filter(contact::Column::Id.is_in(back))
         .filter(contact::Column::ArchivedAt.is_not_null())

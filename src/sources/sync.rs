@@ -521,10 +521,7 @@ async fn release(db: &DatabaseConnection, lease: lease::Lease, name: &str) {
 /// or suspended.
 async fn schedule_next(db: &impl ConnectionTrait, row: &source::Model, now: i64) -> Result<()> {
     Source::update_many()
-        .col_expr(
-            source::Column::NextRunAt,
-            Expr::val(now + row.interval_ms),
-        )
+        .col_expr(source::Column::NextRunAt, Expr::val(now + row.interval_ms))
         .filter(source::Column::Id.eq(row.id))
         .filter(source::Column::Enabled.eq(true))
         .filter(source::Column::Suspended.is_null())

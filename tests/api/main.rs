@@ -19,6 +19,7 @@ mod operability;
 mod paging;
 mod schema;
 mod seed;
+mod sources;
 mod sync;
 mod vendor_input;
 mod vendors;

@@ -57,7 +57,8 @@ async fn serve(router: axum::Router) -> SocketAddr {
 
 // ----- seed 003: client contacts, limit/offset -----
 
-/// A scripted failure: status and `Retry-After`.
+/// A scripted failure: status and `Retry-After` (`"+N"` sends the HTTP date N seconds
+/// from now).
 pub(crate) type Scripted = (u16, Option<&'static str>);
 
 /// A stand-in for seed 003's API: `limit`/`offset` paging over `records`, Bearer auth
@@ -77,6 +78,11 @@ pub(crate) struct Vendor {
     pub(crate) malformed_at: Arc<Mutex<Option<u64>>>,
     /// Every request's query string.
     pub(crate) seen: Arc<Mutex<Vec<String>>>,
+    /// When each request arrived, in order.
+    pub(crate) seen_at: Arc<Mutex<Vec<std::time::Instant>>>,
+    /// Requests being answered now, and the most there ever were at once.
+    pub(crate) in_flight: Arc<AtomicU64>,
+    pub(crate) max_in_flight: Arc<AtomicU64>,
 }
 
 impl Vendor {
@@ -100,11 +106,25 @@ async fn vendor_contacts(
         .lock()
         .expect("lock")
         .push(uri.query().unwrap_or_default().to_string());
+    vendor
+        .seen_at
+        .lock()
+        .expect("lock")
+        .push(std::time::Instant::now());
+    let now = vendor.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    vendor.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let response = answer(&vendor, &headers, &query).await;
+    vendor.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+/// The response of [`vendor_contacts`] to one request.
+async fn answer(vendor: &Vendor, headers: &HeaderMap, query: &HashMap<String, String>) -> Response {
     let delay = vendor.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
-    if !authorised(&headers) || headers.get("x-api-version").is_none() {
+    if !authorised(headers) || headers.get("x-api-version").is_none() {
         return (
             StatusCode::UNAUTHORIZED,
             axum::Json(json!({"key": "unauthorized", "message": "bad token"})),
@@ -121,10 +141,19 @@ async fn vendor_contacts(
             axum::Json(json!({"key": "x", "message": "scripted"})),
         )
             .into_response();
-        if let Some(secs) = retry_after {
+        if let Some(value) = retry_after {
+            // `+N`: an HTTP date N seconds from now.
+            let value = match value.strip_prefix('+') {
+                Some(secs) => {
+                    let at = chrono::Utc::now()
+                        + chrono::Duration::seconds(secs.parse().expect("seconds"));
+                    at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+                }
+                None => value.to_string(),
+            };
             response
                 .headers_mut()
-                .insert("retry-after", secs.parse().expect("header"));
+                .insert("retry-after", value.parse().expect("header"));
         }
         return response;
     }
