@@ -79,14 +79,26 @@ pub struct FilterTarget {
 
 impl ContactFilter {
     /// The condition of a query's whole filter: [`ContactFilter::condition`], and live
-    /// contacts only unless the filter says `archived` itself.
+    /// contacts only unless the filter says `archived` itself (anywhere in it, e.g.
+    /// `or: [{ archived: true }, { tag: "VIP" }]`).
     pub fn visible_condition(&self, target: FilterTarget, path: &str) -> Result<Condition> {
         let cond = self.condition(target, path)?;
-        Ok(if self.archived.is_none() {
+        Ok(if !self.mentions_archived() {
             cond.add(Expr::col((Contact, Column::ArchivedAt)).is_null())
         } else {
             cond
         })
+    }
+
+    /// Whether `archived` is given here or in a nested filter.
+    fn mentions_archived(&self) -> bool {
+        self.archived.is_some()
+            || [&self.and, &self.or]
+                .into_iter()
+                .flatten()
+                .flat_map(|list| list.iter())
+                .chain(self.not.as_deref())
+                .any(ContactFilter::mentions_archived)
     }
 
     /// The SQL condition of this filter, or every invalid field at once (paths under

@@ -77,7 +77,8 @@ pub struct ContactFilterInput {
     /// Test contacts only (true) or real ones only (false) (seed 002).
     pub is_test_contact: Option<bool>,
     /// Archived contacts only (true: every vendor record they came from was deleted at its
-    /// source) or live ones only (false). Left out of the top-level filter: live ones only.
+    /// source) or live ones only (false). When no part of the filter says `archived`: live
+    /// ones only.
     pub archived: Option<bool>,
     /// Creation time range.
     pub created_at: Option<DateTimeFilterInput>,

@@ -21,5 +21,6 @@ mod schema;
 mod seed;
 mod sources;
 mod sync;
+mod sync_runs;
 mod vendor_input;
 mod vendors;
