@@ -73,6 +73,11 @@ pub struct SyncConfig {
     #[arg(long, env = "NO_SCHEDULER")]
     pub no_scheduler: bool,
 
+    /// Let sources reach loopback, private and link-local addresses (by default only public
+    /// ones: a tenant chooses a source's URL). For vendors on a private network.
+    #[arg(long, env = "SOURCES_ALLOW_PRIVATE_NETWORKS")]
+    pub allow_private_networks: bool,
+
     /// The largest share of a source's records (percent) a FULL run may mark deleted
     /// without `allowMassDeletion`; a run that would mark more deletes nothing and fails
     /// with `SUSPICIOUS_DELETION`.
@@ -86,6 +91,7 @@ impl Default for SyncConfig {
             secret_key: None,
             sync_poll_ms: 5_000,
             no_scheduler: false,
+            allow_private_networks: false,
             max_deletion_percent: 50,
         }
     }

@@ -87,8 +87,16 @@ impl SecretKey {
             Ok(text) => Self::from_base64(&text),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let text = Self::generate_base64();
-                write_private(path, &text).map_err(|err| fail(err.to_string()))?;
-                Self::from_base64(&text)
+                match write_private(path, &text) {
+                    Ok(()) => Self::from_base64(&text),
+                    // Another process made it first: its key is the key.
+                    Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let text =
+                            std::fs::read_to_string(path).map_err(|err| fail(err.to_string()))?;
+                        Self::from_base64(&text)
+                    }
+                    Err(err) => Err(fail(err.to_string())),
+                }
             }
             Err(err) => Err(fail(err.to_string())),
         }

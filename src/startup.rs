@@ -91,7 +91,12 @@ impl Application {
         let settings = WriteSettings {
             default_region: config.default_phone_region,
         };
-        let mut syncer = Syncer::new(key, settings, Some(metrics.clone()));
+        let mut syncer = Syncer::new(
+            key,
+            settings,
+            Some(metrics.clone()),
+            config.sync.allow_private_networks,
+        );
         syncer.max_deletion_share = f64::from(config.sync.max_deletion_percent) / 100.0;
         let syncer = Arc::new(syncer);
         let state = AppState {
@@ -164,12 +169,14 @@ impl Application {
                 }
             }
         });
-        let served = http::server::serve(
-            self.listener,
-            self.router,
-            self.connection_limits,
-            shutdown_signal(),
-        )
+        let served = http::server::serve(self.listener, self.router, self.connection_limits, {
+            // Runs stop as soon as the signal comes, not after requests have drained.
+            let syncer = self.syncer.clone();
+            async move {
+                shutdown_signal().await;
+                syncer.stop();
+            }
+        })
         .await;
         flusher.abort();
         self.syncer.shut_down().await;

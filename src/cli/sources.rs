@@ -271,9 +271,11 @@ pub async fn source(command: SourceCommand) -> anyhow::Result<()> {
                     row.enabled,
                     millis(row.interval_ms),
                     row.next_run_at.map_or("-".to_string(), format_millis),
-                    row.token_last4
-                        .as_deref()
-                        .map_or("-".to_string(), |l| format!("…{l}")),
+                    match (&row.token, &row.token_last4) {
+                        (Some(_), Some(last4)) => format!("…{last4}"),
+                        (Some(_), None) => "set".to_string(),
+                        (None, _) => "-".to_string(),
+                    },
                     row.url
                 );
             }
@@ -324,7 +326,7 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
     let settings = WriteSettings {
         default_region: args.default_phone_region,
     };
-    let mut syncer = Syncer::new(key, settings, None);
+    let mut syncer = Syncer::new(key, settings, None, args.sync.allow_private_networks);
     syncer.max_deletion_share = f64::from(args.sync.max_deletion_percent) / 100.0;
     let mut failed = false;
     for row in chosen {

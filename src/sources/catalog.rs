@@ -127,9 +127,10 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-/// The sealed form of `token` for the source `id`, and its last four characters; the
+/// The sealed form of `token` for the source `id`, and its last four characters (none for
+/// a short token); the
 /// token is checked first (`VALIDATION_FAILED` on `token`).
-fn seal(key: Option<&SecretKey>, id: Uuid, token: &str) -> Result<(String, String)> {
+fn seal(key: Option<&SecretKey>, id: Uuid, token: &str) -> Result<(String, Option<String>)> {
     check_token(token)?;
     let key = key.ok_or_else(|| {
         Error::invalid(
@@ -179,7 +180,7 @@ pub async fn create(
         id: Set(id),
         tenant_id: Set(tenant.0),
         token: Set(sealed.as_ref().map(|(s, _)| s.clone())),
-        token_last4: Set(sealed.map(|(_, l)| l)),
+        token_last4: Set(sealed.and_then(|(_, l)| l)),
         suspended: Set(None),
         next_run_at: Set(settings.enabled.then_some(now)),
         last_full_at: Set(None),
@@ -205,9 +206,15 @@ fn merge_failures<A, B>(a: Result<A>, b: Result<B>) -> Result<(A, B)> {
     }
 }
 
-/// Changes the tenant's source `name` by `patch`, checked as a whole. Updating a source also
-/// lifts a suspension (the vendor refused its token), and a source that becomes enabled is
-/// due at once.
+/// Changes the tenant's source `name` by `patch`, checked as a whole.
+///
+/// - A stored token is not sent to another host: a URL whose host changes needs `token`
+///   again (or `null`), else `VALIDATION_FAILED` on `token`.
+/// - A change of where records are read (format, URL, accounts, businesses) drops the resume
+///   point of an interrupted run, which pointed into the old lists.
+/// - A patch that changes nothing writes nothing (a sources file upserted at every start
+///   leaves its sources as they are); any change, or `enabled: true`, lifts a suspension (the
+///   vendor refused the token), and a source that becomes enabled is due at once.
 pub async fn update(
     db: &DatabaseConnection,
     key: Option<&SecretKey>,
@@ -217,13 +224,43 @@ pub async fn update(
 ) -> Result<source::Model> {
     let (txn, _lock) = begin_write(db).await?;
     let stored = find(&txn, tenant, name).await?;
-    let settings = patch.apply(settings_of(&stored)?.to_draft()).validate();
+    let current = settings_of(&stored)?;
+    let settings = patch.apply(current.to_draft()).validate();
     let sealed = match &patch.token {
         Change::Set(token) => seal(key, stored.id, token).map(Change::Set),
         Change::Clear => Ok(Change::Clear),
-        Change::Keep => Ok(Change::Keep),
+        Change::Keep => match &settings {
+            Ok(new) if stored.token.is_some() && host(&new.url) != host(&current.url) => {
+                Err(Error::invalid(
+                    "token",
+                    "the url's host changes: give the token again (or null to remove it), \
+                     so that a token is never sent to a host it was not given for",
+                ))
+            }
+            _ => Ok(Change::Keep),
+        },
     };
     let (settings, sealed) = merge_failures(settings, sealed)?;
+    // Enabling a suspended source re-enables it, even when it was enabled already.
+    let re_enabled = stored.suspended.is_some() && patch.enabled == Some(true);
+    if settings == current && matches!(sealed, Change::Keep) && !re_enabled {
+        return Ok(stored);
+    }
+    let moved = settings.format != current.format
+        || settings.url != current.url
+        || settings.accounts != current.accounts
+        || settings.businesses != current.businesses;
+    if moved {
+        SourceState::update_many()
+            .col_expr(
+                source_state::Column::Cursor,
+                Expr::val(Option::<String>::None),
+            )
+            .filter(source_state::Column::TenantId.eq(tenant.0))
+            .filter(source_state::Column::Name.eq(name))
+            .exec(&txn)
+            .await?;
+    }
     let now = now_millis();
     let was_due = stored.next_run_at;
     let mut row = stored.into_active_model();
@@ -231,7 +268,7 @@ pub async fn update(
     match sealed {
         Change::Set((token, last4)) => {
             row.token = Set(Some(token));
-            row.token_last4 = Set(Some(last4));
+            row.token_last4 = Set(last4);
         }
         Change::Clear => {
             row.token = Set(None);
@@ -245,6 +282,17 @@ pub async fn update(
     let row = row.update(&txn).await?;
     txn.commit().await?;
     Ok(row)
+}
+
+/// The host (and port) of a source URL, placeholders filled.
+fn host(url: &str) -> Option<String> {
+    let filled = url.replace("{accountId}", "a").replace("{businessId}", "b");
+    let parsed = url::Url::parse(&filled).ok()?;
+    Some(format!(
+        "{}:{}",
+        parsed.host_str()?,
+        parsed.port_or_known_default().unwrap_or_default()
+    ))
 }
 
 /// Deletes the tenant's source `name`, with its runs, sync state and lease. Its contacts
@@ -337,7 +385,7 @@ pub async fn upsert_file_sources(
                 .await
                 .map(|_| ()),
             Err(err) => Err(err),
-            Ok(_) => {
+            Ok(stored) => {
                 let patch = SourcePatch {
                     format: Some(draft.format.clone()),
                     url: Some(draft.url.clone()),
@@ -351,7 +399,9 @@ pub async fn upsert_file_sources(
                         Some(n) => Change::Set(n),
                         None => Change::Clear,
                     },
-                    enabled: draft.enabled,
+                    // Only a change re-enables a suspended source; the same `enabled = true`
+                    // at every start does not.
+                    enabled: draft.enabled.filter(|e| *e != stored.enabled),
                     token: match token {
                         Some(t) => Change::Set(t),
                         None => Change::Keep,

@@ -192,7 +192,11 @@ impl FileSource {
                 tracing::warn!(source = %self.name, variable = %var, "token_env is not set; keeping the stored token");
                 Ok(None)
             }
-            Err(err) => Err(Error::invalid("token_env", format!("{var}: {err}"))),
+            // Not the error's text: it would hold the value.
+            Err(std::env::VarError::NotUnicode(_)) => Err(Error::invalid(
+                "token_env",
+                format!("{var} does not hold valid Unicode"),
+            )),
         }
     }
 }

@@ -18,6 +18,8 @@ pub const DEFAULT_FULL_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
 pub const DEFAULT_OVERLAP: Duration = Duration::from_secs(5 * 60);
 /// The shortest schedule accepted (`interval`, `fullEvery`).
 pub const MIN_INTERVAL: Duration = Duration::from_secs(30);
+/// The longest duration accepted (`interval`, `fullEvery`, `overlap`).
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 60 * 60);
 /// Longest name; names are also metric labels and CLI arguments.
 pub const MAX_NAME_CHARS: usize = 100;
 /// Longest bearer token accepted.
@@ -112,10 +114,14 @@ fn duration(
         return default;
     };
     match humantime::parse_duration(text.trim()) {
-        Ok(d) if d < min => {
+        Ok(d) if d < min || d > MAX_DURATION => {
             failures.push(FieldFailure::new(
                 field,
-                format!("must be at least {}", format_duration(min)),
+                format!(
+                    "must be {} to {}",
+                    format_duration(min),
+                    format_duration(MAX_DURATION)
+                ),
             ));
             default
         }
@@ -161,6 +167,12 @@ impl SourceDraft {
         let url = self.url.trim().to_string();
         let filled = url.replace("{accountId}", "a").replace("{businessId}", "b");
         match url::Url::parse(&filled) {
+            Ok(parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+                failures.push(FieldFailure::new(
+                    "url",
+                    "must not hold credentials: set the bearer token with `token`",
+                ));
+            }
             Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {}
             _ => failures.push(FieldFailure::new("url", "must be an http or https URL")),
         }
@@ -200,7 +212,10 @@ impl SourceDraft {
                     format!("{field}.name"),
                     "not a valid header name",
                 ));
-            } else if header.eq_ignore_ascii_case("authorization") {
+            } else if ["authorization", "proxy-authorization", "cookie"]
+                .iter()
+                .any(|reserved| header.eq_ignore_ascii_case(reserved))
+            {
                 failures.push(FieldFailure::new(
                     format!("{field}.name"),
                     "set the bearer token with `token`, which is stored encrypted",
@@ -286,10 +301,14 @@ pub fn check_token(token: &str) -> Result<()> {
     Ok(())
 }
 
-/// The last four characters of a token, to tell tokens apart without showing them.
-pub fn last4(token: &str) -> String {
+/// Tokens shorter than this show no last four characters (they would give too much away).
+pub const MIN_CHARS_FOR_LAST4: usize = 16;
+
+/// The last four characters of a token, to tell tokens apart without showing them; `None`
+/// for a token shorter than [`MIN_CHARS_FOR_LAST4`].
+pub fn last4(token: &str) -> Option<String> {
     let chars: Vec<char> = token.chars().collect();
-    chars[chars.len().saturating_sub(4)..].iter().collect()
+    (chars.len() >= MIN_CHARS_FOR_LAST4).then(|| chars[chars.len() - 4..].iter().collect())
 }
 
 #[cfg(test)]
@@ -366,6 +385,21 @@ mod tests {
     }
 
     #[test]
+    fn credentials_stay_out_of_urls_and_headers_and_durations_are_bounded() {
+        let mut d = draft();
+        d.url = "https://user:secret@crm.example.com/api".into();
+        d.headers = vec![
+            ("Cookie".into(), "s=1".into()),
+            ("X-Api-Version".into(), "2".into()),
+        ];
+        d.interval = Some("400d".into());
+        assert_eq!(
+            fields(d.validate().expect_err("invalid")),
+            ["url", "headers[0].name", "interval"]
+        );
+    }
+
+    #[test]
     fn list_placeholders_need_their_lists() {
         let mut d = draft();
         d.format = "account-contacts".into();
@@ -381,7 +415,7 @@ mod tests {
         assert!(check_token("").is_err());
         assert!(check_token("line\nbreak").is_err());
         assert!(check_token("sk-live-abcd1234").is_ok());
-        assert_eq!(last4("sk-live-abcd1234"), "1234");
-        assert_eq!(last4("ab"), "ab");
+        assert_eq!(last4("sk-live-abcd1234").as_deref(), Some("1234"));
+        assert_eq!(last4("short-token"), None);
     }
 }

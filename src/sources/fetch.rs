@@ -13,6 +13,9 @@ use super::config::SourceConfig;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 
+/// The largest page body read (a page holds 100 records).
+pub const MAX_PAGE_BYTES: usize = 32 << 20;
+
 /// How failed requests are retried.
 #[derive(Clone, Copy, Debug)]
 pub struct RetryPolicy {
@@ -61,6 +64,8 @@ pub struct Fetcher<'a> {
     metrics: Option<&'a Metrics>,
     /// Cancelled when the server shuts down: waits and requests stop at once.
     stopping: &'a CancellationToken,
+    /// Whether URLs naming private or loopback addresses may be fetched.
+    allow_private_networks: bool,
     /// The shortest time between two requests (`maxRequestsPerMinute`).
     min_gap: Option<Duration>,
     last_sent: Option<Instant>,
@@ -80,6 +85,7 @@ impl<'a> Fetcher<'a> {
         retry: RetryPolicy,
         metrics: Option<&'a Metrics>,
         stopping: &'a CancellationToken,
+        allow_private_networks: bool,
     ) -> Self {
         let min_gap = source
             .settings
@@ -91,6 +97,7 @@ impl<'a> Fetcher<'a> {
             retry,
             metrics,
             stopping,
+            allow_private_networks,
             min_gap,
             last_sent: None,
             waited: Duration::ZERO,
@@ -136,6 +143,10 @@ impl<'a> Fetcher<'a> {
     /// [`RetryPolicy::attempts`] with `Upstream`.
     pub async fn get(&mut self, url: &str, query: &[(String, String)]) -> Result<Value> {
         let name = &self.source.name;
+        if !self.allow_private_networks {
+            super::network::check_url(url)
+                .map_err(|why| Error::Upstream(format!("source {name}: {why}")))?;
+        }
         let mut failures = 0u32;
         let mut last_problem;
         loop {
@@ -170,9 +181,7 @@ impl<'a> Fetcher<'a> {
             let status = response.status();
             self.count(status.as_str());
             if status.is_success() {
-                let body = response.bytes().await.map_err(|err| {
-                    Error::Upstream(format!("source {name}: reading {url}: {err}"))
-                })?;
+                let body = self.body(response, url).await?;
                 return serde_json::from_slice(&super::payload::normalise(&body)).map_err(|err| {
                     Error::BadPayload(format!(
                         "source {name}: malformed page from {url}: not valid JSON: {err}"
@@ -189,7 +198,10 @@ impl<'a> Fetcher<'a> {
                 || (status == StatusCode::SERVICE_UNAVAILABLE && retry_after.is_some());
             if rate_limited {
                 let wait = retry_after.unwrap_or(self.retry.backoff);
-                if self.waited + wait > self.retry.rate_limit_budget {
+                // Charged at least the backoff, so that a vendor answering `Retry-After: 0`
+                // over and over still runs the budget out.
+                let charged = wait.max(self.retry.backoff);
+                if self.waited + charged > self.retry.rate_limit_budget {
                     return Err(Error::RateLimited(format!(
                         "source {name}: the API kept answering {status}{detail}; waited {} of \
                          the run's {} budget, {} more asked; the next run resumes here",
@@ -198,7 +210,7 @@ impl<'a> Fetcher<'a> {
                         humantime::format_duration(wait)
                     )));
                 }
-                self.waited += wait;
+                self.waited += charged;
                 self.retries += 1;
                 self.sleep(wait, url).await?;
                 continue;
@@ -222,6 +234,35 @@ impl<'a> Fetcher<'a> {
                 _ => Error::Upstream(message),
             });
         }
+    }
+
+    /// The body of a page, at most [`MAX_PAGE_BYTES`] (`BAD_PAYLOAD` past it).
+    async fn body(&self, mut response: reqwest::Response, url: &str) -> Result<Vec<u8>> {
+        let name = &self.source.name;
+        let too_large = || {
+            Error::BadPayload(format!(
+                "source {name}: the page from {url} is larger than {} MiB",
+                MAX_PAGE_BYTES >> 20
+            ))
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_PAGE_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|err| Error::Upstream(format!("source {name}: reading {url}: {err}")))?
+        {
+            if body.len() + chunk.len() > MAX_PAGE_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// After the `failures`-th failed attempt: waits before the next, or gives up.

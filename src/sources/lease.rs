@@ -13,9 +13,10 @@ use crate::error::{Error, Result};
 use crate::tenancy::TenantId;
 use crate::time::{format_millis, now_millis};
 
-/// How long a lease lasts without renewal (ms). A run renews it after every page, and a
-/// page (with its retries) takes far less.
-pub const LEASE_TTL_MS: i64 = 5 * 60 * 1000;
+/// How long a lease lasts without renewal (ms). A run renews it before it fetches a page and
+/// again in the page's transaction; one page takes at most the rate-limit budget (5 min) and
+/// its retries (5 × 30 s waits and 30 s requests), well within this.
+pub const LEASE_TTL_MS: i64 = 15 * 60 * 1000;
 
 /// A held lease on one source.
 #[derive(Clone, Debug)]

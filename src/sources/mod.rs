@@ -18,6 +18,7 @@ pub mod fetch;
 pub mod import;
 pub mod lease;
 mod mapping;
+pub mod network;
 pub mod payload;
 mod pipeline_contacts;
 pub mod runs;

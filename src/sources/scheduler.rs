@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use entity::prelude::Source;
+use entity::prelude::{Source, SourceLease};
 use entity::source::{self, Column};
-use sea_orm::sea_query::Expr;
+use entity::source_lease;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::runs::RunTrigger;
@@ -18,6 +19,9 @@ use crate::time::now_millis;
 
 /// Due sources started per poll, at most.
 const STARTS_PER_POLL: u64 = 16;
+/// Runs under way in one process, at most: past it the scheduler starts none (the sources
+/// stay due, for this process's next poll or another process's).
+pub const MAX_RUNS_PER_PROCESS: usize = 8;
 
 /// Polls every `poll` until the syncer shuts down.
 pub async fn run(db: DatabaseConnection, syncer: Arc<Syncer>, poll: Duration) {
@@ -35,10 +39,29 @@ pub async fn run(db: DatabaseConnection, syncer: Arc<Syncer>, poll: Duration) {
 /// Starts a run of every source that is due now; returns how many started.
 pub async fn start_due(db: &DatabaseConnection, syncer: &Arc<Syncer>) -> Result<usize> {
     let now = now_millis();
+    let room = MAX_RUNS_PER_PROCESS.saturating_sub(syncer.running());
+    if room == 0 {
+        return Ok(0);
+    }
+    // Sources running now (anywhere) are passed over: they would take every start of the
+    // poll and keep the others waiting.
+    let leased = Query::select()
+        .expr(Expr::val(1))
+        .from(SourceLease)
+        .and_where(
+            Expr::col((SourceLease, source_lease::Column::TenantId))
+                .equals((Source, Column::TenantId)),
+        )
+        .and_where(
+            Expr::col((SourceLease, source_lease::Column::Name)).equals((Source, Column::Name)),
+        )
+        .and_where(Expr::col((SourceLease, source_lease::Column::ExpiresAt)).gte(now))
+        .to_owned();
     let due: Vec<source::Model> = Source::find()
         .filter(Column::NextRunAt.lte(now))
+        .filter(Expr::exists(leased).not())
         .order_by_asc(Column::NextRunAt)
-        .limit(STARTS_PER_POLL)
+        .limit(Ord::min(STARTS_PER_POLL, room as u64))
         .all(db)
         .await?;
     let mut started = 0;
@@ -63,7 +86,10 @@ pub async fn start_due(db: &DatabaseConnection, syncer: &Arc<Syncer>) -> Result<
                 // turn instead of being retried at every poll.
                 tracing::warn!(source = %row.name, error = %err.detail(), "a scheduled run could not start");
                 Source::update_many()
-                    .col_expr(Column::NextRunAt, Expr::val(now + row.interval_ms))
+                    .col_expr(
+                        Column::NextRunAt,
+                        Expr::val(now.saturating_add(row.interval_ms)),
+                    )
                     .filter(Column::Id.eq(row.id))
                     .filter(Column::NextRunAt.lte(now))
                     .exec(db)

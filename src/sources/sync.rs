@@ -82,6 +82,8 @@ pub struct Syncer {
     pub settings: WriteSettings,
     /// The most a FULL run may mark deleted without `allowMassDeletion`, 0.0–1.0.
     pub max_deletion_share: f64,
+    /// Whether sources may reach private and loopback addresses.
+    allow_private_networks: bool,
     stopping: CancellationToken,
     tasks: TaskTracker,
 }
@@ -108,14 +110,25 @@ impl StartedRun {
 }
 
 impl Syncer {
-    /// A syncer whose client gives up on a request after 30 s.
-    pub fn new(key: Option<SecretKey>, settings: WriteSettings, metrics: Option<Metrics>) -> Self {
-        let client = reqwest::Client::builder()
+    /// A syncer whose client gives up on a request after 30 s, follows no redirects, and
+    /// reaches only public addresses unless `allow_private_networks` (see
+    /// [`super::network`]).
+    pub fn new(
+        key: Option<SecretKey>,
+        settings: WriteSettings,
+        metrics: Option<Metrics>,
+        allow_private_networks: bool,
+    ) -> Self {
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
-            .user_agent(concat!("contact-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("contact-gateway/", env!("CARGO_PKG_VERSION")));
+        if !allow_private_networks {
+            builder = builder.dns_resolver(Arc::new(super::network::PublicOnly));
+        }
+        let client = builder.build().unwrap_or_default();
         Self {
+            allow_private_networks,
             client,
             retry: RetryPolicy::default(),
             key,
@@ -127,11 +140,22 @@ impl Syncer {
         }
     }
 
-    /// Asks every run under way to stop after its current page, and waits for them.
-    pub async fn shut_down(&self) {
+    /// Asks every run under way to stop after its current page (or during a wait), and the
+    /// scheduler to start no more; returns at once.
+    pub fn stop(&self) {
         self.stopping.cancel();
+    }
+
+    /// [`Syncer::stop`], then waits for the runs under way.
+    pub async fn shut_down(&self) {
+        self.stop();
         self.tasks.close();
         self.tasks.wait().await;
+    }
+
+    /// Runs under way in this process.
+    pub fn running(&self) -> usize {
+        self.tasks.len()
     }
 
     /// Whether shutdown has begun.
@@ -185,24 +209,24 @@ impl Syncer {
             .as_deref()
             .and_then(|c| serde_json::from_str::<RunCursor>(c).ok());
         let now = now_millis();
+        let lists = source.lists().len();
         let (cursor, from_start) = match resumed {
-            Some(cursor) => (cursor, false),
-            None => {
+            // A resume point past the source's lists (they were shortened) starts afresh.
+            Some(cursor) if cursor.list < lists => (cursor, false),
+            _ => {
                 // The state's counts are those of the last run.
                 state.created = 0;
                 state.updated = 0;
                 state.unchanged = 0;
                 state.warnings = 0;
                 state.rejected = 0;
-                let due_full = row
-                    .last_full_at
-                    .is_none_or(|at| now - at >= row.full_every_ms);
-                let mode = match request.mode {
-                    _ if !supports_since => RunMode::Full,
-                    Some(mode) => mode,
-                    None if due_full => RunMode::Full,
-                    None => RunMode::Incremental,
-                };
+                let mode = choose_mode(
+                    request.mode,
+                    supports_since,
+                    row.last_full_at,
+                    row.full_every_ms,
+                    now,
+                );
                 let since = match mode {
                     RunMode::Full => None,
                     RunMode::Incremental => state
@@ -266,6 +290,7 @@ impl Syncer {
             self.retry,
             self.metrics.as_ref(),
             &self.stopping,
+            self.allow_private_networks,
         );
         let outcome = self
             .pages(
@@ -289,28 +314,17 @@ impl Syncer {
         };
         run.requests = fetcher.requests as i64;
         run.retries = fetcher.retries as i64;
-        let error = outcome.as_ref().err();
-        if let Some(err) = error {
-            state.last_error = Some(err.detail());
-            save_state(db, &state).await?;
-            if matches!(err, Error::UpstreamRefused(_)) {
-                catalog::suspend(db, row.id, &err.message()).await?;
-            }
-            tracing::warn!(source = %source.name, error = %err.detail(), "sync run failed");
-        }
-        if matches!(outcome, Ok(true)) && run.mode == RunMode::Full.as_str() {
-            Source::update_many()
-                .col_expr(source::Column::LastFullAt, Expr::val(run.started_at))
-                .filter(source::Column::Id.eq(row.id))
-                .exec(db)
-                .await?;
-        }
-        let run = runs::finish(db, run, error).await?;
+        // The lease is given back whatever the bookkeeping does.
+        let recorded = self
+            .record(db, &source, &row, &mut state, run, outcome)
+            .await;
+        release(db, lease, &source.name).await;
+        let run = recorded?;
         if let Some(metrics) = &self.metrics {
             metrics.record_run(
                 source.tenant,
                 &source.name,
-                if error.is_some() {
+                if run.error_code.is_some() {
                     "failed"
                 } else {
                     "succeeded"
@@ -326,8 +340,40 @@ impl Syncer {
                 ],
             );
         }
-        release(db, lease, &source.name).await;
         Ok(run)
+    }
+
+    /// Records how a run ended: its row, the source's state (unless another run took the
+    /// lease over: that state is the other run's now), a suspension when the vendor refused
+    /// the token, and the time of a complete FULL run.
+    async fn record(
+        &self,
+        db: &DatabaseConnection,
+        source: &SourceConfig,
+        row: &source::Model,
+        state: &mut source_state::Model,
+        run: sync_run::Model,
+        outcome: Result<bool>,
+    ) -> Result<sync_run::Model> {
+        let error = outcome.as_ref().err();
+        if let Some(err) = error {
+            tracing::warn!(source = %source.name, error = %err.detail(), "sync run failed");
+            if !matches!(err, Error::SourceRunning(_)) {
+                state.last_error = Some(err.detail());
+                save_state(db, state).await?;
+            }
+            if matches!(err, Error::UpstreamRefused(_)) {
+                catalog::suspend(db, row.id, &err.message()).await?;
+            }
+        }
+        if matches!(outcome, Ok(true)) && run.mode == RunMode::Full.as_str() {
+            Source::update_many()
+                .col_expr(source::Column::LastFullAt, Expr::val(run.started_at))
+                .filter(source::Column::Id.eq(row.id))
+                .exec(db)
+                .await?;
+        }
+        runs::finish(db, run, error).await
     }
 
     /// Starts a run and lets it go on in the background (tracked, so shutdown waits for it).
@@ -447,6 +493,9 @@ impl Syncer {
             };
             // The page and the state that says it is done, in one transaction.
             let (txn, _lock) = begin_write(db).await?;
+            // Still this run's source (not taken over, not deleted), checked in the page's
+            // own transaction: a run that lost it writes nothing more.
+            lease.renew(&txn).await?;
             let counts = apply_records(&txn, &options, &incoming, now_millis()).await?;
             if restore {
                 deletions::restore_seen(&txn, tenant, &source.name, &ids).await?;
@@ -507,6 +556,24 @@ impl Syncer {
         txn.commit().await?;
         run.deleted = marked as i64;
         Ok(())
+    }
+}
+
+/// The mode of a new run: what was asked for; else FULL once `full_every_ms` has passed
+/// since the last complete FULL run (or there was none), INCREMENTAL before. An API that
+/// cannot filter by update time (`supports_since` false) is always read in FULL.
+pub fn choose_mode(
+    requested: Option<RunMode>,
+    supports_since: bool,
+    last_full_at: Option<i64>,
+    full_every_ms: i64,
+    now: i64,
+) -> RunMode {
+    match requested {
+        _ if !supports_since => RunMode::Full,
+        Some(mode) => mode,
+        None if last_full_at.is_none_or(|at| now - at >= full_every_ms) => RunMode::Full,
+        None => RunMode::Incremental,
     }
 }
 
@@ -592,4 +659,29 @@ pub async fn states(
         .into_iter()
         .map(|s| (s.name.clone(), s))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn a_run_is_full_when_asked_when_due_and_when_the_api_cannot_filter() {
+        use RunMode::{Full, Incremental};
+        // Never had a FULL run: FULL.
+        assert_eq!(choose_mode(None, true, None, DAY, 10), Full);
+        // fullEvery not yet passed: INCREMENTAL; passed: FULL.
+        assert_eq!(choose_mode(None, true, Some(0), DAY, DAY - 1), Incremental);
+        assert_eq!(choose_mode(None, true, Some(0), DAY, DAY), Full);
+        // Asked for: as asked.
+        assert_eq!(choose_mode(Some(Full), true, Some(0), DAY, 1), Full);
+        assert_eq!(
+            choose_mode(Some(Incremental), true, None, DAY, 1),
+            Incremental
+        );
+        // An API without update-time filtering lists everything every time.
+        assert_eq!(choose_mode(Some(Incremental), false, Some(0), DAY, 1), Full);
+    }
 }

@@ -106,6 +106,8 @@ pub fn test_config(database_url: &str) -> Config {
             secret_key: Some(TEST_SECRET_KEY.to_string()),
             no_scheduler: true,
             sync_poll_ms: 50,
+            // The stand-in vendors listen on 127.0.0.1.
+            allow_private_networks: true,
             ..SyncConfig::default()
         },
         limits: Default::default(),

@@ -234,6 +234,7 @@ async fn a_source_runs_once_at_a_time_from_every_entry_point() {
         .args(["--source", "crm", "--database-url", &app.database_url])
         .env("CG_TEST_VENDOR_TOKEN", "vendor-token")
         .env("GATEWAY_SECRET_KEY", crate::common::TEST_SECRET_KEY)
+        .env("SOURCES_ALLOW_PRIVATE_NETWORKS", "true")
         .output()
         .expect("run the CLI");
     assert!(!cli.status.success());
