@@ -9,6 +9,10 @@
 //! (the database named must exist and be empty; it is migrated).
 mod common;
 
+/// The allocator `contact-gateway` runs with (see `src/main.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;

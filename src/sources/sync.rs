@@ -25,9 +25,9 @@ use super::catalog;
 use super::config::SourceConfig;
 use super::deletions::{self, SeenIds};
 use super::fetch::{Fetcher, RetryPolicy};
-use super::import::{ImportOptions, ImportSummary, apply_records, check_tenant, prepare};
+use super::import::{ImportOptions, ImportSummary, Incoming, apply_records, check_tenant, prepare};
 use super::runs::{self, RunMode, RunTrigger};
-use super::{PagePosition, lease};
+use super::{MapContext, PagePosition, lease};
 use crate::contacts::WriteSettings;
 use crate::db::begin_write;
 use crate::error::{Error, Result};
@@ -35,6 +35,60 @@ use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
 use crate::tenancy::TenantId;
 use crate::time::{format_millis, now_millis, parse_rfc3339_millis};
+
+/// Records written per transaction by a run, at most (ten pages of 100).
+pub const BATCH_RECORDS: usize = 1_000;
+/// The longest fetched pages wait to be written (a slow or paced vendor).
+pub const BATCH_WAIT: Duration = Duration::from_secs(1);
+/// How often a run renews its lease while it only fetches (its batches renew it too).
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(60);
+
+/// Pages fetched and checked but not written yet, all of one list.
+#[derive(Default)]
+struct Batch {
+    /// What the list's URL says of its records.
+    context: Option<MapContext>,
+    incoming: Vec<Incoming>,
+    /// Vendor ids to restore if they were marked deleted (only when the source has any).
+    ids: Vec<String>,
+    warnings: usize,
+    /// The resume point after the last page: `Some(None)` when it was the run's last.
+    after: Option<Option<RunCursor>>,
+    /// The newest vendor update time seen (the watermark once the run ends).
+    newest: Option<String>,
+    /// When the first page of the batch arrived.
+    started: Option<Instant>,
+}
+
+impl Batch {
+    fn add(
+        &mut self,
+        context: &MapContext,
+        incoming: Vec<Incoming>,
+        warnings: usize,
+        restore: bool,
+        after: Option<RunCursor>,
+        newest: Option<String>,
+    ) {
+        if self.context.is_none() {
+            self.context = Some(context.clone());
+        }
+        if restore {
+            self.ids
+                .extend(incoming.iter().map(|inc| inc.external_id().to_string()));
+        }
+        self.incoming.extend(incoming);
+        self.warnings += warnings;
+        self.newest = newest;
+        self.after = Some(after);
+        self.started.get_or_insert_with(Instant::now);
+    }
+
+    fn is_full(&self) -> bool {
+        self.incoming.len() >= BATCH_RECORDS
+            || self.started.is_some_and(|at| at.elapsed() >= BATCH_WAIT)
+    }
+}
 
 /// The default most a FULL run may mark deleted, as a share of the source's records.
 pub const DEFAULT_MAX_DELETION_SHARE: f64 = 0.5;
@@ -396,9 +450,12 @@ impl Syncer {
         Ok((run, handle))
     }
 
-    /// Fetches and applies pages from `cursor` to the end. Returns the vendor ids seen when
-    /// the run listed every record of the source from the first page (then deletions can be
-    /// detected), else `None`.
+    /// Fetches and applies pages from `cursor` to the end. Pages are written in batches
+    /// ([`Batch`]): up to [`BATCH_RECORDS`] records, or what arrived within
+    /// [`BATCH_WAIT`], of one list, in one transaction with the resume point after the last of
+    /// them. A failure or a shutdown first writes the pages fetched before it, so the next run
+    /// resumes at the page that failed. Returns the vendor ids seen when the run listed every
+    /// record of the source from the first page (then deletions can be detected), else `None`.
     #[allow(clippy::too_many_arguments)]
     async fn pages(
         &self,
@@ -412,13 +469,55 @@ impl Syncer {
         from_start: bool,
     ) -> Result<Option<SeenIds>> {
         let tenant = TenantId(source.tenant);
-        let connector = source.format.connector();
-        let lists = source.lists();
         let lists_everything = cursor.since.is_none() && from_start;
         let mut seen = SeenIds::default();
         let restore = deletions::any_deleted(db, tenant, &source.name).await?;
         state.last_run_at = Some(run.started_at);
         save_state(db, state).await?;
+        let mut batch = Batch::default();
+        let read = self
+            .read_pages(
+                db, source, lease, fetcher, cursor, &mut batch, &mut seen, restore, state, run,
+            )
+            .await;
+        match read {
+            Ok(()) => {
+                self.write_batch(db, source, lease, &mut batch, state, run)
+                    .await?;
+                Ok(lists_everything.then_some(seen))
+            }
+            Err(err) => {
+                // What was fetched before the failure is kept; the next run starts after it.
+                if let Err(written) = self
+                    .write_batch(db, source, lease, &mut batch, state, run)
+                    .await
+                {
+                    tracing::warn!(source = %source.name, error = %written.detail(), "could not write the pages fetched before a failure");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Fetches pages from `cursor` on into `batch`, writing it whenever it is full.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_pages(
+        &self,
+        db: &DatabaseConnection,
+        source: &SourceConfig,
+        lease: &lease::Lease,
+        fetcher: &mut Fetcher<'_>,
+        cursor: &mut RunCursor,
+        batch: &mut Batch,
+        seen: &mut SeenIds,
+        restore: bool,
+        state: &mut source_state::Model,
+        run: &mut sync_run::Model,
+    ) -> Result<()> {
+        let connector = source.format.connector();
+        let lists = source.lists();
+        let lists_everything = cursor.since.is_none();
+        let mut renewed = Instant::now();
         while let Some((url, context)) = lists.get(cursor.list) {
             if self.is_stopping() {
                 return Err(Error::Interrupted(format!(
@@ -427,7 +526,11 @@ impl Syncer {
                     source.name, cursor.position.page
                 )));
             }
-            lease.renew(db).await?;
+            // Written batches renew the lease; a long wait on the vendor does it here.
+            if renewed.elapsed() > LEASE_RENEW_EVERY {
+                lease.renew(db).await?;
+                renewed = Instant::now();
+            }
             let mut query = connector.page_query(&cursor.position);
             if let Some(since) = &cursor.since {
                 query.extend(connector.since_query(since));
@@ -453,13 +556,9 @@ impl Syncer {
                     page.rejected.len()
                 )));
             }
-            let mut ids = Vec::with_capacity(incoming.len());
             for inc in &incoming {
                 if lists_everything {
                     seen.insert(inc.external_id());
-                }
-                if restore {
-                    ids.push(inc.external_id().to_string());
                 }
                 if let Some(updated) = inc.updated_at()
                     && cursor
@@ -483,51 +582,85 @@ impl Syncer {
                 }),
                 None => None,
             };
-            let options = ImportOptions {
-                tenant,
-                source: source.name.clone(),
-                format: source.format,
-                context: context.clone(),
-                strict: false,
-                settings: self.settings,
-            };
-            // The page and the state that says it is done, in one transaction.
-            let (txn, _lock) = begin_write(db).await?;
-            // Still this run's source (not taken over, not deleted), checked in the page's
-            // own transaction: a run that lost it writes nothing more.
-            lease.renew(&txn).await?;
-            let counts = apply_records(&txn, &options, &incoming, now_millis()).await?;
-            if restore {
-                deletions::restore_seen(&txn, tenant, &source.name, &ids).await?;
+            batch.add(
+                context,
+                incoming,
+                page.warnings.len(),
+                restore,
+                next.clone(),
+                cursor.newest.clone(),
+            );
+            let list_ends = next.as_ref().is_none_or(|n| n.list != cursor.list);
+            if list_ends || batch.is_full() {
+                self.write_batch(db, source, lease, batch, state, run)
+                    .await?;
+                renewed = Instant::now();
             }
-            page.add(counts);
-            match &next {
-                Some(next) => {
-                    state.cursor = Some(serde_json::to_string(next).unwrap_or_default());
-                }
-                None => {
-                    state.cursor = None;
-                    state.watermark = cursor.newest.clone();
-                    state.last_success_at = Some(now_millis());
-                    state.last_error = None;
-                }
-            }
-            state.created += page.created as i64;
-            state.updated += page.updated as i64;
-            state.unchanged += page.unchanged as i64;
-            state.warnings += page.warnings.len() as i64;
-            save_state(&txn, state).await?;
-            txn.commit().await?;
-            run.created += page.created as i64;
-            run.updated += page.updated as i64;
-            run.unchanged += page.unchanged as i64;
-            run.warnings += page.warnings.len() as i64;
             match next {
                 Some(next) => *cursor = next,
                 None => break,
             }
         }
-        Ok(lists_everything.then_some(seen))
+        Ok(())
+    }
+
+    /// Writes `batch` in one transaction, with the resume point after its last page (or, when
+    /// that page was the run's last, the new watermark), and empties it.
+    async fn write_batch(
+        &self,
+        db: &DatabaseConnection,
+        source: &SourceConfig,
+        lease: &lease::Lease,
+        batch: &mut Batch,
+        state: &mut source_state::Model,
+        run: &mut sync_run::Model,
+    ) -> Result<()> {
+        let Some(after) = batch.after.take() else {
+            return Ok(());
+        };
+        let tenant = TenantId(source.tenant);
+        let options = ImportOptions {
+            tenant,
+            source: source.name.clone(),
+            format: source.format,
+            context: batch.context.take().unwrap_or_default(),
+            strict: false,
+            settings: self.settings,
+        };
+        let incoming = std::mem::take(&mut batch.incoming);
+        let ids = std::mem::take(&mut batch.ids);
+        let warnings = std::mem::take(&mut batch.warnings);
+        batch.started = None;
+        let (txn, _lock) = begin_write(db).await?;
+        // Still this run's source (not taken over, not deleted), checked in the batch's own
+        // transaction: a run that lost it writes nothing more.
+        lease.renew(&txn).await?;
+        let counts = apply_records(&txn, &options, &incoming, now_millis()).await?;
+        if !ids.is_empty() {
+            deletions::restore_seen(&txn, tenant, &source.name, &ids).await?;
+        }
+        match &after {
+            Some(next) => {
+                state.cursor = Some(serde_json::to_string(next).unwrap_or_default());
+            }
+            None => {
+                state.cursor = None;
+                state.watermark = batch.newest.take();
+                state.last_success_at = Some(now_millis());
+                state.last_error = None;
+            }
+        }
+        state.created += counts.created as i64;
+        state.updated += counts.updated as i64;
+        state.unchanged += counts.unchanged as i64;
+        state.warnings += warnings as i64;
+        save_state(&txn, state).await?;
+        txn.commit().await?;
+        run.created += counts.created as i64;
+        run.updated += counts.updated as i64;
+        run.unchanged += counts.unchanged as i64;
+        run.warnings += warnings as i64;
+        Ok(())
     }
 
     /// Marks what a complete listing did not see as deleted, within the share limit.
