@@ -145,8 +145,8 @@ impl Application {
     }
 
     /// Serves, and runs sources on their schedule, until Ctrl-C or SIGTERM; then finishes
-    /// in-flight requests, and sync runs stop after the page they are applying (the next run
-    /// resumes at the page after it). Keys' `lastUsedAt` is written every minute and at
+    /// in-flight requests, and sync runs write the pages they fetched and stop (the next run
+    /// resumes at the page after them). Keys' `lastUsedAt` is written every minute and at
     /// shutdown.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let scheduler = self.scheduler_poll.map(|poll| {

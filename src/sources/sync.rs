@@ -25,9 +25,12 @@ use super::catalog;
 use super::config::SourceConfig;
 use super::deletions::{self, SeenIds};
 use super::fetch::{Fetcher, RetryPolicy};
-use super::import::{ImportOptions, ImportSummary, Incoming, apply_records, check_tenant, prepare};
+use super::import::{
+    ImportOptions, ImportSummary, Incoming, apply_records, check_tenant, prepare, record_hash,
+    unchanged_records,
+};
 use super::runs::{self, RunMode, RunTrigger};
-use super::{MapContext, PagePosition, lease};
+use super::{MapContext, PagePosition, lease, mapping};
 use crate::contacts::WriteSettings;
 use crate::db::begin_write;
 use crate::error::{Error, Result};
@@ -35,6 +38,7 @@ use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
 use crate::tenancy::TenantId;
 use crate::time::{format_millis, now_millis, parse_rfc3339_millis};
+use serde_json::Value;
 
 /// Records written per transaction by a run, at most (ten pages of 100).
 pub const BATCH_RECORDS: usize = 1_000;
@@ -42,6 +46,15 @@ pub const BATCH_RECORDS: usize = 1_000;
 pub const BATCH_WAIT: Duration = Duration::from_secs(1);
 /// How often a run renews its lease while it only fetches (its batches renew it too).
 const LEASE_RENEW_EVERY: Duration = Duration::from_secs(60);
+
+/// One page, checked: what to write, and what was there already.
+struct Page {
+    incoming: Vec<Incoming>,
+    /// Its vendor ids, when records marked deleted are to be restored.
+    ids: Vec<String>,
+    unchanged: usize,
+    warnings: usize,
+}
 
 /// Pages fetched and checked but not written yet, all of one list.
 #[derive(Default)]
@@ -51,6 +64,10 @@ struct Batch {
     incoming: Vec<Incoming>,
     /// Vendor ids to restore if they were marked deleted (only when the source has any).
     ids: Vec<String>,
+    /// Records of the batch, those held already included.
+    records: usize,
+    /// Records the source held already, byte for byte (not in `incoming`).
+    unchanged: usize,
     warnings: usize,
     /// The resume point after the last page: `Some(None)` when it was the run's last.
     after: Option<Option<RunCursor>>,
@@ -64,29 +81,25 @@ impl Batch {
     fn add(
         &mut self,
         context: &MapContext,
-        incoming: Vec<Incoming>,
-        warnings: usize,
-        restore: bool,
+        page: Page,
         after: Option<RunCursor>,
         newest: Option<String>,
     ) {
         if self.context.is_none() {
             self.context = Some(context.clone());
         }
-        if restore {
-            self.ids
-                .extend(incoming.iter().map(|inc| inc.external_id().to_string()));
-        }
-        self.incoming.extend(incoming);
-        self.warnings += warnings;
+        self.ids.extend(page.ids);
+        self.records += page.incoming.len() + page.unchanged;
+        self.incoming.extend(page.incoming);
+        self.unchanged += page.unchanged;
+        self.warnings += page.warnings;
         self.newest = newest;
         self.after = Some(after);
         self.started.get_or_insert_with(Instant::now);
     }
 
     fn is_full(&self) -> bool {
-        self.incoming.len() >= BATCH_RECORDS
-            || self.started.is_some_and(|at| at.elapsed() >= BATCH_WAIT)
+        self.records >= BATCH_RECORDS || self.started.is_some_and(|at| at.elapsed() >= BATCH_WAIT)
     }
 }
 
@@ -544,6 +557,28 @@ impl Syncer {
                 ))
             })?;
             let count = records.len();
+            // Records the source already holds byte for byte are counted, not mapped again.
+            let fingerprints: Vec<(String, String)> = records
+                .iter()
+                .filter_map(|r| {
+                    let id = mapping::record_id(r, connector.id_field()).ok()?;
+                    Some((id, record_hash(&r.to_string())))
+                })
+                .collect();
+            let unchanged =
+                unchanged_records(db, TenantId(source.tenant), &source.name, &fingerprints).await?;
+            let ids: Vec<String> = fingerprints.into_iter().map(|(id, _)| id).collect();
+            let records: Vec<Value> = if unchanged.is_empty() {
+                records
+            } else {
+                records
+                    .into_iter()
+                    .filter(|r| {
+                        mapping::record_id(r, connector.id_field())
+                            .map_or(true, |id| !unchanged.contains(&id))
+                    })
+                    .collect()
+            };
             let mut page = ImportSummary::default();
             let incoming = prepare(connector, records, context, self.settings, &mut page);
             if let Some(first) = page.rejected.first() {
@@ -556,10 +591,12 @@ impl Syncer {
                     page.rejected.len()
                 )));
             }
-            for inc in &incoming {
-                if lists_everything {
-                    seen.insert(inc.external_id());
+            if lists_everything {
+                for id in &ids {
+                    seen.insert(id);
                 }
+            }
+            for inc in &incoming {
                 if let Some(updated) = inc.updated_at()
                     && cursor
                         .newest
@@ -584,9 +621,12 @@ impl Syncer {
             };
             batch.add(
                 context,
-                incoming,
-                page.warnings.len(),
-                restore,
+                Page {
+                    incoming,
+                    ids: if restore { ids } else { Vec::new() },
+                    unchanged: unchanged.len(),
+                    warnings: page.warnings.len(),
+                },
                 next.clone(),
                 cursor.newest.clone(),
             );
@@ -630,12 +670,15 @@ impl Syncer {
         let incoming = std::mem::take(&mut batch.incoming);
         let ids = std::mem::take(&mut batch.ids);
         let warnings = std::mem::take(&mut batch.warnings);
+        let held = std::mem::take(&mut batch.unchanged) as u64;
+        batch.records = 0;
         batch.started = None;
         let (txn, _lock) = begin_write(db).await?;
         // Still this run's source (not taken over, not deleted), checked in the batch's own
         // transaction: a run that lost it writes nothing more.
         lease.renew(&txn).await?;
-        let counts = apply_records(&txn, &options, &incoming, now_millis()).await?;
+        let mut counts = apply_records(&txn, &options, &incoming, now_millis()).await?;
+        counts.unchanged += held;
         if !ids.is_empty() {
             deletions::restore_seen(&txn, tenant, &source.name, &ids).await?;
         }

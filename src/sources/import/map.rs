@@ -181,7 +181,7 @@ pub(super) fn validate(
         apply_fields(&mut draft, &mapped.fields, settings);
     }
     let raw = record.to_string();
-    let hash = hex::encode(Sha256::digest(raw.as_bytes()));
+    let hash = record_hash(&raw);
     let state_json = MappedState::of(&mapped).to_json();
     Incoming {
         mapped,
@@ -190,6 +190,11 @@ pub(super) fn validate(
         hash,
         state_json,
     }
+}
+
+/// The fingerprint of a record's JSON text (`contact_sources.record_hash`): SHA-256, hex.
+pub fn record_hash(raw: &str) -> String {
+    hex::encode(Sha256::digest(raw.as_bytes()))
 }
 
 /// What the last import of a record mapped it to (stored as `contact_sources.mapped`).

@@ -23,9 +23,10 @@ mod write;
 use sea_orm::DatabaseTransaction;
 use serde::Serialize;
 
-pub use map::{Incoming, prepare};
+pub use map::{Incoming, prepare, record_hash};
 pub use read::parse_payload;
 pub use run::import_payload;
+pub use stored::unchanged_records;
 
 use crate::contacts::WriteSettings;
 use crate::error::{Error, FieldFailure, Result};

@@ -6,7 +6,7 @@ use entity::prelude::{Contact, ContactSource};
 use entity::{contact, contact_source};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
-    Statement,
+    QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -17,6 +17,42 @@ use crate::tenancy::TenantId;
 
 /// Vendor ids, or contact ids, per statement.
 const IDS_PER_STATEMENT: usize = 1_000;
+
+/// Which of `records` (vendor id, fingerprint) the source holds exactly so already: what a
+/// sync run need not map, validate or write again. One statement per
+/// [`IDS_PER_STATEMENT`] ids, along the `(tenant_id, source, external_id)` index.
+pub async fn unchanged_records(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    source: &str,
+    records: &[(String, String)],
+) -> Result<std::collections::HashSet<String>> {
+    let mut unchanged = std::collections::HashSet::new();
+    for chunk in records.chunks(IDS_PER_STATEMENT) {
+        let wanted: HashMap<&str, &str> = chunk
+            .iter()
+            .map(|(id, hash)| (id.as_str(), hash.as_str()))
+            .collect();
+        let rows: Vec<(String, String)> = ContactSource::find()
+            .select_only()
+            .columns([
+                contact_source::Column::ExternalId,
+                contact_source::Column::RecordHash,
+            ])
+            .filter(contact_source::Column::TenantId.eq(tenant.0))
+            .filter(contact_source::Column::Source.eq(source))
+            .filter(contact_source::Column::ExternalId.is_in(wanted.keys().copied()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        unchanged.extend(
+            rows.into_iter()
+                .filter(|(id, hash)| wanted.get(id.as_str()) == Some(&hash.as_str()))
+                .map(|(id, _)| id),
+        );
+    }
+    Ok(unchanged)
+}
 
 /// The stored records of the batch's vendor ids, by vendor id.
 pub(super) async fn stored_records(
