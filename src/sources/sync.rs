@@ -47,6 +47,22 @@ pub const BATCH_WAIT: Duration = Duration::from_secs(1);
 /// How often a run renews its lease while it only fetches (its batches renew it too).
 const LEASE_RENEW_EVERY: Duration = Duration::from_secs(60);
 
+/// Pages fetched and checked ahead of the writer, at most.
+pub const PAGES_AHEAD: usize = 10;
+
+/// A page on its way from the reader to the writer.
+struct FetchedPage {
+    /// What its list's URL says of its records.
+    context: MapContext,
+    page: Page,
+    /// Whether it is the last page of its list (the batch is written then).
+    list_ends: bool,
+    /// The resume point after it (`None`: it was the run's last page).
+    after: Option<RunCursor>,
+    /// The newest vendor update time seen so far.
+    newest: Option<String>,
+}
+
 /// One page, checked: what to write, and what was there already.
 struct Page {
     incoming: Vec<Incoming>,
@@ -463,12 +479,13 @@ impl Syncer {
         Ok((run, handle))
     }
 
-    /// Fetches and applies pages from `cursor` to the end. Pages are written in batches
-    /// ([`Batch`]): up to [`BATCH_RECORDS`] records, or what arrived within
-    /// [`BATCH_WAIT`], of one list, in one transaction with the resume point after the last of
-    /// them. A failure or a shutdown first writes the pages fetched before it, so the next run
-    /// resumes at the page that failed. Returns the vendor ids seen when the run listed every
-    /// record of the source from the first page (then deletions can be detected), else `None`.
+    /// Fetches and applies pages from `cursor` to the end. Fetching and mapping run beside
+    /// writing (up to [`PAGES_AHEAD`] pages ahead), and pages are written in batches
+    /// ([`Batch`]): up to [`BATCH_RECORDS`] records, or what arrived within [`BATCH_WAIT`], of
+    /// one list, in one transaction with the resume point after the last of them. A failure or
+    /// a shutdown first writes the pages fetched before it, so the next run resumes at the
+    /// page that failed. Returns the vendor ids seen when the run listed every record of the
+    /// source from the first page (then deletions can be detected), else `None`.
     #[allow(clippy::too_many_arguments)]
     async fn pages(
         &self,
@@ -487,32 +504,57 @@ impl Syncer {
         let restore = deletions::any_deleted(db, tenant, &source.name).await?;
         state.last_run_at = Some(run.started_at);
         save_state(db, state).await?;
-        let mut batch = Batch::default();
-        let read = self
-            .read_pages(
-                db, source, lease, fetcher, cursor, &mut batch, &mut seen, restore, state, run,
-            )
-            .await;
-        match read {
-            Ok(()) => {
-                self.write_batch(db, source, lease, &mut batch, state, run)
-                    .await?;
-                Ok(lists_everything.then_some(seen))
+        let (pages, mut arriving) = tokio::sync::mpsc::channel::<Result<FetchedPage>>(PAGES_AHEAD);
+        let read = async {
+            let read = self
+                .read_pages(
+                    db, source, lease, fetcher, cursor, &mut seen, restore, &pages,
+                )
+                .await;
+            if let Err(err) = read {
+                // The writer learns of it after the pages before it.
+                let _ = pages.send(Err(err)).await;
             }
-            Err(err) => {
-                // What was fetched before the failure is kept; the next run starts after it.
-                if let Err(written) = self
-                    .write_batch(db, source, lease, &mut batch, state, run)
-                    .await
-                {
-                    tracing::warn!(source = %source.name, error = %written.detail(), "could not write the pages fetched before a failure");
+            drop(pages);
+        };
+        let write = async {
+            let mut batch = Batch::default();
+            while let Some(fetched) = arriving.recv().await {
+                let fetched = match fetched {
+                    Ok(fetched) => fetched,
+                    Err(err) => {
+                        // What was fetched before the failure is kept; the next run starts
+                        // after it.
+                        if let Err(written) = self
+                            .write_batch(db, source, lease, &mut batch, state, run)
+                            .await
+                        {
+                            tracing::warn!(source = %source.name, error = %written.detail(), "could not write the pages fetched before a failure");
+                        }
+                        return Err(err);
+                    }
+                };
+                let list_ends = fetched.list_ends;
+                batch.add(
+                    &fetched.context,
+                    fetched.page,
+                    fetched.after,
+                    fetched.newest,
+                );
+                if list_ends || batch.is_full() {
+                    self.write_batch(db, source, lease, &mut batch, state, run)
+                        .await?;
                 }
-                Err(err)
             }
-        }
+            self.write_batch(db, source, lease, &mut batch, state, run)
+                .await
+        };
+        let ((), written) = futures::join!(read, write);
+        written?;
+        Ok(lists_everything.then_some(seen))
     }
 
-    /// Fetches pages from `cursor` on into `batch`, writing it whenever it is full.
+    /// Fetches and checks pages from `cursor` on and hands them to the writer.
     #[allow(clippy::too_many_arguments)]
     async fn read_pages(
         &self,
@@ -521,11 +563,9 @@ impl Syncer {
         lease: &lease::Lease,
         fetcher: &mut Fetcher<'_>,
         cursor: &mut RunCursor,
-        batch: &mut Batch,
         seen: &mut SeenIds,
         restore: bool,
-        state: &mut source_state::Model,
-        run: &mut sync_run::Model,
+        pages: &tokio::sync::mpsc::Sender<Result<FetchedPage>>,
     ) -> Result<()> {
         let connector = source.format.connector();
         let lists = source.lists();
@@ -539,7 +579,7 @@ impl Syncer {
                     source.name, cursor.position.page
                 )));
             }
-            // Written batches renew the lease; a long wait on the vendor does it here.
+            // Written batches renew the lease; a long wait on the vendor needs it here too.
             if renewed.elapsed() > LEASE_RENEW_EVERY {
                 lease.renew(db).await?;
                 renewed = Instant::now();
@@ -619,22 +659,21 @@ impl Syncer {
                 }),
                 None => None,
             };
-            batch.add(
-                context,
-                Page {
+            let fetched = FetchedPage {
+                context: context.clone(),
+                page: Page {
                     incoming,
                     ids: if restore { ids } else { Vec::new() },
                     unchanged: unchanged.len(),
                     warnings: page.warnings.len(),
                 },
-                next.clone(),
-                cursor.newest.clone(),
-            );
-            let list_ends = next.as_ref().is_none_or(|n| n.list != cursor.list);
-            if list_ends || batch.is_full() {
-                self.write_batch(db, source, lease, batch, state, run)
-                    .await?;
-                renewed = Instant::now();
+                list_ends: next.as_ref().is_none_or(|n| n.list != cursor.list),
+                after: next.clone(),
+                newest: cursor.newest.clone(),
+            };
+            if pages.send(Ok(fetched)).await.is_err() {
+                // The writer stopped (and says why).
+                return Ok(());
             }
             match next {
                 Some(next) => *cursor = next,

@@ -33,18 +33,48 @@ pub async fn unchanged_records(
             .iter()
             .map(|(id, hash)| (id.as_str(), hash.as_str()))
             .collect();
-        let rows: Vec<(String, String)> = ContactSource::find()
-            .select_only()
-            .columns([
-                contact_source::Column::ExternalId,
-                contact_source::Column::RecordHash,
-            ])
-            .filter(contact_source::Column::TenantId.eq(tenant.0))
-            .filter(contact_source::Column::Source.eq(source))
-            .filter(contact_source::Column::ExternalId.is_in(wanted.keys().copied()))
-            .into_tuple()
-            .all(db)
-            .await?;
+        let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+        let rows: Vec<(String, String)> = if db.get_database_backend() == DbBackend::Postgres {
+            // One index lookup per id, as in `stored_chunk`: an `IN` list on a table not yet
+            // analysed (a first run) is planned as a scan.
+            let sql = "SELECT s.external_id, s.record_hash \
+                       FROM json_array_elements_text($3::json) AS wanted(external_id) \
+                       CROSS JOIN LATERAL (SELECT external_id, record_hash FROM contact_sources c \
+                       WHERE c.tenant_id = $1 AND c.source = $2 \
+                       AND c.external_id = wanted.external_id LIMIT 1) s";
+            let statement = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                sql,
+                [
+                    tenant.0.into(),
+                    source.into(),
+                    serde_json::to_string(&ids).unwrap_or_default().into(),
+                ],
+            );
+            db.query_all_raw(statement)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get::<String>("", "external_id")?,
+                        row.try_get::<String>("", "record_hash")?,
+                    ))
+                })
+                .collect::<std::result::Result<_, sea_orm::DbErr>>()?
+        } else {
+            ContactSource::find()
+                .select_only()
+                .columns([
+                    contact_source::Column::ExternalId,
+                    contact_source::Column::RecordHash,
+                ])
+                .filter(contact_source::Column::TenantId.eq(tenant.0))
+                .filter(contact_source::Column::Source.eq(source))
+                .filter(contact_source::Column::ExternalId.is_in(ids))
+                .into_tuple()
+                .all(db)
+                .await?
+        };
         unchanged.extend(
             rows.into_iter()
                 .filter(|(id, hash)| wanted.get(id.as_str()) == Some(&hash.as_str()))
