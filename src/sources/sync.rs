@@ -336,7 +336,7 @@ impl Syncer {
         let run = runs::start(db, tenant, row.id, mode, request.trigger).await?;
         // The schedule moves on as the run starts: a run that dies does not make the
         // scheduler retry at once.
-        schedule_next(db, &row, now).await?;
+        schedule_next(db, &row, run.started_at).await?;
         Ok(StartedRun {
             source,
             row,

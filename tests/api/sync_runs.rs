@@ -365,7 +365,7 @@ async fn sigterm_stops_a_run_between_pages_and_the_next_run_resumes_there() {
     )
     .await;
     let mut server = ServerProcess::start(&app);
-    for _ in 0..200 {
+    for _ in 0..600 {
         if vendor.seen.lock().expect("lock").len() >= 2 {
             break;
         }
