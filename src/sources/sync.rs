@@ -50,7 +50,19 @@ const LEASE_RENEW_EVERY: Duration = Duration::from_secs(60);
 /// Pages fetched and checked ahead of the writer, at most.
 pub const PAGES_AHEAD: usize = 10;
 
-/// A page on its way from the reader to the writer.
+/// A page on its way from the reader to the checker: parsed, its records fingerprinted.
+struct RawPage {
+    /// `page N of URL`, for errors.
+    name: String,
+    context: MapContext,
+    records: Vec<Value>,
+    /// (vendor id, SHA-256 of the record) of each record with an id.
+    fingerprints: Vec<(String, String)>,
+    list_ends: bool,
+    after: Option<RunCursor>,
+}
+
+/// A page on its way from the checker to the writer.
 struct FetchedPage {
     /// What its list's URL says of its records.
     context: MapContext,
@@ -479,8 +491,10 @@ impl Syncer {
         Ok((run, handle))
     }
 
-    /// Fetches and applies pages from `cursor` to the end. Fetching and mapping run beside
-    /// writing (up to [`PAGES_AHEAD`] pages ahead), and pages are written in batches
+    /// Fetches and applies pages from `cursor` to the end, in three stages that run side by
+    /// side, each up to [`PAGES_AHEAD`] pages ahead of the next: fetching and parsing
+    /// ([`Syncer::read_pages`]), checking and mapping ([`Syncer::check_page`]), and writing,
+    /// in batches
     /// ([`Batch`]): up to [`BATCH_RECORDS`] records, or what arrived within [`BATCH_WAIT`], of
     /// one list, in one transaction with the resume point after the last of them. A failure or
     /// a shutdown first writes the pages fetched before it, so the next run resumes at the
@@ -504,16 +518,31 @@ impl Syncer {
         let restore = deletions::any_deleted(db, tenant, &source.name).await?;
         state.last_run_at = Some(run.started_at);
         save_state(db, state).await?;
+        let start_newest = cursor.newest.clone();
+        let (raw_pages, mut raw_arriving) =
+            tokio::sync::mpsc::channel::<Result<RawPage>>(PAGES_AHEAD);
         let (pages, mut arriving) = tokio::sync::mpsc::channel::<Result<FetchedPage>>(PAGES_AHEAD);
         let read = async {
             let read = self
-                .read_pages(
-                    db, source, lease, fetcher, cursor, &mut seen, restore, &pages,
-                )
+                .read_pages(source, lease, db, fetcher, cursor, &mut seen, &raw_pages)
                 .await;
             if let Err(err) = read {
-                // The writer learns of it after the pages before it.
-                let _ = pages.send(Err(err)).await;
+                // The next stage learns of it after the pages before it.
+                let _ = raw_pages.send(Err(err)).await;
+            }
+            drop(raw_pages);
+        };
+        let check = async {
+            let mut newest = start_newest;
+            while let Some(raw) = raw_arriving.recv().await {
+                let checked = match raw {
+                    Ok(raw) => self.check_page(db, source, raw, restore, &mut newest).await,
+                    Err(err) => Err(err),
+                };
+                let failed = checked.is_err();
+                if pages.send(checked).await.is_err() || failed {
+                    break;
+                }
             }
             drop(pages);
         };
@@ -549,23 +578,23 @@ impl Syncer {
             self.write_batch(db, source, lease, &mut batch, state, run)
                 .await
         };
-        let ((), written) = futures::join!(read, write);
+        let ((), (), written) = futures::join!(read, check, write);
         written?;
         Ok(lists_everything.then_some(seen))
     }
 
-    /// Fetches and checks pages from `cursor` on and hands them to the writer.
+    /// Fetches and parses pages from `cursor` on, fingerprints their records, and hands them
+    /// on (to [`Syncer::check_page`]).
     #[allow(clippy::too_many_arguments)]
     async fn read_pages(
         &self,
-        db: &DatabaseConnection,
         source: &SourceConfig,
         lease: &lease::Lease,
+        db: &DatabaseConnection,
         fetcher: &mut Fetcher<'_>,
         cursor: &mut RunCursor,
         seen: &mut SeenIds,
-        restore: bool,
-        pages: &tokio::sync::mpsc::Sender<Result<FetchedPage>>,
+        pages: &tokio::sync::mpsc::Sender<Result<RawPage>>,
     ) -> Result<()> {
         let connector = source.format.connector();
         let lists = source.lists();
@@ -589,15 +618,11 @@ impl Syncer {
                 query.extend(connector.since_query(since));
             }
             let payload = fetcher.get(url, &query).await?;
-            let page_name = format!("page {} of {url}", cursor.position.page);
+            let name = format!("page {} of {url}", cursor.position.page);
             let records = connector.records(payload.clone()).map_err(|err| {
-                Error::BadPayload(format!(
-                    "source {}: malformed {page_name}: {err}",
-                    source.name
-                ))
+                Error::BadPayload(format!("source {}: malformed {name}: {err}", source.name))
             })?;
             let count = records.len();
-            // Records the source already holds byte for byte are counted, not mapped again.
             let fingerprints: Vec<(String, String)> = records
                 .iter()
                 .filter_map(|r| {
@@ -605,46 +630,9 @@ impl Syncer {
                     Some((id, record_hash(&r.to_string())))
                 })
                 .collect();
-            let unchanged =
-                unchanged_records(db, TenantId(source.tenant), &source.name, &fingerprints).await?;
-            let ids: Vec<String> = fingerprints.into_iter().map(|(id, _)| id).collect();
-            let records: Vec<Value> = if unchanged.is_empty() {
-                records
-            } else {
-                records
-                    .into_iter()
-                    .filter(|r| {
-                        mapping::record_id(r, connector.id_field())
-                            .map_or(true, |id| !unchanged.contains(&id))
-                    })
-                    .collect()
-            };
-            let mut page = ImportSummary::default();
-            let incoming = prepare(connector, records, context, self.settings, &mut page);
-            if let Some(first) = page.rejected.first() {
-                return Err(Error::BadPayload(format!(
-                    "source {}: malformed {page_name}: record {}: {} ({} of the page's records \
-                     rejected); nothing of the page was written",
-                    source.name,
-                    first.record,
-                    first.message,
-                    page.rejected.len()
-                )));
-            }
             if lists_everything {
-                for id in &ids {
+                for (id, _) in &fingerprints {
                     seen.insert(id);
-                }
-            }
-            for inc in &incoming {
-                if let Some(updated) = inc.updated_at()
-                    && cursor
-                        .newest
-                        .as_deref()
-                        .and_then(parse_rfc3339_millis)
-                        .is_none_or(|newest| updated > newest)
-                {
-                    cursor.newest = Some(format_millis(updated));
                 }
             }
             let next = match connector.next_page(&cursor.position, &payload, count) {
@@ -659,20 +647,16 @@ impl Syncer {
                 }),
                 None => None,
             };
-            let fetched = FetchedPage {
+            let raw = RawPage {
+                name,
                 context: context.clone(),
-                page: Page {
-                    incoming,
-                    ids: if restore { ids } else { Vec::new() },
-                    unchanged: unchanged.len(),
-                    warnings: page.warnings.len(),
-                },
+                records,
+                fingerprints,
                 list_ends: next.as_ref().is_none_or(|n| n.list != cursor.list),
                 after: next.clone(),
-                newest: cursor.newest.clone(),
             };
-            if pages.send(Ok(fetched)).await.is_err() {
-                // The writer stopped (and says why).
+            if pages.send(Ok(raw)).await.is_err() {
+                // A later stage stopped (and says why).
                 return Ok(());
             }
             match next {
@@ -681,6 +665,82 @@ impl Syncer {
             }
         }
         Ok(())
+    }
+
+    /// Checks a fetched page: records the source holds byte for byte already are counted
+    /// (one indexed lookup), the others mapped and validated; a record that cannot be mapped
+    /// fails the page (`BAD_PAYLOAD`). Keeps `newest`, the newest vendor update time seen.
+    async fn check_page(
+        &self,
+        db: &DatabaseConnection,
+        source: &SourceConfig,
+        raw: RawPage,
+        restore: bool,
+        newest: &mut Option<String>,
+    ) -> Result<FetchedPage> {
+        let connector = source.format.connector();
+        let RawPage {
+            name,
+            context,
+            records,
+            fingerprints,
+            list_ends,
+            mut after,
+        } = raw;
+        let unchanged =
+            unchanged_records(db, TenantId(source.tenant), &source.name, &fingerprints).await?;
+        let records: Vec<Value> = if unchanged.is_empty() {
+            records
+        } else {
+            records
+                .into_iter()
+                .filter(|r| {
+                    mapping::record_id(r, connector.id_field())
+                        .map_or(true, |id| !unchanged.contains(&id))
+                })
+                .collect()
+        };
+        let mut page = ImportSummary::default();
+        let incoming = prepare(connector, records, &context, self.settings, &mut page);
+        if let Some(first) = page.rejected.first() {
+            return Err(Error::BadPayload(format!(
+                "source {}: malformed {name}: record {}: {} ({} of the page's records \
+                 rejected); nothing of the page was written",
+                source.name,
+                first.record,
+                first.message,
+                page.rejected.len()
+            )));
+        }
+        for inc in &incoming {
+            if let Some(updated) = inc.updated_at()
+                && newest
+                    .as_deref()
+                    .and_then(parse_rfc3339_millis)
+                    .is_none_or(|current| updated > current)
+            {
+                *newest = Some(format_millis(updated));
+            }
+        }
+        if let Some(after) = &mut after {
+            after.newest = newest.clone();
+        }
+        Ok(FetchedPage {
+            context,
+            page: Page {
+                incoming,
+                ids: if restore {
+                    fingerprints.into_iter().map(|(id, _)| id).collect()
+                } else {
+                    Vec::new()
+                },
+                unchanged: unchanged.len(),
+                warnings: page.warnings.len(),
+            },
+            list_ends,
+            after,
+            newest: newest.clone(),
+        })
     }
 
     /// Writes `batch` in one transaction, with the resume point after its last page (or, when
