@@ -534,13 +534,40 @@ impl Syncer {
         };
         let check = async {
             let mut newest = start_newest;
-            while let Some(raw) = raw_arriving.recv().await {
-                let checked = match raw {
-                    Ok(raw) => self.check_page(db, source, raw, restore, &mut newest).await,
-                    Err(err) => Err(err),
-                };
-                let failed = checked.is_err();
-                if pages.send(checked).await.is_err() || failed {
+            while let Some(first) = raw_arriving.recv().await {
+                // The pages waiting already are checked together: one lookup of their
+                // records' fingerprints instead of one per page.
+                let mut group = vec![first];
+                while group.len() < PAGES_AHEAD && group.last().is_some_and(Result::is_ok) {
+                    match raw_arriving.try_recv() {
+                        Ok(more) => group.push(more),
+                        Err(_) => break,
+                    }
+                }
+                let fingerprints: Vec<(String, String)> = group
+                    .iter()
+                    .filter_map(|raw| raw.as_ref().ok())
+                    .flat_map(|raw| raw.fingerprints.iter().cloned())
+                    .collect();
+                let unchanged =
+                    unchanged_records(db, TenantId(source.tenant), &source.name, &fingerprints)
+                        .await;
+                let mut stop = false;
+                for raw in group {
+                    let checked = match (&unchanged, raw) {
+                        (_, Err(err)) => Err(err),
+                        (Err(err), _) => Err(err.clone()),
+                        (Ok(unchanged), Ok(raw)) => {
+                            self.check_page(source, raw, restore, &mut newest, unchanged)
+                        }
+                    };
+                    let failed = checked.is_err();
+                    if pages.send(checked).await.is_err() || failed {
+                        stop = true;
+                        break;
+                    }
+                }
+                if stop {
                     break;
                 }
             }
@@ -667,16 +694,16 @@ impl Syncer {
         Ok(())
     }
 
-    /// Checks a fetched page: records the source holds byte for byte already are counted
-    /// (one indexed lookup), the others mapped and validated; a record that cannot be mapped
+    /// Checks a fetched page: records the source holds byte for byte already (`held`, looked
+    /// up for several pages at once) are counted, the others mapped and validated; a record that cannot be mapped
     /// fails the page (`BAD_PAYLOAD`). Keeps `newest`, the newest vendor update time seen.
-    async fn check_page(
+    fn check_page(
         &self,
-        db: &DatabaseConnection,
         source: &SourceConfig,
         raw: RawPage,
         restore: bool,
         newest: &mut Option<String>,
+        held: &std::collections::HashSet<String>,
     ) -> Result<FetchedPage> {
         let connector = source.format.connector();
         let RawPage {
@@ -687,16 +714,18 @@ impl Syncer {
             list_ends,
             mut after,
         } = raw;
-        let unchanged =
-            unchanged_records(db, TenantId(source.tenant), &source.name, &fingerprints).await?;
-        let records: Vec<Value> = if unchanged.is_empty() {
+        let unchanged = fingerprints
+            .iter()
+            .filter(|(id, _)| held.contains(id))
+            .count();
+        let records: Vec<Value> = if unchanged == 0 {
             records
         } else {
             records
                 .into_iter()
                 .filter(|r| {
                     mapping::record_id(r, connector.id_field())
-                        .map_or(true, |id| !unchanged.contains(&id))
+                        .map_or(true, |id| !held.contains(&id))
                 })
                 .collect()
         };
@@ -734,7 +763,7 @@ impl Syncer {
                 } else {
                     Vec::new()
                 },
-                unchanged: unchanged.len(),
+                unchanged,
                 warnings: page.warnings.len(),
             },
             list_ends,
