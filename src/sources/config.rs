@@ -51,22 +51,9 @@ pub struct SourceConfig {
     pub id: Uuid,
     /// The tenant the contacts go to.
     pub tenant: Uuid,
-    /// Unique in the tenant; records are matched by (name, vendor id).
-    pub name: String,
-    /// The API's payload format.
-    pub format: Format,
-    /// The list endpoint; `{accountId}` / `{businessId}` are filled from `accounts` /
-    /// `businesses`, one list per id.
-    pub url: String,
-    /// Values of `{accountId}`.
-    pub accounts: Vec<String>,
-    /// Values of `{businessId}`.
-    pub businesses: Vec<String>,
     /// The bearer token, if any.
     pub token: Option<BearerToken>,
-    /// Extra request headers (seed 003 needs the company and the API version).
-    pub headers: BTreeMap<String, String>,
-    /// The rest of the settings (schedule, overlap, pacing).
+    /// Name, format, URL and lists, headers, schedule, overlap, pacing.
     pub settings: SourceSettings,
 }
 
@@ -81,43 +68,39 @@ impl SourceConfig {
         Self {
             id,
             tenant: tenant.0,
-            name: settings.name.clone(),
-            format: settings.format,
-            url: settings.url.clone(),
-            accounts: settings.accounts.clone(),
-            businesses: settings.businesses.clone(),
             token: token.map(BearerToken),
-            headers: settings.headers.clone(),
             settings,
         }
     }
 
-    /// The lists to fetch: each URL with what the URL says of its records.
+    /// The lists to fetch: each URL (`{accountId}` / `{businessId}` filled from `accounts` /
+    /// `businesses`, one list per id) with what the URL says of its records.
     pub fn lists(&self) -> Vec<(String, MapContext)> {
-        if self.url.contains("{accountId}") {
-            self.accounts
+        let s = &self.settings;
+        if s.url.contains("{accountId}") {
+            s.accounts
                 .iter()
                 .map(|a| {
                     let context = MapContext {
                         account: Some(a.clone()),
                         business: None,
                     };
-                    (self.url.replace("{accountId}", a), context)
+                    (s.url.replace("{accountId}", a), context)
                 })
                 .collect()
-        } else if self.url.contains("{businessId}") {
-            self.businesses
+        } else if s.url.contains("{businessId}") {
+            s.businesses
                 .iter()
                 .map(|b| {
                     let context = MapContext {
                         account: None,
                         business: Some(b.clone()),
                     };
-                    (self.url.replace("{businessId}", b), context)
+                    (s.url.replace("{businessId}", b), context)
                 })
                 .collect()
         } else {
-            vec![(self.url.clone(), MapContext::default())]
+            vec![(s.url.clone(), MapContext::default())]
         }
     }
 }

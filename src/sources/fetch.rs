@@ -117,7 +117,7 @@ impl<'a> Fetcher<'a> {
     fn interrupted(&self, url: &str) -> Error {
         Error::Interrupted(format!(
             "source {}: the server is shutting down; the next run resumes at {url}",
-            self.source.name
+            self.source.settings.name
         ))
     }
 
@@ -133,7 +133,7 @@ impl<'a> Fetcher<'a> {
 
     fn count(&self, status: &str) {
         if let Some(metrics) = self.metrics {
-            metrics.vendor_request(self.source.tenant, &self.source.name, status);
+            metrics.vendor_request(self.source.tenant, &self.source.settings.name, status);
         }
     }
 
@@ -142,7 +142,7 @@ impl<'a> Fetcher<'a> {
     /// run's budget with `RateLimited`; 5xx and failed connections after
     /// [`RetryPolicy::attempts`] with `Upstream`.
     pub async fn get(&mut self, url: &str, query: &[(String, String)]) -> Result<Value> {
-        let name = &self.source.name;
+        let name = &self.source.settings.name;
         if !self.allow_private_networks {
             super::network::check_url(url)
                 .map_err(|why| Error::Upstream(format!("source {name}: {why}")))?;
@@ -159,7 +159,7 @@ impl<'a> Fetcher<'a> {
             if let Some(token) = &self.source.token {
                 request = request.bearer_auth(&token.0);
             }
-            for (header, value) in &self.source.headers {
+            for (header, value) in &self.source.settings.headers {
                 request = request.header(header, value);
             }
             self.requests += 1;
@@ -238,7 +238,7 @@ impl<'a> Fetcher<'a> {
 
     /// The body of a page, at most [`MAX_PAGE_BYTES`] (`BAD_PAYLOAD` past it).
     async fn body(&self, mut response: reqwest::Response, url: &str) -> Result<Vec<u8>> {
-        let name = &self.source.name;
+        let name = &self.source.settings.name;
         let too_large = || {
             Error::BadPayload(format!(
                 "source {name}: the page from {url} is larger than {} MiB",
@@ -276,7 +276,7 @@ impl<'a> Fetcher<'a> {
         if failures >= self.retry.attempts.max(1) {
             return Err(Error::Upstream(format!(
                 "source {}: gave up on {url} after {failures} attempts: {problem}",
-                self.source.name
+                self.source.settings.name
             )));
         }
         let backoff = self

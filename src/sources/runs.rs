@@ -203,15 +203,3 @@ pub async fn newest(
     }
     Ok(out)
 }
-
-/// The tenant's run `id`.
-pub async fn find(
-    db: &impl ConnectionTrait,
-    tenant: TenantId,
-    id: Uuid,
-) -> Result<Option<sync_run::Model>> {
-    Ok(SyncRun::find_by_id(id)
-        .filter(Column::TenantId.eq(tenant.0))
-        .one(db)
-        .await?)
-}

@@ -298,7 +298,7 @@ impl Syncer {
         request: RunRequest,
     ) -> Result<StartedRun> {
         let mut state = load_state(db, &source).await?;
-        let supports_since = source.format.connector().since_query("").is_some();
+        let supports_since = source.settings.format.connector().since_query("").is_some();
         let resumed = state
             .cursor
             .as_deref()
@@ -413,12 +413,12 @@ impl Syncer {
         let recorded = self
             .record(db, &source, &row, &mut state, run, outcome)
             .await;
-        release(db, lease, &source.name).await;
+        release(db, lease, &source.settings.name).await;
         let run = recorded?;
         if let Some(metrics) = &self.metrics {
             metrics.record_run(
                 source.tenant,
-                &source.name,
+                &source.settings.name,
                 if run.error_code.is_some() {
                     "failed"
                 } else {
@@ -452,7 +452,7 @@ impl Syncer {
     ) -> Result<sync_run::Model> {
         let error = outcome.as_ref().err();
         if let Some(err) = error {
-            tracing::warn!(source = %source.name, error = %err.detail(), "sync run failed");
+            tracing::warn!(source = %source.settings.name, error = %err.detail(), "sync run failed");
             if !matches!(err, Error::SourceRunning(_)) {
                 state.last_error = Some(err.detail());
                 save_state(db, state).await?;
@@ -515,7 +515,7 @@ impl Syncer {
         let tenant = TenantId(source.tenant);
         let lists_everything = cursor.since.is_none() && from_start;
         let mut seen = SeenIds::default();
-        let restore = deletions::any_deleted(db, tenant, &source.name).await?;
+        let restore = deletions::any_deleted(db, tenant, &source.settings.name).await?;
         state.last_run_at = Some(run.started_at);
         save_state(db, state).await?;
         let start_newest = cursor.newest.clone();
@@ -549,9 +549,13 @@ impl Syncer {
                     .filter_map(|raw| raw.as_ref().ok())
                     .flat_map(|raw| raw.fingerprints.iter().cloned())
                     .collect();
-                let unchanged =
-                    unchanged_records(db, TenantId(source.tenant), &source.name, &fingerprints)
-                        .await;
+                let unchanged = unchanged_records(
+                    db,
+                    TenantId(source.tenant),
+                    &source.settings.name,
+                    &fingerprints,
+                )
+                .await;
                 let mut stop = false;
                 for raw in group {
                     let checked = match (&unchanged, raw) {
@@ -585,7 +589,7 @@ impl Syncer {
                             .write_batch(db, source, lease, &mut batch, state, run)
                             .await
                         {
-                            tracing::warn!(source = %source.name, error = %written.detail(), "could not write the pages fetched before a failure");
+                            tracing::warn!(source = %source.settings.name, error = %written.detail(), "could not write the pages fetched before a failure");
                         }
                         return Err(err);
                     }
@@ -623,7 +627,7 @@ impl Syncer {
         seen: &mut SeenIds,
         pages: &tokio::sync::mpsc::Sender<Result<RawPage>>,
     ) -> Result<()> {
-        let connector = source.format.connector();
+        let connector = source.settings.format.connector();
         let lists = source.lists();
         let lists_everything = cursor.since.is_none();
         let mut renewed = Instant::now();
@@ -632,7 +636,7 @@ impl Syncer {
                 return Err(Error::Interrupted(format!(
                     "source {}: the server is shutting down; the next run resumes at page {} \
                      of {url}",
-                    source.name, cursor.position.page
+                    source.settings.name, cursor.position.page
                 )));
             }
             // Written batches renew the lease; a long wait on the vendor needs it here too.
@@ -647,7 +651,10 @@ impl Syncer {
             let payload = fetcher.get(url, &query).await?;
             let name = format!("page {} of {url}", cursor.position.page);
             let records = connector.records(payload.clone()).map_err(|err| {
-                Error::BadPayload(format!("source {}: malformed {name}: {err}", source.name))
+                Error::BadPayload(format!(
+                    "source {}: malformed {name}: {err}",
+                    source.settings.name
+                ))
             })?;
             let count = records.len();
             let fingerprints: Vec<(String, String)> = records
@@ -705,7 +712,7 @@ impl Syncer {
         newest: &mut Option<String>,
         held: &std::collections::HashSet<String>,
     ) -> Result<FetchedPage> {
-        let connector = source.format.connector();
+        let connector = source.settings.format.connector();
         let RawPage {
             name,
             context,
@@ -735,7 +742,7 @@ impl Syncer {
             return Err(Error::BadPayload(format!(
                 "source {}: malformed {name}: record {}: {} ({} of the page's records \
                  rejected); nothing of the page was written",
-                source.name,
+                source.settings.name,
                 first.record,
                 first.message,
                 page.rejected.len()
@@ -789,8 +796,8 @@ impl Syncer {
         let tenant = TenantId(source.tenant);
         let options = ImportOptions {
             tenant,
-            source: source.name.clone(),
-            format: source.format,
+            source: source.settings.name.clone(),
+            format: source.settings.format,
             context: batch.context.take().unwrap_or_default(),
             strict: false,
             settings: self.settings,
@@ -808,7 +815,7 @@ impl Syncer {
         let mut counts = apply_records(&txn, &options, &incoming, now_millis()).await?;
         counts.unchanged += held;
         if !ids.is_empty() {
-            deletions::restore_seen(&txn, tenant, &source.name, &ids).await?;
+            deletions::restore_seen(&txn, tenant, &source.settings.name, &ids).await?;
         }
         match &after {
             Some(next) => {
@@ -844,9 +851,9 @@ impl Syncer {
         run: &mut sync_run::Model,
     ) -> Result<()> {
         let tenant = TenantId(source.tenant);
-        let missing = deletions::find_missing(db, tenant, &source.name, seen).await?;
+        let missing = deletions::find_missing(db, tenant, &source.settings.name, seen).await?;
         deletions::check_share(
-            &source.name,
+            &source.settings.name,
             missing.stored,
             missing.records.len() as u64,
             self.max_deletion_share,
@@ -903,13 +910,13 @@ async fn schedule_next(db: &impl ConnectionTrait, row: &source::Model, now: i64)
 
 /// Loads the state row of `source`, or a fresh one.
 async fn load_state(db: &DatabaseConnection, source: &SourceConfig) -> Result<source_state::Model> {
-    let found = SourceState::find_by_id((source.tenant, source.name.clone()))
+    let found = SourceState::find_by_id((source.tenant, source.settings.name.clone()))
         .one(db)
         .await?;
     Ok(found.unwrap_or_else(|| source_state::Model {
         tenant_id: source.tenant,
-        name: source.name.clone(),
-        format: source.format.name().to_string(),
+        name: source.settings.name.clone(),
+        format: source.settings.format.name().to_string(),
         last_run_at: None,
         last_success_at: None,
         last_error: None,
