@@ -33,6 +33,27 @@ pub fn insert_statements<E: EntityTrait>(
 where
     E::Model: IntoActiveModel<E::ActiveModel>,
 {
+    build_inserts::<E>(backend, rows, per_statement, Existing::Fail)
+}
+
+/// What an INSERT does with a row whose key (or another unique index) exists already.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    /// The statement fails.
+    Fail,
+    /// The row is skipped (`ON CONFLICT DO NOTHING`).
+    Skip,
+}
+
+fn build_inserts<E: EntityTrait>(
+    backend: DbBackend,
+    rows: Vec<E::Model>,
+    per_statement: usize,
+    existing: Existing,
+) -> impl Iterator<Item = Statement>
+where
+    E::Model: IntoActiveModel<E::ActiveModel>,
+{
     let per_statement = rows_per_statement(backend, per_statement);
     let mut rows = rows
         .into_iter()
@@ -41,9 +62,12 @@ where
     std::iter::from_fn(move || {
         rows.peek()?;
         let chunk = rows.by_ref().take(per_statement);
-        Some(match backend {
-            DbBackend::Postgres => unnest_insert::<E>(chunk.collect()),
-            _ => E::insert_many(chunk).build(backend),
+        Some(match (backend, existing) {
+            (DbBackend::Postgres, _) => unnest_insert::<E>(chunk.collect(), existing),
+            (_, Existing::Fail) => E::insert_many(chunk).build(backend),
+            (_, Existing::Skip) => E::insert_many(chunk)
+                .on_conflict_do_nothing()
+                .build(backend),
         })
     })
 }
@@ -67,7 +91,7 @@ fn pg_array_type(value: &Value) -> Option<(ArrayType, &'static str)> {
 /// and initialises one projection instead of one expression per value of a VALUES list.
 /// `unnest` stands in the select list: in FROM it would first copy every row into a
 /// tuplestore. Falls back to a VALUES list for a column type without an array mapping here.
-fn unnest_insert<E: EntityTrait>(mut rows: Vec<E::ActiveModel>) -> Statement {
+fn unnest_insert<E: EntityTrait>(mut rows: Vec<E::ActiveModel>, existing: Existing) -> Statement {
     let columns: Vec<E::Column> = E::Column::iter().collect();
     let types: Option<Vec<(ArrayType, &str)>> = match rows.first() {
         Some(first) => columns
@@ -83,7 +107,12 @@ fn unnest_insert<E: EntityTrait>(mut rows: Vec<E::ActiveModel>) -> Statement {
         None => None,
     };
     let Some(types) = types else {
-        return E::insert_many(rows).build(DbBackend::Postgres);
+        return match existing {
+            Existing::Fail => E::insert_many(rows).build(DbBackend::Postgres),
+            Existing::Skip => E::insert_many(rows)
+                .on_conflict_do_nothing()
+                .build(DbBackend::Postgres),
+        };
     };
     let mut names = Vec::with_capacity(columns.len());
     let mut arrays = Vec::with_capacity(columns.len());
@@ -98,10 +127,14 @@ fn unnest_insert<E: EntityTrait>(mut rows: Vec<E::ActiveModel>) -> Statement {
         arrays.push(Value::Array(array_type, Some(Box::new(values))));
     }
     let sql = format!(
-        "INSERT INTO \"{}\" ({}) SELECT {}",
+        "INSERT INTO \"{}\" ({}) SELECT {}{}",
         E::default().table_name(),
         names.join(", "),
-        params.join(", ")
+        params.join(", "),
+        match existing {
+            Existing::Fail => "",
+            Existing::Skip => " ON CONFLICT DO NOTHING",
+        }
     );
     Statement::from_sql_and_values(DbBackend::Postgres, sql, arrays)
 }
@@ -117,16 +150,41 @@ pub async fn insert_all<E: EntityTrait>(
 where
     E::Model: IntoActiveModel<E::ActiveModel> + Send + 'static,
 {
+    insert::<E>(db, rows, per_statement, Existing::Fail).await
+}
+
+/// As [`insert_all`], skipping the rows whose key (or another unique index) exists already
+/// (`ON CONFLICT DO NOTHING`).
+pub async fn insert_all_skipping_existing<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    rows: Vec<E::Model>,
+    per_statement: usize,
+) -> crate::Result<()>
+where
+    E::Model: IntoActiveModel<E::ActiveModel> + Send + 'static,
+{
+    insert::<E>(db, rows, per_statement, Existing::Skip).await
+}
+
+async fn insert<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    rows: Vec<E::Model>,
+    per_statement: usize,
+    existing: Existing,
+) -> crate::Result<()>
+where
+    E::Model: IntoActiveModel<E::ActiveModel> + Send + 'static,
+{
     let backend = db.get_database_backend();
     if rows.len() <= rows_per_statement(backend, per_statement) {
-        for statement in insert_statements::<E>(backend, rows, per_statement) {
+        for statement in build_inserts::<E>(backend, rows, per_statement, existing) {
             db.execute_raw(statement).await?;
         }
         return Ok(());
     }
     let (sender, mut statements) = tokio::sync::mpsc::channel::<Statement>(4);
     let builder = tokio::task::spawn_blocking(move || {
-        for statement in insert_statements::<E>(backend, rows, per_statement) {
+        for statement in build_inserts::<E>(backend, rows, per_statement, existing) {
             if sender.blocking_send(statement).is_err() {
                 return;
             }
@@ -138,4 +196,56 @@ where
     builder
         .await
         .map_err(|err| Error::Internal(format!("building INSERT statements failed: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use entity::contact_tag;
+    use entity::prelude::ContactTag;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn links(n: u128) -> Vec<contact_tag::Model> {
+        (0..n)
+            .map(|i| contact_tag::Model {
+                tenant_id: Uuid::from_u128(1),
+                contact_id: Uuid::from_u128(10 + i),
+                tag_id: Uuid::from_u128(20),
+                created_at: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn postgres_inserts_are_one_unnest_per_statement_and_may_skip_existing_rows() {
+        let fail: Vec<Statement> =
+            build_inserts::<ContactTag>(DbBackend::Postgres, links(3), 2, Existing::Fail).collect();
+        assert_eq!(fail.len(), 1, "PostgreSQL ignores the VALUES list size");
+        assert_eq!(
+            fail[0].sql,
+            r#"INSERT INTO "contact_tags" ("tenant_id", "contact_id", "tag_id", "created_at") SELECT unnest($1::uuid[]), unnest($2::uuid[]), unnest($3::uuid[]), unnest($4::int8[])"#
+        );
+        let skip: Vec<Statement> =
+            build_inserts::<ContactTag>(DbBackend::Postgres, links(3), 2, Existing::Skip).collect();
+        assert!(
+            skip[0].sql.ends_with(" ON CONFLICT DO NOTHING"),
+            "{}",
+            skip[0].sql
+        );
+    }
+
+    #[test]
+    fn sqlite_inserts_are_values_lists_of_the_size_asked_and_may_skip_existing_rows() {
+        let skip: Vec<Statement> =
+            build_inserts::<ContactTag>(DbBackend::Sqlite, links(3), 2, Existing::Skip).collect();
+        assert_eq!(skip.len(), 2);
+        assert_eq!(
+            skip[0].sql,
+            r#"INSERT INTO "contact_tags" ("tenant_id", "contact_id", "tag_id", "created_at") VALUES (?, ?, ?, ?), (?, ?, ?, ?) ON CONFLICT ("tenant_id", "contact_id", "tag_id") DO NOTHING"#
+        );
+        let fail: Vec<Statement> =
+            build_inserts::<ContactTag>(DbBackend::Sqlite, links(1), 2, Existing::Fail).collect();
+        assert!(!fail[0].sql.contains("ON CONFLICT"), "{}", fail[0].sql);
+    }
 }

@@ -15,7 +15,7 @@ use sea_orm::sqlx::postgres::PgConnection;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
-pub use bulk::{insert_all, insert_statements};
+pub use bulk::{insert_all, insert_all_skipping_existing, insert_statements};
 pub use checkpoint::WalCheckpointer;
 pub use write::{WriteLock, begin_write};
 

@@ -7,14 +7,14 @@ use sea_orm::sea_query::{
     Alias, Asterisk, DeleteStatement, Expr, ExprTrait, IntoIden, Query, TableRef, UpdateStatement,
     ValueTuple,
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use uuid::Uuid;
 
 use super::ROWS_PER_INSERT;
 use super::plan::BatchPlan;
 use crate::contacts::identity_keys::insert_key_rows;
 use crate::contacts::write::write_contact;
-use crate::db::insert_all;
+use crate::db::{insert_all, insert_all_skipping_existing};
 use crate::error::Result;
 use crate::tenancy::TenantId;
 
@@ -52,17 +52,8 @@ pub(super) async fn write_plan(
     for chunk in removed_links.chunks(LINKS_PER_DELETE) {
         txn.execute(&delete_links(tenant, chunk)).await?;
     }
-    for chunk in new_links.chunks(ROWS_PER_INSERT) {
-        ContactTag::insert_many(
-            chunk
-                .iter()
-                .cloned()
-                .map(IntoActiveModel::into_active_model),
-        )
-        .on_conflict_do_nothing()
-        .exec(txn)
-        .await?;
-    }
+    // A changed contact may have the link already (from the API or another source).
+    insert_all_skipping_existing::<ContactTag>(txn, new_links, ROWS_PER_INSERT).await?;
     for chunk in source_updates.chunks(RECORDS_PER_UPDATE) {
         let result = txn.execute(&update_records(tenant, chunk, now)).await?;
         // As an UPDATE of each row would, fail when one of them is gone.

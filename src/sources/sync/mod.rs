@@ -25,10 +25,7 @@ use super::catalog;
 use super::config::SourceConfig;
 use super::deletions::{self, SeenIds};
 use super::fetch::{Fetcher, RetryPolicy};
-use super::import::{
-    ImportOptions, ImportSummary, Incoming, apply_records, check_tenant, prepare, record_hash,
-    unchanged_records,
-};
+use super::import::{ImportOptions, Incoming, apply_records, check_tenant, record_hash};
 use super::runs::{self, RunMode, RunTrigger};
 use super::{MapContext, PagePosition, lease, mapping};
 use crate::contacts::WriteSettings;
@@ -38,7 +35,9 @@ use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
 use crate::tenancy::TenantId;
 use crate::time::{format_millis, now_millis, parse_rfc3339_millis};
-use serde_json::Value;
+use check::{Checker, FetchedPage, Page, RawPage};
+
+mod check;
 
 /// Records written per transaction by a run, at most (ten pages of 100).
 pub const BATCH_RECORDS: usize = 1_000;
@@ -49,40 +48,6 @@ const LEASE_RENEW_EVERY: Duration = Duration::from_secs(60);
 
 /// Pages fetched and checked ahead of the writer, at most.
 pub const PAGES_AHEAD: usize = 10;
-
-/// A page on its way from the reader to the checker: parsed, its records fingerprinted.
-struct RawPage {
-    /// `page N of URL`, for errors.
-    name: String,
-    context: MapContext,
-    records: Vec<Value>,
-    /// (vendor id, SHA-256 of the record) of each record with an id.
-    fingerprints: Vec<(String, String)>,
-    list_ends: bool,
-    after: Option<RunCursor>,
-}
-
-/// A page on its way from the checker to the writer.
-struct FetchedPage {
-    /// What its list's URL says of its records.
-    context: MapContext,
-    page: Page,
-    /// Whether it is the last page of its list (the batch is written then).
-    list_ends: bool,
-    /// The resume point after it (`None`: it was the run's last page).
-    after: Option<RunCursor>,
-    /// The newest vendor update time seen so far.
-    newest: Option<String>,
-}
-
-/// One page, checked: what to write, and what was there already.
-struct Page {
-    incoming: Vec<Incoming>,
-    /// Its vendor ids, when records marked deleted are to be restored.
-    ids: Vec<String>,
-    unchanged: usize,
-    warnings: usize,
-}
 
 /// Pages fetched and checked but not written yet, all of one list.
 #[derive(Default)]
@@ -519,8 +484,7 @@ impl Syncer {
         state.last_run_at = Some(run.started_at);
         save_state(db, state).await?;
         let start_newest = cursor.newest.clone();
-        let (raw_pages, mut raw_arriving) =
-            tokio::sync::mpsc::channel::<Result<RawPage>>(PAGES_AHEAD);
+        let (raw_pages, raw_arriving) = tokio::sync::mpsc::channel::<Result<RawPage>>(PAGES_AHEAD);
         let (pages, mut arriving) = tokio::sync::mpsc::channel::<Result<FetchedPage>>(PAGES_AHEAD);
         let read = async {
             let read = self
@@ -532,51 +496,18 @@ impl Syncer {
             }
             drop(raw_pages);
         };
-        let check = async {
-            let mut newest = start_newest;
-            while let Some(first) = raw_arriving.recv().await {
-                // The pages waiting already are checked together: one lookup of their
-                // records' fingerprints instead of one per page.
-                let mut group = vec![first];
-                while group.len() < PAGES_AHEAD && group.last().is_some_and(Result::is_ok) {
-                    match raw_arriving.try_recv() {
-                        Ok(more) => group.push(more),
-                        Err(_) => break,
-                    }
-                }
-                let fingerprints: Vec<(String, String)> = group
-                    .iter()
-                    .filter_map(|raw| raw.as_ref().ok())
-                    .flat_map(|raw| raw.fingerprints.iter().cloned())
-                    .collect();
-                let unchanged = unchanged_records(
-                    db,
-                    TenantId(source.tenant),
-                    &source.settings.name,
-                    &fingerprints,
-                )
-                .await;
-                let mut stop = false;
-                for raw in group {
-                    let checked = match (&unchanged, raw) {
-                        (_, Err(err)) => Err(err),
-                        (Err(err), _) => Err(err.clone()),
-                        (Ok(unchanged), Ok(raw)) => {
-                            self.check_page(source, raw, restore, &mut newest, unchanged)
-                        }
-                    };
-                    let failed = checked.is_err();
-                    if pages.send(checked).await.is_err() || failed {
-                        stop = true;
-                        break;
-                    }
-                }
-                if stop {
-                    break;
-                }
+        // Mapping and validating is the run's heaviest work: on a task of its own it runs
+        // on the other core while this one fetches and writes.
+        let checker = tokio::spawn(
+            Checker {
+                db: db.clone(),
+                source: source.clone(),
+                settings: self.settings,
+                restore,
+                newest: start_newest,
             }
-            drop(pages);
-        };
+            .run(raw_arriving, pages),
+        );
         let write = async {
             let mut batch = Batch::default();
             while let Some(fetched) = arriving.recv().await {
@@ -609,7 +540,10 @@ impl Syncer {
             self.write_batch(db, source, lease, &mut batch, state, run)
                 .await
         };
-        let ((), (), written) = futures::join!(read, check, write);
+        let ((), written) = futures::join!(read, write);
+        if let Err(err) = checker.await {
+            return Err(Error::Internal(format!("the page checker failed: {err}")));
+        }
         written?;
         Ok(lists_everything.then_some(seen))
     }
@@ -699,84 +633,6 @@ impl Syncer {
             }
         }
         Ok(())
-    }
-
-    /// Checks a fetched page: records the source holds byte for byte already (`held`, looked
-    /// up for several pages at once) are counted, the others mapped and validated; a record that cannot be mapped
-    /// fails the page (`BAD_PAYLOAD`). Keeps `newest`, the newest vendor update time seen.
-    fn check_page(
-        &self,
-        source: &SourceConfig,
-        raw: RawPage,
-        restore: bool,
-        newest: &mut Option<String>,
-        held: &std::collections::HashSet<String>,
-    ) -> Result<FetchedPage> {
-        let connector = source.settings.format.connector();
-        let RawPage {
-            name,
-            context,
-            records,
-            fingerprints,
-            list_ends,
-            mut after,
-        } = raw;
-        let unchanged = fingerprints
-            .iter()
-            .filter(|(id, _)| held.contains(id))
-            .count();
-        let records: Vec<Value> = if unchanged == 0 {
-            records
-        } else {
-            records
-                .into_iter()
-                .filter(|r| {
-                    mapping::record_id(r, connector.id_field())
-                        .map_or(true, |id| !held.contains(&id))
-                })
-                .collect()
-        };
-        let mut page = ImportSummary::default();
-        let incoming = prepare(connector, records, &context, self.settings, &mut page);
-        if let Some(first) = page.rejected.first() {
-            return Err(Error::BadPayload(format!(
-                "source {}: malformed {name}: record {}: {} ({} of the page's records \
-                 rejected); nothing of the page was written",
-                source.settings.name,
-                first.record,
-                first.message,
-                page.rejected.len()
-            )));
-        }
-        for inc in &incoming {
-            if let Some(updated) = inc.updated_at()
-                && newest
-                    .as_deref()
-                    .and_then(parse_rfc3339_millis)
-                    .is_none_or(|current| updated > current)
-            {
-                *newest = Some(format_millis(updated));
-            }
-        }
-        if let Some(after) = &mut after {
-            after.newest = newest.clone();
-        }
-        Ok(FetchedPage {
-            context,
-            page: Page {
-                incoming,
-                ids: if restore {
-                    fingerprints.into_iter().map(|(id, _)| id).collect()
-                } else {
-                    Vec::new()
-                },
-                unchanged,
-                warnings: page.warnings.len(),
-            },
-            list_ends,
-            after,
-            newest: newest.clone(),
-        })
     }
 
     /// Writes `batch` in one transaction, with the resume point after its last page (or, when
