@@ -19,6 +19,7 @@ mod m20261129_000009_source_leases;
 mod m20261129_000010_foreign_key_indexes;
 mod m20261130_000011_sources_as_data;
 mod m20261130_000012_deletions;
+mod m20261130_000013_archived_contacts_index;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000010_foreign_key_indexes::Migration),
             Box::new(m20261130_000011_sources_as_data::Migration),
             Box::new(m20261130_000012_deletions::Migration),
+            Box::new(m20261130_000013_archived_contacts_index::Migration),
         ]
     }
 }

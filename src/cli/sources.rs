@@ -302,7 +302,8 @@ async fn rows(
     Ok(select.all(db).await?)
 }
 
-/// Runs the chosen sources one after the other and waits for each.
+/// Runs the chosen sources one after the other and waits for each; Ctrl-C or SIGTERM stops
+/// the run under way between pages (it fails with `INTERRUPTED` and resumes next time).
 pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
     let db = open(&args.database).await?;
     let key = key(&args.sync, &args.database)?;
@@ -328,8 +329,22 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
     };
     let mut syncer = Syncer::new(key, settings, None, args.sync.allow_private_networks);
     syncer.max_deletion_share = f64::from(args.sync.max_deletion_percent) / 100.0;
+    let syncer = std::sync::Arc::new(syncer);
+    // Ctrl-C or SIGTERM stops the run between pages (the batch being written commits or
+    // rolls back whole); the next run resumes there.
+    let stopper = syncer.clone();
+    tokio::spawn(async move {
+        crate::startup::shutdown_signal().await;
+        eprintln!("stopping: the run ends after the pages being written");
+        stopper.stop();
+    });
     let mut failed = false;
     for row in chosen {
+        if syncer.is_stopping() {
+            eprintln!("{}: not started (stopping)", row.name);
+            failed = true;
+            continue;
+        }
         let request = RunRequest {
             mode: args.mode,
             trigger: RunTrigger::Manual,

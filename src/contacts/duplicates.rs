@@ -1,10 +1,12 @@
 //! Duplicate detection: contacts of a tenant that share a normalised email (primary or
 //! secondary, any case) or an E.164 phone, grouped with indexed SQL over `contact_keys`.
+//! Archived contacts (every vendor record deleted) are left out, as from every list: their
+//! ids come from a partial index of the few archived contacts.
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use entity::contact_key;
-use entity::prelude::ContactKey;
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query};
+use entity::prelude::{Contact, ContactKey};
+use entity::{contact, contact_key};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     QuerySelect,
@@ -47,6 +49,18 @@ fn parse_cursor(cursor: &str) -> Result<(String, String)> {
         .ok_or_else(|| Error::invalid("after", "not a cursor of this list"))
 }
 
+/// `contact_keys.contact_id NOT IN (the tenant's archived contacts)`.
+fn live(tenant: TenantId) -> SimpleExpr {
+    Expr::col((ContactKey, contact_key::Column::ContactId)).not_in_subquery(
+        Query::select()
+            .column(contact::Column::Id)
+            .from(Contact)
+            .and_where(Expr::col(contact::Column::TenantId).eq(tenant.0))
+            .and_where(Expr::col(contact::Column::ArchivedAt).is_not_null())
+            .to_owned(),
+    )
+}
+
 #[derive(FromQueryResult)]
 struct GroupRow {
     kind: String,
@@ -55,7 +69,8 @@ struct GroupRow {
 
 /// A page of duplicate groups ordered by kind and value, after the cursor `after`, with
 /// whether more follow. Two statements: the groups (a grouped walk of the
-/// `(tenant_id, kind, value, contact_id)` primary key) and their members.
+/// `(tenant_id, kind, value, contact_id)` primary key, archived contacts left out) and their
+/// members.
 pub async fn duplicate_groups(
     db: &impl ConnectionTrait,
     tenant: TenantId,
@@ -74,6 +89,7 @@ pub async fn duplicate_groups(
         .column(contact_key::Column::Kind)
         .column(contact_key::Column::Value)
         .filter(contact_key::Column::TenantId.eq(tenant.0))
+        .filter(live(tenant))
         .group_by(contact_key::Column::Kind)
         .group_by(contact_key::Column::Value)
         .having(Expr::col(contact_key::Column::ContactId).count().gt(1))
@@ -98,6 +114,7 @@ pub async fn duplicate_groups(
     }
     let members = ContactKey::find()
         .filter(contact_key::Column::TenantId.eq(tenant.0))
+        .filter(live(tenant))
         .filter(rows.iter().fold(Condition::any(), |any, r| {
             any.add(
                 Condition::all()
@@ -129,6 +146,7 @@ pub async fn count_groups(db: &impl ConnectionTrait, tenant: TenantId) -> Result
         .expr(Expr::val(1))
         .from(ContactKey)
         .and_where(Expr::col(contact_key::Column::TenantId).eq(tenant.0))
+        .and_where(live(tenant))
         .group_by_columns([contact_key::Column::Kind, contact_key::Column::Value])
         .and_having(Expr::col(contact_key::Column::ContactId).count().gt(1))
         .to_owned();

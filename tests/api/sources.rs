@@ -397,14 +397,24 @@ async fn two_server_processes_never_run_one_source_at_once() {
     }
 }
 
-/// A `contact-gateway serve` process on the database of an app, scheduling every 20 ms;
-/// killed when dropped.
+/// A `contact-gateway` process on the database of an app (by default `serve`, scheduling
+/// every 20 ms); killed when dropped.
 pub(crate) struct ServerProcess(pub(crate) std::process::Child);
 
 impl ServerProcess {
     pub(crate) fn start(app: &TestApp) -> Self {
+        let args = ["serve", "--listen", "127.0.0.1:0", "--no-demo"];
+        Self::spawn(app, &args, std::process::Stdio::null())
+    }
+
+    /// `contact-gateway <args>`, its standard error kept for [`ServerProcess::finish`].
+    pub(crate) fn run(app: &TestApp, args: &[&str]) -> Self {
+        Self::spawn(app, args, std::process::Stdio::piped())
+    }
+
+    fn spawn(app: &TestApp, args: &[&str], stderr: std::process::Stdio) -> Self {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_contact-gateway"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--no-demo"])
+            .args(args)
             .env("DATABASE_URL", &app.database_url)
             .env("GATEWAY_SECRET_KEY", crate::common::TEST_SECRET_KEY)
             .env("SOURCES_ALLOW_PRIVATE_NETWORKS", "true")
@@ -412,10 +422,33 @@ impl ServerProcess {
             .env("GATEWAY_PRODUCTION", "true")
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
-            .expect("serve");
+            .expect("contact-gateway");
         Self(child)
+    }
+
+    /// Sends SIGTERM.
+    pub(crate) fn terminate(&self) {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+    }
+
+    /// Waits for the process to exit: its status and standard error (empty unless started
+    /// with [`ServerProcess::run`]).
+    pub(crate) async fn finish(mut self) -> (std::process::ExitStatus, String) {
+        tokio::task::spawn_blocking(move || {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = self.0.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            (self.0.wait().expect("wait"), stderr)
+        })
+        .await
+        .expect("join")
     }
 }
 

@@ -41,7 +41,33 @@ async fn person(app: &TestApp, id: u64) -> Value {
             json!({}),
         )
         .await;
-    data["contacts"]["nodes"][0].clone()
+    // The one that came from the vendor (a contact made here may share its email).
+    data["contacts"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|c| c["sources"].as_array().is_some_and(|s| !s.is_empty()))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// The duplicate groups (their count, and the members of the group of `email`): the tests'
+/// tenant starts with none.
+async fn duplicates_of(app: &TestApp, email: &str) -> (i64, usize) {
+    let data = app
+        .data(
+            "{ duplicateContacts(first: 100) { totalCount nodes { value contacts { id } } } }",
+            json!({}),
+        )
+        .await;
+    let groups = &data["duplicateContacts"];
+    let members = groups["nodes"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["value"] == email)
+        .map_or(0, |g| g["contacts"].as_array().map_or(0, Vec::len));
+    (groups["totalCount"].as_i64().expect("count"), members)
 }
 
 async fn live_count(app: &TestApp) -> i64 {
@@ -57,6 +83,17 @@ async fn a_full_run_marks_what_disappeared_and_archives_contacts_left_with_no_re
     let first = run(&app, "FULL", false).await;
     assert_eq!(first["run"]["created"], 10, "{first}");
     let live = live_count(&app).await;
+    // A contact made here shares record 3's email: a duplicate group while 3 is live.
+    let made = app
+        .data(
+            r#"mutation { createContact(input: { contact: { firstName: "Twin", email: "person3@example.com" } }) { contact { id } } }"#,
+            json!({}),
+        )
+        .await;
+    assert!(made["createContact"]["contact"]["id"].is_string(), "{made}");
+    let (groups, _) = duplicates_of(&app, "person3@example.com").await;
+    assert!(groups >= 1);
+    assert_eq!(duplicates_of(&app, "person3@example.com").await.1, 2);
 
     // Records 3 and 7 are deleted upstream.
     vendor
@@ -68,8 +105,13 @@ async fn a_full_run_marks_what_disappeared_and_archives_contacts_left_with_no_re
     assert_eq!(second["run"]["deleted"], 2, "{second}");
     assert_eq!(
         live_count(&app).await,
-        live - 2,
+        live + 1 - 2,
         "archived contacts leave lists and counts"
+    );
+    assert_eq!(
+        duplicates_of(&app, "person3@example.com").await,
+        (groups - 1, 0),
+        "an archived contact leaves the duplicate groups"
     );
     let archived = app
         .data(
@@ -105,6 +147,10 @@ async fn a_full_run_marks_what_disappeared_and_archives_contacts_left_with_no_re
     let three = person(&app, 3).await;
     assert_eq!(three["archivedAt"], Value::Null, "{three}");
     assert_eq!(three["sources"][0]["deletedAt"], Value::Null);
+    assert_eq!(
+        duplicates_of(&app, "person3@example.com").await,
+        (groups, 2)
+    );
 
     // Contact 7 is restored by hand, and a later run leaves it live.
     let seven = person(&app, 7).await;
@@ -120,7 +166,7 @@ async fn a_full_run_marks_what_disappeared_and_archives_contacts_left_with_no_re
     );
     assert_eq!(run(&app, "FULL", false).await["run"]["deleted"], 0);
     assert_eq!(person(&app, 7).await["archivedAt"], Value::Null);
-    assert_eq!(live_count(&app).await, live);
+    assert_eq!(live_count(&app).await, live + 1);
 }
 
 #[tokio::test]
@@ -364,7 +410,7 @@ async fn sigterm_stops_a_run_between_pages_and_the_next_run_resumes_there() {
         json!({}),
     )
     .await;
-    let mut server = ServerProcess::start(&app);
+    let server = ServerProcess::start(&app);
     for _ in 0..600 {
         if vendor.seen.lock().expect("lock").len() >= 2 {
             break;
@@ -376,14 +422,9 @@ async fn sigterm_stops_a_run_between_pages_and_the_next_run_resumes_there() {
         2,
         "the second page is asked for"
     );
-    let pid = server.0.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let exited = tokio::task::spawn_blocking(move || server.0.wait()).await;
-    assert!(exited.expect("join").expect("wait").success());
+    server.terminate();
+    let (status, stderr) = server.finish().await;
+    assert!(status.success(), "{stderr}");
     let runs = app
         .data(
             r#"{ source(name: "crm") { resumable runs(first: 1) { status error { code } } } }"#,
@@ -432,4 +473,44 @@ async fn sigterm_stops_a_run_between_pages_and_the_next_run_resumes_there() {
         .map(|page| format!("limit=100&offset={}", page * 100))
         .collect();
     assert_eq!(vendor.seen.lock().expect("lock").clone(), expected);
+}
+
+#[tokio::test]
+async fn sigterm_stops_a_command_line_sync_between_pages() {
+    let vendor = Vendor::with_clients(250, "2025-02-01T00:00:00.000Z");
+    vendor.delay_ms.store(500, Ordering::SeqCst);
+    let app = app_on(&vendor).await;
+    let process = ServerProcess::run(&app, &["sync", "--source", "crm", "--mode", "full"]);
+    for _ in 0..600 {
+        if vendor.seen.lock().expect("lock").len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(vendor.seen.lock().expect("lock").len(), 2);
+    process.terminate();
+    let (status, stderr) = process.finish().await;
+    assert!(!status.success(), "an interrupted sync fails");
+    assert!(stderr.contains("INTERRUPTED"), "{stderr}");
+    let runs = app
+        .data(
+            r#"{ source(name: "crm") { resumable runs(first: 1) { status error { code } } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        runs["source"]["runs"][0]["error"]["code"], "INTERRUPTED",
+        "{runs}"
+    );
+    assert_eq!(runs["source"]["resumable"], true);
+    assert_eq!(
+        count(&app, "source_leases").await,
+        0,
+        "the lease was given back"
+    );
+    // The next run resumes where this one stopped: all 250 are there once, none twice.
+    vendor.delay_ms.store(0, Ordering::SeqCst);
+    let resumed = run(&app, "FULL", false).await;
+    let before = 250 - resumed["run"]["created"].as_i64().expect("created");
+    assert!(before == 100 || before == 200, "{resumed}");
 }
