@@ -32,5 +32,6 @@ pub mod startup;
 pub mod tags;
 pub mod tenancy;
 pub mod time;
+pub mod write_back;
 
 pub use error::{Error, Result};

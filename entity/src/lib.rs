@@ -28,6 +28,7 @@ pub mod source_state;
 pub mod sync_run;
 pub mod tag;
 pub mod tenant;
+pub mod write_back;
 
 pub mod prelude {
     //! The entities under short names.
@@ -46,4 +47,5 @@ pub mod prelude {
     pub use super::sync_run::Entity as SyncRun;
     pub use super::tag::Entity as Tag;
     pub use super::tenant::Entity as Tenant;
+    pub use super::write_back::Entity as WriteBack;
 }

@@ -42,6 +42,9 @@ pub struct Model {
     pub last_full_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// How changes are written back to the vendor (JSON of the domain's `WriteBack`); null
+    /// for a read-only source.
+    pub write_back: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -20,6 +20,7 @@ mod m20261129_000010_foreign_key_indexes;
 mod m20261130_000011_sources_as_data;
 mod m20261130_000012_deletions;
 mod m20261130_000013_archived_contacts_index;
+mod m20261130_000014_write_backs;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000011_sources_as_data::Migration),
             Box::new(m20261130_000012_deletions::Migration),
             Box::new(m20261130_000013_archived_contacts_index::Migration),
+            Box::new(m20261130_000014_write_backs::Migration),
         ]
     }
 }

@@ -189,6 +189,7 @@ pub async fn source(command: SourceCommand) -> anyhow::Result<()> {
             let db = open(&database).await?;
             let token = token_of(&flags.token_env)?;
             let draft = SourceDraft {
+                write: None,
                 name,
                 format: flags.format.unwrap_or_default(),
                 url: flags.url.unwrap_or_default(),
@@ -230,6 +231,7 @@ pub async fn source(command: SourceCommand) -> anyhow::Result<()> {
             };
             let some = |list: Vec<String>| (!list.is_empty()).then_some(list);
             let patch = SourcePatch {
+                write: Change::Keep,
                 format: flags.format,
                 url: flags.url,
                 accounts: some(flags.accounts),

@@ -12,6 +12,7 @@ use crate::sources::catalog::{self, SourcePatch};
 use crate::sources::definition::SourceDraft;
 use crate::sources::runs::{RUNS_KEPT, RunMode, RunTrigger};
 use crate::sources::sync::{RunRequest, Syncer};
+use crate::write_back::config::WriteBackDraft;
 
 /// An extra request header.
 #[derive(InputObject)]
@@ -20,6 +21,38 @@ pub struct HeaderInput {
     pub name: String,
     /// Its value.
     pub value: String,
+}
+
+/// How a source is written back to (issue 17); a field left out takes the format's
+/// default.
+#[derive(InputObject)]
+pub struct SourceWriteInput {
+    /// `PATCH` (default), `PUT` or `POST`.
+    pub method: Option<String>,
+    /// The record's URL with `{id}` (the vendor id), and optionally `{accountId}` /
+    /// `{businessId}`; default: seed 001's `/api/contacts/{id}` on the list URL's host for
+    /// `account-contacts`, the list URL plus `/{id}` for the others.
+    pub url: Option<String>,
+    /// `none`, `if-match` or `if-unmodified-since` (the default for `client-contacts`, seed
+    /// 003; `none` for the others).
+    pub precondition: Option<String>,
+    /// What a conflict (412/409) leads to: `manual` (default), `source-wins` or
+    /// `gateway-wins`.
+    pub conflict_policy: Option<String>,
+    /// Whether `deleteContact` deletes the record at the vendor too (default false).
+    pub delete: Option<bool>,
+}
+
+impl From<SourceWriteInput> for WriteBackDraft {
+    fn from(input: SourceWriteInput) -> Self {
+        WriteBackDraft {
+            method: input.method,
+            url: input.url,
+            precondition: input.precondition,
+            conflict_policy: input.conflict_policy,
+            delete: input.delete,
+        }
+    }
 }
 
 fn headers(list: Vec<HeaderInput>) -> Vec<(String, String)> {
@@ -57,6 +90,9 @@ pub struct CreateSourceInput {
     pub max_requests_per_minute: Option<i32>,
     /// Whether the scheduler runs it; default true (it is then first due at once).
     pub enabled: Option<bool>,
+    /// How contact changes are written back to the vendor; left out, the source is
+    /// read-only.
+    pub write: Option<SourceWriteInput>,
     /// Echoed in the payload.
     pub client_mutation_id: Option<String>,
 }
@@ -88,6 +124,9 @@ pub struct UpdateSourceInput {
     pub max_requests_per_minute: MaybeUndefined<i32>,
     /// Enables or disables the schedule.
     pub enabled: Option<bool>,
+    /// New write settings (the whole set; what it leaves out takes the format's default);
+    /// `null` makes the source read-only.
+    pub write: MaybeUndefined<SourceWriteInput>,
     /// Echoed in the payload.
     pub client_mutation_id: Option<String>,
 }
@@ -202,6 +241,7 @@ impl SourceMutations {
             overlap: input.overlap,
             max_requests_per_minute: input.max_requests_per_minute.map(i64::from),
             enabled: input.enabled,
+            write: input.write.map(Into::into),
         };
         let row = catalog::create(
             request.db,
@@ -240,6 +280,7 @@ impl SourceMutations {
             max_requests_per_minute: change(input.max_requests_per_minute).map(i64::from),
             enabled: input.enabled,
             token: change(input.token),
+            write: change(input.write).map(Into::into),
         };
         let row = catalog::update(
             request.db,

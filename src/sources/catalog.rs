@@ -22,6 +22,7 @@ use crate::paging::{self, Direction, KeyValue, Ordering, Page, PageArgs, SortKey
 use crate::secrets::SecretKey;
 use crate::tenancy::{TenantId, scoped};
 use crate::time::now_millis;
+use crate::write_back::config::WriteBackDraft;
 
 /// What `updateSource` changes: a field left out (`None`, [`Change::Keep`]) stays.
 #[derive(Clone, Debug, Default)]
@@ -38,6 +39,9 @@ pub struct SourcePatch {
     pub enabled: Option<bool>,
     /// `Clear` removes the stored token.
     pub token: Change<String>,
+    /// `Set` replaces the write settings (what it leaves out takes the format's default),
+    /// `Clear` makes the source read-only.
+    pub write: Change<WriteBackDraft>,
 }
 
 impl SourcePatch {
@@ -75,6 +79,11 @@ impl SourcePatch {
         if let Some(v) = self.enabled {
             draft.enabled = Some(v);
         }
+        match &self.write {
+            Change::Keep => {}
+            Change::Clear => draft.write = None,
+            Change::Set(v) => draft.write = Some(v.clone()),
+        }
         draft
     }
 }
@@ -98,6 +107,10 @@ pub fn settings_of(row: &source::Model) -> Result<SourceSettings> {
             .max_requests_per_minute
             .and_then(|n| u32::try_from(n).ok()),
         enabled: row.enabled,
+        write: match &row.write_back {
+            Some(text) => Some(serde_json::from_str(text).map_err(|_| bad("write settings"))?),
+            None => None,
+        },
     })
 }
 
@@ -120,6 +133,7 @@ fn put_settings(row: &mut source::ActiveModel, settings: &SourceSettings) {
         .max_requests_per_minute
         .and_then(|n| i32::try_from(n).ok()));
     row.enabled = Set(settings.enabled);
+    row.write_back = Set(settings.write.as_ref().map(json));
 }
 
 /// JSON text of a list or map column.
@@ -387,6 +401,10 @@ pub async fn upsert_file_sources(
             Err(err) => Err(err),
             Ok(stored) => {
                 let patch = SourcePatch {
+                    write: match &draft.write {
+                        Some(write) => Change::Set(write.clone()),
+                        None => Change::Clear,
+                    },
                     format: Some(draft.format.clone()),
                     url: Some(draft.url.clone()),
                     accounts: Some(draft.accounts.clone()),

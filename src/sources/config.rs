@@ -33,6 +33,7 @@ use super::definition::{SourceDraft, SourceSettings};
 use super::{Format, MapContext};
 use crate::error::{Error, Result};
 use crate::tenancy::TenantId;
+use crate::write_back::config::WriteBackDraft;
 
 /// A vendor's bearer token, opened for a run. Its `Debug` does not show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -139,6 +140,10 @@ pub struct FileSource {
     pub max_requests_per_minute: Option<i64>,
     /// Whether the scheduler runs it (default true).
     pub enabled: Option<bool>,
+    /// How changes are written back (`write = { method = "PATCH", url = "https://…/{id}",
+    /// precondition = "if-unmodified-since", conflict_policy = "manual" }`); left out, the
+    /// source is read-only.
+    pub write: Option<WriteBackDraft>,
 }
 
 impl FileSource {
@@ -160,6 +165,7 @@ impl FileSource {
             overlap: self.overlap.clone(),
             max_requests_per_minute: self.max_requests_per_minute,
             enabled: self.enabled,
+            write: self.write.clone(),
         }
     }
 

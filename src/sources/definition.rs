@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::{Error, FieldFailure, Result};
+use crate::write_back::config::{WriteBack, WriteBackDraft};
 
 use super::Format;
 
@@ -45,6 +46,8 @@ pub struct SourceDraft {
     pub max_requests_per_minute: Option<i64>,
     /// `None` for enabled.
     pub enabled: Option<bool>,
+    /// How changes are written back; `None`: the source is read-only.
+    pub write: Option<WriteBackDraft>,
 }
 
 /// A source's settings, valid.
@@ -61,6 +64,8 @@ pub struct SourceSettings {
     pub overlap: Duration,
     pub max_requests_per_minute: Option<u32>,
     pub enabled: bool,
+    /// How changes are written back; `None`: the source is read-only.
+    pub write: Option<WriteBack>,
 }
 
 impl SourceSettings {
@@ -82,6 +87,7 @@ impl SourceSettings {
             overlap: Some(format_duration(self.overlap)),
             max_requests_per_minute: self.max_requests_per_minute.map(i64::from),
             enabled: Some(self.enabled),
+            write: self.write.as_ref().map(WriteBack::to_draft),
         }
     }
 }
@@ -264,6 +270,10 @@ impl SourceDraft {
                 }
             },
         };
+        let write = match (format, &self.write) {
+            (Some(format), Some(draft)) => Some(draft.validate(format, &url, &mut failures)),
+            _ => None,
+        };
         match format {
             Some(format) if failures.is_empty() => Ok(SourceSettings {
                 name,
@@ -281,6 +291,7 @@ impl SourceDraft {
                 overlap,
                 max_requests_per_minute,
                 enabled: self.enabled.unwrap_or(true),
+                write,
             }),
             _ => Err(Error::Validation(failures)),
         }

@@ -1,0 +1,102 @@
+//! No echo: once a change is delivered, the stored record's mapped state takes the values
+//! written, so the next sync sees no difference between them and what the vendor now holds
+//! (it would otherwise take the gateway's own write for a vendor change, and could undo a
+//! later local change with it).
+use entity::prelude::ContactSource;
+use entity::{contact_source, write_back};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use serde_json::{Map, Value};
+
+use super::fields::writable_fields;
+use crate::error::Result;
+use crate::sources::definition::parse_format;
+
+/// `state` (a stored mapped state's JSON) with `body`'s values put at the contact fields
+/// they stand for in `format`.
+pub fn with_written(format: &str, state: &str, body: &Map<String, Value>) -> String {
+    let mut state: Value = serde_json::from_str(state).unwrap_or_else(|_| Value::Object(Map::new()));
+    let Some(format) = parse_format(format) else {
+        return state.to_string();
+    };
+    let Some(root) = state.as_object_mut() else {
+        return state.to_string();
+    };
+    let fields = root
+        .entry("fields")
+        .or_insert_with(|| Value::Object(Map::new()));
+    for f in writable_fields(format) {
+        let Some(value) = body.get(f.vendor) else {
+            continue;
+        };
+        if f.path == "name" {
+            // A full name is not a mapped field of any format's records.
+            continue;
+        }
+        let mut target = &mut *fields;
+        let mut parts = f.path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let Some(object) = target.as_object_mut() else {
+                break;
+            };
+            if parts.peek().is_none() {
+                object.insert(part.to_string(), value.clone());
+                break;
+            }
+            target = object
+                .entry(part.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
+    }
+    state.to_string()
+}
+
+/// Puts the values of the delivered update `change` into its stored record's mapped state.
+pub(super) async fn remember_written(
+    txn: &impl ConnectionTrait,
+    change: &write_back::Model,
+) -> Result<()> {
+    let body: Map<String, Value> = serde_json::from_str(&change.body).unwrap_or_default();
+    let Some(record) = ContactSource::find()
+        .filter(contact_source::Column::TenantId.eq(change.tenant_id))
+        .filter(contact_source::Column::Source.eq(change.source.clone()))
+        .filter(contact_source::Column::ExternalId.eq(change.external_id.clone()))
+        .one(txn)
+        .await?
+    else {
+        return Ok(());
+    };
+    let mapped = with_written(&record.format, &record.mapped, &body);
+    ContactSource::update_many()
+        .col_expr(contact_source::Column::Mapped, Expr::value(mapped))
+        .filter(contact_source::Column::Id.eq(record.id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn written_values_replace_what_the_last_import_mapped() {
+        let state = json!({ "fields": { "lastName": "Lee", "address": { "city": "Rome" } },
+                            "business": "b1", "account": null, "tags": null })
+        .to_string();
+        let body = json!({ "lastName": "Smith", "city": "Oslo", "smsDND": true });
+        let written: Value = serde_json::from_str(&with_written(
+            "business-contacts",
+            &state,
+            body.as_object().expect("object"),
+        ))
+        .expect("json");
+        assert_eq!(
+            written,
+            json!({ "fields": { "lastName": "Smith", "address": { "city": "Oslo" },
+                                "dnd": { "sms": true } },
+                    "business": "b1", "account": null, "tags": null })
+        );
+    }
+}

@@ -1,0 +1,106 @@
+//! The delivery worker of `serve`: claims due changes, sends them (several at once), and
+//! records the outcomes, until shutdown. Any number of processes may run it on one
+//! PostgreSQL database ([`super::outbox::claim`] hands each change to one of them).
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use entity::prelude::Source;
+use entity::source;
+use futures::StreamExt;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::delivery::deliver;
+use super::outbox::{self, Outcome, RetryPolicy};
+use crate::error::Result;
+use crate::secrets::SecretKey;
+use crate::sources::catalog;
+use crate::time::now_millis;
+
+/// Changes claimed at once.
+const CLAIM: u64 = 100;
+/// Requests in flight at once, per process.
+const IN_FLIGHT: usize = 16;
+/// How long a claimed change is this worker's before another may take it: longer than a
+/// request may take (30 s).
+const LEASE: Duration = Duration::from_secs(120);
+
+/// What the worker needs.
+#[derive(Clone)]
+pub struct Worker {
+    pub db: DatabaseConnection,
+    /// The HTTP client (public addresses only unless configured otherwise).
+    pub client: reqwest::Client,
+    pub key: Option<SecretKey>,
+    pub retry: RetryPolicy,
+    /// How often to look for due changes when there were none.
+    pub poll: Duration,
+}
+
+impl Worker {
+    /// Delivers until `stopping` is cancelled (the claimed batch is finished first).
+    pub async fn run(self: Arc<Self>, stopping: CancellationToken) {
+        while !stopping.is_cancelled() {
+            let delivered = match self.deliver_due().await {
+                Ok(n) => n,
+                Err(err) => {
+                    tracing::warn!(error = %err.detail(), "write-back delivery failed");
+                    0
+                }
+            };
+            if delivered < CLAIM as usize {
+                tokio::select! {
+                    () = tokio::time::sleep(self.poll) => {}
+                    () = stopping.cancelled() => {}
+                }
+            }
+        }
+    }
+
+    /// Claims due changes, delivers them, records the outcomes; returns how many.
+    pub async fn deliver_due(&self) -> Result<usize> {
+        let now = now_millis();
+        let lease = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
+        let claimed = outbox::claim(&self.db, now, now + lease, CLAIM).await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = claimed.iter().map(|c| c.source_id).collect();
+        let sources: HashMap<Uuid, source::Model> = Source::find()
+            .filter(source::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        let count = claimed.len();
+        let outcomes: Vec<_> = futures::stream::iter(claimed)
+            .map(|change| {
+                let source = sources.get(&change.source_id);
+                async move {
+                    let outcome = match source.map(|s| catalog::runnable(s, self.key.as_ref())) {
+                        Some(Ok(config)) => match &config.settings.write {
+                            Some(write) => deliver(&self.client, &config, write, &change).await,
+                            None => Outcome::Failed {
+                                error: "the source is no longer written to".into(),
+                            },
+                        },
+                        Some(Err(err)) => Outcome::Failed {
+                            error: err.detail(),
+                        },
+                        None => Outcome::Failed {
+                            error: "the source is gone".into(),
+                        },
+                    };
+                    (change, outcome)
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        outbox::record_outcomes(&self.db, outcomes, self.retry, now_millis()).await?;
+        Ok(count)
+    }
+}
