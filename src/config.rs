@@ -83,6 +83,25 @@ pub struct SyncConfig {
     /// with `SUSPICIOUS_DELETION`.
     #[arg(long, env = "MAX_DELETION_PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub max_deletion_percent: u8,
+
+    /// Do not deliver queued write-backs in this process (another process on the database
+    /// does; changes are still queued).
+    #[arg(long, env = "NO_WRITE_BACK")]
+    pub no_write_back: bool,
+
+    /// How often the write-back worker looks for due changes when it found none
+    /// (milliseconds).
+    #[arg(long, env = "WRITE_BACK_POLL_MS", default_value_t = 1_000)]
+    pub write_back_poll_ms: u64,
+
+    /// The wait after a write-back's first failed attempt (milliseconds); it doubles after
+    /// each further one.
+    #[arg(long, env = "WRITE_BACK_BACKOFF_MS", default_value_t = 60_000)]
+    pub write_back_backoff_ms: i64,
+
+    /// Attempts of a write-back before it is FAILED.
+    #[arg(long, env = "WRITE_BACK_MAX_ATTEMPTS", default_value_t = 10)]
+    pub write_back_max_attempts: i32,
 }
 
 impl Default for SyncConfig {
@@ -93,6 +112,10 @@ impl Default for SyncConfig {
             no_scheduler: false,
             allow_private_networks: false,
             max_deletion_percent: 50,
+            no_write_back: false,
+            write_back_poll_ms: 1_000,
+            write_back_backoff_ms: 60_000,
+            write_back_max_attempts: 10,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::Router;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Authenticator, api_keys};
 use crate::config::Limits;
@@ -17,7 +18,8 @@ use crate::secrets::SecretKey;
 use crate::sources::config::SourcesFile;
 use crate::sources::sync::Syncer;
 use crate::sources::{catalog, scheduler};
-use crate::{db, demo, http};
+use crate::write_back::outbox::RetryPolicy;
+use crate::{db, demo, http, write_back};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -55,6 +57,8 @@ pub struct Application {
     syncer: Arc<Syncer>,
     /// How often the scheduler polls; `None`: no scheduler in this process.
     scheduler_poll: Option<Duration>,
+    /// The write-back delivery worker; `None`: not in this process.
+    write_back: Option<Arc<write_back::worker::Worker>>,
 }
 
 impl Application {
@@ -98,6 +102,18 @@ impl Application {
             config.sync.allow_private_networks,
         );
         syncer.max_deletion_share = f64::from(config.sync.max_deletion_percent) / 100.0;
+        let write_back = (!config.sync.no_write_back).then(|| {
+            Arc::new(write_back::worker::Worker {
+                db: db.clone(),
+                client: syncer.client.clone(),
+                key: syncer.key.clone(),
+                retry: RetryPolicy {
+                    base_ms: config.sync.write_back_backoff_ms.max(1),
+                    max_attempts: config.sync.write_back_max_attempts.max(1),
+                },
+                poll: Duration::from_millis(config.sync.write_back_poll_ms.max(10)),
+            })
+        });
         let syncer = Arc::new(syncer);
         let state = AppState {
             schema: build_schema(db.clone(), settings, limits, production, syncer.clone()),
@@ -121,6 +137,7 @@ impl Application {
             syncer,
             scheduler_poll: (!config.sync.no_scheduler)
                 .then(|| Duration::from_millis(config.sync.sync_poll_ms.max(10))),
+            write_back,
         })
     }
 
@@ -156,6 +173,11 @@ impl Application {
                 poll,
             ))
         });
+        let stopping = CancellationToken::new();
+        let delivering = self
+            .write_back
+            .clone()
+            .map(|worker| tokio::spawn(worker.run(stopping.clone())));
         let auth = self.state.auth.clone();
         let flusher = tokio::spawn({
             let auth = auth.clone();
@@ -172,13 +194,20 @@ impl Application {
         let served = http::server::serve(self.listener, self.router, self.connection_limits, {
             // Runs stop as soon as the signal comes, not after requests have drained.
             let syncer = self.syncer.clone();
+            let stopping = stopping.clone();
             async move {
                 shutdown_signal().await;
                 syncer.stop();
+                stopping.cancel();
             }
         })
         .await;
         flusher.abort();
+        stopping.cancel();
+        // The batch being delivered is finished and recorded.
+        if let Some(delivering) = delivering {
+            let _ = delivering.await;
+        }
         self.syncer.shut_down().await;
         if let Some(scheduler) = scheduler {
             let _ = scheduler.await;

@@ -67,7 +67,12 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(WriteBacks::Table)
-                    .col(ColumnDef::new(WriteBacks::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(WriteBacks::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(WriteBacks::TenantId).uuid().not_null())
                     .col(ColumnDef::new(WriteBacks::ContactId).uuid().not_null())
                     .col(ColumnDef::new(WriteBacks::SourceId).uuid().not_null())

@@ -177,6 +177,8 @@ pub async fn update_contact(
         return Ok(current);
     }
     updated.updated_at = next_updated_at(current.updated_at);
+    // Queued with the change, or neither happens (a value a source refuses fails both).
+    crate::write_back::outbox::queue_update(&txn, tenant, &current, &updated, now_millis()).await?;
     let updated = write_contact(&txn, &current, updated).await?;
     txn.commit().await?;
     Ok(updated)
@@ -291,6 +293,8 @@ pub(crate) async fn delete_rows(
 pub async fn delete_contact(db: &DatabaseConnection, tenant: TenantId, id: Uuid) -> Result<Uuid> {
     let (txn, _lock) = begin_write(db).await?;
     let contact = locked_contact(&txn, tenant, id).await?;
+    // Before its source records go with it.
+    crate::write_back::outbox::queue_delete(&txn, tenant, contact.id, now_millis()).await?;
     delete_rows(&txn, tenant, &[contact.id]).await?;
     txn.commit().await?;
     Ok(contact.id)
@@ -487,6 +491,7 @@ pub async fn set_resolution(
         return Ok(current);
     }
     updated.updated_at = next_updated_at(current.updated_at);
+    crate::write_back::outbox::queue_update(&txn, tenant, &current, &updated, now_millis()).await?;
     let updated = write_contact(&txn, &current, updated).await?;
     txn.commit().await?;
     Ok(updated)

@@ -325,6 +325,25 @@ impl Contact {
         Ok(tags.unwrap_or_default().into_iter().map(Tag).collect())
     }
 
+    /// The changes of this contact queued for the vendor systems it came from, oldest first:
+    /// each writable source gets the changed fields.
+    async fn write_backs(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<super::write_back::WriteBackChange>> {
+        let request = RequestContext::of(ctx)?;
+        let changes = request
+            .loaders
+            .contact_write_backs
+            .load_one(self.model.id)
+            .await?;
+        Ok(changes
+            .unwrap_or_default()
+            .into_iter()
+            .map(super::write_back::WriteBackChange)
+            .collect())
+    }
+
     /// The vendor records this contact was imported or synced from, oldest first (empty
     /// for contacts created here).
     async fn sources(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ContactSource>> {

@@ -79,6 +79,31 @@ impl Loader<Uuid> for ContactSources {
     }
 }
 
+/// Loads the write-back changes queued for contacts.
+pub struct ContactWriteBacks {
+    db: DatabaseConnection,
+    tenant: TenantId,
+}
+
+impl Loader<Uuid> for ContactWriteBacks {
+    type Value = Vec<entity::write_back::Model>;
+    type Error = Error;
+
+    async fn load(
+        &self,
+        keys: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<entity::write_back::Model>>, Error> {
+        let mut by_contact: HashMap<Uuid, Vec<entity::write_back::Model>> = HashMap::new();
+        for change in crate::write_back::outbox::of_contacts(&self.db, self.tenant, keys).await? {
+            by_contact
+                .entry(change.contact_id)
+                .or_default()
+                .push(change);
+        }
+        Ok(by_contact)
+    }
+}
+
 /// A page of a nested list: the parent, and the list arguments shared by its siblings.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NestedPageKey<P, Q> {
@@ -223,6 +248,8 @@ pub struct Loaders {
     pub contact_tags: DataLoader<ContactTags, HashMapCache>,
     /// Vendor records of each contact.
     pub contact_sources: DataLoader<ContactSources, HashMapCache>,
+    /// Write-back changes of each contact.
+    pub contact_write_backs: DataLoader<ContactWriteBacks, HashMapCache>,
     /// Pages of contacts under a parent.
     pub contact_pages: DataLoader<ContactPages, HashMapCache>,
     /// Pages of tags under a business.
@@ -246,6 +273,10 @@ impl Loaders {
                 tenant,
             }),
             contact_sources: loader(ContactSources {
+                db: db.clone(),
+                tenant,
+            }),
+            contact_write_backs: loader(ContactWriteBacks {
                 db: db.clone(),
                 tenant,
             }),

@@ -22,6 +22,7 @@ pub mod scopes;
 mod source;
 mod source_mutations;
 mod tag;
+mod write_back;
 
 use std::sync::Arc;
 

@@ -19,6 +19,7 @@ pub struct MutationRoot(
     super::tag::TagMutations,
     super::duplicate::DuplicateMutations,
     super::source_mutations::SourceMutations,
+    super::write_back::WriteBackMutations,
 );
 
 /// Contact mutations.

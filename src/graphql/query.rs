@@ -26,6 +26,7 @@ pub struct QueryRoot(
     GraphQueries,
     super::source::SourceQueries,
     super::duplicate::DuplicateQueries,
+    super::write_back::WriteBackQueries,
 );
 
 /// Reading contacts, accounts, businesses and tags.

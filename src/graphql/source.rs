@@ -243,6 +243,12 @@ impl Source {
     async fn max_requests_per_minute(&self) -> Option<i32> {
         self.row.max_requests_per_minute
     }
+    /// How contact changes are written back to the vendor; null for a read-only source.
+    async fn write(&self) -> Option<super::write_back::SourceWrite> {
+        let write: crate::write_back::config::WriteBack =
+            serde_json::from_str(self.row.write_back.as_deref()?).ok()?;
+        Some((&write).into())
+    }
     /// Whether the scheduler runs it.
     async fn enabled(&self) -> bool {
         self.row.enabled

@@ -73,10 +73,12 @@ impl WriteBack {
     /// precondition for the others; conflicts kept for a person (`manual`); no deletes.
     pub fn defaults(format: Format, list_url: &str) -> Self {
         let url = match format {
-            Format::AccountContacts => match url::Url::parse(
-                &list_url.replace("{accountId}", "a"),
-            ) {
-                Ok(parsed) => format!("{}/api/contacts/{{id}}", parsed.origin().ascii_serialization()),
+            Format::AccountContacts => match url::Url::parse(&list_url.replace("{accountId}", "a"))
+            {
+                Ok(parsed) => format!(
+                    "{}/api/contacts/{{id}}",
+                    parsed.origin().ascii_serialization()
+                ),
                 Err(_) => String::new(),
             },
             _ => {
@@ -151,10 +153,7 @@ impl WriteBackDraft {
                 "PATCH" => write.method = WriteMethod::Patch,
                 "PUT" => write.method = WriteMethod::Put,
                 "POST" => write.method = WriteMethod::Post,
-                _ => failures.push(FieldFailure::new(
-                    "write.method",
-                    "one of PATCH, PUT, POST",
-                )),
+                _ => failures.push(FieldFailure::new("write.method", "one of PATCH, PUT, POST")),
             }
         }
         if let Some(url) = &self.url {
@@ -265,7 +264,11 @@ mod tests {
             delete: None,
         };
         let mut failures = Vec::new();
-        draft.validate(Format::ClientContacts, "https://x/api/contacts", &mut failures);
+        draft.validate(
+            Format::ClientContacts,
+            "https://x/api/contacts",
+            &mut failures,
+        );
         let fields: Vec<&str> = failures.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -281,7 +284,11 @@ mod tests {
             url: Some("https://x/api/contacts".into()),
             ..Default::default()
         }
-        .validate(Format::ClientContacts, "https://x/api/contacts", &mut failures);
+        .validate(
+            Format::ClientContacts,
+            "https://x/api/contacts",
+            &mut failures,
+        );
         assert_eq!(failures[0].field, "write.url", "no {{id}}");
         let write = valid(
             &WriteBackDraft {
@@ -294,7 +301,11 @@ mod tests {
             "https://p.example/api/contacts",
         );
         assert_eq!(
-            valid(&write.to_draft(), Format::PipelineContacts, "https://other/"),
+            valid(
+                &write.to_draft(),
+                Format::PipelineContacts,
+                "https://other/"
+            ),
             write
         );
     }

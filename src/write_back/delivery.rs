@@ -172,7 +172,11 @@ pub fn vendor_message(body: &str) -> String {
         }
         Err(_) => body.trim().to_string(),
     };
-    let text = if text.is_empty() { "no message".to_string() } else { text };
+    let text = if text.is_empty() {
+        "no message".to_string()
+    } else {
+        text
+    };
     text.chars().take(MAX_MESSAGE_CHARS).collect()
 }
 
@@ -192,7 +196,10 @@ mod tests {
             classify(412, None, r#"{"key":"precondition_failure","message":"stale"}"#, now()),
             Outcome::Conflict { error } if error == "HTTP 412: precondition_failure: stale"
         ));
-        assert!(matches!(classify(409, None, "", now()), Outcome::Conflict { .. }));
+        assert!(matches!(
+            classify(409, None, "", now()),
+            Outcome::Conflict { .. }
+        ));
         assert_eq!(
             classify(429, Some("7"), "slow down", now()),
             Outcome::Retry {
@@ -202,7 +209,10 @@ mod tests {
         );
         assert!(matches!(
             classify(503, None, "", now()),
-            Outcome::Retry { retry_after_ms: None, .. }
+            Outcome::Retry {
+                retry_after_ms: None,
+                ..
+            }
         ));
         assert_eq!(
             classify(404, None, r#"{"error":"Contact not found"}"#, now()),

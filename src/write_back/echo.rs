@@ -14,7 +14,8 @@ use crate::sources::definition::parse_format;
 /// `state` (a stored mapped state's JSON) with `body`'s values put at the contact fields
 /// they stand for in `format`.
 pub fn with_written(format: &str, state: &str, body: &Map<String, Value>) -> String {
-    let mut state: Value = serde_json::from_str(state).unwrap_or_else(|_| Value::Object(Map::new()));
+    let mut state: Value =
+        serde_json::from_str(state).unwrap_or_else(|_| Value::Object(Map::new()));
     let Some(format) = parse_format(format) else {
         return state.to_string();
     };

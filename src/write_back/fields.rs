@@ -287,7 +287,14 @@ mod tests {
                 for part in f.path.split('.') {
                     at = at.and_then(|v| v.get(part));
                 }
-                assert_eq!(at, Some(&value), "{} {} -> {}", format.name(), f.vendor, f.path);
+                assert_eq!(
+                    at,
+                    Some(&value),
+                    "{} {} -> {}",
+                    format.name(),
+                    f.vendor,
+                    f.path
+                );
             }
         }
     }

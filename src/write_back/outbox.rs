@@ -179,7 +179,16 @@ pub async fn queue_delete(
 ) -> Result<()> {
     for target in targets(txn, tenant, contact).await? {
         if target.write.delete {
-            queue(txn, tenant, contact, &target, operation::DELETE, Map::new(), now).await?;
+            queue(
+                txn,
+                tenant,
+                contact,
+                &target,
+                operation::DELETE,
+                Map::new(),
+                now,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -339,7 +348,12 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// When attempt `attempts + 1` is due after attempt `attempts` failed at `now`, or
     /// `None` when none is left.
-    pub fn next_attempt(&self, attempts: i32, retry_after_ms: Option<i64>, now: i64) -> Option<i64> {
+    pub fn next_attempt(
+        &self,
+        attempts: i32,
+        retry_after_ms: Option<i64>,
+        now: i64,
+    ) -> Option<i64> {
         if attempts >= self.max_attempts {
             return None;
         }
@@ -428,7 +442,10 @@ pub async fn retry(
     if change.state != state::FAILED && change.state != state::CONFLICT {
         return Err(Error::invalid(
             "id",
-            format!("the change is {}; only FAILED or CONFLICT changes are retried", change.state),
+            format!(
+                "the change is {}; only FAILED or CONFLICT changes are retried",
+                change.state
+            ),
         ));
     }
     WriteBackRow::update_many()
@@ -508,7 +525,10 @@ mod tests {
             deleted_at: None,
         };
         assert_eq!(
-            record_url("https://x/api/v1/businesses/{businessId}/contacts/{id}", &record),
+            record_url(
+                "https://x/api/v1/businesses/{businessId}/contacts/{id}",
+                &record
+            ),
             "https://x/api/v1/businesses/b9/contacts/c%201%2F2"
         );
         assert_eq!(
@@ -518,4 +538,62 @@ mod tests {
         assert_eq!(base_version(Precondition::IfMatch, &record.record), None);
         assert_eq!(base_version(Precondition::None, &record.record), None);
     }
+}
+
+/// What `writeBacks` lists: changes in one state, to one source, of one contact (each
+/// optional).
+#[derive(Clone, Debug, Default)]
+pub struct QueueFilter {
+    pub state: Option<String>,
+    pub source: Option<String>,
+    pub contact: Option<Uuid>,
+}
+
+/// The order of `writeBacks`: newest first (ids are UUIDv7).
+pub fn ordering() -> crate::paging::Ordering<write_back::Model> {
+    use crate::paging::{Direction, KeyValue, Ordering, SortKey};
+    use sea_orm::IntoSimpleExpr;
+    let by_creation = SortKey {
+        name: "createdAt",
+        expr: write_back::Column::CreatedAt.into_simple_expr(),
+        direction: Direction::Desc,
+        value: |m: &write_back::Model| KeyValue::Int(m.created_at),
+        text: false,
+    };
+    Ordering::dedup(
+        [],
+        by_creation,
+        write_back::Column::Id.into_simple_expr(),
+        |m| m.id,
+    )
+}
+
+fn filtered(tenant: TenantId, filter: &QueueFilter) -> sea_orm::Select<WriteBackRow> {
+    let mut select = WriteBackRow::find().filter(write_back::Column::TenantId.eq(tenant.0));
+    if let Some(state) = &filter.state {
+        select = select.filter(write_back::Column::State.eq(state.clone()));
+    }
+    if let Some(source) = &filter.source {
+        select = select.filter(write_back::Column::Source.eq(source.clone()));
+    }
+    if let Some(contact) = filter.contact {
+        select = select.filter(write_back::Column::ContactId.eq(contact));
+    }
+    select
+}
+
+/// A page of the tenant's queue, newest first.
+pub async fn page(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    filter: &QueueFilter,
+    args: &crate::paging::PageArgs,
+) -> Result<crate::paging::Page<write_back::Model>> {
+    crate::paging::fetch_page(db, filtered(tenant, filter), &ordering(), args).await
+}
+
+/// How many changes of the tenant's queue match `filter`.
+pub async fn count(db: &DatabaseConnection, tenant: TenantId, filter: &QueueFilter) -> Result<i64> {
+    use sea_orm::PaginatorTrait;
+    Ok(filtered(tenant, filter).count(db).await? as i64)
 }

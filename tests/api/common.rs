@@ -12,7 +12,7 @@ use contact_gateway::startup::Application;
 use contact_gateway::tenancy::TenantId;
 use entity::prelude::{
     Account, Business, Contact, ContactAssignee, ContactKey, ContactSource, ContactTag,
-    SourceEntity, Tag, Tenant,
+    SourceEntity, Tag, Tenant, WriteBack,
 };
 use entity::{account, contact, tag};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait};
@@ -106,6 +106,11 @@ pub fn test_config(database_url: &str) -> Config {
             secret_key: Some(TEST_SECRET_KEY.to_string()),
             no_scheduler: true,
             sync_poll_ms: 50,
+            // No write-back worker unless a test turns it on (its polling would count in
+            // the tests' statement counts).
+            no_write_back: true,
+            write_back_poll_ms: 20,
+            write_back_backoff_ms: 100,
             // The stand-in vendors listen on 127.0.0.1.
             allow_private_networks: true,
             ..SyncConfig::default()
@@ -342,6 +347,9 @@ pub async fn snapshot(app: &TestApp) -> String {
         (&a.source, &a.kind, &a.external_id).cmp(&(&b.source, &b.kind, &b.external_id))
     });
     parts.push(format!("{entities:?}"));
+    let mut write_backs = WriteBack::find().all(db).await.expect("write-backs");
+    write_backs.sort_by_key(|w| w.id);
+    parts.push(format!("{write_backs:?}"));
     parts.join("\n")
 }
 

@@ -24,3 +24,4 @@ mod sync;
 mod sync_runs;
 mod vendor_input;
 mod vendors;
+mod write_back;

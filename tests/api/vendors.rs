@@ -6,7 +6,11 @@
 //!
 //! - [`Vendor`] stands in for seed 003's API (client contacts): `limit`/`offset` paging over
 //!   the `records` a test puts there, `updated_at=gt:` filtering, Bearer auth, and scripted
-//!   failures, malformed pages and delays. It records every request's query string.
+//!   failures, malformed pages and delays. It records every request's query string. Its
+//!   write side (`PATCH`/`DELETE /api/contacts/{id}`) applies only the fields sent, answers
+//!   412 when `If-Unmodified-Since` is older than the record, 400 `invalid_data` past seed
+//!   003's limits, 404 for an unknown id, honours `Idempotency-Key`, and records every
+//!   write ([`Write`]).
 //! - [`start_paged_vendors`] stands in for seeds 002 (business contacts, `page`/`limit`) and
 //!   004 (pipeline contacts, `page`/`size`) with fixed records, recording every request.
 //! - [`app_with_source`] and [`app_with_sources`] start a gateway whose sources file names
@@ -83,6 +87,26 @@ pub(crate) struct Vendor {
     /// Requests being answered now, and the most there ever were at once.
     pub(crate) in_flight: Arc<AtomicU64>,
     pub(crate) max_in_flight: Arc<AtomicU64>,
+    /// Every write request, in order of arrival.
+    pub(crate) writes: Arc<Mutex<Vec<Write>>>,
+    /// Responses to give instead of applying a write, first to last (status,
+    /// Retry-After); each is used once.
+    pub(crate) write_failures: Arc<Mutex<Vec<Scripted>>>,
+    /// The answer given to each idempotency key that was applied.
+    pub(crate) applied: Arc<Mutex<HashMap<String, Value>>>,
+}
+
+/// A write request as the vendor saw it.
+#[derive(Clone, Debug)]
+pub(crate) struct Write {
+    pub(crate) method: String,
+    /// The record id of the path.
+    pub(crate) id: String,
+    pub(crate) idempotency_key: Option<String>,
+    pub(crate) if_unmodified_since: Option<String>,
+    pub(crate) body: Value,
+    /// When it arrived.
+    pub(crate) at: std::time::Instant,
 }
 
 impl Vendor {
@@ -186,10 +210,140 @@ async fn answer(vendor: &Vendor, headers: &HeaderMap, query: &HashMap<String, St
     axum::Json(Value::Array(page)).into_response()
 }
 
+/// Seed 003's limits (characters) of the fields it takes.
+const CLIENT_LIMITS: [(&str, usize); 6] = [
+    ("email", 150),
+    ("name", 100),
+    ("surname", 100),
+    ("role", 75),
+    ("linkedin", 250),
+    ("description", 100),
+];
+
+fn error(status: StatusCode, key: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({ "key": key, "message": message })),
+    )
+        .into_response()
+}
+
+async fn vendor_write(
+    State(vendor): State<Vendor>,
+    Path(id): Path<String>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    vendor.writes.lock().expect("lock").push(Write {
+        method: method.to_string(),
+        id: id.clone(),
+        idempotency_key: header("idempotency-key"),
+        if_unmodified_since: header("if-unmodified-since"),
+        body: body.clone(),
+        at: std::time::Instant::now(),
+    });
+    if !authorised(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "unauthorized", "bad token");
+    }
+    let scripted = {
+        let mut failures = vendor.write_failures.lock().expect("lock");
+        (!failures.is_empty()).then(|| failures.remove(0))
+    };
+    if let Some((status, retry_after)) = scripted {
+        let mut response = error(
+            StatusCode::from_u16(status).expect("status"),
+            "x",
+            "scripted",
+        );
+        if let Some(value) = retry_after {
+            response
+                .headers_mut()
+                .insert("retry-after", value.parse().expect("header"));
+        }
+        return response;
+    }
+    let key = header("idempotency-key");
+    if let Some(answer) = key
+        .as_ref()
+        .and_then(|k| vendor.applied.lock().expect("lock").get(k).cloned())
+    {
+        return axum::Json(answer).into_response();
+    }
+    let mut records = vendor.records.lock().expect("lock");
+    let Some(index) = records.iter().position(|r| r["id"].to_string() == id) else {
+        return error(StatusCode::NOT_FOUND, "not_found", "Contact not found");
+    };
+    if let Some(since) = header("if-unmodified-since") {
+        let since = chrono::DateTime::parse_from_rfc2822(&since).expect("HTTP date");
+        let updated = chrono::DateTime::parse_from_rfc3339(
+            records[index]["updated_at"].as_str().unwrap_or_default(),
+        )
+        .expect("updated_at");
+        if updated.timestamp() > since.timestamp() {
+            return error(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failure",
+                "the contact was changed since",
+            );
+        }
+    }
+    if method == axum::http::Method::DELETE {
+        records.remove(index);
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let fields = body.as_object().cloned().unwrap_or_default();
+    let failures: Vec<Value> = CLIENT_LIMITS
+        .iter()
+        .filter(|(field, max)| {
+            fields
+                .get(*field)
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.chars().count() > *max)
+        })
+        .map(|(field, max)| json!({ "field": field, "message": format!("at most {max} characters") }))
+        .collect();
+    if !failures.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "key": "invalid_data",
+                "message": "You provided invalid data. Check 'failures' for details.",
+                "failures": failures })),
+        )
+            .into_response();
+    }
+    let record = &mut records[index];
+    for (field, value) in fields {
+        record[field] = value;
+    }
+    record["updated_at"] =
+        json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let answer = record.clone();
+    if let Some(key) = key {
+        vendor
+            .applied
+            .lock()
+            .expect("lock")
+            .insert(key, answer.clone());
+    }
+    axum::Json(answer).into_response()
+}
+
 /// Runs `vendor` on a free port; returns its contacts URL (`http://…/api/contacts`).
 pub(crate) async fn start_vendor(vendor: Vendor) -> String {
     let app = axum::Router::new()
         .route("/api/contacts", get(vendor_contacts))
+        .route(
+            "/api/contacts/{id}",
+            axum::routing::patch(vendor_write).delete(vendor_write),
+        )
         .with_state(vendor);
     let address = serve(app).await;
     format!("http://{address}/api/contacts")
