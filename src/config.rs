@@ -96,7 +96,7 @@ pub struct SyncConfig {
 
     /// The wait after a write-back's first failed attempt (milliseconds); it doubles after
     /// each further one.
-    #[arg(long, env = "WRITE_BACK_BACKOFF_MS", default_value_t = 60_000)]
+    #[arg(long, env = "WRITE_BACK_BACKOFF_MS", default_value_t = 150_000)]
     pub write_back_backoff_ms: i64,
 
     /// Attempts of a write-back before it is FAILED.
@@ -114,7 +114,7 @@ impl Default for SyncConfig {
             max_deletion_percent: 50,
             no_write_back: false,
             write_back_poll_ms: 1_000,
-            write_back_backoff_ms: 60_000,
+            write_back_backoff_ms: 150_000,
             write_back_max_attempts: 10,
         }
     }

@@ -336,10 +336,10 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 10 attempts, a minute apart and doubling: the last about 17 hours after the first.
+    /// 10 attempts, 2.5 minutes apart and doubling: the last about 21 hours after the first.
     fn default() -> Self {
         Self {
-            base_ms: 60_000,
+            base_ms: 150_000,
             max_attempts: 10,
         }
     }

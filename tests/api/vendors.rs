@@ -278,7 +278,10 @@ async fn vendor_write(
         return axum::Json(answer).into_response();
     }
     let mut records = vendor.records.lock().expect("lock");
-    let Some(index) = records.iter().position(|r| r["id"].to_string() == id) else {
+    let Some(index) = records
+        .iter()
+        .position(|r| r["id"].as_u64().is_some_and(|n| n.to_string() == id))
+    else {
         return error(StatusCode::NOT_FOUND, "not_found", "Contact not found");
     };
     if let Some(since) = header("if-unmodified-since") {
