@@ -60,6 +60,13 @@ pub struct SourceLabels {
     pub source: String,
 }
 
+/// Labels of the write-back queue's depth.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    /// `PENDING`, `DELIVERING`, `FAILED` or `CONFLICT`.
+    pub state: String,
+}
+
 /// Distinct operation names kept as labels; clients choose the names, so later ones are
 /// counted as `other` to keep the number of series bounded.
 pub const MAX_OPERATION_NAMES: usize = 200;
@@ -92,6 +99,13 @@ pub struct Metrics {
     pub vendor_requests: Family<SyncLabels, Counter>,
     /// Duration of sync runs, in seconds, by source.
     pub sync_run_duration: Family<SourceLabels, Histogram>,
+    /// Write-backs not delivered, by state (the whole database's queue), set at each scrape.
+    pub write_back_queue: Family<QueueLabels, Gauge>,
+    /// Write-back delivery attempts, by source and outcome (`delivered`, `retry`, `failed`,
+    /// `conflict`).
+    pub write_back_deliveries: Family<SyncLabels, Counter>,
+    /// Time from queueing a write-back to the vendor taking it, in seconds, by source.
+    pub write_back_latency: Family<SourceLabels, Histogram>,
     operation_names: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -183,8 +197,31 @@ impl Metrics {
             "Duration of sync runs, by source",
             sync_run_duration.clone(),
         );
+        let write_back_queue = Family::<QueueLabels, Gauge>::default();
+        let write_back_deliveries = Family::<SyncLabels, Counter>::default();
+        let write_back_latency = Family::<SourceLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.01, 3.0, 14))
+        });
+        registry.register(
+            "write_back_queue",
+            "Write-backs not delivered, by state (the whole database's queue)",
+            write_back_queue.clone(),
+        );
+        registry.register(
+            "write_back_deliveries",
+            "Write-back delivery attempts, by source and outcome",
+            write_back_deliveries.clone(),
+        );
+        registry.register(
+            "write_back_latency_seconds",
+            "Time from queueing a write-back to the vendor taking it, by source",
+            write_back_latency.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            write_back_queue,
+            write_back_deliveries,
+            write_back_latency,
             sync_runs,
             sync_records,
             vendor_requests,

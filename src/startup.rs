@@ -112,6 +112,7 @@ impl Application {
                     max_attempts: config.sync.write_back_max_attempts.max(1),
                 },
                 poll: Duration::from_millis(config.sync.write_back_poll_ms.max(10)),
+                metrics: Some(metrics.clone()),
             })
         });
         let syncer = Arc::new(syncer);

@@ -540,6 +540,36 @@ mod tests {
     }
 }
 
+/// How many changes of the whole queue are in each state but `DELIVERED` (every state
+/// listed, zero included).
+pub async fn depth(db: &DatabaseConnection) -> Result<Vec<(String, i64)>> {
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT state, COUNT(*) AS n FROM write_backs \
+             WHERE state IN ('PENDING', 'DELIVERING', 'FAILED', 'CONFLICT') GROUP BY state",
+        ))
+        .await?;
+    let mut depth: Vec<(String, i64)> = [
+        state::PENDING,
+        state::DELIVERING,
+        state::FAILED,
+        state::CONFLICT,
+    ]
+    .into_iter()
+    .map(|s| (s.to_string(), 0))
+    .collect();
+    for row in rows {
+        let name: String = row.try_get("", "state")?;
+        let n: i64 = row.try_get("", "n")?;
+        if let Some(entry) = depth.iter_mut().find(|(s, _)| *s == name) {
+            entry.1 = n;
+        }
+    }
+    Ok(depth)
+}
+
 /// What `writeBacks` lists: changes in one state, to one source, of one contact (each
 /// optional).
 #[derive(Clone, Debug, Default)]

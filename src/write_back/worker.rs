@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::delivery::deliver;
 use super::outbox::{self, Outcome, RetryPolicy};
 use crate::error::Result;
+use crate::metrics::{Metrics, SourceLabels, SyncLabels};
 use crate::secrets::SecretKey;
 use crate::sources::catalog;
 use crate::time::now_millis;
@@ -37,6 +38,8 @@ pub struct Worker {
     pub retry: RetryPolicy,
     /// How often to look for due changes when there were none.
     pub poll: Duration,
+    /// Where deliveries are counted.
+    pub metrics: Option<Metrics>,
 }
 
 impl Worker {
@@ -100,7 +103,37 @@ impl Worker {
             .buffer_unordered(IN_FLIGHT)
             .collect()
             .await;
+        if let Some(metrics) = &self.metrics {
+            count_outcomes(metrics, &outcomes, now_millis());
+        }
         outbox::record_outcomes(&self.db, outcomes, self.retry, now_millis()).await?;
         Ok(count)
+    }
+}
+
+/// Counts deliveries by outcome, and the queue-to-vendor latency of those delivered.
+fn count_outcomes(metrics: &Metrics, outcomes: &[(entity::write_back::Model, Outcome)], now: i64) {
+    for (change, outcome) in outcomes {
+        let outcome_name = match outcome {
+            Outcome::Delivered => "delivered",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Conflict { .. } => "conflict",
+        };
+        let (tenant, source) = (change.tenant_id.to_string(), change.source.clone());
+        metrics
+            .write_back_deliveries
+            .get_or_create(&SyncLabels {
+                tenant: tenant.clone(),
+                source: source.clone(),
+                outcome: outcome_name.to_string(),
+            })
+            .inc();
+        if *outcome == Outcome::Delivered {
+            metrics
+                .write_back_latency
+                .get_or_create(&SourceLabels { tenant, source })
+                .observe((now - change.created_at).max(0) as f64 / 1000.0);
+        }
     }
 }

@@ -290,6 +290,27 @@ async fn failures_are_retried_as_the_vendor_says_and_a_refusal_fails_with_its_me
         )
         .await;
     single_error(&again, "VALIDATION_FAILED");
+
+    // Deliveries are counted by outcome, the queue by state.
+    let metrics = app.metrics_text().await;
+    let line = |outcome: &str| {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("contact_gateway_write_back_deliveries_total{")
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_string)
+    };
+    assert_eq!(line("retry").as_deref(), Some("2"), "{metrics}");
+    assert_eq!(line("delivered").as_deref(), Some("1"));
+    assert_eq!(line("failed").as_deref(), Some("2"));
+    assert!(
+        metrics.contains("contact_gateway_write_back_queue{state=\"FAILED\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("contact_gateway_write_back_latency_seconds_count{"));
 }
 
 #[tokio::test]
