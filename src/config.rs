@@ -99,6 +99,12 @@ pub struct SyncConfig {
     #[arg(long, env = "WRITE_BACK_BACKOFF_MS", default_value_t = 150_000)]
     pub write_back_backoff_ms: i64,
 
+    /// How long a claimed write-back is its worker's (milliseconds): when the worker dies
+    /// mid-delivery, another takes the change over after this, with the same idempotency
+    /// key. Keep it above the vendor request timeout (30 s).
+    #[arg(long, env = "WRITE_BACK_LEASE_MS", default_value_t = 120_000)]
+    pub write_back_lease_ms: u64,
+
     /// Attempts of a write-back before it is FAILED.
     #[arg(long, env = "WRITE_BACK_MAX_ATTEMPTS", default_value_t = 10)]
     pub write_back_max_attempts: i32,
@@ -115,6 +121,7 @@ impl Default for SyncConfig {
             no_write_back: false,
             write_back_poll_ms: 1_000,
             write_back_backoff_ms: 150_000,
+            write_back_lease_ms: 120_000,
             write_back_max_attempts: 10,
         }
     }

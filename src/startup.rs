@@ -112,6 +112,7 @@ impl Application {
                     max_attempts: config.sync.write_back_max_attempts.max(1),
                 },
                 poll: Duration::from_millis(config.sync.write_back_poll_ms.max(10)),
+                lease: Duration::from_millis(config.sync.write_back_lease_ms.max(1_000)),
                 metrics: Some(metrics.clone()),
             })
         });

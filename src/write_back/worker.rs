@@ -24,9 +24,6 @@ use crate::time::now_millis;
 const CLAIM: u64 = 100;
 /// Requests in flight at once, per process.
 const IN_FLIGHT: usize = 16;
-/// How long a claimed change is this worker's before another may take it: longer than a
-/// request may take (30 s).
-const LEASE: Duration = Duration::from_secs(120);
 
 /// What the worker needs.
 #[derive(Clone)]
@@ -38,6 +35,9 @@ pub struct Worker {
     pub retry: RetryPolicy,
     /// How often to look for due changes when there were none.
     pub poll: Duration,
+    /// How long a claimed change is this worker's before another may take it (longer than
+    /// a request may take).
+    pub lease: Duration,
     /// Where deliveries are counted.
     pub metrics: Option<Metrics>,
 }
@@ -65,7 +65,7 @@ impl Worker {
     /// Claims due changes, delivers them, records the outcomes; returns how many.
     pub async fn deliver_due(&self) -> Result<usize> {
         let now = now_millis();
-        let lease = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
+        let lease = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
         let claimed = outbox::claim(&self.db, now, now + lease, CLAIM).await?;
         if claimed.is_empty() {
             return Ok(0);

@@ -94,6 +94,8 @@ pub(crate) struct Vendor {
     pub(crate) write_failures: Arc<Mutex<Vec<Scripted>>>,
     /// The answer given to each idempotency key that was applied.
     pub(crate) applied: Arc<Mutex<HashMap<String, Value>>>,
+    /// How long a write's answer takes once it is applied (ms).
+    pub(crate) write_delay_ms: Arc<AtomicU64>,
 }
 
 /// A write request as the vendor saw it.
@@ -277,30 +279,63 @@ async fn vendor_write(
     {
         return axum::Json(answer).into_response();
     }
+    let delete = method == axum::http::Method::DELETE;
+    let answer = match apply_write(
+        &vendor,
+        &id,
+        delete,
+        header("if-unmodified-since"),
+        &body,
+        key,
+    ) {
+        Ok(Some(answer)) => answer,
+        Ok(None) => return StatusCode::NO_CONTENT.into_response(),
+        Err(response) => return response,
+    };
+    let delay = vendor.write_delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
+    axum::Json(answer).into_response()
+}
+
+/// Applies a write to record `id`: its answer (`None` for a delete), or the refusal.
+fn apply_write(
+    vendor: &Vendor,
+    id: &str,
+    delete: bool,
+    if_unmodified_since: Option<String>,
+    body: &Value,
+    key: Option<String>,
+) -> Result<Option<Value>, Response> {
     let mut records = vendor.records.lock().expect("lock");
     let Some(index) = records
         .iter()
         .position(|r| r["id"].as_u64().is_some_and(|n| n.to_string() == id))
     else {
-        return error(StatusCode::NOT_FOUND, "not_found", "Contact not found");
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "Contact not found",
+        ));
     };
-    if let Some(since) = header("if-unmodified-since") {
+    if let Some(since) = if_unmodified_since {
         let since = chrono::DateTime::parse_from_rfc2822(&since).expect("HTTP date");
         let updated = chrono::DateTime::parse_from_rfc3339(
             records[index]["updated_at"].as_str().unwrap_or_default(),
         )
         .expect("updated_at");
         if updated.timestamp() > since.timestamp() {
-            return error(
+            return Err(error(
                 StatusCode::PRECONDITION_FAILED,
                 "precondition_failure",
                 "the contact was changed since",
-            );
+            ));
         }
     }
-    if method == axum::http::Method::DELETE {
+    if delete {
         records.remove(index);
-        return StatusCode::NO_CONTENT.into_response();
+        return Ok(None);
     }
     let fields = body.as_object().cloned().unwrap_or_default();
     let failures: Vec<Value> = CLIENT_LIMITS
@@ -314,13 +349,13 @@ async fn vendor_write(
         .map(|(field, max)| json!({ "field": field, "message": format!("at most {max} characters") }))
         .collect();
     if !failures.is_empty() {
-        return (
+        return Err((
             StatusCode::BAD_REQUEST,
             axum::Json(json!({ "key": "invalid_data",
                 "message": "You provided invalid data. Check 'failures' for details.",
                 "failures": failures })),
         )
-            .into_response();
+            .into_response());
     }
     let record = &mut records[index];
     for (field, value) in fields {
@@ -336,7 +371,7 @@ async fn vendor_write(
             .expect("lock")
             .insert(key, answer.clone());
     }
-    axum::Json(answer).into_response()
+    Ok(Some(answer))
 }
 
 /// Runs `vendor` on a free port; returns its contacts URL (`http://…/api/contacts`).

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::common::{
     TestApp, failing_fields, single_error, snapshot, spawn_app_on_database_of, spawn_app_with,
 };
-use crate::sources::{create, crm};
+use crate::sources::{ServerProcess, create, crm};
 use crate::vendors::{Vendor, start_vendor};
 
 const UPDATED: &str = "2025-02-01T10:00:00.429Z";
@@ -337,4 +337,110 @@ async fn a_record_changed_at_the_vendor_since_the_sync_is_a_conflict_and_is_not_
         "Vendor",
         "nothing overwritten"
     );
+}
+
+/// Queues one change per contact of vendor records `1..=n` (`role` = `Role {i}`), through a
+/// gateway that delivers nothing itself.
+async fn queue_roles(app: &TestApp, n: u64) {
+    for i in 1..=n {
+        let id = contact_of(app, i).await;
+        let updated = update(app, &id, json!({ "role": format!("Role {i}") })).await;
+        assert!(updated["errors"].is_null(), "{updated}");
+    }
+}
+
+/// Waits (up to 20 s) until `n` changes of the tenant are DELIVERED.
+async fn delivered(app: &TestApp, n: i64) {
+    let query = "{ writeBacks(filter: { state: DELIVERED }) { totalCount } }";
+    for _ in 0..1000 {
+        if app.data(query, json!({})).await["writeBacks"]["totalCount"] == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "not all delivered: {}",
+        app.data(
+            "{ writeBacks(first: 100) { nodes { state attempts lastError } } }",
+            json!({})
+        )
+        .await
+    );
+}
+
+#[tokio::test]
+async fn two_server_processes_share_the_queue_without_sending_a_change_twice() {
+    let vendor = Vendor::with_clients(40, UPDATED);
+    vendor
+        .write_delay_ms
+        .store(20, std::sync::atomic::Ordering::SeqCst);
+    let app = app_writing_to(&vendor, false).await;
+    queue_roles(&app, 40).await;
+    let servers: Vec<ServerProcess> = (0..2).map(|_| ServerProcess::start(&app)).collect();
+    delivered(&app, 40).await;
+    drop(servers);
+    let writes = vendor.writes.lock().expect("lock").clone();
+    let mut ids: Vec<&str> = writes.iter().map(|w| w.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(writes.len(), 40, "each change sent once");
+    assert_eq!(ids.len(), 40);
+    for i in 1..=40 {
+        assert_eq!(record(&vendor, i)["role"], format!("Role {i}"));
+    }
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_delivery_delivers_everything_after_a_restart_with_the_same_keys() {
+    let vendor = Vendor::with_clients(10, UPDATED);
+    // Each write is applied at once but answered a second later: a kill in that second
+    // loses the answer, not the write.
+    vendor
+        .write_delay_ms
+        .store(1_000, std::sync::atomic::Ordering::SeqCst);
+    let app = app_writing_to(&vendor, false).await;
+    queue_roles(&app, 10).await;
+    // A second change of contact 1 while the first is queued: the vendor ends with it.
+    let first = contact_of(&app, 1).await;
+    update(&app, &first, json!({ "role": "Final", "notes": "kept" })).await;
+    let server = ServerProcess::start(&app);
+    for _ in 0..500 {
+        if !vendor.writes.lock().expect("lock").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let sent_before_kill = vendor.writes.lock().expect("lock").len();
+    assert!(sent_before_kill >= 1, "requests in flight");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &server.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let (status, _) = server.finish().await;
+    assert!(!status.success(), "killed");
+    vendor
+        .write_delay_ms
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    let restarted = ServerProcess::start(&app);
+    delivered(&app, 10).await;
+    drop(restarted);
+    for i in 2..=10 {
+        assert_eq!(record(&vendor, i)["role"], format!("Role {i}"));
+    }
+    assert_eq!(record(&vendor, 1)["role"], "Final");
+    assert_eq!(record(&vendor, 1)["notes"], "kept");
+    // What was in flight at the kill was sent again under its key, and applied once.
+    let writes = vendor.writes.lock().expect("lock").clone();
+    let in_flight = &writes[..sent_before_kill];
+    for write in in_flight {
+        let again = writes[sent_before_kill..]
+            .iter()
+            .find(|w| w.idempotency_key == write.idempotency_key);
+        assert!(
+            again.is_some_and(|w| w.body == write.body),
+            "{write:?} not repeated"
+        );
+    }
+    assert_eq!(vendor.applied.lock().expect("lock").len(), 10);
 }
