@@ -290,7 +290,7 @@ async fn vendor_write(
     ) {
         Ok(Some(answer)) => answer,
         Ok(None) => return StatusCode::NO_CONTENT.into_response(),
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let delay = vendor.write_delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
@@ -307,17 +307,17 @@ fn apply_write(
     if_unmodified_since: Option<String>,
     body: &Value,
     key: Option<String>,
-) -> Result<Option<Value>, Response> {
+) -> Result<Option<Value>, Box<Response>> {
     let mut records = vendor.records.lock().expect("lock");
     let Some(index) = records
         .iter()
         .position(|r| r["id"].as_u64().is_some_and(|n| n.to_string() == id))
     else {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::NOT_FOUND,
             "not_found",
             "Contact not found",
-        ));
+        )));
     };
     if let Some(since) = if_unmodified_since {
         let since = chrono::DateTime::parse_from_rfc2822(&since).expect("HTTP date");
@@ -326,11 +326,11 @@ fn apply_write(
         )
         .expect("updated_at");
         if updated.timestamp() > since.timestamp() {
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::PRECONDITION_FAILED,
                 "precondition_failure",
                 "the contact was changed since",
-            ));
+            )));
         }
     }
     if delete {
@@ -349,13 +349,15 @@ fn apply_write(
         .map(|(field, max)| json!({ "field": field, "message": format!("at most {max} characters") }))
         .collect();
     if !failures.is_empty() {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({ "key": "invalid_data",
+        return Err(Box::new(
+            (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({ "key": "invalid_data",
                 "message": "You provided invalid data. Check 'failures' for details.",
                 "failures": failures })),
-        )
-            .into_response());
+            )
+                .into_response(),
+        ));
     }
     let record = &mut records[index];
     for (field, value) in fields {
