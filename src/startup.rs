@@ -102,6 +102,7 @@ impl Application {
             config.sync.allow_private_networks,
         );
         syncer.max_deletion_share = f64::from(config.sync.max_deletion_percent) / 100.0;
+        let syncer = Arc::new(syncer);
         let write_back = (!config.sync.no_write_back).then(|| {
             Arc::new(write_back::worker::Worker {
                 db: db.clone(),
@@ -114,9 +115,9 @@ impl Application {
                 poll: Duration::from_millis(config.sync.write_back_poll_ms.max(10)),
                 lease: Duration::from_millis(config.sync.write_back_lease_ms.max(1_000)),
                 metrics: Some(metrics.clone()),
+                syncer: Some(syncer.clone()),
             })
         });
-        let syncer = Arc::new(syncer);
         let state = AppState {
             schema: build_schema(db.clone(), settings, limits, production, syncer.clone()),
             auth: Authenticator::new(db.clone(), Duration::from_secs(config.key_cache_secs)),

@@ -29,6 +29,7 @@ pub mod sync_run;
 pub mod tag;
 pub mod tenant;
 pub mod write_back;
+pub mod write_conflict;
 
 pub mod prelude {
     //! The entities under short names.
@@ -48,4 +49,5 @@ pub mod prelude {
     pub use super::tag::Entity as Tag;
     pub use super::tenant::Entity as Tenant;
     pub use super::write_back::Entity as WriteBack;
+    pub use super::write_conflict::Entity as WriteConflict;
 }

@@ -12,7 +12,7 @@ pub struct Model {
     pub source_id: Uuid,
     /// `INCREMENTAL` or `FULL`.
     pub mode: String,
-    /// `SCHEDULE` or `MANUAL`.
+    /// `SCHEDULE`, `MANUAL` or `WRITE_CONFLICT`.
     pub trigger: String,
     pub started_at: i64,
     pub finished_at: Option<i64>,

@@ -1,6 +1,7 @@
-//! Write-back (issue 17): `sources.write_back` (how a source is written to; null: read-only)
-//! and the `write_backs` outbox, filled in the transaction of each contact change and
-//! drained by the delivery worker. No foreign key to `contacts`: a deleted contact's
+//! Write-back (issue 17): `sources.write_back` (how a source is written to; null: read-only),
+//! the `write_backs` outbox, filled in the transaction of each contact change and drained by
+//! the delivery worker, and `write_conflicts`, the fields of changes a vendor refused because
+//! its record had changed. No foreign key to `contacts`: a deleted contact's
 //! `DELETE` must outlive its row.
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::ConnectionTrait;
@@ -19,6 +20,24 @@ enum Sources {
 enum Tenants {
     Table,
     Id,
+}
+
+#[derive(DeriveIden)]
+enum WriteConflicts {
+    Table,
+    Id,
+    TenantId,
+    WriteBackId,
+    ContactId,
+    SourceId,
+    Source,
+    Field,
+    VendorField,
+    Ours,
+    Theirs,
+    DetectedAt,
+    Resolution,
+    ResolvedAt,
 }
 
 #[derive(DeriveIden)]
@@ -125,10 +144,62 @@ impl MigrationTrait for Migration {
         .await?;
         db.execute_unprepared("CREATE INDEX idx_write_backs_source ON write_backs (source_id)")
             .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(WriteConflicts::Table)
+                    .col(
+                        ColumnDef::new(WriteConflicts::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(WriteConflicts::TenantId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(WriteConflicts::WriteBackId)
+                            .uuid()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(WriteConflicts::ContactId).uuid().not_null())
+                    .col(ColumnDef::new(WriteConflicts::SourceId).uuid().not_null())
+                    .col(text(WriteConflicts::Source))
+                    .col(text(WriteConflicts::Field))
+                    .col(text(WriteConflicts::VendorField))
+                    .col(text(WriteConflicts::Ours))
+                    .col(text(WriteConflicts::Theirs))
+                    .col(big(WriteConflicts::DetectedAt))
+                    .col(ColumnDef::new(WriteConflicts::Resolution).text().null())
+                    .col(
+                        ColumnDef::new(WriteConflicts::ResolvedAt)
+                            .big_integer()
+                            .null(),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(WriteConflicts::Table, WriteConflicts::WriteBackId)
+                            .to(WriteBacks::Table, WriteBacks::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        // The tenant's conflicts in order, open ones apart (`writeConflicts`).
+        db.execute_unprepared(
+            "CREATE INDEX idx_write_conflicts_tenant ON write_conflicts \
+             (tenant_id, resolved_at, id)",
+        )
+        .await?;
+        db.execute_unprepared(
+            "CREATE INDEX idx_write_conflicts_change ON write_conflicts (write_back_id)",
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(WriteConflicts::Table).to_owned())
+            .await?;
         manager
             .drop_table(Table::drop().table(WriteBacks::Table).to_owned())
             .await?;

@@ -112,7 +112,8 @@ impl SyncRun {
     async fn mode(&self) -> &str {
         &self.0.mode
     }
-    /// `SCHEDULE` or `MANUAL`.
+    /// `SCHEDULE`, `MANUAL` or `WRITE_CONFLICT` (a vendor refused a write-back: its
+    /// values are read at once).
     async fn trigger(&self) -> &str {
         &self.0.trigger
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
-use entity::write_back;
+use entity::{write_back, write_conflict};
 
 use super::RequestContext;
 use super::connection::{Connection, TotalCount};
@@ -11,6 +11,7 @@ use super::ids::parse_id;
 use crate::paging::PageArgs;
 use crate::time::{Timestamp, now_millis};
 use crate::write_back::config::{self, WriteBack};
+use crate::write_back::conflicts::{self, ConflictFilter};
 use crate::write_back::outbox::{self, QueueFilter};
 
 /// How a source is written to.
@@ -138,6 +139,85 @@ impl WriteBackChange {
     }
 }
 
+/// One field of a change the vendor refused because its record had changed since the last
+/// sync: our value, the vendor's (read by the sync that followed), and how it was resolved.
+#[derive(Clone)]
+pub struct WriteConflictNode(pub write_conflict::Model);
+
+/// One field of a change the vendor refused because its record had changed since the last
+/// sync.
+#[Object(name = "WriteConflict")]
+impl WriteConflictNode {
+    /// The conflict's id (a UUID).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// The refused change (`WriteBack.id`).
+    async fn write_back_id(&self) -> ID {
+        ID(self.0.write_back_id.to_string())
+    }
+    /// The contact's id.
+    async fn contact_id(&self) -> ID {
+        ID(self.0.contact_id.to_string())
+    }
+    /// The source's name.
+    async fn source(&self) -> &str {
+        &self.0.source
+    }
+    /// The contact field (`lastName`, `address.city`; `name` for a full name).
+    async fn field(&self) -> &str {
+        &self.0.field
+    }
+    /// The vendor's name of the field (e.g. `surname`).
+    async fn vendor_field(&self) -> &str {
+        &self.0.vendor_field
+    }
+    /// The value the gateway sent.
+    async fn ours(&self) -> Json<serde_json::Value> {
+        Json(serde_json::from_str(&self.0.ours).unwrap_or_default())
+    }
+    /// The vendor's value when the conflict was found.
+    async fn theirs(&self) -> Json<serde_json::Value> {
+        Json(serde_json::from_str(&self.0.theirs).unwrap_or_default())
+    }
+    /// When the vendor's value was read.
+    async fn detected_at(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.detected_at)
+    }
+    /// `OURS` or `THEIRS`; null while open.
+    async fn resolution(&self) -> Option<Keep> {
+        match self.0.resolution.as_deref() {
+            Some(conflicts::resolution::OURS) => Some(Keep::Ours),
+            Some(conflicts::resolution::THEIRS) => Some(Keep::Theirs),
+            _ => None,
+        }
+    }
+    /// When it was resolved (by a person, or at once by the source's policy).
+    async fn resolved_at(&self) -> Option<Timestamp> {
+        self.0.resolved_at.map(Timestamp::from_millis)
+    }
+}
+
+/// Which side of a write conflict to keep.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// The gateway's value: sent again against the vendor's new version.
+    Ours,
+    /// The vendor's value: the contact takes it.
+    Theirs,
+}
+
+/// Which write conflicts to list.
+#[derive(InputObject, Default)]
+pub struct WriteConflictFilter {
+    /// Resolved ones (`true`) or open ones (`false`).
+    pub resolved: Option<bool>,
+    /// Only conflicts at this source.
+    pub source: Option<String>,
+    /// Only conflicts of this contact.
+    pub contact_id: Option<ID>,
+}
+
 /// Which queued changes to list.
 #[derive(InputObject, Default)]
 pub struct WriteBackFilter {
@@ -193,6 +273,45 @@ impl WriteBackQueries {
             WriteBackChange,
         ))
     }
+
+    /// Your tenant's write conflicts, newest first: changes the vendor refused because its
+    /// record had changed. Example: `writeConflicts(filter: { resolved: false }) { nodes {
+    /// id source field ours theirs } }`.
+    async fn write_conflicts(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<WriteConflictFilter>,
+        #[graphql(validator(minimum = 0, maximum = 100))] first: Option<i32>,
+        after: Option<String>,
+        #[graphql(validator(minimum = 0, maximum = 100))] last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<Connection<WriteConflictNode>> {
+        let request = RequestContext::of(ctx)?;
+        let args = PageArgs::from_relay(first, after, last, before)?;
+        let filter = filter.unwrap_or_default();
+        let filter = ConflictFilter {
+            resolved: filter.resolved,
+            source: filter.source,
+            contact: match &filter.contact_id {
+                Some(id) => Some(parse_id("filter.contactId", id)?),
+                None => None,
+            },
+        };
+        let page = conflicts::page(request.db, request.tenant, &filter, &args).await?;
+        let db = request.db.clone();
+        let tenant = request.tenant;
+        let filter = Arc::new(filter);
+        let total = TotalCount::Deferred(Arc::new(move || {
+            let (db, filter) = (db.clone(), filter.clone());
+            Box::pin(async move { conflicts::count(&db, tenant, &filter).await })
+        }));
+        Ok(Connection::new(
+            page,
+            &conflicts::ordering(),
+            total,
+            WriteConflictNode,
+        ))
+    }
 }
 
 /// Input of `retryWriteBack`.
@@ -209,6 +328,27 @@ pub struct RetryWriteBackInput {
 pub struct WriteBackPayload {
     /// The change, queued again.
     pub write_back: WriteBackChange,
+    /// The `clientMutationId` of the input.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Input of `resolveWriteConflict`.
+#[derive(InputObject)]
+pub struct ResolveWriteConflictInput {
+    /// The open conflict.
+    pub id: ID,
+    /// `OURS` sends the gateway's value again (against the vendor's new version) once every
+    /// conflict of its change is resolved; `THEIRS` gives the contact the vendor's value.
+    pub keep: Keep,
+    /// Echoed in the payload.
+    pub client_mutation_id: Option<String>,
+}
+
+/// Result of `resolveWriteConflict`.
+#[derive(SimpleObject)]
+pub struct WriteConflictPayload {
+    /// The conflict, resolved.
+    pub write_conflict: WriteConflictNode,
     /// The `clientMutationId` of the input.
     pub client_mutation_id: Option<String>,
 }
@@ -235,6 +375,33 @@ impl WriteBackMutations {
             .map_err(|err| err.under("input"))?;
         Ok(WriteBackPayload {
             write_back: WriteBackChange(change),
+            client_mutation_id: input.client_mutation_id,
+        })
+    }
+
+    /// Resolves an open write conflict. `NOT_FOUND` for an unknown id; `VALIDATION_FAILED`
+    /// for one resolved already.
+    async fn resolve_write_conflict(
+        &self,
+        ctx: &Context<'_>,
+        input: ResolveWriteConflictInput,
+    ) -> async_graphql::Result<WriteConflictPayload> {
+        let request = RequestContext::of(ctx)?;
+        let id = parse_id("input.id", &input.id)?;
+        let keep = match input.keep {
+            Keep::Ours => conflicts::resolution::OURS,
+            Keep::Theirs => conflicts::resolution::THEIRS,
+        };
+        let settings = ctx
+            .data_opt::<crate::contacts::WriteSettings>()
+            .copied()
+            .unwrap_or_default();
+        let conflict =
+            conflicts::resolve(request.db, request.tenant, id, keep, settings, now_millis())
+                .await
+                .map_err(|err| err.under("input"))?;
+        Ok(WriteConflictPayload {
+            write_conflict: WriteConflictNode(conflict),
             client_mutation_id: input.client_mutation_id,
         })
     }

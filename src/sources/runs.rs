@@ -54,14 +54,17 @@ pub enum RunTrigger {
     Schedule,
     /// `syncSource` or `contact-gateway sync`.
     Manual,
+    /// A vendor refused a write-back as a conflict: its current values are read at once.
+    WriteConflict,
 }
 
 impl RunTrigger {
-    /// As stored: `SCHEDULE`, `MANUAL`.
+    /// As stored: `SCHEDULE`, `MANUAL`, `WRITE_CONFLICT`.
     pub fn as_str(self) -> &'static str {
         match self {
             RunTrigger::Schedule => "SCHEDULE",
             RunTrigger::Manual => "MANUAL",
+            RunTrigger::WriteConflict => "WRITE_CONFLICT",
         }
     }
 }

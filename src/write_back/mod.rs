@@ -6,12 +6,15 @@
 //! - [`config`]: how a source is written to (method, URL, precondition, conflict policy).
 //! - [`fields`]: what a change sends (the changed fields under the format's names) and the
 //!   format's limits.
+//! - [`conflicts`]: a change the vendor refused as a conflict, its fields' values on both
+//!   sides and their resolution.
 //! - [`outbox`]: queueing (coalesced with a pending change), claiming and recording outcomes.
 //! - [`delivery`]: one request to the vendor and what its answer means.
 //! - `echo`: a delivered change is remembered as the vendor's, so the next sync does not
 //!   take it for a vendor change.
 //! - [`worker`]: the loop in `serve` that drains the queue.
 pub mod config;
+pub mod conflicts;
 pub mod delivery;
 mod echo;
 pub mod fields;

@@ -1,7 +1,7 @@
 //! The delivery worker of `serve`: claims due changes, sends them (several at once), and
 //! records the outcomes, until shutdown. Any number of processes may run it on one
 //! PostgreSQL database ([`super::outbox::claim`] hands each change to one of them).
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +18,9 @@ use crate::error::Result;
 use crate::metrics::{Metrics, SourceLabels, SyncLabels};
 use crate::secrets::SecretKey;
 use crate::sources::catalog;
+use crate::sources::runs::RunTrigger;
+use crate::sources::sync::{RunRequest, Syncer};
+use crate::tenancy::TenantId;
 use crate::time::now_millis;
 
 /// Changes claimed at once.
@@ -40,6 +43,8 @@ pub struct Worker {
     pub lease: Duration,
     /// Where deliveries are counted.
     pub metrics: Option<Metrics>,
+    /// Starts the sync that reads a vendor's values after a conflict.
+    pub syncer: Option<Arc<Syncer>>,
 }
 
 impl Worker {
@@ -106,8 +111,35 @@ impl Worker {
         if let Some(metrics) = &self.metrics {
             count_outcomes(metrics, &outcomes, now_millis());
         }
+        let conflicted: HashSet<(Uuid, String)> = outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Conflict { .. }))
+            .map(|(c, _)| (c.tenant_id, c.source.clone()))
+            .collect();
         outbox::record_outcomes(&self.db, outcomes, self.retry, now_millis()).await?;
+        self.read_vendor_values(conflicted).await;
         Ok(count)
+    }
+
+    /// Starts a sync of each source that refused a change as a conflict, so that the
+    /// vendor's values are known (a source running already is left to its run).
+    async fn read_vendor_values(&self, sources: HashSet<(Uuid, String)>) {
+        let Some(syncer) = &self.syncer else {
+            return;
+        };
+        for (tenant, name) in sources {
+            let request = RunRequest {
+                mode: None,
+                trigger: RunTrigger::WriteConflict,
+                allow_mass_deletion: false,
+            };
+            if let Err(err) = syncer
+                .spawn(&self.db, TenantId(tenant), &name, request)
+                .await
+            {
+                tracing::info!(source = %name, error = %err.detail(), "no sync started after a write conflict");
+            }
+        }
     }
 }
 

@@ -313,19 +313,59 @@ async fn failures_are_retried_as_the_vendor_says_and_a_refusal_fails_with_its_me
     assert!(metrics.contains("contact_gateway_write_back_latency_seconds_count{"));
 }
 
-#[tokio::test]
-async fn a_record_changed_at_the_vendor_since_the_sync_is_a_conflict_and_is_not_overwritten() {
-    let vendor = Vendor::with_clients(2, UPDATED);
-    let app = app_writing_to(&vendor, true).await;
-    let id = contact_of(&app, 1).await;
-    // Someone edits the record at the vendor after the sync.
-    {
-        let mut records = vendor.records.lock().expect("lock");
-        records[0]["surname"] = json!("Vendor");
-        records[0]["updated_at"] = json!("2025-03-01T00:00:00.000Z");
+/// Someone edits vendor record `id` after the sync: `surname` becomes `value`.
+fn edit_at_vendor(vendor: &Vendor, id: u64, value: &str, at: &str) {
+    let mut records = vendor.records.lock().expect("lock");
+    let record = records.iter_mut().find(|r| r["id"] == id).expect("record");
+    record["surname"] = json!(value);
+    record["updated_at"] = json!(at);
+}
+
+/// Waits (up to 10 s) for the tenant's conflicts of contact `id` to number `n`.
+async fn conflicts_of(app: &TestApp, id: &str, n: usize) -> Vec<Value> {
+    let query = "query($id: ID!) { writeConflicts(filter: { contactId: $id }) { nodes {
+        id writeBackId source field vendorField ours theirs detectedAt resolution resolvedAt } } }";
+    for _ in 0..500 {
+        let data = app.data(query, json!({ "id": id })).await;
+        let nodes = data["writeConflicts"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .clone();
+        if nodes.len() == n {
+            return nodes;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    update(&app, &id, json!({ "lastName": "Gateway" })).await;
-    let change = settled(&app, &id, "CONFLICT").await;
+    panic!("not {n} conflicts of {id}");
+}
+
+async fn last_name(app: &TestApp, id: &str) -> Value {
+    app.data(
+        "query($id: ID!) { contact(id: $id) { lastName } }",
+        json!({ "id": id }),
+    )
+    .await["contact"]["lastName"]
+        .clone()
+}
+
+async fn resolve(app: &TestApp, conflict: &Value, keep: &str) -> Value {
+    app.data(
+        "mutation($id: ID!, $keep: Keep!) { resolveWriteConflict(input: { id: $id, keep: $keep }) {
+            writeConflict { resolution resolvedAt } } }",
+        json!({ "id": conflict["id"], "keep": keep }),
+    )
+    .await["resolveWriteConflict"]["writeConflict"]
+        .clone()
+}
+
+#[tokio::test]
+async fn a_record_changed_at_the_vendor_is_a_conflict_kept_until_someone_resolves_it() {
+    let vendor = Vendor::with_clients(3, UPDATED);
+    let app = app_writing_to(&vendor, true).await;
+    let one = contact_of(&app, 1).await;
+    edit_at_vendor(&vendor, 1, "Vendor", "2025-03-01T00:00:00.000Z");
+    update(&app, &one, json!({ "lastName": "Gateway" })).await;
+    let change = settled(&app, &one, "CONFLICT").await;
     assert!(
         change["lastError"]
             .as_str()
@@ -337,6 +377,130 @@ async fn a_record_changed_at_the_vendor_since_the_sync_is_a_conflict_and_is_not_
         "Vendor",
         "nothing overwritten"
     );
+    // The sync started at once reads the vendor's value: one conflict, open.
+    let conflicts = conflicts_of(&app, &one, 1).await;
+    let conflict = &conflicts[0];
+    assert_eq!(conflict["writeBackId"], change["id"]);
+    assert_eq!(
+        (
+            &conflict["field"],
+            &conflict["vendorField"],
+            &conflict["ours"],
+            &conflict["theirs"]
+        ),
+        (
+            &json!("lastName"),
+            &json!("surname"),
+            &json!("Gateway"),
+            &json!("Vendor")
+        )
+    );
+    assert_eq!(conflict["resolution"], Value::Null);
+    let runs = app
+        .data(
+            r#"{ source(name: "crm") { runs(first: 5) { trigger } } }"#,
+            json!({}),
+        )
+        .await;
+    assert!(
+        runs["source"]["runs"]
+            .as_array()
+            .expect("runs")
+            .iter()
+            .any(|r| r["trigger"] == "WRITE_CONFLICT"),
+        "{runs}"
+    );
+    // Until it is resolved the contact keeps the gateway's value, whatever syncs read.
+    sync(&app).await;
+    assert_eq!(last_name(&app, &one).await, "Gateway");
+    // OURS: sent again against the vendor's new version, and taken.
+    let resolved = resolve(&app, conflict, "OURS").await;
+    assert_eq!(resolved["resolution"], "OURS");
+    settled(&app, &one, "DELIVERED").await;
+    assert_eq!(record(&vendor, 1)["surname"], "Gateway");
+    let writes = vendor.writes.lock().expect("lock").clone();
+    let last = writes.last().expect("write");
+    assert_eq!(
+        last.if_unmodified_since.as_deref(),
+        Some("Sat, 01 Mar 2025 00:00:00 GMT"),
+        "against the version the sync read"
+    );
+    assert_ne!(last.idempotency_key, writes[0].idempotency_key);
+
+    // THEIRS: the contact takes the vendor's value; the change is not sent.
+    let two = contact_of(&app, 2).await;
+    edit_at_vendor(&vendor, 2, "Theirs", "2025-03-02T00:00:00.000Z");
+    update(&app, &two, json!({ "lastName": "Mine" })).await;
+    let conflict = conflicts_of(&app, &two, 1).await[0].clone();
+    let sent = vendor.writes.lock().expect("lock").len();
+    assert_eq!(
+        resolve(&app, &conflict, "THEIRS").await["resolution"],
+        "THEIRS"
+    );
+    assert_eq!(last_name(&app, &two).await, "Theirs");
+    let dropped = settled(&app, &two, "FAILED").await;
+    assert!(
+        dropped["lastError"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("conflict resolved")),
+        "{dropped}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        vendor.writes.lock().expect("lock").len(),
+        sent,
+        "nothing sent"
+    );
+    // A resolved conflict is not resolved twice.
+    let again = app
+        .graphql(
+            "mutation($id: ID!) { resolveWriteConflict(input: { id: $id, keep: OURS }) { writeConflict { id } } }",
+            json!({ "id": conflict["id"] }),
+        )
+        .await;
+    single_error(&again, "VALIDATION_FAILED");
+}
+
+#[tokio::test]
+async fn a_conflict_policy_resolves_conflicts_as_soon_as_the_vendor_s_values_are_read() {
+    let vendor = Vendor::with_clients(3, UPDATED);
+    let app = app_writing_to(&vendor, true).await;
+    let set_policy = |policy: &'static str| {
+        let app = &app;
+        async move {
+            let data = app
+                .data(
+                    "mutation($p: String!) { updateSource(input: { name: \"crm\", write: { conflictPolicy: $p } }) { source { write { conflictPolicy precondition } } } }",
+                    json!({ "p": policy }),
+                )
+                .await;
+            assert_eq!(
+                data["updateSource"]["source"]["write"],
+                json!({ "conflictPolicy": policy, "precondition": "if-unmodified-since" })
+            );
+        }
+    };
+    // gateway-wins: sent again against the new version, without anyone's help.
+    set_policy("gateway-wins").await;
+    let one = contact_of(&app, 1).await;
+    edit_at_vendor(&vendor, 1, "Vendor", "2025-03-01T00:00:00.000Z");
+    update(&app, &one, json!({ "lastName": "Gateway" })).await;
+    let conflict = conflicts_of(&app, &one, 1).await[0].clone();
+    assert_eq!(conflict["resolution"], "OURS");
+    settled(&app, &one, "DELIVERED").await;
+    assert_eq!(record(&vendor, 1)["surname"], "Gateway");
+    assert_eq!(last_name(&app, &one).await, "Gateway");
+
+    // source-wins: the vendor's value comes in with that sync; the change is dropped.
+    set_policy("source-wins").await;
+    let two = contact_of(&app, 2).await;
+    edit_at_vendor(&vendor, 2, "Vendor", "2025-03-02T00:00:00.000Z");
+    update(&app, &two, json!({ "lastName": "Gateway" })).await;
+    let conflict = conflicts_of(&app, &two, 1).await[0].clone();
+    assert_eq!(conflict["resolution"], "THEIRS");
+    settled(&app, &two, "FAILED").await;
+    assert_eq!(last_name(&app, &two).await, "Vendor");
+    assert_eq!(record(&vendor, 2)["surname"], "Vendor");
 }
 
 /// Queues one change per contact of vendor records `1..=n` (`role` = `Role {i}`), through a

@@ -20,6 +20,8 @@ mod run;
 mod stored;
 mod write;
 
+use std::collections::HashMap;
+
 use sea_orm::DatabaseTransaction;
 use serde::Serialize;
 
@@ -32,6 +34,8 @@ use crate::contacts::WriteSettings;
 use crate::error::{Error, FieldFailure, Result};
 use crate::sources::{Format, MapContext, MappedRecord};
 use crate::tenancy::TenantId;
+use crate::write_back::conflicts;
+use uuid::Uuid;
 
 /// Records written per transaction by a file import.
 pub const RECORDS_PER_TRANSACTION: usize = 2_000;
@@ -147,7 +151,18 @@ pub async fn apply_records(
     let stored = stored::stored_records(txn, tenant, source, batch).await?;
     // Only the contacts of changed records are read, and the tags their records had last
     // time, so that tags a record no longer has can be unlinked.
-    let contacts = stored::contacts(txn, tenant, &plan::contacts_to_read(batch, &stored)).await?;
+    let to_read = plan::contacts_to_read(batch, &stored);
+    let contacts = stored::contacts(txn, tenant, &to_read).await?;
+    // Changes the vendor refused as conflicts: their fields are not taken from the vendor
+    // (unless it wins), and the vendor's values become the conflicts' `theirs`.
+    let open = conflicts::open_changes(txn, tenant, source, &to_read).await?;
+    let held: HashMap<Uuid, Vec<&'static str>> = open
+        .iter()
+        .map(|(contact, changes)| {
+            let paths = changes.iter().flat_map(|c| c.held_paths()).collect();
+            (*contact, paths)
+        })
+        .collect();
     let previous = plan::previous_states(batch, &stored);
     let former_tags = plan::unknown_former_tags(&previous, &parents.tags);
     if !former_tags.is_empty() {
@@ -160,9 +175,17 @@ pub async fn apply_records(
         previous: &previous,
         contacts: &contacts,
         parents: &parents,
+        held: &held,
     };
     let mut plan = plan::plan_batch(options, batch, &current, now);
     let counts = std::mem::take(&mut plan.counts);
     write::write_plan(txn, tenant, plan, now).await?;
+    if !open.is_empty() {
+        let records: HashMap<&str, &str> = batch
+            .iter()
+            .map(|inc| (inc.external_id(), inc.record.as_str()))
+            .collect();
+        conflicts::record(txn, &open, &records, now).await?;
+    }
     Ok(counts)
 }

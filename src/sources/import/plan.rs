@@ -77,6 +77,9 @@ pub(super) struct Current<'a> {
     pub(super) contacts: &'a HashMap<Uuid, contact::Model>,
     /// The batch's accounts, businesses and tags (former tags of changed records included).
     pub(super) parents: &'a Parents,
+    /// Contact fields (`ContactPatch` paths) not to take from the vendor, by contact: those
+    /// of changes the vendor refused as conflicts.
+    pub(super) held: &'a HashMap<Uuid, Vec<&'static str>>,
 }
 
 /// What a batch writes.
@@ -110,6 +113,7 @@ pub(super) fn plan_batch(
     let with = With {
         options,
         parents: current.parents,
+        held: current.held,
         now,
     };
     let mut plan = BatchPlan::default();
@@ -138,7 +142,22 @@ pub(super) fn plan_batch(
 struct With<'a> {
     options: &'a ImportOptions,
     parents: &'a Parents,
+    held: &'a HashMap<Uuid, Vec<&'static str>>,
     now: i64,
+}
+
+/// Removes `path` (`lastName`, `address.city`) from `fields`.
+fn remove_path(fields: &mut Map<String, Value>, path: &str) {
+    match path.split_once('.') {
+        None => {
+            fields.remove(path);
+        }
+        Some((head, rest)) => {
+            if let Some(Value::Object(inner)) = fields.get_mut(head) {
+                remove_path(inner, rest);
+            }
+        }
+    }
 }
 
 impl BatchPlan {
@@ -195,12 +214,15 @@ impl BatchPlan {
     ) {
         let (parents, now) = (with.parents, with.now);
         let state = MappedState::of(&inc.mapped);
-        let delta: Map<String, Value> = state
+        let mut delta: Map<String, Value> = state
             .fields
             .iter()
             .filter(|(k, v)| old.fields.get(*k) != Some(*v))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        for path in with.held.get(&contact.id).into_iter().flatten() {
+            remove_path(&mut delta, path);
+        }
         let mut updated = contact.clone();
         apply_fields(&mut updated, &delta, with.options.settings);
         if state.account != old.account {
@@ -366,6 +388,7 @@ mod tests {
             previous: &previous,
             contacts: &contacts,
             parents: &parents,
+            held: &HashMap::new(),
         };
         plan_batch(&options(), batch, &current, NOW)
     }
@@ -376,6 +399,17 @@ mod tests {
 
     /// Plans `now` after `before` was imported into `contact` (as it is now).
     fn plan_update(before: &Incoming, contact: &contact::Model, now: &Incoming) -> BatchPlan {
+        plan_update_holding(before, contact, now, &[])
+    }
+
+    /// [`plan_update`] with `held` fields of the contact not taken from the vendor.
+    fn plan_update_holding(
+        before: &Incoming,
+        contact: &contact::Model,
+        now: &Incoming,
+        held: &[&'static str],
+    ) -> BatchPlan {
+        let held = HashMap::from([(contact.id, held.to_vec())]);
         let stored = Stored::from([(
             before.mapped.external_id.clone(),
             stored_as(before, contact.id),
@@ -395,6 +429,7 @@ mod tests {
             previous: &previous,
             contacts: &contacts,
             parents: &parents,
+            held: &held,
         };
         plan_batch(&options(), batch, &current, NOW)
     }
@@ -519,6 +554,30 @@ mod tests {
     }
 
     #[test]
+    fn fields_held_for_a_write_conflict_are_not_taken_from_the_vendor() {
+        let before = make(record(
+            "1",
+            json!({ "id": "1", "v": 1 }),
+            json!({ "role": "Buyer", "address": { "city": "Rome", "street": "Via 1" } }),
+        ));
+        let contact = contact_of(&before);
+        let now = make(record(
+            "1",
+            json!({ "id": "1", "v": 2 }),
+            json!({ "role": "Seller", "address": { "city": "Oslo", "street": "Gate 2" } }),
+        ));
+        let plan = plan_update_holding(&before, &contact, &now, &["role", "address.city"]);
+        let (_, updated) = &plan.changed[0];
+        assert_eq!(updated.role.as_deref(), Some("Buyer"));
+        assert_eq!(updated.address_city.as_deref(), Some("Rome"));
+        assert_eq!(
+            updated.address_street.as_deref(),
+            Some("Gate 2"),
+            "not held"
+        );
+    }
+
+    #[test]
     fn a_changed_record_that_maps_to_the_same_fields_counts_as_unchanged_but_is_stored() {
         let before = make(record(
             "1",
@@ -617,6 +676,7 @@ mod tests {
             previous: &previous,
             contacts: &contacts,
             parents: &parents,
+            held: &HashMap::new(),
         };
         let plan = plan_batch(&options(), batch, &current, NOW);
         assert_eq!(plan.counts, ImportSummary::default());
