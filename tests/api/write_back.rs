@@ -608,3 +608,118 @@ async fn a_server_killed_mid_delivery_delivers_everything_after_a_restart_with_t
     }
     assert_eq!(vendor.applied.lock().expect("lock").len(), 10);
 }
+
+#[tokio::test]
+async fn a_deleted_contact_is_deleted_at_sources_that_delete_and_only_there() {
+    let vendor = Vendor::with_clients(3, UPDATED);
+    let app = app_writing_to(&vendor, true).await;
+    let delete = "mutation($id: ID!) { deleteContact(input: { id: $id }) { deletedContactId } }";
+    // Without `write.delete`, a deletion stays here.
+    let one = contact_of(&app, 1).await;
+    app.data(delete, json!({ "id": one })).await;
+    let queued =
+        "query($id: ID!) { writeBacks(filter: { contactId: $id }) { nodes { operation state } } }";
+    assert_eq!(
+        app.data(queued, json!({ "id": one })).await["writeBacks"]["nodes"],
+        json!([])
+    );
+    let set = app
+        .data(
+            r#"mutation { updateSource(input: { name: "crm", write: { delete: true } }) { source { write { delete } } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(set["updateSource"]["source"]["write"]["delete"], true);
+    let two = contact_of(&app, 2).await;
+    app.data(delete, json!({ "id": two })).await;
+    for _ in 0..500 {
+        if vendor.records.lock().expect("lock").len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(record(&vendor, 2), Value::Null, "deleted at the vendor");
+    assert_ne!(record(&vendor, 1), Value::Null);
+    let writes = vendor.writes.lock().expect("lock").clone();
+    assert_eq!(
+        writes
+            .iter()
+            .map(|w| (w.method.as_str(), w.id.as_str()))
+            .collect::<Vec<_>>(),
+        [("DELETE", "2")]
+    );
+    for _ in 0..500 {
+        let nodes = app.data(queued, json!({ "id": two })).await["writeBacks"]["nodes"].clone();
+        if nodes == json!([{ "operation": "DELETE", "state": "DELIVERED" }]) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the DELETE was not recorded as delivered");
+}
+
+#[tokio::test]
+async fn another_tenant_sees_and_resolves_none_of_the_queue() {
+    use contact_gateway::auth::{Scope, api_keys};
+    use contact_gateway::tenancy::TenantId;
+    let vendor = Vendor::with_clients(2, UPDATED);
+    let app = app_writing_to(&vendor, true).await;
+    let one = contact_of(&app, 1).await;
+    edit_at_vendor(&vendor, 1, "Vendor", "2025-03-01T00:00:00.000Z");
+    update(&app, &one, json!({ "lastName": "Gateway" })).await;
+    let conflict = conflicts_of(&app, &one, 1).await[0].clone();
+    let change = settled(&app, &one, "CONFLICT").await;
+    let other = api_keys::create_tenant(&app.db, "Other")
+        .await
+        .expect("tenant");
+    let key = api_keys::create_key(
+        &app.db,
+        TenantId(other.id),
+        &[Scope::ContactsRead, Scope::ContactsWrite],
+        None,
+        None,
+    )
+    .await
+    .expect("key");
+    let intruder = crate::common::client_with_key(&key.key);
+    let post = |query: &'static str, variables: Value| {
+        let intruder = intruder.clone();
+        let url = format!("{}/graphql", app.base_url);
+        async move {
+            intruder
+                .post(url)
+                .json(&json!({ "query": query, "variables": variables }))
+                .send()
+                .await
+                .expect("response")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let lists = post(
+        "query($c: ID!) { writeBacks { totalCount } writeConflicts { totalCount }
+           mine: writeBacks(filter: { contactId: $c }) { totalCount } }",
+        json!({ "c": one }),
+    )
+    .await;
+    assert_eq!(
+        lists["data"],
+        json!({ "writeBacks": { "totalCount": 0 }, "writeConflicts": { "totalCount": 0 },
+                "mine": { "totalCount": 0 } })
+    );
+    let before = snapshot(&app).await;
+    let retried = post(
+        "mutation($id: ID!) { retryWriteBack(input: { id: $id }) { writeBack { id } } }",
+        json!({ "id": change["id"] }),
+    )
+    .await;
+    single_error(&retried, "NOT_FOUND");
+    let resolved = post(
+        "mutation($id: ID!) { resolveWriteConflict(input: { id: $id, keep: OURS }) { writeConflict { id } } }",
+        json!({ "id": conflict["id"] }),
+    )
+    .await;
+    single_error(&resolved, "NOT_FOUND");
+    assert_eq!(snapshot(&app).await, before);
+}
