@@ -14,6 +14,9 @@ pub struct Args {
     pub database_url: Option<String>,
     pub requests: usize,
     pub concurrency: usize,
+    /// Every contact comes from one writable source (`--writable-source`), so that each
+    /// contact change queues a write-back (not delivered: the worker is off).
+    pub writable_source: bool,
 }
 
 pub fn parse_args() -> Args {
@@ -22,6 +25,7 @@ pub fn parse_args() -> Args {
         database_url: None,
         requests: 400,
         concurrency: 8,
+        writable_source: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -31,6 +35,7 @@ pub fn parse_args() -> Args {
             "--database-url" => args.database_url = Some(value()),
             "--requests" => args.requests = value().parse().unwrap_or(args.requests),
             "--concurrency" => args.concurrency = value().parse().unwrap_or(args.concurrency),
+            "--writable-source" => args.writable_source = true,
             _ => {} // cargo bench passes --bench
         }
     }
@@ -211,6 +216,9 @@ pub async fn start(args: &Args) -> Bench {
             .await
             .expect("vacuum");
     }
+    if args.writable_source {
+        attach_writable_source(&pool, tenant).await;
+    }
     let seeded = seeding.elapsed();
     println!(
         "{backend}, {} contacts: seeded in {:.1}s ({:.0} contacts/s); {} requests per row, {} concurrent",
@@ -229,7 +237,10 @@ pub async fn start(args: &Args) -> Bench {
         production: false,
         key_cache_secs: 30,
         sources_file: None,
-        sync: Default::default(),
+        sync: contact_gateway::config::SyncConfig {
+            no_write_back: args.writable_source,
+            ..Default::default()
+        },
         limits: Default::default(),
     };
     let app = Application::build(&config).await.expect("app");
@@ -242,4 +253,57 @@ pub async fn start(args: &Args) -> Bench {
         pool,
         _dir: dir,
     }
+}
+
+/// Creates the tenant's writable source `crm` (seed 003's format) at `url`.
+pub async fn writable_source(
+    pool: &sea_orm::DatabaseConnection,
+    tenant: contact_gateway::tenancy::TenantId,
+    url: &str,
+) -> entity::source::Model {
+    use contact_gateway::sources::catalog;
+    use contact_gateway::sources::definition::SourceDraft;
+    use contact_gateway::write_back::config::WriteBackDraft;
+    let draft = SourceDraft {
+        name: "crm".into(),
+        format: "client-contacts".into(),
+        url: url.into(),
+        enabled: Some(false),
+        write: Some(WriteBackDraft::default()),
+        ..Default::default()
+    };
+    catalog::create(pool, None, tenant, &draft, None)
+        .await
+        .expect("source")
+}
+
+/// Creates the tenant's writable source `crm` (on an address nothing listens at) and gives
+/// every contact of the tenant a record there.
+pub async fn attach_writable_source(
+    pool: &sea_orm::DatabaseConnection,
+    tenant: contact_gateway::tenancy::TenantId,
+) {
+    writable_source(pool, tenant, "http://127.0.0.1:9/api/contacts").await;
+    let id_text = match pool.get_database_backend() {
+        sea_orm::DbBackend::Postgres => "id::text",
+        _ => "lower(hex(id))",
+    };
+    pool.execute_raw(sea_orm::Statement::from_sql_and_values(
+        pool.get_database_backend(),
+        format!(
+            "INSERT INTO contact_sources (id, tenant_id, contact_id, source, format, external_id, \
+             record, mapped, record_hash, fetched_at) \
+             SELECT id, tenant_id, id, 'crm', 'client-contacts', {id_text}, \
+             '{{\"updated_at\":\"2025-01-01T00:00:00.000Z\"}}', '{{\"fields\":{{}}}}', '', 0 \
+             FROM contacts WHERE tenant_id = {}",
+            if pool.get_database_backend() == sea_orm::DbBackend::Postgres {
+                "$1"
+            } else {
+                "?"
+            }
+        ),
+        [tenant.0.into()],
+    ))
+    .await
+    .expect("records");
 }
