@@ -1,7 +1,7 @@
 //! Write-back delivery benchmark (issue 17): the worker drains a queue of `--contacts` changes
 //! (default 10,000) to a stand-in for seed 003's `PATCH /api/contacts/{id}` on 127.0.0.1,
-//! then shows the worker's memory does not grow with the queue: the peak RSS after
-//! delivering 10 queued changes, and after delivering 10,000 of a queue of 100,000.
+//! then shows the worker's memory does not grow with the queue: the RSS after delivering 10
+//! queued changes, and after delivering 10,000 of a queue of 100,000.
 //!
 //! `cargo bench --bench write_back -- [--contacts N] [--database-url postgres://…/DB]` (the
 //! database named must exist and be empty; it is migrated).
@@ -43,12 +43,13 @@ async fn start_vendor(count: Arc<AtomicU64>) -> String {
     format!("http://{address}/api/contacts")
 }
 
-fn peak_rss_mib() -> f64 {
+/// The process's resident memory now (MiB).
+fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with("VmRSS:"))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
@@ -133,14 +134,14 @@ async fn bench(label: &str, url: &str, n: usize) {
     let delivered = count.load(Ordering::Relaxed);
     queue(&pool, &source, &vendor, 10).await;
     drain(delivered + 10).await;
-    let small = peak_rss_mib();
+    let small = rss_mib();
     queue(&pool, &source, &vendor, 100_000).await;
-    let queued = peak_rss_mib();
+    let queued = rss_mib();
     drain(delivered + 10 + 10_000).await;
     println!(
-        "{label}: peak RSS after delivering a queue of 10: {small:.0} MiB; after queueing \
+        "{label}: RSS after delivering a queue of 10: {small:.0} MiB; after queueing \
          100,000 more: {queued:.0} MiB; after delivering 10,000 of those: {:.0} MiB",
-        peak_rss_mib()
+        rss_mib()
     );
 }
 

@@ -156,6 +156,8 @@ pub async fn update_contact(
     expected_updated_at: Option<Timestamp>,
     settings: WriteSettings,
 ) -> Result<contact::Model> {
+    // Read before the write lock (on SQLite one writer at a time holds it).
+    let targets = crate::write_back::outbox::writable_targets(db, tenant, id).await?;
     let (txn, _lock) = begin_write(db).await?;
     let current = locked_contact(&txn, tenant, id).await?;
     if let Some(expected) = expected_updated_at
@@ -178,7 +180,15 @@ pub async fn update_contact(
     }
     updated.updated_at = next_updated_at(current.updated_at);
     // Queued with the change, or neither happens (a value a source refuses fails both).
-    crate::write_back::outbox::queue_update(&txn, tenant, &current, &updated, now_millis()).await?;
+    crate::write_back::outbox::queue_update(
+        &txn,
+        tenant,
+        &targets,
+        &current,
+        &updated,
+        now_millis(),
+    )
+    .await?;
     let updated = write_contact(&txn, &current, updated).await?;
     txn.commit().await?;
     Ok(updated)
@@ -472,6 +482,7 @@ pub async fn set_resolution(
     status: ResolutionStatus,
     external_ref: Change<String>,
 ) -> Result<contact::Model> {
+    let targets = crate::write_back::outbox::writable_targets(db, tenant, id).await?;
     let (txn, _lock) = begin_write(db).await?;
     let current = locked_contact(&txn, tenant, id).await?;
     let mut updated = current.clone();
@@ -491,7 +502,15 @@ pub async fn set_resolution(
         return Ok(current);
     }
     updated.updated_at = next_updated_at(current.updated_at);
-    crate::write_back::outbox::queue_update(&txn, tenant, &current, &updated, now_millis()).await?;
+    crate::write_back::outbox::queue_update(
+        &txn,
+        tenant,
+        &targets,
+        &current,
+        &updated,
+        now_millis(),
+    )
+    .await?;
     let updated = write_contact(&txn, &current, updated).await?;
     txn.commit().await?;
     Ok(updated)

@@ -205,6 +205,7 @@ pub async fn create(
     put_settings(&mut row, &settings);
     let row = row.insert(&txn).await?;
     txn.commit().await?;
+    crate::write_back::writable::forget(tenant);
     Ok(row)
 }
 
@@ -295,6 +296,7 @@ pub async fn update(
     row.updated_at = Set(now);
     let row = row.update(&txn).await?;
     txn.commit().await?;
+    crate::write_back::writable::forget(tenant);
     Ok(row)
 }
 
@@ -326,6 +328,7 @@ pub async fn delete(db: &DatabaseConnection, tenant: TenantId, name: &str) -> Re
         .await?;
     Source::delete_by_id(stored.id).exec(&txn).await?;
     txn.commit().await?;
+    crate::write_back::writable::forget(tenant);
     Ok(stored.id)
 }
 

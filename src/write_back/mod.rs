@@ -13,6 +13,7 @@
 //! - `echo`: a delivered change is remembered as the vendor's, so the next sync does not
 //!   take it for a vendor change.
 //! - [`worker`]: the loop in `serve` that drains the queue.
+//! - [`writable`]: which sources of a tenant are written to (cached a few seconds).
 pub mod config;
 pub mod conflicts;
 pub mod delivery;
@@ -20,3 +21,4 @@ mod echo;
 pub mod fields;
 pub mod outbox;
 pub mod worker;
+pub mod writable;

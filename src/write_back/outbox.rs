@@ -10,9 +10,8 @@
 //!   whose lease lapsed (its worker died) is claimed again, with the same idempotency key.
 //!   On PostgreSQL `FOR UPDATE SKIP LOCKED` lets several replicas claim without taking one
 //!   change twice.
-use std::collections::HashMap;
 
-use entity::prelude::{ContactSource, Source, WriteBack as WriteBackRow};
+use entity::prelude::{ContactSource, WriteBack as WriteBackRow};
 use entity::{contact, contact_source, source, write_back};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -27,7 +26,6 @@ use super::fields::{changed_fields, check_limits};
 use crate::db::begin_write;
 use crate::error::{Error, Result};
 use crate::sources::Format;
-use crate::sources::catalog::settings_of;
 use crate::tenancy::TenantId;
 
 /// The states of a queued change.
@@ -53,47 +51,49 @@ struct Target {
     record: contact_source::Model,
 }
 
+/// The writable sources of a contact, read before its write transaction (on SQLite, while
+/// other writers hold the lock), so that inside the transaction a change costs one INSERT
+/// per source.
+pub struct Targets(Vec<Target>);
+
+/// The writable sources of contact `contact`: no statement when the tenant has none (they
+/// are cached, [`super::writable`]), else one.
+pub async fn writable_targets(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    contact: Uuid,
+) -> Result<Targets> {
+    Ok(Targets(targets(db, tenant, contact).await?))
+}
+
 /// The contact's live records at sources that can be written to.
 async fn targets(
-    txn: &impl ConnectionTrait,
+    db: &impl ConnectionTrait,
     tenant: TenantId,
     contact: Uuid,
 ) -> Result<Vec<Target>> {
+    let writable = super::writable::writable_sources(db, tenant).await?;
+    if writable.is_empty() {
+        return Ok(Vec::new());
+    }
     let records = ContactSource::find()
         .filter(contact_source::Column::TenantId.eq(tenant.0))
         .filter(contact_source::Column::ContactId.eq(contact))
         .filter(contact_source::Column::DeletedAt.is_null())
-        .all(txn)
+        .all(db)
         .await?;
-    if records.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sources: HashMap<String, source::Model> = Source::find()
-        .filter(source::Column::TenantId.eq(tenant.0))
-        .filter(source::Column::WriteBack.is_not_null())
-        .filter(source::Column::Name.is_in(records.iter().map(|r| r.source.clone())))
-        .all(txn)
-        .await?
+    Ok(records
         .into_iter()
-        .map(|s| (s.name.clone(), s))
-        .collect();
-    let mut targets = Vec::new();
-    for record in records {
-        let Some(source) = sources.get(&record.source) else {
-            continue;
-        };
-        let settings = settings_of(source)?;
-        let Some(write) = settings.write else {
-            continue;
-        };
-        targets.push(Target {
-            source: source.clone(),
-            format: settings.format,
-            write,
-            record,
-        });
-    }
-    Ok(targets)
+        .filter_map(|record| {
+            let source = writable.iter().find(|w| w.source.name == record.source)?;
+            Some(Target {
+                source: source.source.clone(),
+                format: source.format,
+                write: source.write.clone(),
+                record,
+            })
+        })
+        .collect())
 }
 
 /// `text` as one URL path segment (RFC 3986 unreserved characters kept, the rest
@@ -145,14 +145,14 @@ pub fn base_version(precondition: Precondition, record: &str) -> Option<String> 
 pub async fn queue_update(
     txn: &impl ConnectionTrait,
     tenant: TenantId,
+    targets: &Targets,
     before: &contact::Model,
     after: &contact::Model,
     now: i64,
 ) -> Result<()> {
-    let targets = targets(txn, tenant, after.id).await?;
     let mut failures = Vec::new();
     let mut changes = Vec::new();
-    for target in targets {
+    for target in &targets.0 {
         let body = changed_fields(target.format, before, after);
         if body.is_empty() {
             continue;
@@ -164,7 +164,7 @@ pub async fn queue_update(
         return Err(Error::Validation(failures));
     }
     for (target, body) in changes {
-        queue(txn, tenant, after.id, &target, operation::UPDATE, body, now).await?;
+        queue(txn, tenant, after.id, target, operation::UPDATE, body, now).await?;
     }
     Ok(())
 }
@@ -194,9 +194,8 @@ pub async fn queue_delete(
     Ok(())
 }
 
-/// Inserts a change, or merges an update into the contact's `PENDING` update for the same
-/// source. A merged change that was sent before gets a new idempotency key: its body is no
-/// longer the one sent.
+/// Inserts a change (several changes of a contact for a source are merged into one request
+/// when it is claimed, [`claim`]).
 async fn queue(
     txn: &impl ConnectionTrait,
     tenant: TenantId,
@@ -206,29 +205,6 @@ async fn queue(
     body: Map<String, Value>,
     now: i64,
 ) -> Result<()> {
-    if op == operation::UPDATE {
-        let pending = WriteBackRow::find()
-            .filter(write_back::Column::TenantId.eq(tenant.0))
-            .filter(write_back::Column::ContactId.eq(contact))
-            .filter(write_back::Column::SourceId.eq(target.source.id))
-            .filter(write_back::Column::State.eq(state::PENDING))
-            .filter(write_back::Column::Operation.eq(operation::UPDATE))
-            .one(txn)
-            .await?;
-        if let Some(pending) = pending {
-            let mut merged: Map<String, Value> =
-                serde_json::from_str(&pending.body).unwrap_or_default();
-            merged.extend(body);
-            let mut row: write_back::ActiveModel = pending.clone().into();
-            row.body = Set(Value::Object(merged).to_string());
-            if pending.attempts > 0 {
-                row.idempotency_key = Set(Uuid::now_v7().to_string());
-            }
-            row.updated_at = Set(now);
-            WriteBackRow::update(row).exec(txn).await?;
-            return Ok(());
-        }
-    }
     let id = Uuid::now_v7();
     let row = write_back::Model {
         id,
@@ -302,13 +278,102 @@ pub async fn claim(
     );
     let (txn, _lock) = begin_write(db).await?;
     let rows = txn.query_all_raw(statement).await?;
-    txn.commit().await?;
     let mut claimed = rows
         .iter()
         .map(|row| write_back::Model::from_query_result(row, ""))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     claimed.sort_by_key(|c| c.id);
+    coalesce(&txn, &mut claimed, now).await?;
+    txn.commit().await?;
     Ok(claimed)
+}
+
+/// Merges into each claimed update the contact's later updates pending for the same source
+/// (one request with the latest value of each field; the merged rows go). A body that
+/// changes after it was sent gets a new idempotency key. Two statements, plus one per
+/// claimed change that absorbed any.
+async fn coalesce(
+    txn: &impl ConnectionTrait,
+    claimed: &mut [write_back::Model],
+    now: i64,
+) -> Result<()> {
+    let updates: Vec<Uuid> = claimed
+        .iter()
+        .filter(|c| c.operation == operation::UPDATE)
+        .map(|c| c.contact_id)
+        .collect();
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let later = WriteBackRow::find()
+        .filter(write_back::Column::ContactId.is_in(updates))
+        .filter(write_back::Column::State.eq(state::PENDING))
+        .filter(write_back::Column::Operation.eq(operation::UPDATE))
+        .order_by_asc(write_back::Column::Id)
+        .all(txn)
+        .await?;
+    let plan = plan_coalescing(claimed, &later);
+    if plan.absorbed.is_empty() {
+        return Ok(());
+    }
+    for (index, body) in plan.bodies {
+        let change = &mut claimed[index];
+        change.body = body;
+        if change.attempts > 1 {
+            change.idempotency_key = Uuid::now_v7().to_string();
+        }
+        WriteBackRow::update_many()
+            .col_expr(write_back::Column::Body, Expr::value(change.body.clone()))
+            .col_expr(
+                write_back::Column::IdempotencyKey,
+                Expr::value(change.idempotency_key.clone()),
+            )
+            .col_expr(write_back::Column::UpdatedAt, Expr::value(now))
+            .filter(write_back::Column::Id.eq(change.id))
+            .exec(txn)
+            .await?;
+    }
+    WriteBackRow::delete_many()
+        .filter(write_back::Column::Id.is_in(plan.absorbed))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// What [`coalesce`] does: the new bodies of claimed changes (by index) and the later
+/// changes merged into them.
+#[derive(Debug, Default, PartialEq)]
+struct Coalescing {
+    bodies: Vec<(usize, String)>,
+    absorbed: Vec<Uuid>,
+}
+
+/// Each claimed update takes, in order, the bodies of the later pending updates of its
+/// tenant, contact and source (`later`, oldest first; later values win).
+fn plan_coalescing(claimed: &[write_back::Model], later: &[write_back::Model]) -> Coalescing {
+    let mut plan = Coalescing::default();
+    for (index, change) in claimed.iter().enumerate() {
+        if change.operation != operation::UPDATE {
+            continue;
+        }
+        let mut body: Map<String, Value> = serde_json::from_str(&change.body).unwrap_or_default();
+        let mut merged = false;
+        for next in later.iter().filter(|l| {
+            l.tenant_id == change.tenant_id
+                && l.contact_id == change.contact_id
+                && l.source_id == change.source_id
+                && l.id > change.id
+        }) {
+            let fields: Map<String, Value> = serde_json::from_str(&next.body).unwrap_or_default();
+            body.extend(fields);
+            plan.absorbed.push(next.id);
+            merged = true;
+        }
+        if merged {
+            plan.bodies.push((index, Value::Object(body).to_string()));
+        }
+    }
+    plan
 }
 
 /// What became of one delivery.
@@ -491,6 +556,56 @@ pub async fn of_contacts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn change(id: u128, contact: u128, source: u128, body: &str) -> write_back::Model {
+        write_back::Model {
+            id: Uuid::from_u128(id),
+            tenant_id: Uuid::nil(),
+            contact_id: Uuid::from_u128(contact),
+            source_id: Uuid::from_u128(source),
+            source: "crm".into(),
+            external_id: "1".into(),
+            operation: operation::UPDATE.into(),
+            body: body.into(),
+            url: String::new(),
+            base_version: None,
+            state: state::PENDING.into(),
+            idempotency_key: String::new(),
+            attempts: 1,
+            last_error: None,
+            next_attempt_at: 0,
+            delivered_at: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn later_changes_of_a_contact_to_a_source_merge_into_the_claimed_one() {
+        let claimed = [
+            change(1, 10, 100, r#"{"surname":"A","role":"R"}"#),
+            change(2, 20, 100, r#"{"role":"X"}"#),
+        ];
+        let later = [
+            change(3, 10, 100, r#"{"surname":"B"}"#),
+            change(4, 10, 200, r#"{"surname":"other source"}"#),
+            change(5, 10, 100, r#"{"notes":null}"#),
+        ];
+        let plan = plan_coalescing(&claimed, &later);
+        assert_eq!(plan.absorbed, [Uuid::from_u128(3), Uuid::from_u128(5)]);
+        assert_eq!(plan.bodies.len(), 1);
+        let (index, body) = &plan.bodies[0];
+        assert_eq!(*index, 0);
+        let body: Value = serde_json::from_str(body).expect("json");
+        assert_eq!(
+            body,
+            serde_json::json!({ "surname": "B", "role": "R", "notes": null })
+        );
+        assert_eq!(
+            plan_coalescing(&claimed[1..], &later),
+            Coalescing::default()
+        );
+    }
 
     #[test]
     fn retries_back_off_doubling_and_wait_at_least_as_told() {

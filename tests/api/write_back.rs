@@ -205,11 +205,16 @@ async fn changes_made_before_delivery_are_one_request_with_the_latest_values() {
     update(&app, &id, json!({ "lastName": "B" })).await;
     update(&app, &id, json!({ "notes": "n" })).await;
     let queued = write_backs(&app, &id).await;
-    assert_eq!(queued.len(), 1, "{queued:?}");
-    assert_eq!(queued[0]["state"], "PENDING");
-    // Another process on the database delivers it.
+    assert_eq!(queued.len(), 3, "{queued:?}");
+    assert!(queued.iter().all(|q| q["state"] == "PENDING"));
+    // Another process on the database delivers them, as one request.
     let worker = spawn_app_on_database_of(&app, |c| c.sync.no_write_back = false).await;
     let change = settled(&worker, &id, "DELIVERED").await;
+    assert_eq!(
+        write_backs(&app, &id).await.len(),
+        1,
+        "merged into the first"
+    );
     let writes = vendor.writes.lock().expect("lock").clone();
     assert_eq!(writes.len(), 1);
     assert_eq!(
