@@ -99,7 +99,8 @@ pub struct Metrics {
     pub vendor_requests: Family<SyncLabels, Counter>,
     /// Duration of sync runs, in seconds, by source.
     pub sync_run_duration: Family<SourceLabels, Histogram>,
-    /// Write-backs not delivered, by state (the whole database's queue), set at each scrape.
+    /// Write-backs not delivered, by state (the whole database's queue), set by the delivery
+    /// worker every 15 polls (15 s by default).
     pub write_back_queue: Family<QueueLabels, Gauge>,
     /// Write-back delivery attempts, by source and outcome (`delivered`, `retry`, `failed`,
     /// `conflict`).

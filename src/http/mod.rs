@@ -344,18 +344,7 @@ fn body_too_large(limit: usize) -> Response {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (in_use, idle) = crate::db::pool_connections(&state.db);
     state.metrics.set_pool(in_use, idle);
-    match crate::write_back::outbox::depth(&state.db).await {
-        Ok(depth) => {
-            for (queue_state, count) in depth {
-                state
-                    .metrics
-                    .write_back_queue
-                    .get_or_create(&crate::metrics::QueueLabels { state: queue_state })
-                    .set(count);
-            }
-        }
-        Err(err) => tracing::warn!(error = %err.detail(), "write-back queue depth unread"),
-    }
+
     (
         [(
             header::CONTENT_TYPE,

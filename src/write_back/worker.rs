@@ -3,7 +3,7 @@
 //! PostgreSQL database ([`super::outbox::claim`] hands each change to one of them).
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use entity::prelude::Source;
 use entity::source;
@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::delivery::deliver;
 use super::outbox::{self, Outcome, RetryPolicy};
 use crate::error::Result;
-use crate::metrics::{Metrics, SourceLabels, SyncLabels};
+use crate::metrics::{Metrics, QueueLabels, SourceLabels, SyncLabels};
 use crate::secrets::SecretKey;
 use crate::sources::catalog;
 use crate::sources::runs::RunTrigger;
@@ -27,6 +27,8 @@ use crate::time::now_millis;
 const CLAIM: u64 = 100;
 /// Requests in flight at once, per process.
 const IN_FLIGHT: usize = 16;
+/// The worker counts the queue for `write_back_queue` once every this many polls.
+const DEPTH_EVERY_POLLS: u32 = 15;
 
 /// What the worker needs.
 #[derive(Clone)]
@@ -48,9 +50,15 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Delivers until `stopping` is cancelled (the claimed batch is finished first).
+    /// Delivers until `stopping` is cancelled (the claimed batch is finished first), and
+    /// sets the queue-depth gauge every [`DEPTH_EVERY_POLLS`] polls.
     pub async fn run(self: Arc<Self>, stopping: CancellationToken) {
+        let mut measured: Option<Instant> = None;
         while !stopping.is_cancelled() {
+            if measured.is_none_or(|at| at.elapsed() >= self.poll * DEPTH_EVERY_POLLS) {
+                self.measure_depth().await;
+                measured = Some(Instant::now());
+            }
             let delivered = match self.deliver_due().await {
                 Ok(n) => n,
                 Err(err) => {
@@ -64,6 +72,24 @@ impl Worker {
                     () = stopping.cancelled() => {}
                 }
             }
+        }
+    }
+
+    /// Sets `write_back_queue{state}` from the database (the whole queue, every replica's).
+    async fn measure_depth(&self) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        match outbox::depth(&self.db).await {
+            Ok(depth) => {
+                for (state, count) in depth {
+                    metrics
+                        .write_back_queue
+                        .get_or_create(&QueueLabels { state })
+                        .set(count);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err.detail(), "write-back queue depth unread"),
         }
     }
 
