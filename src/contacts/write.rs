@@ -409,6 +409,7 @@ pub async fn add_tags(
     id: Uuid,
     refs: &TagRefs,
 ) -> Result<contact::Model> {
+    let targets = crate::write_back::outbox::writable_targets(db, tenant, id).await?;
     let (txn, _lock) = begin_write(db).await?;
     let contact = locked_contact(&txn, tenant, id).await?;
     let tags = resolve_tags(&txn, tenant, &contact, refs).await?;
@@ -430,6 +431,7 @@ pub async fn add_tags(
         contact
     } else {
         ContactTag::insert_many(new).exec(&txn).await?;
+        crate::write_back::outbox::queue_tags(&txn, tenant, &targets, contact.id, now).await?;
         touch(&txn, contact).await?
     };
     txn.commit().await?;
@@ -443,6 +445,7 @@ pub async fn remove_tags(
     id: Uuid,
     refs: &TagRefs,
 ) -> Result<contact::Model> {
+    let targets = crate::write_back::outbox::writable_targets(db, tenant, id).await?;
     let (txn, _lock) = begin_write(db).await?;
     let contact = locked_contact(&txn, tenant, id).await?;
     let tags = resolve_tags(&txn, tenant, &contact, refs).await?;
@@ -455,6 +458,8 @@ pub async fn remove_tags(
     let contact = if removed.rows_affected == 0 {
         contact
     } else {
+        let now = now_millis();
+        crate::write_back::outbox::queue_tags(&txn, tenant, &targets, contact.id, now).await?;
         touch(&txn, contact).await?
     };
     txn.commit().await?;

@@ -22,6 +22,13 @@ pub fn with_written(format: &str, state: &str, body: &Map<String, Value>) -> Str
     let Some(root) = state.as_object_mut() else {
         return state.to_string();
     };
+    // Tags written are the record's tags: those the vendor knows by id.
+    if let Some(Value::Array(tags)) = body.get("tags")
+        && super::fields::carries_tags(format)
+    {
+        let ids: Vec<Value> = tags.iter().filter_map(|t| t.get("id").cloned()).collect();
+        root.insert("tags".into(), Value::Array(ids));
+    }
     let fields = root
         .entry("fields")
         .or_insert_with(|| Value::Object(Map::new()));

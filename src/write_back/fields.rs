@@ -97,6 +97,12 @@ const PIPELINE_CONTACTS: &[WritableField] = &[
     field("messageStatus", "messageStatus"),
 ];
 
+/// Whether `format`'s records carry tags (seed 002), so that a contact's tag changes are
+/// written back as its `tags`.
+pub fn carries_tags(format: Format) -> bool {
+    format == Format::BusinessContacts
+}
+
 /// The fields `format` writes.
 pub fn writable_fields(format: Format) -> &'static [WritableField] {
     match format {

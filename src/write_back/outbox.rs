@@ -11,8 +11,8 @@
 //!   On PostgreSQL `FOR UPDATE SKIP LOCKED` lets several replicas claim without taking one
 //!   change twice.
 
-use entity::prelude::{ContactSource, WriteBack as WriteBackRow};
-use entity::{contact, contact_source, source, write_back};
+use entity::prelude::{ContactSource, ContactTag, SourceEntity, Tag, WriteBack as WriteBackRow};
+use entity::{contact, contact_source, contact_tag, source, source_entity, tag, write_back};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
@@ -165,6 +165,62 @@ pub async fn queue_update(
     }
     for (target, body) in changes {
         queue(txn, tenant, after.id, target, operation::UPDATE, body, now).await?;
+    }
+    Ok(())
+}
+
+/// Queues, for each writable source of the contact whose records carry tags (seed 002), the
+/// contact's tags after a change to them, as `{"tags": [{"id", "name"}, …]}` by name: the
+/// vendor's id of each tag the source knows, the name alone of one it does not. Inside `txn`
+/// (the transaction of the change); no statement when no such source exists.
+pub async fn queue_tags(
+    txn: &impl ConnectionTrait,
+    tenant: TenantId,
+    targets: &Targets,
+    contact: Uuid,
+    now: i64,
+) -> Result<()> {
+    let tagged: Vec<&Target> = targets
+        .0
+        .iter()
+        .filter(|t| super::fields::carries_tags(t.format))
+        .collect();
+    if tagged.is_empty() {
+        return Ok(());
+    }
+    let links = ContactTag::find()
+        .filter(contact_tag::Column::TenantId.eq(tenant.0))
+        .filter(contact_tag::Column::ContactId.eq(contact))
+        .all(txn)
+        .await?;
+    let mut tags = Tag::find()
+        .filter(tag::Column::TenantId.eq(tenant.0))
+        .filter(tag::Column::Id.is_in(links.iter().map(|l| l.tag_id)))
+        .all(txn)
+        .await?;
+    tags.sort_by(|a, b| a.name.cmp(&b.name));
+    let known = SourceEntity::find()
+        .filter(source_entity::Column::TenantId.eq(tenant.0))
+        .filter(source_entity::Column::Kind.eq("tag"))
+        .filter(source_entity::Column::EntityId.is_in(tags.iter().map(|t| t.id)))
+        .all(txn)
+        .await?;
+    for target in tagged {
+        let list: Vec<Value> = tags
+            .iter()
+            .map(|t| {
+                let id = known
+                    .iter()
+                    .find(|k| k.entity_id == t.id && k.source == target.source.name)
+                    .map(|k| k.external_id.clone());
+                match id {
+                    Some(id) => serde_json::json!({ "id": id, "name": t.name }),
+                    None => serde_json::json!({ "name": t.name }),
+                }
+            })
+            .collect();
+        let body = Map::from_iter([("tags".to_string(), Value::Array(list))]);
+        queue(txn, tenant, contact, target, operation::UPDATE, body, now).await?;
     }
     Ok(())
 }

@@ -405,7 +405,8 @@ pub(crate) fn client_record(id: u64, updated: &str) -> Value {
 ///
 /// Business `b1` has 150 contacts, any other business 30, each tagged with its business's
 /// `VIP` tag; the pipeline API has 230 contacts of organisation `org-1` in pipeline `pl-1`.
-/// Returns the base URL (`http://…`).
+/// A `PATCH` of a business contact (`…/contacts/{id}`) is recorded as `PATCH <path> <body>`
+/// and answered `{}`. Returns the base URL (`http://…`).
 pub(crate) async fn start_paged_vendors(seen: Arc<Mutex<Vec<String>>>) -> String {
     fn business_contact(business: &str, i: usize) -> Value {
         json!({ "id": format!("{business}-{i}"), "businessId": business,
@@ -465,8 +466,23 @@ pub(crate) async fn start_paged_vendors(seen: Arc<Mutex<Vec<String>>>) -> String
             "contacts": contacts, "total": total, "page": page, "size": size } }))
         .into_response()
     };
+    let written = seen.clone();
+    let write = move |headers: HeaderMap, uri: Uri, body: String| async move {
+        written
+            .lock()
+            .expect("lock")
+            .push(format!("PATCH {} {body}", uri.path()));
+        if !authorised(&headers) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        axum::Json(json!({})).into_response()
+    };
     let app = axum::Router::new()
         .route("/api/v1/businesses/{business}/contacts", get(businesses))
+        .route(
+            "/api/v1/businesses/{business}/contacts/{id}",
+            axum::routing::patch(write),
+        )
         .route("/api/contacts", get(pipeline));
     let address = serve(app).await;
     format!("http://{address}")
@@ -503,6 +519,14 @@ pub(crate) async fn app_with_source(url: &str) -> WithSource {
 /// A server whose sources file is `sources(demo tenant id)`, with [`TOKEN_ENV`] set to
 /// [`TOKEN`].
 pub(crate) async fn app_with_sources(sources: impl FnOnce(Uuid) -> String) -> WithSource {
+    app_with_sources_and(sources, |_| {}).await
+}
+
+/// [`app_with_sources`], the second server's configuration changed by `configure`.
+pub(crate) async fn app_with_sources_and(
+    sources: impl FnOnce(Uuid) -> String,
+    configure: impl FnOnce(&mut contact_gateway::config::Config),
+) -> WithSource {
     let first = spawn_app().await;
     let tenant = tenant_of(&first).await;
     let dir = tempfile::tempdir().expect("dir");
@@ -510,7 +534,11 @@ pub(crate) async fn app_with_sources(sources: impl FnOnce(Uuid) -> String) -> Wi
     std::fs::write(&path, sources(tenant.0)).expect("write");
     // SAFETY: set once, to the same value, by every test that reads it.
     unsafe { std::env::set_var(TOKEN_ENV, TOKEN) };
-    let app = spawn_app_on_database_of(&first, |c| c.sources_file = Some(path)).await;
+    let app = spawn_app_on_database_of(&first, |c| {
+        c.sources_file = Some(path);
+        configure(c);
+    })
+    .await;
     WithSource {
         app,
         _first: first,

@@ -738,3 +738,88 @@ async fn another_tenant_sees_and_resolves_none_of_the_queue() {
     single_error(&resolved, "NOT_FOUND");
     assert_eq!(snapshot(&app).await, before);
 }
+
+#[tokio::test]
+async fn tag_changes_reach_sources_whose_records_carry_tags() {
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let base = crate::vendors::start_paged_vendors(seen.clone()).await;
+    let app = crate::vendors::app_with_sources_and(
+        |tenant| {
+            format!(
+                "[[sources]]\nname = \"helpdesk\"\nformat = \"business-contacts\"\n\
+                 url = \"{base}/api/v1/businesses/{{businessId}}/contacts\"\nbusinesses = [\"b2\"]\n\
+                 tenant = \"{tenant}\"\ntoken_env = \"CG_TEST_VENDOR_TOKEN\"\nwrite = {{}}\n"
+            )
+        },
+        |c| c.sync.no_write_back = false,
+    )
+    .await;
+    let synced = app
+        .data(
+            r#"mutation { syncSource(input: { name: "helpdesk", wait: true }) { created } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(synced["syncSource"]["created"], 30, "{synced}");
+    let id = app
+        .contact_ids(json!({ "email": "help1@b2.example" }))
+        .await[0]
+        .clone();
+    let business = app
+        .data(
+            "query($id: ID!) { contact(id: $id) { business { id } } }",
+            json!({ "id": id }),
+        )
+        .await["contact"]["business"]["id"]
+        .clone();
+    let made = app
+        .data(
+            "mutation($b: ID!) { createTag(input: { businessId: $b, name: \"Gold\" }) { tag { id } } }",
+            json!({ "b": business }),
+        )
+        .await;
+    assert!(made["createTag"]["tag"]["id"].is_string(), "{made}");
+    seen.lock().expect("lock").clear();
+    let writes = |seen: &Arc<Mutex<Vec<String>>>| -> Vec<String> {
+        seen.lock()
+            .expect("lock")
+            .iter()
+            .filter(|s| s.starts_with("PATCH"))
+            .cloned()
+            .collect()
+    };
+    let wait_for = |n: usize| {
+        let seen = seen.clone();
+        async move {
+            for _ in 0..500 {
+                if writes(&seen).len() >= n {
+                    return writes(&seen);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("{:?}", writes(&seen));
+        }
+    };
+    app.data(
+        "mutation($id: ID!) { addTagsToContact(input: { contactId: $id, tagNames: [\"Gold\"] }) { contact { id } } }",
+        json!({ "id": id }),
+    )
+    .await;
+    // The vendor's own tag by its id, the one made here by name.
+    assert_eq!(
+        wait_for(1).await,
+        [
+            r#"PATCH /api/v1/businesses/b2/contacts/b2-1 {"tags":[{"name":"Gold"},{"id":"b2-vip","name":"VIP"}]}"#
+        ]
+    );
+    app.data(
+        "mutation($id: ID!) { removeTagsFromContact(input: { contactId: $id, tagNames: [\"VIP\"] }) { contact { id } } }",
+        json!({ "id": id }),
+    )
+    .await;
+    assert_eq!(
+        wait_for(2).await[1],
+        r#"PATCH /api/v1/businesses/b2/contacts/b2-1 {"tags":[{"name":"Gold"}]}"#
+    );
+}
