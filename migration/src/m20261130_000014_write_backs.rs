@@ -1,6 +1,7 @@
 //! Write-back (issue 17): `sources.write_back` (how a source is written to; null: read-only),
 //! the `write_backs` outbox, filled in the transaction of each contact change and drained by
-//! the delivery worker, and `write_conflicts`, the fields of changes a vendor refused because
+//! the delivery worker (no foreign key to `sources` either: a deleted source's changes stay,
+//! and are failed when they come due), and `write_conflicts`, the fields of changes a vendor refused because
 //! its record had changed. No foreign key to `contacts`: a deleted contact's
 //! `DELETE` must outlive its row.
 use sea_orm_migration::prelude::*;
@@ -12,7 +13,6 @@ pub struct Migration;
 #[derive(DeriveIden)]
 enum Sources {
     Table,
-    Id,
     WriteBack,
 }
 
@@ -115,12 +115,6 @@ impl MigrationTrait for Migration {
                             .to(Tenants::Table, Tenants::Id)
                             .on_delete(ForeignKeyAction::Cascade),
                     )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(WriteBacks::Table, WriteBacks::SourceId)
-                            .to(Sources::Table, Sources::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
                     .to_owned(),
             )
             .await?;
@@ -146,8 +140,11 @@ impl MigrationTrait for Migration {
             "CREATE INDEX idx_write_backs_state ON write_backs (tenant_id, state, id)",
         )
         .await?;
-        db.execute_unprepared("CREATE INDEX idx_write_backs_source ON write_backs (source_id)")
-            .await?;
+        // `writeBacks(filter: { source })`.
+        db.execute_unprepared(
+            "CREATE INDEX idx_write_backs_source ON write_backs (tenant_id, source, id)",
+        )
+        .await?;
         manager
             .create_table(
                 Table::create()

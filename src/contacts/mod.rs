@@ -23,7 +23,7 @@ use uuid::Uuid;
 pub use filter::{ContactFilter, FilterTarget};
 pub use order::{ContactOrder, ContactOrderField, ordering};
 pub use patch::{AddressPatch, ContactPatch, DndPatch};
-pub use rules::WriteSettings;
+pub use rules::{WriteSettings, split_name};
 pub use write::{
     TagRefs, add_tags, blank_contact, create_contact, delete_contact, remove_tags, restore_contact,
     set_resolution, update_contact,

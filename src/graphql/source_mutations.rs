@@ -27,7 +27,8 @@ pub struct HeaderInput {
 /// default.
 #[derive(InputObject)]
 pub struct SourceWriteInput {
-    /// `PATCH` (default), `PUT` or `POST`.
+    /// `PATCH` (default) or `POST` (`PUT` is refused: a change sends only the fields that
+    /// changed).
     pub method: Option<String>,
     /// The record's URL with `{id}` (the vendor id), and optionally `{accountId}` /
     /// `{businessId}`; default: seed 001's `/api/contacts/{id}` on the list URL's host for

@@ -17,7 +17,7 @@ use crate::write_back::outbox::{self, QueueFilter};
 /// How a source is written to.
 #[derive(SimpleObject, Clone)]
 pub struct SourceWrite {
-    /// `PATCH`, `PUT` or `POST`.
+    /// `PATCH` or `POST`.
     pub method: String,
     /// The record's URL; `{id}` is the vendor id, `{accountId}` / `{businessId}` the
     /// record's account and business at the vendor.

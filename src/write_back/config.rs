@@ -12,7 +12,6 @@ use crate::sources::Format;
 #[serde(rename_all = "UPPERCASE")]
 pub enum WriteMethod {
     Patch,
-    Put,
     Post,
 }
 
@@ -111,11 +110,10 @@ impl WriteBack {
     }
 }
 
-/// `PATCH`, `PUT` or `POST`.
+/// `PATCH` or `POST`.
 pub fn method_name(method: WriteMethod) -> &'static str {
     match method {
         WriteMethod::Patch => "PATCH",
-        WriteMethod::Put => "PUT",
         WriteMethod::Post => "POST",
     }
 }
@@ -151,9 +149,15 @@ impl WriteBackDraft {
         if let Some(method) = &self.method {
             match method.trim().to_ascii_uppercase().as_str() {
                 "PATCH" => write.method = WriteMethod::Patch,
-                "PUT" => write.method = WriteMethod::Put,
                 "POST" => write.method = WriteMethod::Post,
-                _ => failures.push(FieldFailure::new("write.method", "one of PATCH, PUT, POST")),
+                // A change sends only the fields that changed: as a PUT it would clear the
+                // rest of the record.
+                "PUT" => failures.push(FieldFailure::new(
+                    "write.method",
+                    "PUT replaces the whole record, and a change sends only what changed: \
+                     use PATCH or POST",
+                )),
+                _ => failures.push(FieldFailure::new("write.method", "one of PATCH, POST")),
             }
         }
         if let Some(url) = &self.url {
@@ -292,7 +296,7 @@ mod tests {
         assert_eq!(failures[0].field, "write.url", "no {{id}}");
         let write = valid(
             &WriteBackDraft {
-                method: Some("put".into()),
+                method: Some("post".into()),
                 conflict_policy: Some("gateway-wins".into()),
                 delete: Some(true),
                 ..Default::default()

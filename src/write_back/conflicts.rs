@@ -53,13 +53,22 @@ pub struct OpenChange {
 }
 
 impl OpenChange {
+    /// Whether this refusal has no conflicts recorded yet: none at all, or only ones resolved
+    /// before the change was refused again (it was sent again and met a newer version).
+    pub fn unrecorded(&self) -> bool {
+        self.conflicts
+            .iter()
+            .all(|c| c.resolved_at.is_some_and(|at| at <= self.change.updated_at))
+    }
+
     /// The contact fields the sync must not take from the vendor: those of the change,
     /// unless the vendor wins or every conflict is resolved.
     pub fn held_paths(&self) -> Vec<&'static str> {
-        if self.policy == ConflictPolicy::SourceWins && self.conflicts.is_empty() {
-            return Vec::new();
-        }
-        if !self.conflicts.is_empty() && self.conflicts.iter().all(|c| c.resolution.is_some()) {
+        if self.unrecorded() {
+            if self.policy == ConflictPolicy::SourceWins {
+                return Vec::new();
+            }
+        } else if self.conflicts.iter().all(|c| c.resolution.is_some()) {
             return Vec::new();
         }
         let body: Map<String, Value> = serde_json::from_str(&self.change.body).unwrap_or_default();
@@ -194,7 +203,7 @@ pub async fn record(
     now: i64,
 ) -> Result<()> {
     for open in open.values().flatten() {
-        if !open.conflicts.is_empty() {
+        if !open.unrecorded() {
             continue;
         }
         let Some(raw) = records.get(open.change.external_id.as_str()) else {
@@ -203,6 +212,8 @@ pub async fn record(
         let record: Value = serde_json::from_str(raw).unwrap_or_default();
         let rows = plan_conflicts(open, &record, now);
         if rows.is_empty() {
+            // Nothing but tags (no field to weigh): the vendor's stay.
+            drop_change(txn, open.change.id, "the vendor's tags were kept", now).await?;
             continue;
         }
         WriteConflict::insert_many(rows.into_iter().map(write_conflict::ActiveModel::from))
@@ -229,6 +240,49 @@ pub async fn record(
         }
     }
     Ok(())
+}
+
+/// Records the conflicts of `change`, just refused, at once when the vendor's values are
+/// known already: its record as stored now is a newer version than the change was made
+/// against (a sync read it in between). Otherwise the sync started after the refusal does.
+pub async fn record_known(
+    txn: &impl ConnectionTrait,
+    change: &write_back::Model,
+    now: i64,
+) -> Result<()> {
+    let Some(row) = Source::find_by_id(change.source_id).one(txn).await? else {
+        return Ok(());
+    };
+    let settings = settings_of(&row)?;
+    let Some(write) = settings.write else {
+        return Ok(());
+    };
+    let Some(stored_record) = ContactSource::find()
+        .filter(contact_source::Column::TenantId.eq(change.tenant_id))
+        .filter(contact_source::Column::Source.eq(change.source.clone()))
+        .filter(contact_source::Column::ExternalId.eq(change.external_id.clone()))
+        .one(txn)
+        .await?
+    else {
+        return Ok(());
+    };
+    let stored = base_version(write.precondition, &stored_record.record);
+    if stored.is_none() || stored == change.base_version {
+        return Ok(());
+    }
+    let open = OpenChange {
+        change: change.clone(),
+        policy: write.conflict_policy,
+        write: Some(write),
+        format: settings.format,
+        conflicts: WriteConflict::find()
+            .filter(write_conflict::Column::WriteBackId.eq(change.id))
+            .all(txn)
+            .await?,
+    };
+    let open = HashMap::from([(change.contact_id, vec![open])]);
+    let records = HashMap::from([(change.external_id.as_str(), stored_record.record.as_str())]);
+    record(txn, &open, &records, now).await
 }
 
 /// The change is not sent: `FAILED`, saying why.
@@ -292,6 +346,16 @@ pub async fn resolve(
         .ok_or_else(|| Error::NotFound("WriteConflict".into()))?;
     if conflict.resolution.is_some() {
         return Err(Error::invalid("id", "the conflict is resolved already"));
+    }
+    let change = WriteBackRow::find_by_id(conflict.write_back_id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| Error::NotFound("WriteBack".into()))?;
+    if change.state != state::CONFLICT {
+        return Err(Error::invalid(
+            "id",
+            format!("its change is {} now, no longer in conflict", change.state),
+        ));
     }
     WriteConflict::update_many()
         .col_expr(write_conflict::Column::Resolution, Expr::value(keep))

@@ -82,7 +82,6 @@ pub async fn deliver(
     } else {
         match write.method {
             WriteMethod::Patch => reqwest::Method::PATCH,
-            WriteMethod::Put => reqwest::Method::PUT,
             WriteMethod::Post => reqwest::Method::POST,
         }
     };
@@ -131,7 +130,11 @@ pub fn classify(
 ) -> Outcome {
     let message = || format!("HTTP {status}: {}", vendor_message(body));
     match status {
-        200..=299 => Outcome::Delivered,
+        200..=299 => Outcome::Delivered {
+            answer: serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .filter(serde_json::Value::is_object),
+        },
         409 | 412 => Outcome::Conflict { error: message() },
         429 | 500..=599 => Outcome::Retry {
             error: message(),
@@ -190,8 +193,16 @@ mod tests {
 
     #[test]
     fn answers_are_delivered_conflicts_retries_or_failures() {
-        assert_eq!(classify(200, None, "{}", now()), Outcome::Delivered);
-        assert_eq!(classify(204, None, "", now()), Outcome::Delivered);
+        assert_eq!(
+            classify(200, None, r#"{"id":1,"updated_at":"x"}"#, now()),
+            Outcome::Delivered {
+                answer: Some(serde_json::json!({ "id": 1, "updated_at": "x" }))
+            }
+        );
+        assert_eq!(
+            classify(204, None, "", now()),
+            Outcome::Delivered { answer: None }
+        );
         assert!(matches!(
             classify(412, None, r#"{"key":"precondition_failure","message":"stale"}"#, now()),
             Outcome::Conflict { error } if error == "HTTP 412: precondition_failure: stale"

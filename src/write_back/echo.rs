@@ -37,7 +37,15 @@ pub fn with_written(format: &str, state: &str, body: &Map<String, Value>) -> Str
             continue;
         };
         if f.path == "name" {
-            // A full name is not a mapped field of any format's records.
+            // A full name is split as a patch splits it (seed 001's records hold the parts).
+            let (first, last) = match value.as_str() {
+                Some(full) => crate::contacts::split_name(full),
+                None => (None, None),
+            };
+            if let Some(fields) = fields.as_object_mut() {
+                fields.insert("firstName".into(), first.map_or(Value::Null, Value::String));
+                fields.insert("lastName".into(), last.map_or(Value::Null, Value::String));
+            }
             continue;
         }
         let mut target = &mut *fields;
@@ -58,10 +66,28 @@ pub fn with_written(format: &str, state: &str, body: &Map<String, Value>) -> Str
     state.to_string()
 }
 
-/// Puts the values of the delivered update `change` into its stored record's mapped state.
+/// `record` (a stored vendor record's JSON) with the version the vendor `answer`ed a write
+/// with (`updated_at`, `updatedAt`, `etag`), so that the next change's precondition is
+/// made against it.
+pub fn with_version(record: &str, answer: Option<&Value>) -> Option<String> {
+    let answer = answer?.as_object()?;
+    let mut record: Map<String, Value> = serde_json::from_str(record).ok()?;
+    let mut changed = false;
+    for field in ["updated_at", "updatedAt", "etag"] {
+        if let Some(value) = answer.get(field) {
+            record.insert(field.to_string(), value.clone());
+            changed = true;
+        }
+    }
+    changed.then(|| Value::Object(record).to_string())
+}
+
+/// Puts the values of the delivered update `change` into its stored record's mapped state,
+/// and the vendor's new version of the record (from its `answer`) into the stored record.
 pub(super) async fn remember_written(
     txn: &impl ConnectionTrait,
     change: &write_back::Model,
+    answer: Option<&Value>,
 ) -> Result<()> {
     let body: Map<String, Value> = serde_json::from_str(&change.body).unwrap_or_default();
     let Some(record) = ContactSource::find()
@@ -74,11 +100,13 @@ pub(super) async fn remember_written(
         return Ok(());
     };
     let mapped = with_written(&record.format, &record.mapped, &body);
-    ContactSource::update_many()
+    let mut update = ContactSource::update_many()
         .col_expr(contact_source::Column::Mapped, Expr::value(mapped))
-        .filter(contact_source::Column::Id.eq(record.id))
-        .exec(txn)
-        .await?;
+        .filter(contact_source::Column::Id.eq(record.id));
+    if let Some(versioned) = with_version(&record.record, answer) {
+        update = update.col_expr(contact_source::Column::Record, Expr::value(versioned));
+    }
+    update.exec(txn).await?;
     Ok(())
 }
 

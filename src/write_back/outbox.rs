@@ -345,24 +345,24 @@ pub async fn claim(
 }
 
 /// Merges into each claimed update the contact's later updates pending for the same source
-/// (one request with the latest value of each field; the merged rows go). A body that
-/// changes after it was sent gets a new idempotency key. Two statements, plus one per
+/// (one request with the latest value of each field; the merged rows go). A merged body gets
+/// a new idempotency key. Two statements, plus one per
 /// claimed change that absorbed any.
 async fn coalesce(
     txn: &impl ConnectionTrait,
     claimed: &mut [write_back::Model],
     now: i64,
 ) -> Result<()> {
-    let updates: Vec<Uuid> = claimed
+    let updates: Vec<&write_back::Model> = claimed
         .iter()
         .filter(|c| c.operation == operation::UPDATE)
-        .map(|c| c.contact_id)
         .collect();
     if updates.is_empty() {
         return Ok(());
     }
     let later = WriteBackRow::find()
-        .filter(write_back::Column::ContactId.is_in(updates))
+        .filter(write_back::Column::TenantId.is_in(updates.iter().map(|c| c.tenant_id)))
+        .filter(write_back::Column::ContactId.is_in(updates.iter().map(|c| c.contact_id)))
         .filter(write_back::Column::State.eq(state::PENDING))
         .filter(write_back::Column::Operation.eq(operation::UPDATE))
         .order_by_asc(write_back::Column::Id)
@@ -375,9 +375,8 @@ async fn coalesce(
     for (index, body) in plan.bodies {
         let change = &mut claimed[index];
         change.body = body;
-        if change.attempts > 1 {
-            change.idempotency_key = Uuid::now_v7().to_string();
-        }
+        // A new body is a new request (it may have been sent before under the old key).
+        change.idempotency_key = Uuid::now_v7().to_string();
         WriteBackRow::update_many()
             .col_expr(write_back::Column::Body, Expr::value(change.body.clone()))
             .col_expr(
@@ -432,11 +431,48 @@ fn plan_coalescing(claimed: &[write_back::Model], later: &[write_back::Model]) -
     plan
 }
 
+/// Sets each claimed change's precondition version from its record as stored now (one
+/// statement): the last sync's version, or the vendor's answer to the change before.
+pub async fn refresh_versions(
+    db: &impl ConnectionTrait,
+    claimed: &mut [write_back::Model],
+    sources: &std::collections::HashMap<Uuid, source::Model>,
+) -> Result<()> {
+    if claimed.is_empty() {
+        return Ok(());
+    }
+    let records = ContactSource::find()
+        .filter(contact_source::Column::TenantId.is_in(claimed.iter().map(|c| c.tenant_id)))
+        .filter(contact_source::Column::Source.is_in(claimed.iter().map(|c| c.source.clone())))
+        .filter(
+            contact_source::Column::ExternalId.is_in(claimed.iter().map(|c| c.external_id.clone())),
+        )
+        .all(db)
+        .await?;
+    for change in claimed.iter_mut() {
+        let precondition = sources
+            .get(&change.source_id)
+            .and_then(|s| crate::sources::catalog::settings_of(s).ok())
+            .and_then(|s| s.write)
+            .map(|w| w.precondition);
+        let record = records.iter().find(|r| {
+            r.tenant_id == change.tenant_id
+                && r.source == change.source
+                && r.external_id == change.external_id
+        });
+        if let (Some(precondition), Some(record)) = (precondition, record) {
+            change.base_version = base_version(precondition, &record.record);
+        }
+    }
+    Ok(())
+}
+
 /// What became of one delivery.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    /// The vendor took it.
-    Delivered,
+    /// The vendor took it; `answer` is the JSON object it answered with, if any (its new
+    /// version of the record).
+    Delivered { answer: Option<Value> },
     /// Worth trying again (429, 5xx, no answer), not before `retry_after_ms` if the vendor
     /// said so.
     Retry {
@@ -448,6 +484,9 @@ pub enum Outcome {
     /// Refused by the precondition (412) or as a conflict (409).
     Conflict { error: String },
 }
+
+/// The longest `Retry-After` followed (a day, in ms).
+const MAX_RETRY_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// How retries are spaced: `base_ms` doubled after each attempt, up to `max_attempts`.
 #[derive(Clone, Copy, Debug)]
@@ -480,7 +519,9 @@ impl RetryPolicy {
         }
         let exponent = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(0);
         let backoff = self.base_ms.saturating_mul(1_i64 << exponent);
-        Some(now + backoff.max(retry_after_ms.unwrap_or(0)))
+        // A vendor's `Retry-After` is followed up to a day.
+        let told = retry_after_ms.unwrap_or(0).clamp(0, MAX_RETRY_AFTER_MS);
+        Some(now.saturating_add(backoff.max(told)))
     }
 }
 
@@ -502,12 +543,12 @@ pub async fn record_outcomes(
         let mut row: write_back::ActiveModel = change.clone().into();
         row.updated_at = Set(now);
         match outcome {
-            Outcome::Delivered => {
+            Outcome::Delivered { answer } => {
                 row.state = Set(state::DELIVERED.into());
                 row.delivered_at = Set(Some(now));
                 row.last_error = Set(None);
                 if change.operation == operation::UPDATE {
-                    super::echo::remember_written(&txn, &change).await?;
+                    super::echo::remember_written(&txn, &change, answer.as_ref()).await?;
                 }
             }
             Outcome::Retry {
@@ -536,14 +577,22 @@ pub async fn record_outcomes(
                 row.last_error = Set(Some(error));
             }
         }
+        let conflicted =
+            matches!(row.state, sea_orm::ActiveValue::Set(ref s) if s == state::CONFLICT);
         // Only while this worker still holds it (not claimed again after a lapsed lease).
-        WriteBackRow::update_many()
+        let held = WriteBackRow::update_many()
             .set(row)
             .filter(write_back::Column::Id.eq(change.id))
             .filter(write_back::Column::State.eq(state::DELIVERING))
             .filter(write_back::Column::Attempts.eq(change.attempts))
             .exec(&txn)
             .await?;
+        if conflicted && held.rows_affected == 1 {
+            let mut refused = change.clone();
+            refused.state = state::CONFLICT.into();
+            refused.updated_at = now;
+            super::conflicts::record_known(&txn, &refused, now).await?;
+        }
     }
     txn.commit().await?;
     Ok(())

@@ -23,10 +23,11 @@ use crate::sources::sync::{RunRequest, Syncer};
 use crate::tenancy::TenantId;
 use crate::time::now_millis;
 
-/// Changes claimed at once.
-const CLAIM: u64 = 100;
 /// Requests in flight at once, per process.
 const IN_FLIGHT: usize = 16;
+/// Changes claimed at once: as many as are sent at once, so that each is sent within its
+/// lease (a claim is leased from the moment it is made).
+const CLAIM: u64 = IN_FLIGHT as u64;
 /// The worker counts the queue for `write_back_queue` once every this many polls.
 const DEPTH_EVERY_POLLS: u32 = 15;
 
@@ -97,7 +98,7 @@ impl Worker {
     pub async fn deliver_due(&self) -> Result<usize> {
         let now = now_millis();
         let lease = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
-        let claimed = outbox::claim(&self.db, now, now + lease, CLAIM).await?;
+        let mut claimed = outbox::claim(&self.db, now, now.saturating_add(lease), CLAIM).await?;
         if claimed.is_empty() {
             return Ok(0);
         }
@@ -109,6 +110,9 @@ impl Worker {
             .into_iter()
             .map(|s| (s.id, s))
             .collect();
+        // The precondition is the version of each record stored now (the last sync's, or the
+        // vendor's answer to the change before), not the one when the change was queued.
+        outbox::refresh_versions(&self.db, &mut claimed, &sources).await?;
         let count = claimed.len();
         let outcomes: Vec<_> = futures::stream::iter(claimed)
             .map(|change| {
@@ -173,7 +177,7 @@ impl Worker {
 fn count_outcomes(metrics: &Metrics, outcomes: &[(entity::write_back::Model, Outcome)], now: i64) {
     for (change, outcome) in outcomes {
         let outcome_name = match outcome {
-            Outcome::Delivered => "delivered",
+            Outcome::Delivered { .. } => "delivered",
             Outcome::Retry { .. } => "retry",
             Outcome::Failed { .. } => "failed",
             Outcome::Conflict { .. } => "conflict",
@@ -187,7 +191,7 @@ fn count_outcomes(metrics: &Metrics, outcomes: &[(entity::write_back::Model, Out
                 outcome: outcome_name.to_string(),
             })
             .inc();
-        if *outcome == Outcome::Delivered {
+        if matches!(outcome, Outcome::Delivered { .. }) {
             metrics
                 .write_back_latency
                 .get_or_create(&SourceLabels { tenant, source })

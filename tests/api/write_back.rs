@@ -823,3 +823,40 @@ async fn tag_changes_reach_sources_whose_records_carry_tags() {
         r#"PATCH /api/v1/businesses/b2/contacts/b2-1 {"tags":[{"name":"Gold"}]}"#
     );
 }
+
+#[tokio::test]
+async fn a_second_change_before_the_next_sync_is_made_against_the_vendor_s_new_version() {
+    let vendor = Vendor::with_clients(2, UPDATED);
+    let app = app_writing_to(&vendor, true).await;
+    let id = contact_of(&app, 1).await;
+    update(&app, &id, json!({ "lastName": "First" })).await;
+    settled(&app, &id, "DELIVERED").await;
+    let answered = record(&vendor, 1)["updated_at"]
+        .as_str()
+        .expect("time")
+        .to_string();
+    // The vendor's update time moved with the first write; the second is made against it
+    // (against the last sync's, the vendor would answer 412).
+    update(&app, &id, json!({ "lastName": "Second" })).await;
+    for _ in 0..500 {
+        let changes = write_backs(&app, &id).await;
+        if changes.len() == 2
+            && changes[1]["state"] != "PENDING"
+            && changes[1]["state"] != "DELIVERING"
+        {
+            assert_eq!(changes[1]["state"], "DELIVERED", "{changes:?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(record(&vendor, 1)["surname"], "Second");
+    let writes = vendor.writes.lock().expect("lock").clone();
+    let expected = chrono::DateTime::parse_from_rfc3339(&answered)
+        .expect("time")
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    assert_eq!(
+        writes[1].if_unmodified_since.as_deref(),
+        Some(expected.as_str())
+    );
+}
