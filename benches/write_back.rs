@@ -20,7 +20,7 @@ use axum::routing::patch;
 use contact_gateway::auth::api_keys;
 use contact_gateway::db;
 use contact_gateway::tenancy::TenantId;
-use contact_gateway::write_back::outbox::RetryPolicy;
+use contact_gateway::write_back::outcomes::RetryPolicy;
 use contact_gateway::write_back::worker::Worker;
 use entity::prelude::WriteBack;
 use entity::write_back;

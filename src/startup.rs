@@ -18,7 +18,7 @@ use crate::secrets::SecretKey;
 use crate::sources::config::SourcesFile;
 use crate::sources::sync::Syncer;
 use crate::sources::{catalog, scheduler};
-use crate::write_back::outbox::RetryPolicy;
+use crate::write_back::outcomes::RetryPolicy;
 use crate::{db, demo, http, write_back};
 
 /// What every handler shares.

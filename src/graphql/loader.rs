@@ -94,7 +94,7 @@ impl Loader<Uuid> for ContactWriteBacks {
         keys: &[Uuid],
     ) -> Result<HashMap<Uuid, Vec<entity::write_back::Model>>, Error> {
         let mut by_contact: HashMap<Uuid, Vec<entity::write_back::Model>> = HashMap::new();
-        for change in crate::write_back::outbox::of_contacts(&self.db, self.tenant, keys).await? {
+        for change in crate::write_back::queue::of_contacts(&self.db, self.tenant, keys).await? {
             by_contact
                 .entry(change.contact_id)
                 .or_default()

@@ -12,7 +12,9 @@ use crate::paging::PageArgs;
 use crate::time::{Timestamp, now_millis};
 use crate::write_back::config::{self, WriteBack};
 use crate::write_back::conflicts::{self, ConflictFilter};
-use crate::write_back::outbox::{self, QueueFilter};
+use crate::write_back::outbox;
+use crate::write_back::outcomes;
+use crate::write_back::queue::{self, QueueFilter};
 
 /// How a source is written to.
 #[derive(SimpleObject, Clone)]
@@ -258,17 +260,17 @@ impl WriteBackQueries {
                 None => None,
             },
         };
-        let page = outbox::page(request.db, request.tenant, &filter, &args).await?;
+        let page = queue::page(request.db, request.tenant, &filter, &args).await?;
         let db = request.db.clone();
         let tenant = request.tenant;
         let filter = Arc::new(filter);
         let total = TotalCount::Deferred(Arc::new(move || {
             let (db, filter) = (db.clone(), filter.clone());
-            Box::pin(async move { outbox::count(&db, tenant, &filter).await })
+            Box::pin(async move { queue::count(&db, tenant, &filter).await })
         }));
         Ok(Connection::new(
             page,
-            &outbox::ordering(),
+            &queue::ordering(),
             total,
             WriteBackChange,
         ))
@@ -370,7 +372,7 @@ impl WriteBackMutations {
     ) -> async_graphql::Result<WriteBackPayload> {
         let request = RequestContext::of(ctx)?;
         let id = parse_id("input.id", &input.id)?;
-        let change = outbox::retry(request.db, request.tenant, id, now_millis())
+        let change = outcomes::retry(request.db, request.tenant, id, now_millis())
             .await
             .map_err(|err| err.under("input"))?;
         Ok(WriteBackPayload {

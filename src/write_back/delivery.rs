@@ -12,7 +12,8 @@ use entity::write_back;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::config::{Precondition, WriteBack, WriteMethod};
-use super::outbox::{Outcome, operation};
+use super::outbox::operation;
+use super::outcomes::Outcome;
 use crate::sources::config::SourceConfig;
 use crate::sources::fetch::parse_retry_after;
 use crate::time::parse_rfc3339_millis;

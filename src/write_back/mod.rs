@@ -8,17 +8,23 @@
 //!   format's limits.
 //! - [`conflicts`]: a change the vendor refused as a conflict, its fields' values on both
 //!   sides and their resolution.
-//! - [`outbox`]: queueing (coalesced with a pending change), claiming and recording outcomes.
+//! - [`outbox`]: queueing, in the transaction of the change.
+//! - [`claim`]: claiming due changes, in order, the later ones of a contact merged in.
+//! - [`outcomes`]: recording what became of deliveries; retrying a failed change.
+//! - [`queue`]: reading the queue (a contact's changes, the tenant's, its depth).
 //! - [`delivery`]: one request to the vendor and what its answer means.
 //! - `echo`: a delivered change is remembered as the vendor's, so the next sync does not
 //!   take it for a vendor change.
 //! - [`worker`]: the loop in `serve` that drains the queue.
 //! - [`writable`]: which sources of a tenant are written to (cached a few seconds).
+pub mod claim;
 pub mod config;
 pub mod conflicts;
 pub mod delivery;
 mod echo;
 pub mod fields;
 pub mod outbox;
+pub mod outcomes;
+pub mod queue;
 pub mod worker;
 pub mod writable;

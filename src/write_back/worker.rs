@@ -1,6 +1,6 @@
 //! The delivery worker of `serve`: claims due changes, sends them (several at once), and
 //! records the outcomes, until shutdown. Any number of processes may run it on one
-//! PostgreSQL database ([`super::outbox::claim`] hands each change to one of them).
+//! PostgreSQL database ([`super::claim::claim`] hands each change to one of them).
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::delivery::deliver;
-use super::outbox::{self, Outcome, RetryPolicy};
+use super::outcomes::{self, Outcome, RetryPolicy};
+use super::{claim, queue};
 use crate::error::Result;
 use crate::metrics::{Metrics, QueueLabels, SourceLabels, SyncLabels};
 use crate::secrets::SecretKey;
@@ -81,7 +82,7 @@ impl Worker {
         let Some(metrics) = &self.metrics else {
             return;
         };
-        match outbox::depth(&self.db).await {
+        match queue::depth(&self.db).await {
             Ok(depth) => {
                 for (state, count) in depth {
                     metrics
@@ -98,7 +99,7 @@ impl Worker {
     pub async fn deliver_due(&self) -> Result<usize> {
         let now = now_millis();
         let lease = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
-        let mut claimed = outbox::claim(&self.db, now, now.saturating_add(lease), CLAIM).await?;
+        let mut claimed = claim::claim(&self.db, now, now.saturating_add(lease), CLAIM).await?;
         if claimed.is_empty() {
             return Ok(0);
         }
@@ -112,7 +113,7 @@ impl Worker {
             .collect();
         // The precondition is the version of each record stored now (the last sync's, or the
         // vendor's answer to the change before), not the one when the change was queued.
-        outbox::refresh_versions(&self.db, &mut claimed, &sources).await?;
+        claim::refresh_versions(&self.db, &mut claimed, &sources).await?;
         let count = claimed.len();
         let outcomes: Vec<_> = futures::stream::iter(claimed)
             .map(|change| {
@@ -146,7 +147,7 @@ impl Worker {
             .filter(|(_, o)| matches!(o, Outcome::Conflict { .. }))
             .map(|(c, _)| (c.tenant_id, c.source.clone()))
             .collect();
-        outbox::record_outcomes(&self.db, outcomes, self.retry, now_millis()).await?;
+        outcomes::record_outcomes(&self.db, outcomes, self.retry, now_millis()).await?;
         self.read_vendor_values(conflicted).await;
         Ok(count)
     }
