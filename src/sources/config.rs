@@ -256,6 +256,38 @@ mod tests {
     }
 
     #[test]
+    fn write_settings_are_read_with_the_format_s_defaults_for_what_is_left_out() {
+        let file = SourcesFile::parse(
+            r#"
+            [[sources]]
+            name = "crm"
+            format = "client-contacts"
+            url = "https://crm.example/api/contacts"
+            tenant = "00000000-0000-0000-0000-000000000001"
+            write = { conflict_policy = "gateway-wins", delete = true }
+            "#,
+        )
+        .expect("valid");
+        let settings = file.sources[0].draft().validate().expect("valid settings");
+        let write = settings.write.expect("written to");
+        assert_eq!(write.url, "https://crm.example/api/contacts/{id}");
+        assert_eq!(
+            write.conflict_policy,
+            crate::write_back::config::ConflictPolicy::GatewayWins
+        );
+        assert!(write.delete);
+        let bad = r#"
+            [[sources]]
+            name = "crm"
+            format = "client-contacts"
+            url = "https://crm.example/api/contacts"
+            tenant = "00000000-0000-0000-0000-000000000001"
+            write = { method = "PUT" }
+        "#;
+        assert!(SourcesFile::parse(bad).is_err());
+    }
+
+    #[test]
     fn rejects_duplicates_and_missing_lists() {
         let one = r#"
             [[sources]]
