@@ -12,8 +12,8 @@
 //!   version.
 use std::collections::{HashMap, HashSet};
 
-use entity::prelude::{Contact, ContactSource, Source, WriteBack as WriteBackRow, WriteConflict};
-use entity::{contact, contact_source, source, write_back, write_conflict};
+use entity::prelude::{Contact, Source, WriteBack as WriteBackRow, WriteConflict};
+use entity::{contact, source, write_back, write_conflict};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::config::{ConflictPolicy, WriteBack};
 use super::fields::{WritableField, writable_fields};
-use super::outbox::{base_version, state};
+use super::outbox::{base_version, record_of, state};
 use crate::contacts::ContactPatch;
 use crate::contacts::WriteSettings;
 use crate::db::begin_write;
@@ -257,13 +257,7 @@ pub async fn record_known(
     let Some(write) = settings.write else {
         return Ok(());
     };
-    let Some(stored_record) = ContactSource::find()
-        .filter(contact_source::Column::TenantId.eq(change.tenant_id))
-        .filter(contact_source::Column::Source.eq(change.source.clone()))
-        .filter(contact_source::Column::ExternalId.eq(change.external_id.clone()))
-        .one(txn)
-        .await?
-    else {
+    let Some(stored_record) = record_of(txn, change).await? else {
         return Ok(());
     };
     let stored = base_version(write.precondition, &stored_record.record);
@@ -400,12 +394,7 @@ async fn current_version(
     txn: &impl ConnectionTrait,
     change: &write_back::Model,
 ) -> Result<Option<String>> {
-    let record = ContactSource::find()
-        .filter(contact_source::Column::TenantId.eq(change.tenant_id))
-        .filter(contact_source::Column::Source.eq(change.source.clone()))
-        .filter(contact_source::Column::ExternalId.eq(change.external_id.clone()))
-        .one(txn)
-        .await?;
+    let record = record_of(txn, change).await?;
     let source = Source::find_by_id(change.source_id).one(txn).await?;
     let write: Option<WriteBack> = source
         .as_ref()

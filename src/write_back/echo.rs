@@ -90,13 +90,7 @@ pub(super) async fn remember_written(
     answer: Option<&Value>,
 ) -> Result<()> {
     let body: Map<String, Value> = serde_json::from_str(&change.body).unwrap_or_default();
-    let Some(record) = ContactSource::find()
-        .filter(contact_source::Column::TenantId.eq(change.tenant_id))
-        .filter(contact_source::Column::Source.eq(change.source.clone()))
-        .filter(contact_source::Column::ExternalId.eq(change.external_id.clone()))
-        .one(txn)
-        .await?
-    else {
+    let Some(record) = super::outbox::record_of(txn, change).await? else {
         return Ok(());
     };
     let mapped = with_written(&record.format, &record.mapped, &body);

@@ -83,6 +83,19 @@ async fn targets(
         .collect())
 }
 
+/// The stored vendor record a change is for (its tenant, source and vendor id).
+pub async fn record_of(
+    db: &impl ConnectionTrait,
+    change: &write_back::Model,
+) -> Result<Option<contact_source::Model>> {
+    Ok(ContactSource::find()
+        .filter(contact_source::Column::TenantId.eq(change.tenant_id))
+        .filter(contact_source::Column::Source.eq(change.source.clone()))
+        .filter(contact_source::Column::ExternalId.eq(change.external_id.clone()))
+        .one(db)
+        .await?)
+}
+
 /// `text` as one URL path segment (RFC 3986 unreserved characters kept, the rest
 /// percent-encoded).
 fn segment(text: &str) -> String {

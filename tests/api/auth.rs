@@ -139,19 +139,7 @@ async fn a_read_only_key_cannot_mutate() {
 #[tokio::test]
 async fn another_tenant_sees_and_changes_nothing_of_the_first() {
     let app = spawn_app().await;
-    let other = api_keys::create_tenant(&app.db, "Other tenant")
-        .await
-        .expect("tenant");
-    let key = api_keys::create_key(
-        &app.db,
-        TenantId(other.id),
-        &[Scope::ContactsRead, Scope::ContactsWrite],
-        None,
-        None,
-    )
-    .await
-    .expect("key");
-    let intruder = client_with_key(&key.key);
+    let intruder = crate::common::other_tenant_client(&app).await;
     let contact = app
         .all_contacts()
         .await

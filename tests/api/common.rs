@@ -152,6 +152,24 @@ async fn spawn_app_on(
 }
 
 /// An HTTP client that sends `Authorization: Bearer <key>` with every request.
+/// A client with a key of a second tenant of `app`'s database, reading and writing contacts.
+pub async fn other_tenant_client(app: &TestApp) -> reqwest::Client {
+    use contact_gateway::auth::{Scope, api_keys};
+    let other = api_keys::create_tenant(&app.db, "Other tenant")
+        .await
+        .expect("tenant");
+    let key = api_keys::create_key(
+        &app.db,
+        TenantId(other.id),
+        &[Scope::ContactsRead, Scope::ContactsWrite],
+        None,
+        None,
+    )
+    .await
+    .expect("key");
+    client_with_key(&key.key)
+}
+
 pub fn client_with_key(key: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(

@@ -400,6 +400,26 @@ async fn runs_are_counted_in_the_metrics() {
 /// SIGTERM while a run fetches its second page: the run stops, recorded as interrupted,
 /// its lease given back, and the next run resumes at that page.
 #[cfg(unix)]
+/// The last run of `crm` was interrupted, can be resumed, and gave its lease back.
+async fn assert_interrupted_and_resumable(app: &TestApp) {
+    let runs = app
+        .data(
+            r#"{ source(name: "crm") { resumable runs(first: 1) { status error { code } } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        runs["source"]["runs"][0]["error"]["code"], "INTERRUPTED",
+        "{runs}"
+    );
+    assert_eq!(runs["source"]["resumable"], true);
+    assert_eq!(
+        count(app, "source_leases").await,
+        0,
+        "the lease was given back"
+    );
+}
+
 #[tokio::test]
 async fn sigterm_stops_a_run_between_pages_and_the_next_run_resumes_there() {
     let vendor = Vendor::with_clients(250, "2025-02-01T00:00:00.000Z");
@@ -425,22 +445,7 @@ async fn sigterm_stops_a_run_between_pages_and_the_next_run_resumes_there() {
     server.terminate();
     let (status, stderr) = server.finish().await;
     assert!(status.success(), "{stderr}");
-    let runs = app
-        .data(
-            r#"{ source(name: "crm") { resumable runs(first: 1) { status error { code } } } }"#,
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        runs["source"]["runs"][0]["error"]["code"], "INTERRUPTED",
-        "{runs}"
-    );
-    assert_eq!(runs["source"]["resumable"], true);
-    assert_eq!(
-        count(&app, "source_leases").await,
-        0,
-        "the lease was given back"
-    );
+    assert_interrupted_and_resumable(&app).await;
     // Whole pages were written: the first, and the second too when its answer came before
     // the signal was seen; never part of one.
     let mut written = 0;
@@ -492,22 +497,7 @@ async fn sigterm_stops_a_command_line_sync_between_pages() {
     let (status, stderr) = process.finish().await;
     assert!(!status.success(), "an interrupted sync fails");
     assert!(stderr.contains("INTERRUPTED"), "{stderr}");
-    let runs = app
-        .data(
-            r#"{ source(name: "crm") { resumable runs(first: 1) { status error { code } } } }"#,
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        runs["source"]["runs"][0]["error"]["code"], "INTERRUPTED",
-        "{runs}"
-    );
-    assert_eq!(runs["source"]["resumable"], true);
-    assert_eq!(
-        count(&app, "source_leases").await,
-        0,
-        "the lease was given back"
-    );
+    assert_interrupted_and_resumable(&app).await;
     // The next run resumes where this one stopped: all 250 are there once, none twice.
     vendor.delay_ms.store(0, Ordering::SeqCst);
     let resumed = run(&app, "FULL", false).await;

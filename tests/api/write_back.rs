@@ -675,8 +675,6 @@ async fn a_deleted_contact_is_deleted_at_sources_that_delete_and_only_there() {
 
 #[tokio::test]
 async fn another_tenant_sees_and_resolves_none_of_the_queue() {
-    use contact_gateway::auth::{Scope, api_keys};
-    use contact_gateway::tenancy::TenantId;
     let vendor = Vendor::with_clients(2, UPDATED);
     let app = app_writing_to(&vendor, true).await;
     let one = contact_of(&app, 1).await;
@@ -684,19 +682,7 @@ async fn another_tenant_sees_and_resolves_none_of_the_queue() {
     update(&app, &one, json!({ "lastName": "Gateway" })).await;
     let conflict = conflicts_of(&app, &one, 1).await[0].clone();
     let change = settled(&app, &one, "CONFLICT").await;
-    let other = api_keys::create_tenant(&app.db, "Other")
-        .await
-        .expect("tenant");
-    let key = api_keys::create_key(
-        &app.db,
-        TenantId(other.id),
-        &[Scope::ContactsRead, Scope::ContactsWrite],
-        None,
-        None,
-    )
-    .await
-    .expect("key");
-    let intruder = crate::common::client_with_key(&key.key);
+    let intruder = crate::common::other_tenant_client(&app).await;
     let post = |query: &'static str, variables: Value| {
         let intruder = intruder.clone();
         let url = format!("{}/graphql", app.base_url);
