@@ -110,6 +110,7 @@ async fn bench(label: &str, url: &str, n: usize) {
         lease: Duration::from_secs(120),
         metrics: None,
         syncer: None,
+        retention: Duration::from_secs(30 * 24 * 60 * 60),
     };
     let drain = |target: u64| {
         let (worker, count) = (&worker, count.clone());

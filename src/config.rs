@@ -105,6 +105,11 @@ pub struct SyncConfig {
     #[arg(long, env = "WRITE_BACK_LEASE_MS", default_value_t = 120_000)]
     pub write_back_lease_ms: u64,
 
+    /// How long delivered write-backs are kept (days; 0: removed at the worker's next count
+    /// of the queue).
+    #[arg(long, env = "WRITE_BACK_RETENTION_DAYS", default_value_t = 30)]
+    pub write_back_retention_days: u32,
+
     /// Attempts of a write-back before it is FAILED.
     #[arg(long, env = "WRITE_BACK_MAX_ATTEMPTS", default_value_t = 10)]
     pub write_back_max_attempts: i32,
@@ -122,6 +127,7 @@ impl Default for SyncConfig {
             write_back_poll_ms: 1_000,
             write_back_backoff_ms: 150_000,
             write_back_lease_ms: 120_000,
+            write_back_retention_days: 30,
             write_back_max_attempts: 10,
         }
     }

@@ -116,6 +116,9 @@ impl Application {
                 lease: Duration::from_millis(config.sync.write_back_lease_ms.max(1_000)),
                 metrics: Some(metrics.clone()),
                 syncer: Some(syncer.clone()),
+                retention: Duration::from_secs(
+                    u64::from(config.sync.write_back_retention_days) * 24 * 60 * 60,
+                ),
             })
         });
         let state = AppState {

@@ -40,6 +40,17 @@ pub async fn of_contacts(
         .await?)
 }
 
+/// Removes the delivered changes of every tenant delivered before `before` (epoch ms), and
+/// their resolved conflicts with them; returns how many (one statement).
+pub async fn purge_delivered(db: &DatabaseConnection, before: i64) -> Result<u64> {
+    let purged = WriteBackRow::delete_many()
+        .filter(write_back::Column::State.eq(state::DELIVERED))
+        .filter(write_back::Column::DeliveredAt.lt(before))
+        .exec(db)
+        .await?;
+    Ok(purged.rows_affected)
+}
+
 /// How many changes of the whole queue are in each state but `DELIVERED` (every state
 /// listed, zero included).
 pub async fn depth(db: &DatabaseConnection) -> Result<Vec<(String, i64)>> {

@@ -49,15 +49,19 @@ pub struct Worker {
     pub metrics: Option<Metrics>,
     /// Starts the sync that reads a vendor's values after a conflict.
     pub syncer: Option<Arc<Syncer>>,
+    /// How long delivered changes are kept.
+    pub retention: Duration,
 }
 
 impl Worker {
-    /// Delivers until `stopping` is cancelled (the claimed batch is finished first), and
-    /// sets the queue-depth gauge every [`DEPTH_EVERY_POLLS`] polls.
+    /// Delivers until `stopping` is cancelled (the claimed batch is finished first); every
+    /// [`DEPTH_EVERY_POLLS`] polls, removes delivered changes past their retention and sets
+    /// the queue-depth gauge.
     pub async fn run(self: Arc<Self>, stopping: CancellationToken) {
         let mut measured: Option<Instant> = None;
         while !stopping.is_cancelled() {
             if measured.is_none_or(|at| at.elapsed() >= self.poll * DEPTH_EVERY_POLLS) {
+                self.purge().await;
                 self.measure_depth().await;
                 measured = Some(Instant::now());
             }
@@ -74,6 +78,15 @@ impl Worker {
                     () = stopping.cancelled() => {}
                 }
             }
+        }
+    }
+
+    /// Removes delivered changes past their retention.
+    async fn purge(&self) {
+        let retention = i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
+        let before = now_millis().saturating_sub(retention);
+        if let Err(err) = queue::purge_delivered(&self.db, before).await {
+            tracing::warn!(error = %err.detail(), "delivered write-backs not purged");
         }
     }
 

@@ -19,8 +19,16 @@ const UPDATED: &str = "2025-02-01T10:00:00.429Z";
 /// A gateway delivering write-backs (unless `deliver` is false), with the source `crm` on
 /// `vendor` written back with the format's defaults, synced once.
 async fn app_writing_to(vendor: &Vendor, deliver: bool) -> TestApp {
+    app_writing_to_with(vendor, |c| c.sync.no_write_back = !deliver).await
+}
+
+/// [`app_writing_to`], configured by `configure`.
+async fn app_writing_to_with(
+    vendor: &Vendor,
+    configure: impl FnOnce(&mut contact_gateway::config::Config),
+) -> TestApp {
     let url = start_vendor(vendor.clone()).await;
-    let app = spawn_app_with(|c| c.sync.no_write_back = !deliver).await;
+    let app = spawn_app_with(configure).await;
     let mut input = crm(&url);
     input["write"] = json!({});
     let created = create(&app, input).await;
@@ -845,4 +853,38 @@ async fn a_second_change_before_the_next_sync_is_made_against_the_vendor_s_new_v
         writes[1].if_unmodified_since.as_deref(),
         Some(expected.as_str())
     );
+}
+
+#[tokio::test]
+async fn delivered_changes_are_removed_after_their_retention() {
+    let vendor = Vendor::with_clients(2, UPDATED);
+    let app = app_writing_to_with(&vendor, |c| {
+        c.sync.no_write_back = false;
+        c.sync.write_back_retention_days = 0;
+    })
+    .await;
+    let id = contact_of(&app, 1).await;
+    update(&app, &id, json!({ "role": "Kept a moment" })).await;
+    let one = contact_of(&app, 2).await;
+    // A change that cannot be delivered (the record is gone at the vendor) is kept.
+    vendor
+        .records
+        .lock()
+        .expect("lock")
+        .retain(|r| r["id"] != 2);
+    update(&app, &one, json!({ "role": "Failing" })).await;
+    for _ in 0..500 {
+        if vendor.writes.lock().expect("lock").len() == 2 && write_backs(&app, &id).await.is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(record(&vendor, 1)["role"], "Kept a moment");
+    assert!(
+        write_backs(&app, &id).await.is_empty(),
+        "the delivered change is gone"
+    );
+    let failed = settled(&app, &one, "FAILED").await;
+    assert_eq!(failed["attempts"], 1);
 }
