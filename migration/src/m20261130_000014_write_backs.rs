@@ -140,6 +140,12 @@ impl MigrationTrait for Migration {
             "CREATE INDEX idx_write_backs_state ON write_backs (tenant_id, state, id)",
         )
         .await?;
+        // Delivered changes by age, for their removal after the retention.
+        db.execute_unprepared(
+            "CREATE INDEX idx_write_backs_delivered ON write_backs (delivered_at) \
+             WHERE state = 'DELIVERED'",
+        )
+        .await?;
         // `writeBacks(filter: { source })`.
         db.execute_unprepared(
             "CREATE INDEX idx_write_backs_source ON write_backs (tenant_id, source, id)",

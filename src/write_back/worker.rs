@@ -29,6 +29,8 @@ const IN_FLIGHT: usize = 16;
 /// Changes claimed at once: as many as are sent at once, so that each is sent within its
 /// lease (a claim is leased from the moment it is made).
 const CLAIM: u64 = IN_FLIGHT as u64;
+/// How often the worker removes delivered changes past their retention.
+const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
 /// The worker counts the queue for `write_back_queue` once every this many polls.
 const DEPTH_EVERY_POLLS: u32 = 15;
 
@@ -54,14 +56,18 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Delivers until `stopping` is cancelled (the claimed batch is finished first); every
-    /// [`DEPTH_EVERY_POLLS`] polls, removes delivered changes past their retention and sets
-    /// the queue-depth gauge.
+    /// Delivers until `stopping` is cancelled (the claimed batch is finished first); sets the
+    /// queue-depth gauge every [`DEPTH_EVERY_POLLS`] polls, and removes delivered changes
+    /// past their retention every [`PURGE_EVERY`] (at each count with a retention of 0).
     pub async fn run(self: Arc<Self>, stopping: CancellationToken) {
         let mut measured: Option<Instant> = None;
+        let mut purged: Option<Instant> = None;
         while !stopping.is_cancelled() {
             if measured.is_none_or(|at| at.elapsed() >= self.poll * DEPTH_EVERY_POLLS) {
-                self.purge().await;
+                if self.retention.is_zero() || purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+                    self.purge().await;
+                    purged = Some(Instant::now());
+                }
                 self.measure_depth().await;
                 measured = Some(Instant::now());
             }
