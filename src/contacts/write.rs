@@ -480,6 +480,8 @@ async fn touch(txn: &DatabaseTransaction, current: contact::Model) -> Result<con
 }
 
 /// Sets how a contact was identified and its CRM reference (seed 000's manual resolution).
+/// Nothing is written back: no vendor's write API takes these fields
+/// (`write_back::fields::writable_fields`).
 pub async fn set_resolution(
     db: &DatabaseConnection,
     tenant: TenantId,
@@ -487,7 +489,6 @@ pub async fn set_resolution(
     status: ResolutionStatus,
     external_ref: Change<String>,
 ) -> Result<contact::Model> {
-    let targets = crate::write_back::outbox::writable_targets(db, tenant, id).await?;
     let (txn, _lock) = begin_write(db).await?;
     let current = locked_contact(&txn, tenant, id).await?;
     let mut updated = current.clone();
@@ -507,15 +508,6 @@ pub async fn set_resolution(
         return Ok(current);
     }
     updated.updated_at = next_updated_at(current.updated_at);
-    crate::write_back::outbox::queue_update(
-        &txn,
-        tenant,
-        &targets,
-        &current,
-        &updated,
-        now_millis(),
-    )
-    .await?;
     let updated = write_contact(&txn, &current, updated).await?;
     txn.commit().await?;
     Ok(updated)

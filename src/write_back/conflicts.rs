@@ -523,24 +523,9 @@ mod tests {
     fn open(policy: ConflictPolicy, body: Value) -> OpenChange {
         OpenChange {
             change: write_back::Model {
-                id: Uuid::from_u128(1),
-                tenant_id: Uuid::nil(),
-                contact_id: Uuid::from_u128(2),
-                source_id: Uuid::from_u128(3),
-                source: "crm".into(),
                 external_id: "7".into(),
-                operation: "UPDATE".into(),
-                body: body.to_string(),
-                url: String::new(),
-                base_version: None,
                 state: state::CONFLICT.into(),
-                idempotency_key: String::new(),
-                attempts: 1,
-                last_error: None,
-                next_attempt_at: 0,
-                delivered_at: None,
-                created_at: 0,
-                updated_at: 0,
+                ..crate::write_back::outbox::test_change(1, 2, 3, &body.to_string())
             },
             policy,
             write: None,

@@ -288,6 +288,32 @@ async fn queue(
     Ok(())
 }
 
+/// A pending update of contact `contact` to source `source` with `body`, sent once, for
+/// the unit tests of the write-back modules.
+#[cfg(test)]
+pub(crate) fn test_change(id: u128, contact: u128, source: u128, body: &str) -> write_back::Model {
+    write_back::Model {
+        id: Uuid::from_u128(id),
+        tenant_id: Uuid::nil(),
+        contact_id: Uuid::from_u128(contact),
+        source_id: Uuid::from_u128(source),
+        source: "crm".into(),
+        external_id: "1".into(),
+        operation: operation::UPDATE.into(),
+        body: body.into(),
+        url: String::new(),
+        base_version: None,
+        state: state::PENDING.into(),
+        idempotency_key: String::new(),
+        attempts: 1,
+        last_error: None,
+        next_attempt_at: 0,
+        delivered_at: None,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,7 +39,7 @@ async fn dump_sources(app: &TestApp) -> String {
     let sql = match backend {
         DbBackend::Postgres => "SELECT row_to_json(s)::text AS t FROM sources s",
         _ => {
-            "SELECT hex(id) || name || url || headers || coalesce(token, '') || coalesce(token_last4, '') AS t FROM sources"
+            "SELECT hex(id) || name || url || headers || coalesce(token, '') || coalesce(token_last4, '') || coalesce(write_back, '') AS t FROM sources"
         }
     };
     app.db
@@ -196,6 +196,21 @@ async fn an_invalid_source_names_every_failing_field_and_writes_nothing() {
     assert_eq!(
         failing_fields(single_error(&broken, "VALIDATION_FAILED")),
         ["input.businesses", "input.interval"]
+    );
+    let unwritable = app
+        .graphql(
+            r#"mutation { updateSource(input: { name: "crm", write: { method: "PUT", url: "https://x/contacts", precondition: "maybe", conflictPolicy: "coin" } }) { source { name } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        failing_fields(single_error(&unwritable, "VALIDATION_FAILED")),
+        [
+            "input.write.method",
+            "input.write.url",
+            "input.write.precondition",
+            "input.write.conflictPolicy"
+        ]
     );
     assert_eq!(dump_sources(&app).await, before);
     let missing = app
