@@ -3,11 +3,11 @@
 use entity::prelude::{
     Account, Business, Contact, ContactAssignee, ContactSource, ContactTag, Tag,
 };
-use entity::{contact, contact_assignee, contact_source, contact_tag, tag};
-use sea_orm::sea_query::Expr;
+use entity::{contact, contact_assignee, contact_source, contact_tag, tag, write_back};
+use sea_orm::sea_query::{Expr, IntoIden, LockType};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, Iterable, ModelTrait, QueryFilter, QuerySelect,
+    IntoActiveModel, Iterable, JoinType, ModelTrait, QueryFilter, QuerySelect, QueryTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -20,16 +20,23 @@ use crate::db::begin_write;
 use crate::error::{Error, FieldFailure, Result, field_path};
 use crate::tenancy::{TenantId, find_by_ids, scoped};
 use crate::time::{Timestamp, next_updated_at, now_millis};
+use crate::write_back::outbox::{self, Targets};
 
-/// Checks that the account and business a contact points to exist in the tenant.
+/// Checks that the account and business a contact points to exist in the tenant; those it
+/// pointed to `before` a change are not read again (the foreign keys keep them valid).
 async fn check_parents(
     txn: &DatabaseTransaction,
     tenant: TenantId,
+    before: Option<&contact::Model>,
     contact: &contact::Model,
     path: &str,
     failures: &mut Vec<FieldFailure>,
 ) -> Result<()> {
+    let kept = |id: Option<Uuid>, old: fn(&contact::Model) -> Option<Uuid>| {
+        before.is_some_and(|b| old(b) == id)
+    };
     if let Some(id) = contact.account_id
+        && !kept(contact.account_id, |b| b.account_id)
         && find_by_ids::<Account>(txn, tenant, &[id]).await?.is_empty()
     {
         failures.push(FieldFailure::new(
@@ -38,6 +45,7 @@ async fn check_parents(
         ));
     }
     if let Some(id) = contact.business_id
+        && !kept(contact.business_id, |b| b.business_id)
         && find_by_ids::<Business>(txn, tenant, &[id])
             .await?
             .is_empty()
@@ -64,6 +72,41 @@ async fn locked_contact(
         .ok_or_else(|| Error::NotFound("Contact".to_string()))
 }
 
+/// The contact `id` of the tenant, locked as [`locked_contact`], with its writable sources
+/// ([`Targets`]): one statement (the contact joined with its records) when the tenant has
+/// writable sources, no more than [`locked_contact`] when it has none.
+async fn locked_contact_and_targets(
+    txn: &DatabaseTransaction,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<(contact::Model, Targets)> {
+    let writable = crate::write_back::writable::writable_sources(txn, tenant).await?;
+    if writable.is_empty() {
+        return Ok((locked_contact(txn, tenant, id).await?, Targets::default()));
+    }
+    let records = ContactSource::belongs_to(Contact)
+        .from(contact_source::Column::ContactId)
+        .to(contact::Column::Id)
+        .into();
+    let mut select = scoped::<Contact>(tenant)
+        .filter(contact::Column::Id.eq(id))
+        .join_rev(JoinType::LeftJoin, records)
+        .select_also(ContactSource);
+    // Only the contact's row is locked: PostgreSQL refuses to lock the nullable side.
+    QueryTrait::query(&mut select).lock_with_tables(LockType::Update, [Contact.into_iden()]);
+    let rows = select.all(txn).await?;
+    let contact = rows
+        .first()
+        .map(|(contact, _)| contact.clone())
+        .ok_or_else(|| Error::NotFound("Contact".to_string()))?;
+    let records = rows
+        .into_iter()
+        .filter_map(|(_, record)| record)
+        .filter(|record| record.tenant_id == tenant.0)
+        .collect();
+    Ok((contact, Targets::of(&writable, records)))
+}
+
 /// The columns of `updated` that differ from `current`, as an active model with only those
 /// set. The key columns are never written: an UPDATE that sets the primary key makes SQLite
 /// check every table that references contacts, which cost most of an update.
@@ -88,14 +131,29 @@ pub(crate) async fn write_contact(
     current: &contact::Model,
     updated: contact::Model,
 ) -> Result<contact::Model> {
-    let result = Contact::update_many()
+    write_contact_queueing(txn, current, updated, Vec::new()).await
+}
+
+/// [`write_contact`], queueing `queued` in the outbox in the same round trip.
+async fn write_contact_queueing(
+    txn: &DatabaseTransaction,
+    current: &contact::Model,
+    updated: contact::Model,
+    queued: Vec<write_back::Model>,
+) -> Result<contact::Model> {
+    let update = Contact::update_many()
         .set(changed_columns(current, &updated))
         .filter(contact::Column::Id.eq(current.id))
         .filter(contact::Column::TenantId.eq(current.tenant_id))
-        .filter(contact::Column::UpdatedAt.eq(current.updated_at))
-        .exec(txn)
-        .await?;
-    if result.rows_affected != 1 {
+        .filter(contact::Column::UpdatedAt.eq(current.updated_at));
+    let changed = if queued.is_empty() {
+        update.exec(txn).await?.rows_affected
+    } else {
+        let inserted = queued.len() as u64;
+        let insert = outbox::insert_statement(queued);
+        crate::db::insert_then_update(txn, insert, inserted, update.into_query()).await?
+    };
+    if changed != 1 {
         return Err(Error::PreconditionFailed(
             "the contact changed while it was being updated; read it again and retry".into(),
         ));
@@ -156,10 +214,8 @@ pub async fn update_contact(
     expected_updated_at: Option<Timestamp>,
     settings: WriteSettings,
 ) -> Result<contact::Model> {
-    // Read before the write lock (on SQLite one writer at a time holds it).
-    let targets = crate::write_back::outbox::writable_targets(db, tenant, id).await?;
     let (txn, _lock) = begin_write(db).await?;
-    let current = locked_contact(&txn, tenant, id).await?;
+    let (current, targets) = locked_contact_and_targets(&txn, tenant, id).await?;
     if let Some(expected) = expected_updated_at
         && expected.millis() != current.updated_at
     {
@@ -171,7 +227,7 @@ pub async fn update_contact(
     }
     let mut updated = current.clone();
     let mut failures = patch.apply(&mut updated, "", settings);
-    check_parents(&txn, tenant, &updated, "", &mut failures).await?;
+    check_parents(&txn, tenant, Some(&current), &updated, "", &mut failures).await?;
     if !failures.is_empty() {
         return Err(Error::Validation(failures));
     }
@@ -180,16 +236,8 @@ pub async fn update_contact(
     }
     updated.updated_at = next_updated_at(current.updated_at);
     // Queued with the change, or neither happens (a value a source refuses fails both).
-    crate::write_back::outbox::queue_update(
-        &txn,
-        tenant,
-        &targets,
-        &current,
-        &updated,
-        now_millis(),
-    )
-    .await?;
-    let updated = write_contact(&txn, &current, updated).await?;
+    let queued = outbox::plan_update(tenant, &targets, &current, &updated, now_millis())?;
+    let updated = write_contact_queueing(&txn, &current, updated, queued).await?;
     txn.commit().await?;
     Ok(updated)
 }
@@ -255,7 +303,7 @@ pub async fn create_contact(
     let mut contact = blank_contact(tenant, now_millis());
     let (txn, _lock) = begin_write(db).await?;
     let mut failures = fields.apply(&mut contact, "", settings);
-    check_parents(&txn, tenant, &contact, "", &mut failures).await?;
+    check_parents(&txn, tenant, None, &contact, "", &mut failures).await?;
     if !failures.is_empty() {
         return Err(Error::Validation(failures));
     }
@@ -409,9 +457,8 @@ pub async fn add_tags(
     id: Uuid,
     refs: &TagRefs,
 ) -> Result<contact::Model> {
-    let targets = crate::write_back::outbox::writable_targets(db, tenant, id).await?;
     let (txn, _lock) = begin_write(db).await?;
-    let contact = locked_contact(&txn, tenant, id).await?;
+    let (contact, targets) = locked_contact_and_targets(&txn, tenant, id).await?;
     let tags = resolve_tags(&txn, tenant, &contact, refs).await?;
     let existing: Vec<Uuid> = ContactTag::find()
         .filter(contact_tag::Column::TenantId.eq(tenant.0))
@@ -445,9 +492,8 @@ pub async fn remove_tags(
     id: Uuid,
     refs: &TagRefs,
 ) -> Result<contact::Model> {
-    let targets = crate::write_back::outbox::writable_targets(db, tenant, id).await?;
     let (txn, _lock) = begin_write(db).await?;
-    let contact = locked_contact(&txn, tenant, id).await?;
+    let (contact, targets) = locked_contact_and_targets(&txn, tenant, id).await?;
     let tags = resolve_tags(&txn, tenant, &contact, refs).await?;
     let removed = ContactTag::delete_many()
         .filter(contact_tag::Column::TenantId.eq(tenant.0))

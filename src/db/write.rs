@@ -1,7 +1,11 @@
 //! Write transactions: one writer at a time on SQLite, queued in this process.
+use sea_orm::sea_query::{
+    Alias, CommonTableExpression, InsertStatement, Query, SqliteQueryBuilder, UpdateStatement,
+    Values,
+};
 use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode,
+    Statement, StatementBuilder, TransactionOptions, TransactionTrait,
 };
 
 use crate::error::Result;
@@ -29,4 +33,43 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<(DatabaseTransaction
         })
         .await?;
     Ok((txn, lock))
+}
+
+/// Runs `insert` (of exactly `inserted` rows) and then `update` in one round trip, inside
+/// `txn`: on PostgreSQL as one statement (the INSERT as a data-modifying `WITH`), on SQLite
+/// as two statements sent together. Returns the number of rows `update` changed.
+///
+/// Each statement a write sends costs a round trip (on SQLite, two thread switches), which
+/// costs more than the row it writes: an outbox row queued beside its change rides along.
+pub async fn insert_then_update(
+    txn: &DatabaseTransaction,
+    insert: InsertStatement,
+    inserted: u64,
+    update: UpdateStatement,
+) -> Result<u64> {
+    let backend = txn.get_database_backend();
+    match backend {
+        DbBackend::Sqlite => {
+            let (first, Values(mut values)) = insert.build(SqliteQueryBuilder);
+            let (then, Values(more)) = update.build(SqliteQueryBuilder);
+            values.extend(more);
+            let statement =
+                Statement::from_sql_and_values(backend, format!("{first}; {then}"), values);
+            // SQLite reports the rows changed by both statements.
+            let changed = txn.execute_raw(statement).await?.rows_affected();
+            Ok(changed.saturating_sub(inserted))
+        }
+        _ => {
+            let with = Query::with()
+                .cte(
+                    CommonTableExpression::new()
+                        .query(insert)
+                        .table_name(Alias::new("queued"))
+                        .to_owned(),
+                )
+                .to_owned();
+            let statement = StatementBuilder::build(&update.with(with), &backend);
+            Ok(txn.execute_raw(statement).await?.rows_affected())
+        }
+    }
 }

@@ -5,12 +5,13 @@
 
 use entity::prelude::{ContactSource, ContactTag, SourceEntity, Tag, WriteBack as WriteBackRow};
 use entity::{contact, contact_source, contact_tag, source, source_entity, tag, write_back};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::config::{Precondition, WriteBack};
 use super::fields::{changed_fields, check_limits};
+use super::writable::WritableSource;
 use crate::error::{Error, Result};
 use crate::sources::Format;
 use crate::tenancy::TenantId;
@@ -38,19 +39,31 @@ struct Target {
     record: contact_source::Model,
 }
 
-/// The writable sources of a contact, read before its write transaction (on SQLite, while
-/// other writers hold the lock), so that inside the transaction a change costs one INSERT
-/// per source.
+/// The writable sources of a contact: its live records at sources that are written to,
+/// read with the contact itself inside its write transaction (one statement,
+/// [`crate::contacts::write`]), so that a change costs one more INSERT per source.
+#[derive(Default)]
 pub struct Targets(Vec<Target>);
 
-/// The writable sources of contact `contact`: no statement when the tenant has none (they
-/// are cached, [`super::writable`]), else one.
-pub async fn writable_targets(
-    db: &impl ConnectionTrait,
-    tenant: TenantId,
-    contact: Uuid,
-) -> Result<Targets> {
-    Ok(Targets(targets(db, tenant, contact).await?))
+impl Targets {
+    /// The targets among `records` (a contact's records): those at a source in `writable`.
+    pub fn of(writable: &[WritableSource], records: Vec<contact_source::Model>) -> Targets {
+        Targets(
+            records
+                .into_iter()
+                .filter(|record| record.deleted_at.is_none())
+                .filter_map(|record| {
+                    let source = writable.iter().find(|w| w.source.name == record.source)?;
+                    Some(Target {
+                        source: source.source.clone(),
+                        format: source.format,
+                        write: source.write.clone(),
+                        record,
+                    })
+                })
+                .collect(),
+        )
+    }
 }
 
 /// The contact's live records at sources that can be written to.
@@ -69,18 +82,7 @@ async fn targets(
         .filter(contact_source::Column::DeletedAt.is_null())
         .all(db)
         .await?;
-    Ok(records
-        .into_iter()
-        .filter_map(|record| {
-            let source = writable.iter().find(|w| w.source.name == record.source)?;
-            Some(Target {
-                source: source.source.clone(),
-                format: source.format,
-                write: source.write.clone(),
-                record,
-            })
-        })
-        .collect())
+    Ok(Targets::of(&writable, records).0)
 }
 
 /// The stored vendor record a change is for (its tenant, source and vendor id).
@@ -138,18 +140,18 @@ pub fn base_version(precondition: Precondition, record: &str) -> Option<String> 
     }
 }
 
-/// Queues the change of a contact from `before` to `after` for each of its writable
-/// sources, inside `txn` (the transaction of the change). Fails with `VALIDATION_FAILED`,
-/// naming each field and source, when a source would refuse a value (seed 003's limits);
-/// the caller's transaction then writes nothing.
-pub async fn queue_update(
-    txn: &impl ConnectionTrait,
+/// The changes that queue the change of a contact from `before` to `after`, one for each
+/// of its writable sources whose fields it changes, at `now` (milliseconds); they are
+/// inserted with the contact's own UPDATE ([`insert_statement`]). Fails with
+/// `VALIDATION_FAILED`, naming each field and source, when a source would refuse a value
+/// (seed 003's limits); the caller's transaction then writes nothing.
+pub fn plan_update(
     tenant: TenantId,
     targets: &Targets,
     before: &contact::Model,
     after: &contact::Model,
     now: i64,
-) -> Result<()> {
+) -> Result<Vec<write_back::Model>> {
     let mut failures = Vec::new();
     let mut changes = Vec::new();
     for target in &targets.0 {
@@ -158,15 +160,24 @@ pub async fn queue_update(
             continue;
         }
         check_limits(target.format, &target.source.name, &body, &mut failures);
-        changes.push((target, body));
+        changes.push(change(
+            tenant,
+            after.id,
+            target,
+            operation::UPDATE,
+            body,
+            now,
+        ));
     }
     if !failures.is_empty() {
         return Err(Error::Validation(failures));
     }
-    for (target, body) in changes {
-        queue(txn, tenant, after.id, target, operation::UPDATE, body, now).await?;
-    }
-    Ok(())
+    Ok(changes)
+}
+
+/// The INSERT of `changes` into the outbox.
+pub fn insert_statement(changes: Vec<write_back::Model>) -> sea_orm::sea_query::InsertStatement {
+    WriteBackRow::insert_many(changes.into_iter().map(write_back::ActiveModel::from)).into_query()
 }
 
 /// Queues, for each writable source of the contact whose records carry tags (seed 002), the
@@ -251,7 +262,7 @@ pub async fn queue_delete(
 }
 
 /// Inserts a change (several changes of a contact for a source are merged into one request
-/// when it is claimed, [`claim`]).
+/// when it is claimed, [`super::claim`]).
 async fn queue(
     txn: &impl ConnectionTrait,
     tenant: TenantId,
@@ -261,8 +272,25 @@ async fn queue(
     body: Map<String, Value>,
     now: i64,
 ) -> Result<()> {
+    let row = change(tenant, contact, target, op, body, now);
+    WriteBackRow::insert(write_back::ActiveModel::from(row))
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// A pending change of `contact` for `target`, made at `now`: its URL and the vendor version
+/// it is made against come from the record as last synced.
+fn change(
+    tenant: TenantId,
+    contact: Uuid,
+    target: &Target,
+    op: &str,
+    body: Map<String, Value>,
+    now: i64,
+) -> write_back::Model {
     let id = Uuid::now_v7();
-    let row = write_back::Model {
+    write_back::Model {
         id,
         tenant_id: tenant.0,
         contact_id: contact,
@@ -281,11 +309,7 @@ async fn queue(
         delivered_at: None,
         created_at: now,
         updated_at: now,
-    };
-    WriteBackRow::insert(write_back::ActiveModel::from(row))
-        .exec_without_returning(txn)
-        .await?;
-    Ok(())
+    }
 }
 
 /// A pending update of contact `contact` to source `source` with `body`, sent once, for

@@ -204,6 +204,45 @@ async fn a_value_a_writable_source_refuses_fails_the_mutation_and_queues_nothing
     assert_eq!(snapshot(&app).await, before, "nothing written anywhere");
 }
 
+/// The statements `updateContact` of contact `id` sends (the worker is off: no other SQL).
+async fn statements_of_update(app: &TestApp, id: &str, role: &str) -> u64 {
+    let before = app.sql_statements().await;
+    let response = update(app, id, json!({ "role": role })).await;
+    assert!(response["errors"].is_null(), "{response}");
+    app.sql_statements().await - before
+}
+
+#[tokio::test]
+async fn a_change_queued_for_a_source_costs_no_extra_statement() {
+    let vendor = Vendor::with_clients(2, UPDATED);
+    let app = app_writing_to(&vendor, false).await;
+    let synced = contact_of(&app, 1).await;
+    let created = app
+        .data(
+            r#"mutation { createContact(input: { contact: { lastName: "Local" } }) { contact { id } } }"#,
+            json!({}),
+        )
+        .await;
+    let local = created["createContact"]["contact"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    // The first change reads the tenant's writable sources, then they are cached.
+    statements_of_update(&app, &synced, "warm").await;
+    let before = write_backs(&app, &synced).await.len();
+    let queued = statements_of_update(&app, &synced, "Buyer").await;
+    let not_queued = statements_of_update(&app, &local, "Buyer").await;
+    assert_eq!(
+        write_backs(&app, &synced).await.len(),
+        before + 1,
+        "{:?}",
+        write_backs(&app, &synced).await
+    );
+    assert!(write_backs(&app, &local).await.is_empty());
+    // The contact is read with its records; the change rides with the contact's UPDATE.
+    assert_eq!(queued, not_queued);
+}
+
 #[tokio::test]
 async fn changes_made_before_delivery_are_one_request_with_the_latest_values() {
     let vendor = Vendor::with_clients(2, UPDATED);
