@@ -20,6 +20,7 @@ pub mod contacts;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod filter;
 pub mod graphql;
 pub mod http;

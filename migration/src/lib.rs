@@ -21,6 +21,7 @@ mod m20261130_000011_sources_as_data;
 mod m20261130_000012_deletions;
 mod m20261130_000013_archived_contacts_index;
 mod m20261130_000014_write_backs;
+mod m20261130_000015_contact_events;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000012_deletions::Migration),
             Box::new(m20261130_000013_archived_contacts_index::Migration),
             Box::new(m20261130_000014_write_backs::Migration),
+            Box::new(m20261130_000015_contact_events::Migration),
         ]
     }
 }

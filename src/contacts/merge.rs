@@ -18,6 +18,7 @@ use super::write::{delete_rows, write_contact};
 use super::{ResolutionStatus, search_text, sort_name};
 use crate::db::begin_write;
 use crate::error::{Error, FieldFailure, Result};
+use crate::events;
 use crate::tenancy::TenantId;
 use crate::time::next_updated_at;
 
@@ -253,6 +254,15 @@ async fn write(
         .exec(txn)
         .await?;
     delete_rows(txn, tenant, sources).await?;
+    let merged_away = sources
+        .iter()
+        .map(|&id| {
+            let mut event = events::event(tenant, id, events::kind::MERGED, merged.updated_at);
+            event.survivor_id = Some(target.id);
+            event
+        })
+        .collect();
+    events::record(txn, merged_away).await?;
     write_contact(txn, target, merged).await
 }
 

@@ -18,6 +18,7 @@ use super::rules::{Checker, MAX_SHORT, WriteSettings};
 use crate::change::Change;
 use crate::db::begin_write;
 use crate::error::{Error, FieldFailure, Result, field_path};
+use crate::events;
 use crate::tenancy::{TenantId, find_by_ids, scoped};
 use crate::time::{Timestamp, next_updated_at, now_millis};
 use crate::write_back::outbox::{self, Targets};
@@ -146,13 +147,17 @@ async fn write_contact_queueing(
         .filter(contact::Column::Id.eq(current.id))
         .filter(contact::Column::TenantId.eq(current.tenant_id))
         .filter(contact::Column::UpdatedAt.eq(current.updated_at));
-    let changed = if queued.is_empty() {
-        update.exec(txn).await?.rows_affected
-    } else {
-        let inserted = queued.len() as u64;
-        let insert = outbox::insert_statement(queued);
-        crate::db::insert_then_update(txn, insert, inserted, update.into_query()).await?
-    };
+    // The change's event and its queued write-backs ride with the UPDATE.
+    let mut inserts = vec![(
+        events::insert_statement(vec![events::updated(current, &updated)]),
+        1,
+    )];
+    if !queued.is_empty() {
+        let rows = queued.len() as u64;
+        inserts.push((outbox::insert_statement(queued), rows));
+    }
+    let changed = crate::db::insert_then_update(txn, inserts, update.into_query()).await?;
+    events::feed::written();
     if changed != 1 {
         return Err(Error::PreconditionFailed(
             "the contact changed while it was being updated; read it again and retry".into(),
@@ -310,6 +315,13 @@ pub async fn create_contact(
     let created = contact.clone().into_active_model().insert(&txn).await?;
     write_assignees(&txn, &created, false).await?;
     super::identity_keys::insert_keys(&txn, [&created]).await?;
+    let event = events::event(
+        tenant,
+        created.id,
+        events::kind::CREATED,
+        created.created_at,
+    );
+    events::record(&txn, vec![event]).await?;
     txn.commit().await?;
     Ok(created)
 }
@@ -352,8 +364,19 @@ pub async fn delete_contact(db: &DatabaseConnection, tenant: TenantId, id: Uuid)
     let (txn, _lock) = begin_write(db).await?;
     let contact = locked_contact(&txn, tenant, id).await?;
     // Before its source records go with it.
-    crate::write_back::outbox::queue_delete(&txn, tenant, contact.id, now_millis()).await?;
+    let now = now_millis();
+    crate::write_back::outbox::queue_delete(&txn, tenant, contact.id, now).await?;
     delete_rows(&txn, tenant, &[contact.id]).await?;
+    events::record(
+        &txn,
+        vec![events::event(
+            tenant,
+            contact.id,
+            events::kind::DELETED,
+            now,
+        )],
+    )
+    .await?;
     txn.commit().await?;
     Ok(contact.id)
 }
@@ -380,6 +403,8 @@ pub async fn restore_contact(
             .exec(&txn)
             .await?;
         contact.archived_at = None;
+        let event = events::event(tenant, id, events::kind::RESTORED, now_millis());
+        events::record(&txn, vec![event]).await?;
     }
     txn.commit().await?;
     Ok(contact)
@@ -516,12 +541,15 @@ pub async fn remove_tags(
 async fn touch(txn: &DatabaseTransaction, current: contact::Model) -> Result<contact::Model> {
     let mut updated = current.clone();
     updated.updated_at = next_updated_at(current.updated_at);
-    Contact::update_many()
+    let update = Contact::update_many()
         .col_expr(contact::Column::UpdatedAt, Expr::val(updated.updated_at))
         .filter(contact::Column::Id.eq(current.id))
-        .filter(contact::Column::TenantId.eq(current.tenant_id))
-        .exec(txn)
-        .await?;
+        .filter(contact::Column::TenantId.eq(current.tenant_id));
+    let mut event = events::updated(&current, &updated);
+    event.changed_fields = Some(serde_json::json!(["tags"]).to_string());
+    let inserts = vec![(events::insert_statement(vec![event]), 1)];
+    crate::db::insert_then_update(txn, inserts, update.into_query()).await?;
+    events::feed::written();
     Ok(updated)
 }
 

@@ -17,7 +17,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 pub use bulk::{insert_all, insert_all_skipping_existing, insert_statements};
 pub use checkpoint::WalCheckpointer;
-pub use write::{WriteLock, begin_write, insert_then_update};
+pub use write::{WriteLock, begin_write, insert_then_update, writers_done};
 
 use crate::metrics::Metrics;
 

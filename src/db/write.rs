@@ -35,39 +35,55 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<(DatabaseTransaction
     Ok((txn, lock))
 }
 
-/// Runs `insert` (of exactly `inserted` rows) and then `update` in one round trip, inside
-/// `txn`: on PostgreSQL as one statement (the INSERT as a data-modifying `WITH`), on SQLite
-/// as two statements sent together. Returns the number of rows `update` changed.
+/// Waits until this process's SQLite writer of the moment (if any) has committed or rolled
+/// back.
+pub async fn writers_done() {
+    drop(SQLITE_WRITER.lock().await);
+}
+
+/// Runs `inserts` (each of exactly the given number of rows) and then `update` in one round
+/// trip, inside `txn`: on PostgreSQL as one statement (the INSERTs as data-modifying
+/// `WITH`s), on SQLite as statements sent together. Returns the number of rows `update`
+/// changed.
 ///
 /// Each statement a write sends costs a round trip (on SQLite, two thread switches), which
-/// costs more than the row it writes: an outbox row queued beside its change rides along.
+/// costs more than the row it writes: outbox and event rows ride along with their change.
 pub async fn insert_then_update(
     txn: &DatabaseTransaction,
-    insert: InsertStatement,
-    inserted: u64,
+    inserts: Vec<(InsertStatement, u64)>,
     update: UpdateStatement,
 ) -> Result<u64> {
     let backend = txn.get_database_backend();
     match backend {
         DbBackend::Sqlite => {
-            let (first, Values(mut values)) = insert.build(SqliteQueryBuilder);
-            let (then, Values(more)) = update.build(SqliteQueryBuilder);
+            let mut sql = String::new();
+            let mut values = Vec::new();
+            let mut inserted = 0;
+            for (insert, rows) in inserts {
+                let (text, Values(more)) = insert.build(SqliteQueryBuilder);
+                sql.push_str(&text);
+                sql.push_str("; ");
+                values.extend(more);
+                inserted += rows;
+            }
+            let (text, Values(more)) = update.build(SqliteQueryBuilder);
+            sql.push_str(&text);
             values.extend(more);
-            let statement =
-                Statement::from_sql_and_values(backend, format!("{first}; {then}"), values);
-            // SQLite reports the rows changed by both statements.
+            let statement = Statement::from_sql_and_values(backend, sql, values);
+            // SQLite reports the rows changed by all the statements.
             let changed = txn.execute_raw(statement).await?.rows_affected();
             Ok(changed.saturating_sub(inserted))
         }
         _ => {
-            let with = Query::with()
-                .cte(
+            let mut with = Query::with();
+            for (i, (insert, _)) in inserts.into_iter().enumerate() {
+                with.cte(
                     CommonTableExpression::new()
                         .query(insert)
-                        .table_name(Alias::new("queued"))
+                        .table_name(Alias::new(format!("inserted_{i}")))
                         .to_owned(),
-                )
-                .to_owned();
+                );
+            }
             let statement = StatementBuilder::build(&update.with(with), &backend);
             Ok(txn.execute_raw(statement).await?.rows_affected())
         }

@@ -16,6 +16,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::events;
 use crate::tenancy::TenantId;
 
 /// Stored records read per statement while looking for the missing ones.
@@ -186,15 +187,19 @@ async fn archive_orphans(
         )
         .and_where(Expr::col((ContactSource, contact_source::Column::DeletedAt)).is_null())
         .to_owned();
-    Contact::update_many()
+    let archived = Contact::update_many()
         .col_expr(contact::Column::ArchivedAt, Expr::val(now))
         .filter(contact::Column::TenantId.eq(tenant.0))
         .filter(contact::Column::Id.is_in(contacts.iter().copied()))
         .filter(contact::Column::ArchivedAt.is_null())
         .filter(Expr::exists(live).not())
-        .exec(db)
+        .exec_with_returning(db)
         .await?;
-    Ok(())
+    let events = archived
+        .iter()
+        .map(|c| events::event(tenant, c.id, events::kind::ARCHIVED, now))
+        .collect();
+    events::record(db, events).await
 }
 
 /// Whether the source has any record marked deleted (then each page restores what it sees
@@ -251,13 +256,19 @@ pub async fn restore_seen(
         .filter(C::DeletedAt.is_not_null())
         .exec(db)
         .await?;
-    Contact::update_many()
+    let unarchived = Contact::update_many()
         .col_expr(contact::Column::ArchivedAt, Expr::val(Option::<i64>::None))
         .filter(contact::Column::TenantId.eq(tenant.0))
         .filter(contact::Column::Id.is_in(back))
         .filter(contact::Column::ArchivedAt.is_not_null())
-        .exec(db)
+        .exec_with_returning(db)
         .await?;
+    let now = crate::time::now_millis();
+    let events = unarchived
+        .iter()
+        .map(|c| events::event(tenant, c.id, events::kind::RESTORED, now))
+        .collect();
+    events::record(db, events).await?;
     Ok(restored.rows_affected)
 }
 

@@ -12,6 +12,7 @@ use super::outbox::{operation, state};
 use super::queue::find;
 use crate::db::begin_write;
 use crate::error::{Error, Result};
+use crate::events::kind;
 use crate::tenancy::TenantId;
 
 /// What became of one delivery.
@@ -86,6 +87,7 @@ pub async fn record_outcomes(
         return Ok(());
     }
     let (txn, _lock) = begin_write(db).await?;
+    let mut events = Vec::new();
     for (change, outcome) in outcomes {
         let mut row: write_back::ActiveModel = change.clone().into();
         row.updated_at = Set(now);
@@ -126,6 +128,14 @@ pub async fn record_outcomes(
         }
         let conflicted =
             matches!(row.state, sea_orm::ActiveValue::Set(ref s) if s == state::CONFLICT);
+        let kind = match &row.state {
+            sea_orm::ActiveValue::Set(s) if s == state::DELIVERED => {
+                Some(kind::WRITE_BACK_DELIVERED)
+            }
+            sea_orm::ActiveValue::Set(s) if s == state::FAILED => Some(kind::WRITE_BACK_FAILED),
+            sea_orm::ActiveValue::Set(s) if s == state::CONFLICT => Some(kind::WRITE_CONFLICT),
+            _ => None,
+        };
         // Only while this worker still holds it (not claimed again after a lapsed lease).
         let held = WriteBackRow::update_many()
             .set(row)
@@ -134,6 +144,12 @@ pub async fn record_outcomes(
             .filter(write_back::Column::Attempts.eq(change.attempts))
             .exec(&txn)
             .await?;
+        if let Some(kind) = kind
+            && held.rows_affected == 1
+        {
+            let tenant = TenantId(change.tenant_id);
+            events.push(crate::events::event(tenant, change.contact_id, kind, now));
+        }
         if conflicted && held.rows_affected == 1 {
             let mut refused = change.clone();
             refused.state = state::CONFLICT.into();
@@ -141,6 +157,7 @@ pub async fn record_outcomes(
             super::conflicts::record_known(&txn, &refused, now).await?;
         }
     }
+    crate::events::record(&txn, events).await?;
     txn.commit().await?;
     Ok(())
 }

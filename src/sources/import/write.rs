@@ -41,6 +41,10 @@ pub(super) async fn write_plan(
         source_updates,
         counts: _,
     } = plan;
+    let created = new_contacts
+        .iter()
+        .map(|c| crate::events::event(tenant, c.id, crate::events::kind::CREATED, now))
+        .collect();
     insert_all::<Contact>(txn, new_contacts, ROWS_PER_INSERT).await?;
     insert_all::<ContactAssignee>(txn, new_assignees, ROWS_PER_INSERT).await?;
     insert_key_rows(txn, new_keys).await?;
@@ -61,7 +65,8 @@ pub(super) async fn write_plan(
             return Err(DbErr::RecordNotUpdated.into());
         }
     }
-    Ok(())
+    // Last, so that the events' `seq`s are taken just before the commit.
+    crate::events::record(txn, created).await
 }
 
 /// `DELETE FROM contact_tags WHERE tenant_id = ? AND (contact_id, tag_id) IN (VALUES ...)`:

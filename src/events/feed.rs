@@ -1,0 +1,317 @@
+//! Each server process's reader of the change feed: it tails `contact_events` in order and
+//! broadcasts each event, with the contact as it is after the change, to this process's
+//! subscribers. The buffer is bounded ([`Feed::start`]'s `capacity`): a subscriber that
+//! falls further behind skips ahead and is told so (`LAGGED`), and the server's memory
+//! does not grow with it.
+//!
+//! Wake-ups: on PostgreSQL the `contact_events` trigger's `NOTIFY` (sent at commit, to every
+//! replica); on SQLite, [`written`] from this process's writers (then the reader waits for
+//! the writer's commit). A tick each second catches anything missed. Nothing is read while
+//! the process has no subscriber.
+//!
+//! On PostgreSQL, `seq` is taken at INSERT but rows become visible at COMMIT, so a row can
+//! appear behind a later one. The reader delivers what it sees at once and keeps waiting
+//! for a missing `seq` for [`GAP_WAIT`] (a rolled-back change leaves a `seq` that never
+//! comes).
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use entity::prelude::{Contact, ContactEvent as EventRow};
+use entity::{contact, contact_event};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use tokio::sync::{Mutex, Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::error::Result;
+
+/// How long a missing `seq` is waited for before the reader moves past it.
+pub const GAP_WAIT: Duration = Duration::from_secs(5);
+
+/// Rows read at a time.
+const PAGE: u64 = 500;
+
+/// How often the feed is read without a wake-up (while anyone subscribes).
+const TICK: Duration = Duration::from_secs(1);
+
+/// The PostgreSQL channel the `contact_events` trigger notifies.
+pub const CHANNEL: &str = "contact_events";
+
+static WRITTEN: Notify = Notify::const_new();
+
+/// Tells this process's readers that events were recorded (called inside the writing
+/// transaction; the reader waits for it to end).
+pub fn written() {
+    WRITTEN.notify_waiters();
+}
+
+/// One change of a contact, as delivered to subscribers.
+#[derive(Debug)]
+pub struct ChangeEvent {
+    pub seq: i64,
+    pub tenant: Uuid,
+    pub contact_id: Uuid,
+    /// One of [`super::kind`].
+    pub kind: String,
+    /// For `UPDATED`: the `ContactPatch` names of the changed fields.
+    pub changed_fields: Vec<String>,
+    /// For `MERGED`: the contact it was merged into.
+    pub survivor: Option<Uuid>,
+    /// Milliseconds since the epoch.
+    pub at: i64,
+    /// The contact when the event was read (none once deleted).
+    pub contact: Option<Arc<contact::Model>>,
+}
+
+/// Where the reader is: every `seq` up to `floor` is done; above it, those in `delivered`
+/// are, and those in `missing` have been waited for since the instant given.
+#[derive(Default)]
+struct Cursor {
+    floor: i64,
+    delivered: BTreeSet<i64>,
+    missing: BTreeMap<i64, Instant>,
+    /// Nothing was read while nobody subscribed: the floor must be moved to the end.
+    behind: bool,
+}
+
+impl Cursor {
+    /// Takes note of `seqs` (read, ascending) and moves the floor over what is done.
+    fn advance(&mut self, seqs: &[i64], now: Instant) {
+        self.delivered.extend(seqs.iter().copied());
+        if let Some(&top) = self.delivered.last() {
+            // A missing seq far below the top is given up at once beyond this many.
+            let start = (self.floor + 1).max(top - 10_000);
+            for seq in start..top {
+                if !self.delivered.contains(&seq) {
+                    self.missing.entry(seq).or_insert(now);
+                }
+            }
+        }
+        loop {
+            let next = self.floor + 1;
+            if self.delivered.remove(&next) {
+                self.missing.remove(&next);
+            } else if let Some(since) = self.missing.get(&next).copied() {
+                if now.duration_since(since) < GAP_WAIT {
+                    break;
+                }
+                self.missing.remove(&next);
+            } else if self.delivered.first().is_some_and(|&d| d > next) {
+                // Below the give-up window: skip.
+            } else {
+                break;
+            }
+            self.floor = next;
+        }
+    }
+
+    /// Whether `seq` was delivered already.
+    fn done(&self, seq: i64) -> bool {
+        seq <= self.floor || self.delivered.contains(&seq)
+    }
+}
+
+/// This process's reader of the change feed.
+pub struct Feed {
+    db: DatabaseConnection,
+    sender: broadcast::Sender<Arc<ChangeEvent>>,
+    cursor: Mutex<Cursor>,
+}
+
+impl Feed {
+    /// Starts the reader (stopped by `stop`); each subscriber's buffer holds up to
+    /// `capacity` events.
+    pub fn start(db: DatabaseConnection, capacity: usize, stop: CancellationToken) -> Arc<Feed> {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        let feed = Arc::new(Feed {
+            db,
+            sender,
+            cursor: Mutex::new(Cursor {
+                behind: true,
+                ..Cursor::default()
+            }),
+        });
+        if feed.db.get_database_backend() == DbBackend::Postgres {
+            tokio::spawn(listen(feed.db.clone(), stop.clone()));
+        }
+        tokio::spawn(feed.clone().run(stop));
+        feed
+    }
+
+    /// A new subscriber's receiver: it gets every event recorded from now on.
+    pub async fn subscribe(&self) -> Result<broadcast::Receiver<Arc<ChangeEvent>>> {
+        let receiver = self.sender.subscribe();
+        let mut cursor = self.cursor.lock().await;
+        if cursor.behind {
+            *cursor = Cursor {
+                floor: last_seq(&self.db).await?,
+                ..Cursor::default()
+            };
+        }
+        Ok(receiver)
+    }
+
+    async fn run(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            let notified = WRITTEN.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.sender.receiver_count() == 0 {
+                self.cursor.lock().await.behind = true;
+            } else if let Err(error) = self.read().await {
+                tracing::warn!(?error, "reading the change feed failed");
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(TICK) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// Reads and broadcasts everything new.
+    async fn read(&self) -> Result<()> {
+        if self.db.get_database_backend() == DbBackend::Sqlite {
+            crate::db::writers_done().await;
+        }
+        let mut cursor = self.cursor.lock().await;
+        if cursor.behind {
+            return Ok(()); // a subscriber that arrives moves the floor
+        }
+        loop {
+            let rows = EventRow::find()
+                .filter(contact_event::Column::Seq.gt(cursor.floor))
+                .order_by_asc(contact_event::Column::Seq)
+                .limit(PAGE + cursor.delivered.len() as u64)
+                .all(&self.db)
+                .await?;
+            let fresh: Vec<contact_event::Model> = rows
+                .iter()
+                .filter(|r| !cursor.done(r.seq))
+                .cloned()
+                .collect();
+            let seqs: Vec<i64> = fresh.iter().map(|r| r.seq).collect();
+            let full = rows.len() as u64 >= PAGE;
+            if !fresh.is_empty() {
+                let contacts = contacts_of(&self.db, &fresh).await?;
+                for row in fresh {
+                    let contact = contacts.get(&row.contact_id).cloned();
+                    // No receiver left is not an error: the events are simply not wanted.
+                    let _ = self.sender.send(Arc::new(change_event(row, contact)));
+                }
+            }
+            cursor.advance(&seqs, Instant::now());
+            if !full || seqs.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The contacts of `rows`, as they are now.
+async fn contacts_of(
+    db: &DatabaseConnection,
+    rows: &[contact_event::Model],
+) -> Result<HashMap<Uuid, Arc<contact::Model>>> {
+    let mut ids: Vec<Uuid> = rows.iter().map(|r| r.contact_id).collect();
+    ids.sort();
+    ids.dedup();
+    Ok(Contact::find()
+        .filter(contact::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, Arc::new(c)))
+        .collect())
+}
+
+fn change_event(row: contact_event::Model, contact: Option<Arc<contact::Model>>) -> ChangeEvent {
+    let changed_fields = row
+        .changed_fields
+        .as_deref()
+        .and_then(|f| serde_json::from_str(f).ok())
+        .unwrap_or_default();
+    ChangeEvent {
+        seq: row.seq,
+        tenant: row.tenant_id,
+        contact_id: row.contact_id,
+        kind: row.kind,
+        changed_fields,
+        survivor: row.survivor_id,
+        at: row.created_at,
+        // A contact of another tenant under the same id cannot exist (ids are UUIDs), but
+        // the tenant is checked anyway.
+        contact: contact.filter(|c| c.tenant_id == row.tenant_id),
+    }
+}
+
+/// The newest `seq` (0 when the feed is empty).
+async fn last_seq(db: &DatabaseConnection) -> Result<i64> {
+    let seq: Option<Option<i64>> = EventRow::find()
+        .select_only()
+        .column_as(contact_event::Column::Seq.max(), "seq")
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(seq.flatten().unwrap_or(0))
+}
+
+/// Forwards the trigger's notifications (PostgreSQL) as wake-ups.
+async fn listen(db: DatabaseConnection, stop: CancellationToken) {
+    let pool = db.get_postgres_connection_pool().clone();
+    loop {
+        let mut listener = match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "listening for change events failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(TICK) => continue,
+                    _ = stop.cancelled() => return,
+                }
+            }
+        };
+        if let Err(error) = listener.listen(CHANNEL).await {
+            tracing::warn!(%error, "LISTEN contact_events failed; retrying");
+            tokio::time::sleep(TICK).await;
+            continue;
+        }
+        loop {
+            tokio::select! {
+                received = listener.recv() => match received {
+                    Ok(_) => written(),
+                    Err(error) => {
+                        tracing::warn!(%error, "the change feed's listener failed; reconnecting");
+                        break;
+                    }
+                },
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_floor_moves_over_what_is_done_and_waits_for_a_missing_seq() {
+        let t0 = Instant::now();
+        let mut cursor = Cursor::default();
+        cursor.advance(&[1, 2, 4], t0);
+        assert_eq!(cursor.floor, 2);
+        assert!(cursor.done(4) && !cursor.done(3));
+        // 3 commits late: delivered then, and the floor moves past 4.
+        cursor.advance(&[3], t0 + Duration::from_millis(100));
+        assert_eq!(cursor.floor, 4);
+        assert!(cursor.missing.is_empty() && cursor.delivered.is_empty());
+        // 5 never comes (rolled back): given up after GAP_WAIT.
+        cursor.advance(&[6], t0);
+        assert_eq!(cursor.floor, 4);
+        cursor.advance(&[], t0 + GAP_WAIT);
+        assert_eq!(cursor.floor, 6);
+    }
+}
