@@ -75,6 +75,8 @@ codes! {
     TooManyDirectives = "TOO_MANY_DIRECTIVES",
     /// A batch has more operations than allowed.
     BatchTooLarge = "BATCH_TOO_LARGE",
+    /// More subscriptions at once than allowed, per API key or per connection.
+    TooManySubscriptions = "TOO_MANY_SUBSCRIPTIONS",
     /// The HTTP request is not a GraphQL request.
     BadRequest = "BAD_REQUEST",
     /// The body's media type is not one GraphQL over HTTP accepts.

@@ -180,6 +180,20 @@ pub struct LimitsConfig {
     /// connection is closed).
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub header_read_timeout_secs: u64,
+    /// Most subscriptions open at once per API key, in each server process.
+    #[arg(long, env = "MAX_SUBSCRIPTIONS_PER_KEY", default_value_t = 100)]
+    pub max_subscriptions_per_key: usize,
+    /// Most subscriptions open at once on one WebSocket connection.
+    #[arg(long, env = "MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 20)]
+    pub max_subscriptions_per_connection: usize,
+    /// Change events a subscriber may fall behind by before it gets `LAGGED` (the size of
+    /// each process's event buffer).
+    #[arg(long, env = "SUBSCRIPTION_BUFFER", default_value_t = 1024)]
+    pub subscription_buffer: usize,
+    /// Seconds between WebSocket pings; a connection that answers nothing (no pong, no
+    /// message) for two of them is closed.
+    #[arg(long, env = "WS_PING_SECS", default_value_t = 30)]
+    pub ws_ping_secs: u64,
 }
 
 /// The limits on each request, as the GraphQL and HTTP layers check them (defaults in
@@ -271,6 +285,10 @@ impl Default for LimitsConfig {
             request_timeout_secs: l.timeout_secs,
             max_connections: 512,
             header_read_timeout_secs: 10,
+            max_subscriptions_per_key: 100,
+            max_subscriptions_per_connection: 20,
+            subscription_buffer: 1024,
+            ws_ping_secs: 30,
         }
     }
 }

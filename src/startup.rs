@@ -12,7 +12,8 @@ use crate::auth::{Authenticator, api_keys};
 use crate::config::Limits;
 use crate::config::{Config, ConnectionLimits};
 use crate::contacts::WriteSettings;
-use crate::graphql::{AppSchema, build_schema};
+use crate::events::feed::Feed;
+use crate::graphql::{AppSchema, SubscriptionSlots, build_schema};
 use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
 use crate::sources::config::SourcesFile;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Production mode (no GraphiQL page).
     pub production: bool,
+    /// How often WebSocket connections are pinged.
+    pub ws_ping: Duration,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Authenticator> {
@@ -59,6 +62,8 @@ pub struct Application {
     scheduler_poll: Option<Duration>,
     /// The write-back delivery worker; `None`: not in this process.
     write_back: Option<Arc<write_back::worker::Worker>>,
+    /// Cancelled when the server stops: background work (delivery, the change feed) ends.
+    stopping: CancellationToken,
 }
 
 impl Application {
@@ -121,8 +126,27 @@ impl Application {
                 ),
             })
         });
+        let stopping = CancellationToken::new();
+        let feed = Feed::start(
+            db.clone(),
+            config.limits.subscription_buffer,
+            stopping.clone(),
+        );
+        let slots = SubscriptionSlots::new(
+            config.limits.max_subscriptions_per_key,
+            config.limits.max_subscriptions_per_connection,
+        );
         let state = AppState {
-            schema: build_schema(db.clone(), settings, limits, production, syncer.clone()),
+            schema: build_schema(
+                db.clone(),
+                settings,
+                limits,
+                production,
+                syncer.clone(),
+                feed,
+                slots,
+            ),
+            ws_ping: Duration::from_secs(config.limits.ws_ping_secs.max(1)),
             auth: Authenticator::new(db.clone(), Duration::from_secs(config.key_cache_secs)),
             db,
             metrics,
@@ -144,6 +168,7 @@ impl Application {
             scheduler_poll: (!config.sync.no_scheduler)
                 .then(|| Duration::from_millis(config.sync.sync_poll_ms.max(10))),
             write_back,
+            stopping,
         })
     }
 
@@ -179,7 +204,7 @@ impl Application {
                 poll,
             ))
         });
-        let stopping = CancellationToken::new();
+        let stopping = self.stopping.clone();
         let delivering = self
             .write_back
             .clone()

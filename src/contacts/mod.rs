@@ -129,6 +129,25 @@ pub fn filtered(
     Ok(scoped::<Contact>(tenant).filter(filter.visible_condition(target, "filter")?))
 }
 
+/// Which of contacts `ids` of the tenant match `filter` now (as `contacts(filter)` would
+/// list them): one statement.
+pub async fn matching(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    filter: &ContactFilter,
+    ids: &[Uuid],
+) -> Result<std::collections::HashSet<Uuid>> {
+    Ok(filtered(db, tenant, filter)?
+        .select_only()
+        .column(contact::Column::Id)
+        .filter(contact::Column::Id.is_in(ids.iter().copied()))
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect())
+}
+
 /// One page of the tenant's contacts.
 pub async fn page(
     db: &DatabaseConnection,

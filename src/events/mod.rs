@@ -56,7 +56,7 @@ pub fn changed_fields(before: &contact::Model, after: &contact::Model) -> Vec<St
     use sea_orm::ModelTrait;
     contact::Column::iter()
         .filter(|column| before.get(*column) != after.get(*column))
-        .filter_map(|column| field_name(column))
+        .filter_map(field_name)
         .collect()
 }
 

@@ -21,12 +21,13 @@ mod scalars;
 pub mod scopes;
 mod source;
 mod source_mutations;
+pub mod subscription;
 mod tag;
 mod write_back;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql::{Context, Schema};
 use sea_orm::DatabaseConnection;
 
 pub use account::Account;
@@ -38,16 +39,18 @@ pub use loader::Loaders;
 pub use mutation::MutationRoot;
 pub use node::Node;
 pub use query::QueryRoot;
+pub use subscription::{ConnectionSubscriptions, SubscriptionRoot, SubscriptionSlots};
 pub use tag::Tag;
 
 use crate::auth::Principal;
 use crate::config::Limits;
 use crate::contacts::WriteSettings;
+use crate::events::feed::Feed;
 use crate::sources::sync::Syncer;
 use crate::tenancy::TenantId;
 
 /// The schema served at `/graphql`.
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Builds the schema; the database pool, write settings and the sources' syncer are shared
 /// by every request.
@@ -58,13 +61,17 @@ pub fn build_schema(
     limits: Limits,
     production: bool,
     syncer: Arc<Syncer>,
+    feed: Arc<Feed>,
+    slots: Arc<SubscriptionSlots>,
 ) -> AppSchema {
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
     .data(db)
+    .data(feed)
+    .data(slots)
     .data(syncer)
     .data(settings)
     // The exact per-operation depth limits are checked by `QueryLimits` (introspection may
@@ -86,7 +93,7 @@ pub fn sdl() -> String {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
     .finish()
     .sdl()

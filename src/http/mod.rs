@@ -4,6 +4,7 @@ mod auth_rejection;
 pub mod graphiql;
 pub mod graphql_http;
 pub mod server;
+pub mod websocket;
 
 use crate::code::Code;
 use std::sync::Arc;
@@ -146,6 +147,15 @@ async fn graphql_get(
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Response {
+    if request.headers().contains_key(header::UPGRADE) {
+        let (mut parts, _) = request.into_parts();
+        return match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &state)
+            .await
+        {
+            Ok(upgrade) => websocket::upgrade(state, &parts.headers, upgrade),
+            Err(rejection) => rejection.into_response(),
+        };
+    }
     let headers = request.headers();
     if wants_graphiql(headers, query.as_deref()) && !state.production {
         let authorization = state.graphiql_key.as_ref().map(|k| format!("Bearer {k}"));

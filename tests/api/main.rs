@@ -20,6 +20,7 @@ mod paging;
 mod schema;
 mod seed;
 mod sources;
+mod subscriptions;
 mod sync;
 mod sync_runs;
 mod vendor_input;

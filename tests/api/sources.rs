@@ -422,6 +422,31 @@ impl ServerProcess {
         Self::spawn(app, &args, std::process::Stdio::null())
     }
 
+    /// `serve` on a free port of 127.0.0.1, once it answers: the process and its base URL.
+    pub(crate) async fn serve(app: &TestApp) -> (Self, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let server = Self::spawn(
+            app,
+            &["serve", "--listen", &listen, "--no-demo"],
+            std::process::Stdio::null(),
+        );
+        let base_url = format!("http://{listen}");
+        for _ in 0..200 {
+            if reqwest::get(format!("{base_url}/healthz"))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return (server, base_url);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not start");
+    }
+
     /// `contact-gateway <args>`, its standard error kept for [`ServerProcess::finish`].
     pub(crate) fn run(app: &TestApp, args: &[&str]) -> Self {
         Self::spawn(app, args, std::process::Stdio::piped())

@@ -1,0 +1,329 @@
+//! `Subscription.contactChanged`: the change feed of the caller's tenant over WebSocket
+//! (`graphql-transport-ws`, see `http::websocket`), filtered like `contacts(filter)`.
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_graphql::{Context, Enum, ErrorExtensions, ID, Object, Subscription};
+use futures::Stream;
+use sea_orm::DatabaseConnection;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use uuid::Uuid;
+
+use super::Contact;
+use super::filter::{ContactFilterInput, filter as domain_filter};
+use crate::auth::Principal;
+use crate::code::Code;
+use crate::contacts::{self, ContactFilter};
+use crate::events::feed::{ChangeEvent, Feed};
+use crate::events::kind;
+use crate::tenancy::TenantId;
+use crate::time::Timestamp;
+
+/// The root of subscriptions.
+#[derive(Default)]
+pub struct SubscriptionRoot;
+
+/// Events taken from the feed at a time (filtered with one statement).
+const BATCH: usize = 100;
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// Every committed change of a contact of your tenant from now on, in order: created,
+    /// updated (with the changed fields), deleted, archived, restored, merged away, and
+    /// write-back outcomes. With `filter`, only changes of contacts that match it after the
+    /// change (as `contacts(filter)` would list them); `DELETED` and `MERGED` match every
+    /// filter (the contact is gone). A subscriber that falls more than the server's buffer
+    /// behind gets one `LAGGED` change (then re-query) and continues. Needs
+    /// `contacts:read`; `TOO_MANY_SUBSCRIPTIONS` past the limits per key and per connection.
+    async fn contact_changed(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which contacts; all of them when omitted.")] filter: Option<
+            ContactFilterInput,
+        >,
+    ) -> async_graphql::Result<impl Stream<Item = ContactChange> + use<>> {
+        let principal = ctx.data::<Principal>()?;
+        let db = ctx.data::<DatabaseConnection>()?.clone();
+        let feed = ctx.data::<Arc<Feed>>()?;
+        let slots = ctx.data::<Arc<SubscriptionSlots>>()?;
+        let connection = ctx.data_opt::<Arc<ConnectionSubscriptions>>();
+        let filter: Option<ContactFilter> = filter.map(|f| domain_filter(Some(f)));
+        if let Some(filter) = &filter {
+            // A filter that `contacts` would refuse is refused here, before anything is sent.
+            contacts::filtered(&db, principal.tenant, filter)?;
+        }
+        let slot = slots.take(principal.key_id, connection.cloned())?;
+        let watch = Watch {
+            receiver: feed.subscribe().await?,
+            tenant: principal.tenant,
+            filter,
+            db,
+            ready: VecDeque::new(),
+            _slot: slot,
+        };
+        Ok(futures::stream::unfold(watch, Watch::next))
+    }
+}
+
+/// One subscriber's place in the feed.
+struct Watch {
+    receiver: broadcast::Receiver<Arc<ChangeEvent>>,
+    tenant: TenantId,
+    filter: Option<ContactFilter>,
+    db: DatabaseConnection,
+    ready: VecDeque<ContactChange>,
+    _slot: Slot,
+}
+
+impl Watch {
+    async fn next(mut self) -> Option<(ContactChange, Watch)> {
+        loop {
+            if let Some(change) = self.ready.pop_front() {
+                return Some((change, self));
+            }
+            let mut batch = Vec::new();
+            let mut lagged = None;
+            match self.receiver.recv().await {
+                Ok(event) => batch.push(event),
+                Err(RecvError::Lagged(skipped)) => {
+                    return Some((ContactChange::lagged(skipped), self));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+            while batch.len() < BATCH {
+                match self.receiver.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(TryRecvError::Lagged(skipped)) => {
+                        lagged = Some(skipped);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            // Another tenant's events are never looked at further.
+            batch.retain(|e| e.tenant == self.tenant.0);
+            if let Some(filter) = &self.filter {
+                let gone = |e: &ChangeEvent| e.kind == kind::DELETED || e.kind == kind::MERGED;
+                let ids: Vec<Uuid> = batch
+                    .iter()
+                    .filter(|e| !gone(e))
+                    .map(|e| e.contact_id)
+                    .collect();
+                let matching = if ids.is_empty() {
+                    Default::default()
+                } else {
+                    match contacts::matching(&self.db, self.tenant, filter, &ids).await {
+                        Ok(matching) => matching,
+                        Err(error) => {
+                            tracing::warn!(?error, "filtering the change feed failed");
+                            Default::default()
+                        }
+                    }
+                };
+                batch.retain(|e| gone(e) || matching.contains(&e.contact_id));
+            }
+            self.ready.extend(batch.into_iter().map(ContactChange::of));
+            if let Some(skipped) = lagged {
+                self.ready.push_back(ContactChange::lagged(skipped));
+            }
+        }
+    }
+}
+
+/// What happened to a contact.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContactChangeKind {
+    /// Created (by a mutation, an import or a sync).
+    Created,
+    /// Changed; `changedFields` names the fields (`tags` for its tag links).
+    Updated,
+    /// Deleted.
+    Deleted,
+    /// Archived: every record of it at its sources is gone.
+    Archived,
+    /// Back from the archive.
+    Restored,
+    /// Merged into `survivorId`, and deleted.
+    Merged,
+    /// A change of it was delivered to a source.
+    WriteBackDelivered,
+    /// A change of it failed at a source.
+    WriteBackFailed,
+    /// A change of it conflicted with a change at a source.
+    WriteConflict,
+    /// This subscriber fell behind and `skipped` changes were dropped: query again.
+    Lagged,
+}
+
+impl ContactChangeKind {
+    fn of(kind: &str) -> Self {
+        match kind {
+            kind::CREATED => Self::Created,
+            kind::DELETED => Self::Deleted,
+            kind::ARCHIVED => Self::Archived,
+            kind::RESTORED => Self::Restored,
+            kind::MERGED => Self::Merged,
+            kind::WRITE_BACK_DELIVERED => Self::WriteBackDelivered,
+            kind::WRITE_BACK_FAILED => Self::WriteBackFailed,
+            kind::WRITE_CONFLICT => Self::WriteConflict,
+            _ => Self::Updated,
+        }
+    }
+}
+
+/// One change of a contact, as `contactChanged` delivers it.
+pub struct ContactChange {
+    kind: ContactChangeKind,
+    event: Option<Arc<ChangeEvent>>,
+    skipped: u64,
+}
+
+impl ContactChange {
+    fn of(event: Arc<ChangeEvent>) -> Self {
+        Self {
+            kind: ContactChangeKind::of(&event.kind),
+            event: Some(event),
+            skipped: 0,
+        }
+    }
+
+    fn lagged(skipped: u64) -> Self {
+        Self {
+            kind: ContactChangeKind::Lagged,
+            event: None,
+            skipped,
+        }
+    }
+}
+
+#[Object]
+impl ContactChange {
+    /// What happened.
+    async fn kind(&self) -> ContactChangeKind {
+        self.kind
+    }
+
+    /// The contact's id (null for `LAGGED`).
+    async fn contact_id(&self) -> Option<ID> {
+        self.event.as_ref().map(|e| ID(e.contact_id.to_string()))
+    }
+
+    /// For `UPDATED`: the changed fields, as named in `ContactPatch` (`address.city`), or
+    /// `tags`; empty otherwise.
+    async fn changed_fields(&self) -> Vec<String> {
+        self.event
+            .as_ref()
+            .map(|e| e.changed_fields.clone())
+            .unwrap_or_default()
+    }
+
+    /// For `MERGED`: the contact it was merged into.
+    async fn survivor_id(&self) -> Option<ID> {
+        self.event
+            .as_ref()
+            .and_then(|e| e.survivor)
+            .map(|id| ID(id.to_string()))
+    }
+
+    /// When the change was made (null for `LAGGED`).
+    async fn at(&self) -> Option<Timestamp> {
+        self.event.as_ref().map(|e| Timestamp::from_millis(e.at))
+    }
+
+    /// The contact as it was read just after the change; null once deleted, and for
+    /// `LAGGED`.
+    async fn contact(&self) -> Option<Contact> {
+        self.event
+            .as_ref()
+            .and_then(|e| e.contact.as_ref())
+            .map(|c| Contact::new(c.as_ref().clone()))
+    }
+
+    /// For `LAGGED`: how many changes were dropped; 0 otherwise.
+    async fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
+/// Subscriptions open per API key (in this process), against their limits.
+pub struct SubscriptionSlots {
+    per_key: usize,
+    per_connection: usize,
+    open: Mutex<HashMap<Uuid, usize>>,
+}
+
+/// Subscriptions open on one WebSocket connection.
+#[derive(Default)]
+pub struct ConnectionSubscriptions(AtomicUsize);
+
+/// One open subscription, counted until dropped.
+struct Slot {
+    slots: Arc<SubscriptionSlots>,
+    key: Uuid,
+    connection: Option<Arc<ConnectionSubscriptions>>,
+}
+
+impl SubscriptionSlots {
+    /// At most `per_key` subscriptions per API key and `per_connection` per connection.
+    pub fn new(per_key: usize, per_connection: usize) -> Arc<Self> {
+        Arc::new(Self {
+            per_key,
+            per_connection,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn take(
+        self: &Arc<Self>,
+        key: Uuid,
+        connection: Option<Arc<ConnectionSubscriptions>>,
+    ) -> async_graphql::Result<Slot> {
+        let too_many = |what: &str, limit: usize| {
+            async_graphql::Error::new(format!(
+                "at most {limit} subscriptions may be open at once per {what}"
+            ))
+            .extend_with(|_, e| e.set("code", Code::TooManySubscriptions.as_str()))
+        };
+        if let Some(connection) = &connection {
+            let open = connection.0.fetch_add(1, Ordering::SeqCst);
+            if open >= self.per_connection {
+                connection.0.fetch_sub(1, Ordering::SeqCst);
+                return Err(too_many("connection", self.per_connection));
+            }
+        }
+        let mut open = self
+            .open
+            .lock()
+            .map_err(|_| "subscription slots poisoned")?;
+        let count = open.entry(key).or_default();
+        if *count >= self.per_key {
+            if let Some(connection) = &connection {
+                connection.0.fetch_sub(1, Ordering::SeqCst);
+            }
+            return Err(too_many("API key", self.per_key));
+        }
+        *count += 1;
+        Ok(Slot {
+            slots: self.clone(),
+            key,
+            connection,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(connection) = &self.connection {
+            connection.0.fetch_sub(1, Ordering::SeqCst);
+        }
+        if let Ok(mut open) = self.slots.open.lock()
+            && let Some(count) = open.get_mut(&self.key)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! GraphQL over WebSocket at `/graphql`, with the `graphql-transport-ws` protocol (what the
+//! `graphql-ws` client, Apollo Client and urql speak; async-graphql runs the protocol).
+//!
+//! The API key comes in `connection_init`'s payload (`{"authorization": "Bearer sk-..."}`)
+//! or, failing that, the upgrade request's `Authorization` header. A missing or bad key
+//! closes the socket with 4403 (Forbidden); a `subscribe` before the connection is
+//! acknowledged with 4401 (Unauthorized), as the protocol says. The server pings every
+//! `WS_PING_SECS`; a connection that sends nothing (not even a pong) for two of them is
+//! closed (4408).
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_graphql::Data;
+use async_graphql::http::{WebSocket as GraphqlWebSocket, WebSocketProtocols, WsMessage};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+
+use crate::auth::{AuthRejection, Principal};
+use crate::graphql::{ConnectionSubscriptions, Loaders};
+use crate::startup::AppState;
+
+/// The subprotocol served.
+pub const PROTOCOL: &str = "graphql-transport-ws";
+
+/// Close codes of `graphql-transport-ws`.
+mod close {
+    pub const UNAUTHORIZED: u16 = 4401;
+    pub const FORBIDDEN: u16 = 4403;
+    pub const TIMEOUT: u16 = 4408;
+}
+
+/// Upgrades `GET /graphql` to a `graphql-transport-ws` connection.
+pub fn upgrade(state: AppState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    upgrade
+        .protocols([PROTOCOL])
+        .on_upgrade(move |socket| serve(state, socket, authorization))
+}
+
+/// The key of a `connection_init` payload, else of the upgrade request.
+fn authorization_of(payload: &serde_json::Value, header: Option<String>) -> Option<String> {
+    payload
+        .get("authorization")
+        .or_else(|| payload.get("Authorization"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .or(header)
+}
+
+async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
+    let (mut sink, stream) = socket.split();
+    let last_heard = Arc::new(std::sync::Mutex::new(Instant::now()));
+    let heard = last_heard.clone();
+    let input = stream
+        .take_while(|message| {
+            futures::future::ready(!matches!(message, Ok(Message::Close(_)) | Err(_)))
+        })
+        .filter_map(move |message| {
+            if let Ok(mut at) = heard.lock() {
+                *at = Instant::now();
+            }
+            futures::future::ready(match message {
+                Ok(Message::Text(text)) => Some(text.as_str().as_bytes().to_vec()),
+                Ok(Message::Binary(bytes)) => Some(bytes.to_vec()),
+                _ => None,
+            })
+        });
+    let auth = state.auth.clone();
+    let db = state.db.clone();
+    let mut graphql =
+        GraphqlWebSocket::new(state.schema.clone(), input, WebSocketProtocols::GraphQLWS)
+            .on_connection_init(move |payload| async move {
+                let authorization = authorization_of(&payload, header);
+                let principal: Principal = match auth.verify(authorization.as_deref()).await {
+                    Ok(principal) => principal,
+                    Err(AuthRejection::Unauthenticated(reason)) => {
+                        return Err(async_graphql::Error::new(format!("Forbidden: {reason}")));
+                    }
+                    Err(_) => {
+                        return Err(async_graphql::Error::new(
+                            "Forbidden: the API key could not be checked; try again",
+                        ));
+                    }
+                };
+                let mut data = Data::default();
+                data.insert(Arc::new(Loaders::new(&db, principal.tenant)));
+                data.insert(Arc::new(ConnectionSubscriptions::default()));
+                data.insert(principal);
+                Ok(data)
+            })
+            .boxed();
+    // Operations that ended in an `error` message (no `complete` follows one).
+    let mut failed = std::collections::HashSet::new();
+    let period = state.ws_ping;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tokio::select! {
+            message = graphql.next() => match message {
+                Some(WsMessage::Text(text)) => {
+                    let Some(text) = as_protocol_says(text, &mut failed) else { continue };
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Some(WsMessage::Close(code, reason)) => {
+                    let code = match code {
+                        // async-graphql's codes for a refused init and a subscribe before it.
+                        1002 if reason.starts_with("Forbidden") => close::FORBIDDEN,
+                        1011 => close::UNAUTHORIZED,
+                        other => other,
+                    };
+                    let reason = if code == close::UNAUTHORIZED { "Unauthorized".to_string() } else { reason };
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    return;
+                }
+                None => return,
+            },
+            _ = ping.tick() => {
+                let idle = last_heard.lock().map(|at| at.elapsed()).unwrap_or_default();
+                if idle > period * 2 {
+                    let _ = sink.send(Message::Close(Some(CloseFrame {
+                        code: close::TIMEOUT,
+                        reason: "no answer to pings".into(),
+                    }))).await;
+                    return;
+                }
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// async-graphql sends an operation that fails before it runs (validation, a refused
+/// scope, a resolver error) as a `next` with `data: null` and then `complete`;
+/// `graphql-transport-ws` says `error` with the errors, and no `complete` after it.
+fn as_protocol_says(
+    text: String,
+    failed: &mut std::collections::HashSet<String>,
+) -> Option<String> {
+    let Ok(message) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Some(text);
+    };
+    let id = message["id"].as_str().unwrap_or_default().to_string();
+    match message["type"].as_str() {
+        Some("next")
+            if message["payload"]["data"].is_null()
+                && message["payload"]["errors"]
+                    .as_array()
+                    .is_some_and(|e| !e.is_empty()) =>
+        {
+            let error = serde_json::json!({
+                "id": id,
+                "type": "error",
+                "payload": message["payload"]["errors"],
+            });
+            failed.insert(id);
+            Some(error.to_string())
+        }
+        Some("complete") if failed.remove(&id) => None,
+        _ => Some(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operation_that_fails_is_an_error_without_complete() {
+        let mut failed = std::collections::HashSet::new();
+        let next =
+            r#"{"id":"1","type":"next","payload":{"data":null,"errors":[{"message":"no"}]}}"#;
+        let error: serde_json::Value =
+            serde_json::from_str(&as_protocol_says(next.into(), &mut failed).unwrap_or_default())
+                .unwrap_or_default();
+        assert_eq!(error["type"], "error");
+        assert_eq!(error["payload"][0]["message"], "no");
+        assert_eq!(
+            as_protocol_says(r#"{"id":"1","type":"complete"}"#.into(), &mut failed),
+            None
+        );
+        let data = r#"{"id":"2","type":"next","payload":{"data":{"x":1}}}"#;
+        assert_eq!(
+            as_protocol_says(data.into(), &mut failed).as_deref(),
+            Some(data)
+        );
+        let done = r#"{"id":"2","type":"complete"}"#;
+        assert_eq!(
+            as_protocol_says(done.into(), &mut failed).as_deref(),
+            Some(done)
+        );
+    }
+}

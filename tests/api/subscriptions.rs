@@ -1,0 +1,385 @@
+//! Subscriptions (issue 18) over real WebSockets with `graphql-transport-ws`: every kind of
+//! change reaches its tenant's subscribers in order and no other tenant's; filters apply to
+//! the changed contact; bad keys close the socket as the protocol says; a subscriber that
+//! falls behind gets `LAGGED`; a change made through one server process reaches a
+//! subscriber of another (PostgreSQL).
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::common::{TestApp, client_with_key, spawn_app, spawn_app_with, tenant_of};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const CHANGES: &str = "subscription($filter: ContactFilter) { contactChanged(filter: $filter) {
+    kind contactId changedFields survivorId at skipped contact { id lastName } } }";
+
+/// A `graphql-transport-ws` client.
+struct Subscriber {
+    socket: Socket,
+}
+
+impl Subscriber {
+    /// Opens a socket to `base_url` (no `connection_init` yet).
+    async fn open(base_url: &str) -> Self {
+        let url = format!("{}/graphql", base_url.replace("http://", "ws://"));
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        let (socket, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connected");
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "graphql-transport-ws"
+        );
+        Self { socket }
+    }
+
+    /// Opens a socket and initialises it with `key`; waits for `connection_ack`.
+    async fn connect(base_url: &str, key: &str) -> Self {
+        let mut subscriber = Self::open(base_url).await;
+        subscriber
+            .send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } }))
+            .await;
+        let ack = subscriber.message().await.expect("ack");
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        subscriber
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("sent");
+    }
+
+    async fn subscribe(&mut self, id: &str, filter: Value) {
+        self.send(json!({ "id": id, "type": "subscribe",
+            "payload": { "query": CHANGES, "variables": { "filter": filter } } }))
+            .await;
+    }
+
+    /// The next protocol message (pings answered), or `None` when the socket closes or
+    /// nothing comes within 5 s.
+    async fn message(&mut self) -> Option<Value> {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(5), self.socket.next())
+                .await
+                .ok()??
+                .ok()?;
+            match frame {
+                Message::Text(text) => return serde_json::from_str(&text).ok(),
+                Message::Close(_) => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// The next change delivered (the `contactChanged` of a `next` message).
+    async fn change(&mut self) -> Value {
+        let message = self.message().await.expect("a change");
+        assert_eq!(message["type"], "next", "{message}");
+        message["payload"]["data"]["contactChanged"].clone()
+    }
+
+    /// Nothing arrives within `wait`.
+    async fn quiet(&mut self, wait: Duration) {
+        if let Ok(Some(Ok(Message::Text(text)))) =
+            tokio::time::timeout(wait, self.socket.next()).await
+        {
+            panic!("unexpected message: {text}");
+        }
+    }
+
+    /// The close code the server ends the socket with.
+    async fn close_code(&mut self) -> u16 {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), self.socket.next()).await {
+                Ok(Some(Ok(Message::Close(Some(frame))))) => return frame.code.into(),
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("no close frame: {other:?}"),
+            }
+        }
+    }
+}
+
+async fn create(app: &TestApp, last_name: &str) -> String {
+    let data = app
+        .data(
+            "mutation($c: ContactPatch!) { createContact(input: { contact: $c }) { contact { id } } }",
+            json!({ "c": { "lastName": last_name } }),
+        )
+        .await;
+    data["createContact"]["contact"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
+async fn rename(app: &TestApp, id: &str, last_name: &str) {
+    app.data(
+        "mutation($id: ID!, $n: String) { updateContact(input: { id: $id, patch: { lastName: $n } }) { contact { id } } }",
+        json!({ "id": id, "n": last_name }),
+    )
+    .await;
+}
+
+/// A key of a second tenant of `app`'s database.
+async fn other_tenant_key(app: &TestApp) -> String {
+    use contact_gateway::auth::{Scope, api_keys};
+    use contact_gateway::tenancy::TenantId;
+    let other = api_keys::create_tenant(&app.db, "Other tenant")
+        .await
+        .expect("tenant");
+    api_keys::create_key(
+        &app.db,
+        TenantId(other.id),
+        &[Scope::ContactsRead, Scope::ContactsWrite],
+        None,
+        None,
+    )
+    .await
+    .expect("key")
+    .key
+}
+
+#[tokio::test]
+async fn each_change_reaches_its_tenant_s_subscribers_in_order_and_no_one_else() {
+    let app = spawn_app().await;
+    let other_key = other_tenant_key(&app).await;
+    let mut ours = Subscriber::connect(&app.base_url, &app.key).await;
+    ours.subscribe("1", Value::Null).await;
+    let mut theirs = Subscriber::connect(&app.base_url, &other_key).await;
+    theirs.subscribe("1", Value::Null).await;
+    // Give both subscriptions time to start before the first change.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let id = create(&app, "First").await;
+    let created = ours.change().await;
+    assert_eq!(created["kind"], "CREATED");
+    assert_eq!(created["contactId"], id);
+    assert_eq!(created["contact"]["lastName"], "First");
+
+    rename(&app, &id, "Second").await;
+    let updated = ours.change().await;
+    assert_eq!(updated["kind"], "UPDATED");
+    assert_eq!(updated["changedFields"], json!(["lastName"]));
+    assert_eq!(updated["contact"]["lastName"], "Second");
+
+    app.data(
+        "mutation($id: ID!) { deleteContact(input: { id: $id }) { deletedContactId } }",
+        json!({ "id": id }),
+    )
+    .await;
+    let deleted = ours.change().await;
+    assert_eq!(deleted["kind"], "DELETED");
+    assert_eq!(deleted["contactId"], id);
+    assert!(deleted["contact"].is_null());
+
+    // A rejected change emits nothing.
+    let refused = app
+        .graphql(
+            "mutation { createContact(input: { contact: { email: \"not an email\" } }) { contact { id } } }",
+            json!({}),
+        )
+        .await;
+    assert!(!refused["errors"].is_null());
+    ours.quiet(Duration::from_millis(300)).await;
+
+    // The other tenant saw none of it, and sees its own.
+    theirs.quiet(Duration::from_millis(100)).await;
+    let other = client_with_key(&other_key);
+    let response: Value = other
+        .post(format!("{}/graphql", app.base_url))
+        .json(&json!({ "query": "mutation { createContact(input: { contact: { lastName: \"Theirs\" } }) { contact { id } } }" }))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert!(response["errors"].is_null(), "{response}");
+    assert_eq!(theirs.change().await["contact"]["lastName"], "Theirs");
+    ours.quiet(Duration::from_millis(300)).await;
+    assert_ne!(tenant_of(&app).await.0.to_string(), "");
+}
+
+#[tokio::test]
+async fn a_filter_applies_to_the_contact_after_its_change() {
+    let app = spawn_app().await;
+    let mut subscriber = Subscriber::connect(&app.base_url, &app.key).await;
+    subscriber
+        .subscribe("f", json!({ "search": "wanted" }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let other = create(&app, "Unrelated").await;
+    let id = create(&app, "Wanted").await;
+    assert_eq!(subscriber.change().await["contactId"], id);
+    rename(&app, &other, "Also Wanted").await;
+    let renamed = subscriber.change().await;
+    assert_eq!(renamed["contactId"], other);
+    assert_eq!(renamed["kind"], "UPDATED");
+    // No longer matching after the change: not delivered.
+    rename(&app, &id, "Elsewhere").await;
+    subscriber.quiet(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_missing_or_bad_key_closes_the_socket_as_the_protocol_says() {
+    let app = spawn_app().await;
+    let mut bad = Subscriber::open(&app.base_url).await;
+    bad.send(json!({ "type": "connection_init", "payload": { "authorization": "Bearer sk-not-a-real-key-at-all" } }))
+        .await;
+    assert_eq!(bad.close_code().await, 4403);
+
+    let mut missing = Subscriber::open(&app.base_url).await;
+    missing
+        .send(json!({ "type": "connection_init", "payload": {} }))
+        .await;
+    assert_eq!(missing.close_code().await, 4403);
+
+    let mut early = Subscriber::open(&app.base_url).await;
+    early.subscribe("1", Value::Null).await;
+    assert_eq!(early.close_code().await, 4401);
+}
+
+#[tokio::test]
+async fn a_key_without_contacts_read_may_not_subscribe() {
+    use contact_gateway::auth::{Scope, api_keys};
+    let app = spawn_app().await;
+    let key = api_keys::create_key(
+        &app.db,
+        tenant_of(&app).await,
+        &[Scope::SourcesManage],
+        None,
+        None,
+    )
+    .await
+    .expect("key");
+    let mut subscriber = Subscriber::connect(&app.base_url, &key.key).await;
+    subscriber.subscribe("1", Value::Null).await;
+    let error = subscriber.message().await.expect("error");
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["payload"][0]["extensions"]["code"], "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn subscriptions_past_the_limit_per_connection_are_refused() {
+    let app = spawn_app_with(|c| c.limits.max_subscriptions_per_connection = 2).await;
+    let mut subscriber = Subscriber::connect(&app.base_url, &app.key).await;
+    for id in ["1", "2", "3"] {
+        subscriber.subscribe(id, Value::Null).await;
+    }
+    // The three start in no set order: one of them is refused.
+    let error = subscriber.message().await.expect("error");
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(
+        error["payload"][0]["extensions"]["code"],
+        "TOO_MANY_SUBSCRIPTIONS"
+    );
+    let mut open: Vec<String> = ["1", "2", "3"]
+        .into_iter()
+        .filter(|id| error["id"] != *id)
+        .map(str::to_string)
+        .collect();
+    // Completing one frees its place.
+    let completed = open.remove(0);
+    subscriber
+        .send(json!({ "id": completed, "type": "complete" }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    subscriber.subscribe("4", Value::Null).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    create(&app, "Counted").await;
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        let message = subscriber.message().await.expect("next");
+        if message["type"] == "complete" {
+            assert_eq!(message["id"], completed.as_str()); // the answer to completing it
+            continue;
+        }
+        assert_eq!(message["type"], "next", "{message}");
+        ids.push(message["id"].as_str().unwrap_or_default().to_string());
+    }
+    ids.sort();
+    open.push("4".to_string());
+    assert_eq!(ids, open);
+}
+
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_is_told_and_continues() {
+    let app = spawn_app_with(|c| c.limits.subscription_buffer = 4).await;
+    let mut subscriber = Subscriber::connect(&app.base_url, &app.key).await;
+    subscriber.subscribe("1", Value::Null).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Twenty contacts in one transaction: read and broadcast at once, past the buffer.
+    let payload = json!(
+        (0..20)
+            .map(|i| json!({
+        "id": format!("c{i}"), "firstName": "Bulk", "lastName": format!("Person {i}"),
+        "email": format!("bulk{i}@example.com") }))
+            .collect::<Vec<_>>()
+    );
+    let summary = crate::common::import(
+        &app,
+        &crate::common::options(
+            tenant_of(&app).await,
+            contact_gateway::sources::Format::AccountContacts,
+            Some("Bulk account"),
+        ),
+        payload.to_string().as_bytes(),
+    )
+    .await
+    .expect("import");
+    assert_eq!(summary.created, 20, "{summary:?}");
+    let lagged = subscriber.change().await;
+    assert_eq!(lagged["kind"], "LAGGED", "{lagged}");
+    assert!(
+        lagged["skipped"].as_u64().is_some_and(|n| n >= 16),
+        "{lagged}"
+    );
+    // The rest of the buffer follows, then new changes as usual.
+    let mut rest = 0;
+    loop {
+        let change = subscriber.change().await;
+        if change["contact"]["lastName"] == "After" {
+            break;
+        }
+        assert_eq!(change["kind"], "CREATED");
+        rest += 1;
+        if rest == 4 {
+            create(&app, "After").await;
+        }
+    }
+    assert_eq!(rest, 4);
+}
+
+#[tokio::test]
+async fn a_change_through_one_server_process_reaches_a_subscriber_of_another() {
+    let app = spawn_app().await;
+    if app.db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        // Across processes, events travel through PostgreSQL; SQLite serves one process.
+        return;
+    }
+    let (_server, base_url) = crate::sources::ServerProcess::serve(&app).await;
+    let mut subscriber = Subscriber::connect(&base_url, &app.key).await;
+    subscriber.subscribe("1", Value::Null).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let id = create(&app, "Across").await;
+    let change = subscriber.change().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(change["contactId"], id);
+    assert_eq!(change["contact"]["lastName"], "Across");
+}
