@@ -113,6 +113,30 @@ pub struct SyncConfig {
     /// Attempts of a write-back before it is FAILED.
     #[arg(long, env = "WRITE_BACK_MAX_ATTEMPTS", default_value_t = 10)]
     pub write_back_max_attempts: i32,
+
+    /// Do not deliver webhooks in this process (another process on the database does;
+    /// deliveries are still queued).
+    #[arg(long, env = "NO_WEBHOOK_DELIVERY")]
+    pub no_webhook_delivery: bool,
+
+    /// How often the webhook worker looks for due deliveries when it found none
+    /// (milliseconds).
+    #[arg(long, env = "WEBHOOK_POLL_MS", default_value_t = 500)]
+    pub webhook_poll_ms: u64,
+
+    /// The wait after a delivery's first failed attempt (milliseconds); it doubles after
+    /// each further one, up to an hour.
+    #[arg(long, env = "WEBHOOK_BACKOFF_MS", default_value_t = 5_000)]
+    pub webhook_backoff_ms: i64,
+
+    /// How long a webhook may fail every delivery before it is disabled (seconds; 3 days).
+    #[arg(long, env = "WEBHOOK_DISABLE_AFTER_SECS", default_value_t = 259_200)]
+    pub webhook_disable_after_secs: i64,
+
+    /// Let webhooks point to loopback, private and link-local addresses in production
+    /// (outside production they always may).
+    #[arg(long, env = "WEBHOOKS_ALLOW_PRIVATE_NETWORKS")]
+    pub webhooks_allow_private_networks: bool,
 }
 
 impl Default for SyncConfig {
@@ -129,6 +153,11 @@ impl Default for SyncConfig {
             write_back_lease_ms: 120_000,
             write_back_retention_days: 30,
             write_back_max_attempts: 10,
+            no_webhook_delivery: false,
+            webhook_poll_ms: 500,
+            webhook_backoff_ms: 5_000,
+            webhook_disable_after_secs: 259_200,
+            webhooks_allow_private_networks: false,
         }
     }
 }

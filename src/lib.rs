@@ -33,6 +33,7 @@ pub mod startup;
 pub mod tags;
 pub mod tenancy;
 pub mod time;
+pub mod webhooks;
 pub mod write_back;
 
 pub use error::{Error, Result};

@@ -13,14 +13,15 @@ use crate::config::Limits;
 use crate::config::{Config, ConnectionLimits};
 use crate::contacts::WriteSettings;
 use crate::events::feed::Feed;
-use crate::graphql::{AppSchema, SubscriptionSlots, build_schema};
+use crate::graphql::{AppSchema, Services, SubscriptionSlots, build_schema};
 use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
 use crate::sources::config::SourcesFile;
 use crate::sources::sync::Syncer;
 use crate::sources::{catalog, scheduler};
+use crate::webhooks::store::UrlPolicy;
 use crate::write_back::outcomes::RetryPolicy;
-use crate::{db, demo, http, write_back};
+use crate::{db, demo, http, webhooks, write_back};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -62,6 +63,8 @@ pub struct Application {
     scheduler_poll: Option<Duration>,
     /// The write-back delivery worker; `None`: not in this process.
     write_back: Option<Arc<write_back::worker::Worker>>,
+    /// The webhook delivery worker; `None`: not in this process.
+    webhooks: Option<Arc<webhooks::worker::Worker>>,
     /// Cancelled when the server stops: background work (delivery, the change feed) ends.
     stopping: CancellationToken,
 }
@@ -126,6 +129,20 @@ impl Application {
                 ),
             })
         });
+        let webhook_urls = UrlPolicy {
+            allow_private_networks: !production || config.sync.webhooks_allow_private_networks,
+        };
+        let webhooks = (!config.sync.no_webhook_delivery).then(|| {
+            Arc::new(webhooks::worker::Worker {
+                db: db.clone(),
+                client: webhook_client(webhook_urls),
+                key: syncer.key.clone(),
+                poll: Duration::from_millis(config.sync.webhook_poll_ms.max(10)),
+                lease: Duration::from_secs(30),
+                backoff_ms: config.sync.webhook_backoff_ms.max(1),
+                disable_after_ms: config.sync.webhook_disable_after_secs.max(0) * 1000,
+            })
+        });
         let stopping = CancellationToken::new();
         let feed = Feed::start(
             db.clone(),
@@ -142,9 +159,12 @@ impl Application {
                 settings,
                 limits,
                 production,
-                syncer.clone(),
-                feed,
-                slots,
+                Services {
+                    syncer: syncer.clone(),
+                    feed,
+                    slots,
+                    webhook_urls,
+                },
             ),
             ws_ping: Duration::from_secs(config.limits.ws_ping_secs.max(1)),
             auth: Authenticator::new(db.clone(), Duration::from_secs(config.key_cache_secs)),
@@ -168,6 +188,7 @@ impl Application {
             scheduler_poll: (!config.sync.no_scheduler)
                 .then(|| Duration::from_millis(config.sync.sync_poll_ms.max(10))),
             write_back,
+            webhooks,
             stopping,
         })
     }
@@ -209,6 +230,10 @@ impl Application {
             .write_back
             .clone()
             .map(|worker| tokio::spawn(worker.run(stopping.clone())));
+        let sending = self
+            .webhooks
+            .clone()
+            .map(|worker| tokio::spawn(worker.run(stopping.clone())));
         let auth = self.state.auth.clone();
         let flusher = tokio::spawn({
             let auth = auth.clone();
@@ -239,6 +264,9 @@ impl Application {
         if let Some(delivering) = delivering {
             let _ = delivering.await;
         }
+        if let Some(sending) = sending {
+            let _ = sending.await;
+        }
         self.syncer.shut_down().await;
         if let Some(scheduler) = scheduler {
             let _ = scheduler.await;
@@ -268,4 +296,16 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+}
+
+/// The client webhooks are sent with: no redirects, public addresses only unless `policy`
+/// allows private networks (checked on every resolution).
+fn webhook_client(policy: UrlPolicy) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("contact-gateway/", env!("CARGO_PKG_VERSION")));
+    if !policy.allow_private_networks {
+        builder = builder.dns_resolver(Arc::new(crate::sources::network::PublicOnly));
+    }
+    builder.build().unwrap_or_default()
 }

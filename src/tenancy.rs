@@ -38,7 +38,15 @@ macro_rules! tenant_entity {
     )*};
 }
 
-tenant_entity!(contact, account, business, tag, source);
+tenant_entity!(
+    contact,
+    account,
+    business,
+    tag,
+    source,
+    webhook,
+    webhook_delivery
+);
 
 /// The tenant's rows of `E` with the given ids, in one statement; ids of other tenants
 /// and unknown ids are simply absent.

@@ -29,6 +29,8 @@ pub mod source_state;
 pub mod sync_run;
 pub mod tag;
 pub mod tenant;
+pub mod webhook;
+pub mod webhook_delivery;
 pub mod write_back;
 pub mod write_conflict;
 
@@ -50,6 +52,8 @@ pub mod prelude {
     pub use super::sync_run::Entity as SyncRun;
     pub use super::tag::Entity as Tag;
     pub use super::tenant::Entity as Tenant;
+    pub use super::webhook::Entity as Webhook;
+    pub use super::webhook_delivery::Entity as WebhookDelivery;
     pub use super::write_back::Entity as WriteBack;
     pub use super::write_conflict::Entity as WriteConflict;
 }

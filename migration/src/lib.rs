@@ -22,6 +22,7 @@ mod m20261130_000012_deletions;
 mod m20261130_000013_archived_contacts_index;
 mod m20261130_000014_write_backs;
 mod m20261130_000015_contact_events;
+mod m20261130_000016_webhooks;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000013_archived_contacts_index::Migration),
             Box::new(m20261130_000014_write_backs::Migration),
             Box::new(m20261130_000015_contact_events::Migration),
+            Box::new(m20261130_000016_webhooks::Migration),
         ]
     }
 }

@@ -30,6 +30,8 @@ pub enum Scope {
     ContactsWrite,
     /// Reading, changing and running the tenant's sources (vendor APIs).
     SourcesManage,
+    /// Reading and changing the tenant's webhooks.
+    WebhooksManage,
 }
 
 impl Scope {
@@ -39,6 +41,7 @@ impl Scope {
             Scope::ContactsRead => "contacts:read",
             Scope::ContactsWrite => "contacts:write",
             Scope::SourcesManage => "sources:manage",
+            Scope::WebhooksManage => "webhooks:manage",
         }
     }
 }
@@ -57,8 +60,9 @@ impl FromStr for Scope {
             "contacts:read" => Ok(Scope::ContactsRead),
             "contacts:write" => Ok(Scope::ContactsWrite),
             "sources:manage" => Ok(Scope::SourcesManage),
+            "webhooks:manage" => Ok(Scope::WebhooksManage),
             other => Err(format!(
-                "unknown scope {other:?}: use contacts:read, contacts:write and/or sources:manage"
+                "unknown scope {other:?}: use contacts:read, contacts:write, sources:manage and/or webhooks:manage"
             )),
         }
     }
@@ -225,6 +229,7 @@ pub async fn fresh_demo_key(db: &DatabaseConnection, tenant: TenantId) -> Result
             Scope::ContactsRead,
             Scope::ContactsWrite,
             Scope::SourcesManage,
+            Scope::WebhooksManage,
         ],
         Some(DEMO_KEY_NAME.to_string()),
         None,

@@ -147,11 +147,16 @@ async fn write_contact_queueing(
         .filter(contact::Column::Id.eq(current.id))
         .filter(contact::Column::TenantId.eq(current.tenant_id))
         .filter(contact::Column::UpdatedAt.eq(current.updated_at));
-    // The change's event and its queued write-backs ride with the UPDATE.
-    let mut inserts = vec![(
-        events::insert_statement(vec![events::updated(current, &updated)]),
-        1,
-    )];
+    // The change's event, its webhook deliveries and its queued write-backs ride with the
+    // UPDATE.
+    let event = events::updated(current, &updated);
+    let deliveries =
+        crate::webhooks::fan_out::deliveries(txn, std::slice::from_ref(&event)).await?;
+    let mut inserts = vec![(events::insert_statement(vec![event]), 1)];
+    if !deliveries.is_empty() {
+        let rows = deliveries.len() as u64;
+        inserts.push((crate::webhooks::fan_out::insert_statement(deliveries), rows));
+    }
     if !queued.is_empty() {
         let rows = queued.len() as u64;
         inserts.push((outbox::insert_statement(queued), rows));
@@ -547,7 +552,13 @@ async fn touch(txn: &DatabaseTransaction, current: contact::Model) -> Result<con
         .filter(contact::Column::TenantId.eq(current.tenant_id));
     let mut event = events::updated(&current, &updated);
     event.changed_fields = Some(serde_json::json!(["tags"]).to_string());
-    let inserts = vec![(events::insert_statement(vec![event]), 1)];
+    let deliveries =
+        crate::webhooks::fan_out::deliveries(txn, std::slice::from_ref(&event)).await?;
+    let mut inserts = vec![(events::insert_statement(vec![event]), 1)];
+    if !deliveries.is_empty() {
+        let rows = deliveries.len() as u64;
+        inserts.push((crate::webhooks::fan_out::insert_statement(deliveries), rows));
+    }
     crate::db::insert_then_update(txn, inserts, update.into_query()).await?;
     events::feed::written();
     Ok(updated)

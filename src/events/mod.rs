@@ -106,6 +106,8 @@ pub async fn record(txn: &impl ConnectionTrait, events: Vec<contact_event::Model
     if events.is_empty() {
         return Ok(());
     }
+    let deliveries = crate::webhooks::fan_out::deliveries(txn, &events).await?;
+    crate::webhooks::fan_out::queue(txn, deliveries).await?;
     for chunk in events.chunks(1_000) {
         EventRow::insert_many(chunk.iter().cloned().map(active))
             .exec_without_returning(txn)

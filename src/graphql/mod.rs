@@ -23,6 +23,7 @@ mod source;
 mod source_mutations;
 pub mod subscription;
 mod tag;
+mod webhook;
 mod write_back;
 
 use std::sync::Arc;
@@ -48,6 +49,16 @@ use crate::contacts::WriteSettings;
 use crate::events::feed::Feed;
 use crate::sources::sync::Syncer;
 use crate::tenancy::TenantId;
+use crate::webhooks::store::UrlPolicy;
+
+/// What resolvers share beside the pool: the sources' syncer, the change feed, the
+/// subscription limits and which webhook URLs are allowed.
+pub struct Services {
+    pub syncer: Arc<Syncer>,
+    pub feed: Arc<Feed>,
+    pub slots: Arc<SubscriptionSlots>,
+    pub webhook_urls: UrlPolicy,
+}
 
 /// The schema served at `/graphql`.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -60,10 +71,14 @@ pub fn build_schema(
     settings: WriteSettings,
     limits: Limits,
     production: bool,
-    syncer: Arc<Syncer>,
-    feed: Arc<Feed>,
-    slots: Arc<SubscriptionSlots>,
+    services: Services,
 ) -> AppSchema {
+    let Services {
+        syncer,
+        feed,
+        slots,
+        webhook_urls,
+    } = services;
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
@@ -72,6 +87,7 @@ pub fn build_schema(
     .data(db)
     .data(feed)
     .data(slots)
+    .data(webhook_urls)
     .data(syncer)
     .data(settings)
     // The exact per-operation depth limits are checked by `QueryLimits` (introspection may

@@ -20,6 +20,7 @@ pub struct MutationRoot(
     super::duplicate::DuplicateMutations,
     super::source_mutations::SourceMutations,
     super::write_back::WriteBackMutations,
+    super::webhook::WebhookMutations,
 );
 
 /// Contact mutations.

@@ -27,6 +27,7 @@ pub struct QueryRoot(
     super::source::SourceQueries,
     super::duplicate::DuplicateQueries,
     super::write_back::WriteBackQueries,
+    super::webhook::WebhookQueries,
 );
 
 /// Reading contacts, accounts, businesses and tags.

@@ -1,5 +1,6 @@
 //! Scope checks in one place: queries need `contacts:read`, mutations `contacts:write`,
-//! and the root fields over sources ([`SOURCE_FIELDS`]) `sources:manage` instead.
+//! the root fields over sources ([`SOURCE_FIELDS`]) `sources:manage` instead, and those
+//! over webhooks ([`WEBHOOK_FIELDS`]) `webhooks:manage`.
 use crate::code::Code;
 use std::sync::Arc;
 
@@ -45,6 +46,8 @@ impl Extension for RequireScopes {
                 &mut |name| {
                     let scope = if SOURCE_FIELDS.contains(&name) {
                         Scope::SourcesManage
+                    } else if WEBHOOK_FIELDS.contains(&name) {
+                        Scope::WebhooksManage
                     } else {
                         general
                     };
@@ -68,6 +71,16 @@ impl Extension for RequireScopes {
         Ok(document)
     }
 }
+
+/// Root fields over the tenant's webhooks: they need `webhooks:manage`.
+pub const WEBHOOK_FIELDS: [&str; 6] = [
+    "webhooks",
+    "createWebhook",
+    "updateWebhook",
+    "deleteWebhook",
+    "rotateWebhookSecret",
+    "redeliverWebhookDelivery",
+];
 
 /// Root fields that read, change or run the tenant's sources: they need `sources:manage`
 /// (and not `contacts:*`).

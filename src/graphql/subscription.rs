@@ -157,7 +157,8 @@ pub enum ContactChangeKind {
 }
 
 impl ContactChangeKind {
-    fn of(kind: &str) -> Self {
+    /// The stored kind ([`kind`]) as this enum.
+    pub fn of(kind: &str) -> Self {
         match kind {
             kind::CREATED => Self::Created,
             kind::DELETED => Self::Deleted,
@@ -168,6 +169,22 @@ impl ContactChangeKind {
             kind::WRITE_BACK_FAILED => Self::WriteBackFailed,
             kind::WRITE_CONFLICT => Self::WriteConflict,
             _ => Self::Updated,
+        }
+    }
+
+    /// The stored kind ([`kind`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => kind::CREATED,
+            Self::Updated => kind::UPDATED,
+            Self::Deleted => kind::DELETED,
+            Self::Archived => kind::ARCHIVED,
+            Self::Restored => kind::RESTORED,
+            Self::Merged => kind::MERGED,
+            Self::WriteBackDelivered => kind::WRITE_BACK_DELIVERED,
+            Self::WriteBackFailed => kind::WRITE_BACK_FAILED,
+            Self::WriteConflict => kind::WRITE_CONFLICT,
+            Self::Lagged => "LAGGED",
         }
     }
 }

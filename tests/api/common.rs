@@ -109,6 +109,10 @@ pub fn test_config(database_url: &str) -> Config {
             // No write-back worker unless a test turns it on (its polling would count in
             // the tests' statement counts).
             no_write_back: true,
+            // Nor a webhook worker.
+            no_webhook_delivery: true,
+            webhook_poll_ms: 20,
+            webhook_backoff_ms: 50,
             write_back_poll_ms: 20,
             write_back_backoff_ms: 100,
             // The stand-in vendors listen on 127.0.0.1.

@@ -25,4 +25,5 @@ mod sync;
 mod sync_runs;
 mod vendor_input;
 mod vendors;
+mod webhooks;
 mod write_back;
