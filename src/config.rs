@@ -133,6 +133,10 @@ pub struct SyncConfig {
     #[arg(long, env = "WEBHOOK_DISABLE_AFTER_SECS", default_value_t = 259_200)]
     pub webhook_disable_after_secs: i64,
 
+    /// How long delivered webhook deliveries are kept in the delivery log (days).
+    #[arg(long, env = "WEBHOOK_RETENTION_DAYS", default_value_t = 30)]
+    pub webhook_retention_days: u32,
+
     /// Let webhooks point to loopback, private and link-local addresses in production
     /// (outside production they always may).
     #[arg(long, env = "WEBHOOKS_ALLOW_PRIVATE_NETWORKS")]
@@ -157,6 +161,7 @@ impl Default for SyncConfig {
             webhook_poll_ms: 500,
             webhook_backoff_ms: 5_000,
             webhook_disable_after_secs: 259_200,
+            webhook_retention_days: 30,
             webhooks_allow_private_networks: false,
         }
     }

@@ -141,6 +141,9 @@ impl Application {
                 lease: Duration::from_secs(30),
                 backoff_ms: config.sync.webhook_backoff_ms.max(1),
                 disable_after_ms: config.sync.webhook_disable_after_secs.max(0) * 1000,
+                retention: Duration::from_secs(
+                    u64::from(config.sync.webhook_retention_days) * 24 * 60 * 60,
+                ),
             })
         });
         let stopping = CancellationToken::new();

@@ -131,6 +131,12 @@ impl MigrationTrait for Migration {
              (webhook_id, contact_id, state, id)",
         )
         .await?;
+        // Delivered deliveries by age, for their removal after the retention.
+        db.execute_unprepared(
+            "CREATE INDEX idx_webhook_deliveries_delivered ON webhook_deliveries (delivered_at) \
+             WHERE state = 'DELIVERED'",
+        )
+        .await?;
         // The delivery log of a webhook, newest first (`Webhook.deliveries`).
         db.execute_unprepared(
             "CREATE INDEX idx_webhook_deliveries_log ON webhook_deliveries (webhook_id, created_at, id)",

@@ -344,6 +344,30 @@ pub async fn redeliver(
     })
 }
 
+/// Removes change events recorded before `events_before` (the feed's readers only read new
+/// ones) and deliveries delivered before `delivered_before` (milliseconds); returns how
+/// many of each.
+pub async fn purge(
+    db: &DatabaseConnection,
+    events_before: i64,
+    delivered_before: i64,
+) -> Result<(u64, u64)> {
+    use entity::contact_event;
+    use entity::prelude::ContactEvent;
+    let events = ContactEvent::delete_many()
+        .filter(contact_event::Column::CreatedAt.lt(events_before))
+        .exec(db)
+        .await?
+        .rows_affected;
+    let deliveries = WebhookDelivery::delete_many()
+        .filter(webhook_delivery::Column::State.eq(state::DELIVERED))
+        .filter(webhook_delivery::Column::DeliveredAt.lt(delivered_before))
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok((events, deliveries))
+}
+
 /// The delivery log of the tenant's webhook `webhook`, newest first.
 pub async fn log(
     db: &DatabaseConnection,

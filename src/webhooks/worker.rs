@@ -28,12 +28,31 @@ pub struct Worker {
     pub backoff_ms: i64,
     /// How long a webhook may fail before it is disabled, in milliseconds (3 days).
     pub disable_after_ms: i64,
+    /// How long delivered deliveries are kept (the change events: a day).
+    pub retention: Duration,
 }
+
+/// How often old events and delivered deliveries are removed.
+const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// How long change events are kept.
+pub const EVENT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl Worker {
     /// Delivers until `stop` is cancelled.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut purged: Option<std::time::Instant> = None;
         loop {
+            if purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+                purged = Some(std::time::Instant::now());
+                let now = now_millis();
+                let events_before = now - EVENT_RETENTION.as_millis() as i64;
+                let delivered_before = now - self.retention.as_millis() as i64;
+                if let Err(error) = delivery::purge(&self.db, events_before, delivered_before).await
+                {
+                    tracing::warn!(?error, "removing old change events and deliveries failed");
+                }
+            }
             let busy = match self.deliver_once().await {
                 Ok(sent) => sent > 0,
                 Err(error) => {

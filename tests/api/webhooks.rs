@@ -347,3 +347,23 @@ async fn in_production_a_url_on_a_private_network_is_refused_unless_allowed() {
     assert!(response["errors"].is_null(), "{response}");
     assert!(tenant_of(&app).await.0 != uuid::Uuid::nil());
 }
+
+#[tokio::test]
+async fn old_events_and_delivered_deliveries_are_removed() {
+    use contact_gateway::webhooks::delivery::purge;
+    let app = delivering(|_| {}).await;
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    let (webhook, _) = create_webhook(&app, &url, Value::Null).await;
+    create_contact(&app, "Kept a while").await;
+    receiver.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(deliveries(&app, &webhook).await.len(), 1);
+    // Cut-offs in the past keep everything; in the future remove what is old enough.
+    assert_eq!(purge(&app.db, 0, 0).await.expect("purge"), (0, 0));
+    let far = contact_gateway::time::now_millis() + 60_000;
+    let (events, delivered) = purge(&app.db, far, far).await.expect("purge");
+    assert!(events >= 1);
+    assert_eq!(delivered, 1);
+    assert!(deliveries(&app, &webhook).await.is_empty());
+}
