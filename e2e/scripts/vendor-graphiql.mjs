@@ -1,7 +1,8 @@
-// Copies GraphiQL and React from node_modules into assets/graphiql/, which the server embeds
-// (so GraphiQL works with no internet). Run after changing their versions in package.json:
+// Copies GraphiQL, React and the graphql-ws client (GraphiQL's subscriptions over WebSocket)
+// from node_modules into assets/graphiql/, which the server embeds (so GraphiQL works with no
+// internet). Run after changing their versions in package.json:
 //   cd e2e && npm ci && npm run vendor-graphiql
-import { copyFileSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,17 +16,21 @@ const files = [
   ['graphiql/graphiql.min.css', 'graphiql.min.css'],
   ['react/umd/react.production.min.js', 'react.production.min.js'],
   ['react-dom/umd/react-dom.production.min.js', 'react-dom.production.min.js'],
+  ['graphql-ws/umd/graphql-ws.min.js', 'graphql-ws.min.js'],
 ];
 for (const [from, to] of files) {
   // Source-map comments would make browsers ask for maps the server does not have.
   const text = readFileSync(join(modules, from), 'utf8').replace(/\n\/\/# sourceMappingURL=.*$/m, '\n');
   writeFileSync(join(target, to), text);
 }
-for (const name of ['graphiql', 'react', 'react-dom']) {
-  copyFileSync(join(modules, name, 'LICENSE'), join(target, `LICENSE-${name}`));
+const packages = ['graphiql', 'react', 'react-dom', 'graphql-ws'];
+for (const name of packages) {
+  // graphql-ws names its licence LICENSE.md.
+  const licence = ['LICENSE', 'LICENSE.md'].map((file) => join(modules, name, file)).find(existsSync);
+  copyFileSync(licence, join(target, `LICENSE-${name}`));
 }
 const versions = Object.fromEntries(
-  ['graphiql', 'react', 'react-dom'].map((n) => [n, JSON.parse(readFileSync(join(modules, n, 'package.json'), 'utf8')).version]),
+  packages.map((n) => [n, JSON.parse(readFileSync(join(modules, n, 'package.json'), 'utf8')).version]),
 );
 writeFileSync(join(target, 'VERSIONS.json'), JSON.stringify(versions, null, 2) + '\n');
 console.log('vendored', versions, 'into', target);

@@ -11,14 +11,19 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const binary = process.env.CONTACT_GATEWAY_BIN ?? join(root, 'target', 'debug', 'contact-gateway');
 export const schemaFile = join(root, 'schema.graphql');
 
-/** A running server: its base URL, the GraphQL endpoint, the demo key and `stop()`. */
-export async function startServer() {
+/**
+ * A running server: its base URL, the GraphQL endpoint, the demo key and `stop()`.
+ * `options.env` adds (or overrides) environment variables of the server, e.g.
+ * `{ WEBHOOK_POLL_MS: '50' }`.
+ */
+export async function startServer({ env = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'cg-e2e-'));
   const child = spawn(binary, ['serve', '--listen', '127.0.0.1:0'], {
     env: {
       ...process.env,
       DATABASE_URL: `sqlite://${join(dir, 'e2e.db')}?mode=rwc`,
       RUST_LOG: process.env.RUST_LOG ?? 'warn',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -1,6 +1,7 @@
-//! GraphiQL, served from the binary itself: its assets (GraphiQL 3 and React 18, vendored into
-//! `assets/graphiql/` by `e2e/scripts/vendor-graphiql.mjs`) are embedded at build time, so the
-//! page works on a network without internet.
+//! GraphiQL, served from the binary itself: its assets (GraphiQL 3, React 18 and the
+//! `graphql-ws` client that runs subscriptions over WebSocket, vendored into `assets/graphiql/`
+//! by `e2e/scripts/vendor-graphiql.mjs`) are embedded at build time, so the page works on a
+//! network without internet.
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -34,6 +35,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "react-dom.production.min.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
+    ),
+    (
+        "graphql-ws.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/graphiql/graphql-ws.min.js"),
     ),
 ];
 

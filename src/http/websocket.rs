@@ -15,11 +15,14 @@ use async_graphql::http::{WebSocket as GraphqlWebSocket, WebSocketProtocols, WsM
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 
 use crate::auth::{AuthRejection, Principal};
 use crate::graphql::{ConnectionSubscriptions, Loaders};
 use crate::startup::AppState;
+
+/// Most messages written at once.
+const BURST: usize = 64;
 
 /// The subprotocol served.
 pub const PROTOCOL: &str = "graphql-transport-ws";
@@ -37,8 +40,19 @@ pub fn upgrade(state: AppState, headers: &HeaderMap, upgrade: WebSocketUpgrade) 
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // A client sends small messages (a query is at most MAX_QUERY_BYTES): small buffers
+    // keep 1,000 idle connections in a few MiB, and a large message is refused.
+    let largest = state
+        .limits
+        .max_query_bytes
+        .saturating_mul(2)
+        .max(16 * 1024);
     upgrade
         .protocols([PROTOCOL])
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_message_size(largest)
+        .max_frame_size(largest)
         .on_upgrade(move |socket| serve(state, socket, authorization))
 }
 
@@ -96,14 +110,41 @@ async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
             .boxed();
     // Operations that ended in an `error` message (no `complete` follows one).
     let mut failed = std::collections::HashSet::new();
+    let mut pending_close: Option<(u16, String)> = None;
     let period = state.ws_ping;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tokio::select! {
             message = graphql.next() => match message {
                 Some(WsMessage::Text(text)) => {
-                    let Some(text) = as_protocol_says(text, &mut failed) else { continue };
-                    if sink.send(Message::Text(text.into())).await.is_err() {
+                    // Messages that are ready together go out in one write (a burst of
+                    // changes is not one system call each).
+                    let mut ready = vec![text];
+                    while ready.len() < BURST {
+                        match graphql.next().now_or_never() {
+                            Some(Some(WsMessage::Text(text))) => ready.push(text),
+                            Some(Some(WsMessage::Close(code, reason))) => {
+                                pending_close = Some((code, reason));
+                                break;
+                            }
+                            Some(None) => {
+                                pending_close = Some((1000, String::new()));
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    for text in ready {
+                        let Some(text) = as_protocol_says(text, &mut failed) else { continue };
+                        if sink.feed(Message::Text(text.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    if sink.flush().await.is_err() {
+                        return;
+                    }
+                    if let Some((code, reason)) = pending_close.take() {
+                        let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
                         return;
                     }
                 }
@@ -118,7 +159,11 @@ async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
                     let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
                     return;
                 }
-                None => return,
+                None => {
+                    // The client closed (or stopped): answer its close handshake.
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
+                    return;
+                }
             },
             _ = ping.tick() => {
                 let idle = last_heard.lock().map(|at| at.elapsed()).unwrap_or_default();

@@ -1,0 +1,341 @@
+//! Subscription benchmark: `contact-gateway serve` in a process of its own, subscribers over
+//! real WebSockets (`graphql-transport-ws`), one API key with its limit raised.
+//!
+//! 1. Import: `contact-gateway import` of `--import N` contacts (seed 003's format) with no
+//!    subscriber, then another N with 100 subscribers receiving every event.
+//! 2. Memory: the server's RSS with `--subscribers N` (1,000) idle subscribers.
+//! 3. Latency: `--updates U` (50) `updateContact`s, one every 20 ms; for each, the time from
+//!    sending the mutation until each subscriber has the change (p50, p99, max).
+//!
+//! `cargo bench --bench subscriptions -- [--subscribers 1000] [--updates 50] [--import 100000]
+//! [--database-url postgres://…/an_empty_database]` (default: a fresh SQLite file).
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const BIN: &str = env!("CARGO_BIN_EXE_contact-gateway");
+
+struct Args {
+    subscribers: usize,
+    updates: usize,
+    import: usize,
+    database_url: Option<String>,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        subscribers: 1_000,
+        updates: 50,
+        import: 100_000,
+        database_url: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_default();
+        match flag.as_str() {
+            "--subscribers" => args.subscribers = value().parse().unwrap_or(args.subscribers),
+            "--updates" => args.updates = value().parse().unwrap_or(args.updates),
+            "--import" => args.import = value().parse().unwrap_or(args.import),
+            "--database-url" => args.database_url = Some(value()),
+            _ => {}
+        }
+    }
+    args
+}
+
+/// Runs `contact-gateway <args>` on the database; its standard output.
+fn cli(database_url: &str, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("contact-gateway");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The server's resident memory, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Opens a subscriber; every change it receives goes to `seen` with its arrival time.
+async fn subscriber(
+    base: &str,
+    key: &str,
+    seen: tokio::sync::mpsc::UnboundedSender<(String, Instant)>,
+) -> tokio::task::JoinHandle<()> {
+    let mut request = format!("{}/graphql", base.replace("http://", "ws://"))
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connected");
+    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } });
+    socket
+        .send(Message::Text(init.to_string().into()))
+        .await
+        .expect("init");
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
+        "query": "subscription { contactChanged { kind contact { lastName } } }" } });
+    socket
+        .send(Message::Text(subscribe.to_string().into()))
+        .await
+        .expect("subscribe");
+    tokio::spawn(async move {
+        while let Some(Ok(frame)) = socket.next().await {
+            if let Message::Text(text) = frame {
+                let at = Instant::now();
+                // Only the latency phase's changes are read (parsing every change of the
+                // import would take the cores the server and the import need).
+                if !text.contains("\"bench-") {
+                    let _ = seen.send((String::new(), at));
+                    continue;
+                }
+                let message: Value = serde_json::from_str(&text).unwrap_or_default();
+                if message["type"] == "next" {
+                    let name = message["payload"]["data"]["contactChanged"]["contact"]["lastName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    let _ = seen.send((name, at));
+                }
+            }
+        }
+    })
+}
+
+fn import(database_url: &str, tenant: &str, source: &str, file: &std::path::Path) -> Duration {
+    let started = Instant::now();
+    cli(
+        database_url,
+        &[
+            "import",
+            "--format",
+            "client-contacts",
+            "--tenant",
+            tenant,
+            "--source",
+            source,
+            &file.display().to_string(),
+        ],
+    );
+    started.elapsed()
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = args.database_url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        )
+    });
+    let backend = if database_url.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    cli(&database_url, &["migrate"]);
+    let tenant = cli(&database_url, &["tenant", "create", "--name", "bench"]);
+    let key = cli(
+        &database_url,
+        &[
+            "api-key",
+            "create",
+            "--tenant",
+            &tenant,
+            "--scopes",
+            "contacts:read,contacts:write",
+        ],
+    );
+    let key = key
+        .lines()
+        .find(|l| l.starts_with("sk-"))
+        .unwrap_or(&key)
+        .to_string();
+
+    let mut server: Child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-demo"])
+        .env("DATABASE_URL", &database_url)
+        .env("RUST_LOG", "warn")
+        .env(
+            "MAX_SUBSCRIPTIONS_PER_KEY",
+            (args.subscribers + 200).to_string(),
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let pid = server.id();
+    let stdout = tokio::process::ChildStdout::from_std(server.stdout.take().expect("stdout"))
+        .expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut base = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(at) = line.find("listening on http://") {
+            base = line[at + "listening on ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            break;
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    println!(
+        "{backend}: server pid {pid} at {base}; RSS at start {:.1} MiB",
+        rss_mib(pid)
+    );
+
+    // 1. Import without subscribers.
+    let file = dir.path().join("contacts.json");
+    let alone = (args.import > 0).then(|| {
+        let records: Vec<Value> = (1..=args.import)
+            .map(|i| {
+                json!({ "id": i, "client_id": 1 + i % 50,
+                "created_at": "2025-10-28T10:23:49.429Z", "updated_at": "2025-10-28T10:23:49.429Z",
+                "email": format!("client{i}@example.com"), "name": format!("Name{i}"),
+                "surname": format!("Surname{}", i % 997), "telephone": format!("+4930{i:08}") })
+            })
+            .collect();
+        std::fs::write(&file, serde_json::to_vec(&records).expect("json")).expect("file");
+        import(&database_url, &tenant, "bench-a", &file)
+    });
+
+    // 2. Memory with idle subscribers.
+    let created: Value = reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .bearer_auth(&key)
+        .json(&json!({ "query": "mutation { createContact(input: { contact: { lastName: \"start\" } }) { contact { id } } }" }))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let id = created["data"]["createContact"]["contact"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let before = rss_mib(pid);
+    let (seen, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let mut open = Vec::new();
+    for chunk in 0..args.subscribers.div_ceil(100) {
+        let batch = (args.subscribers - chunk * 100).min(100);
+        open.extend(
+            futures::future::join_all((0..batch).map(|_| subscriber(&base, &key, seen.clone())))
+                .await,
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = rss_mib(pid);
+    println!(
+        "{} idle subscribers: server RSS {:.1} MiB (before them {:.1} MiB)",
+        args.subscribers, idle, before
+    );
+
+    // 3. Latency.
+    let client = reqwest::Client::new();
+    let mut sent: Vec<Instant> = Vec::new();
+    for k in 0..args.updates {
+        sent.push(Instant::now());
+        let response = client
+            .post(format!("{base}/graphql"))
+            .bearer_auth(&key)
+            .json(&json!({ "query": "mutation($id: ID!, $n: String) { updateContact(input: { id: $id, patch: { lastName: $n } }) { contact { id } } }",
+                "variables": { "id": id, "n": format!("bench-{k}") } }))
+            .send()
+            .await
+            .expect("sent");
+        assert!(response.status().is_success());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent = Arc::new(sent);
+    let expected = args.subscribers * args.updates;
+    let mut latencies = Vec::with_capacity(expected);
+    let until = Instant::now() + Duration::from_secs(30);
+    while latencies.len() < expected && Instant::now() < until {
+        match tokio::time::timeout(Duration::from_secs(5), received.recv()).await {
+            Ok(Some((name, at))) => {
+                if let Some(k) = name
+                    .strip_prefix("bench-")
+                    .and_then(|k| k.parse::<usize>().ok())
+                {
+                    latencies.push(at.duration_since(sent[k]));
+                }
+            }
+            _ => break,
+        }
+    }
+    latencies.sort();
+    let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+    println!(
+        "{} updates to {} subscribers: {} of {expected} changes received; from sending the mutation: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; server RSS after {:.1} MiB",
+        args.updates,
+        args.subscribers,
+        latencies.len(),
+        pct(50).as_secs_f64() * 1000.0,
+        pct(99).as_secs_f64() * 1000.0,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
+        rss_mib(pid)
+    );
+    for task in open {
+        task.abort();
+    }
+    drop(seen);
+
+    // 4. Import with 100 subscribers receiving its changes.
+    if let Some(alone) = alone {
+        let (seen, mut received) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..100 {
+            subscriber(&base, &key, seen.clone()).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let watched = import(&database_url, &tenant, "bench-b", &file);
+        // Wait until the subscribers have had the import's events (or 60 s).
+        let until = Instant::now() + Duration::from_secs(60);
+        let mut count = 0usize;
+        while count < 100 * args.import && Instant::now() < until {
+            match tokio::time::timeout(Duration::from_secs(2), received.recv()).await {
+                Ok(Some(_)) => count += 1,
+                _ => break,
+            }
+        }
+        println!(
+            "import of {} contacts: {:.2} s alone, {:.2} s with 100 subscribers ({:+.1}%); they received {count} changes (LAGGED ones stand for many); server RSS after {:.1} MiB",
+            args.import,
+            alone.as_secs_f64(),
+            watched.as_secs_f64(),
+            (watched.as_secs_f64() / alone.as_secs_f64() - 1.0) * 100.0,
+            rss_mib(pid)
+        );
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
