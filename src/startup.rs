@@ -132,10 +132,12 @@ impl Application {
         let webhook_urls = UrlPolicy {
             allow_private_networks: !production || config.sync.webhooks_allow_private_networks,
         };
-        let webhooks = (!config.sync.no_webhook_delivery).then(|| {
-            Arc::new(webhooks::worker::Worker {
+        let webhooks = if config.sync.no_webhook_delivery {
+            None
+        } else {
+            Some(Arc::new(webhooks::worker::Worker {
                 db: db.clone(),
-                client: webhook_client(webhook_urls),
+                client: webhook_client(webhook_urls)?,
                 key: syncer.key.clone(),
                 poll: Duration::from_millis(config.sync.webhook_poll_ms.max(10)),
                 lease: Duration::from_secs(30),
@@ -144,8 +146,8 @@ impl Application {
                 retention: Duration::from_secs(
                     u64::from(config.sync.webhook_retention_days) * 24 * 60 * 60,
                 ),
-            })
-        });
+            }))
+        };
         let stopping = CancellationToken::new();
         let feed = Feed::start(
             db.clone(),
@@ -301,14 +303,17 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// The client webhooks are sent with: no redirects, public addresses only unless `policy`
-/// allows private networks (checked on every resolution).
-fn webhook_client(policy: UrlPolicy) -> reqwest::Client {
+/// The client webhooks are sent with: no redirects, no proxy (a proxy would resolve names
+/// itself), public addresses only unless `policy` allows private networks (checked on every
+/// resolution). A client that cannot be built stops the start, rather than sending without
+/// these checks.
+fn webhook_client(policy: UrlPolicy) -> anyhow::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .user_agent(concat!("contact-gateway/", env!("CARGO_PKG_VERSION")));
     if !policy.allow_private_networks {
         builder = builder.dns_resolver(Arc::new(crate::sources::network::PublicOnly));
     }
-    builder.build().unwrap_or_default()
+    Ok(builder.build()?)
 }

@@ -105,12 +105,9 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Deliveries::DeliveredAt).big_integer().null())
                     .col(big(Deliveries::CreatedAt))
                     .col(big(Deliveries::UpdatedAt))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from(Deliveries::Table, Deliveries::WebhookId)
-                            .to(Webhooks::Table, Webhooks::Id)
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
+                    // No foreign key to `webhooks`: another replica may queue a delivery
+                    // for a webhook deleted a moment before (its list of webhooks is cached
+                    // for seconds); the worker drops such deliveries.
                     .to_owned(),
             )
             .await?;

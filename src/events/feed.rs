@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::error::Result;
 
 /// How long a missing `seq` is waited for before the reader moves past it.
-pub const GAP_WAIT: Duration = Duration::from_secs(5);
+pub const GAP_WAIT: Duration = Duration::from_secs(60);
 
 /// Rows read at a time.
 const PAGE: u64 = 500;
@@ -83,7 +83,7 @@ impl Cursor {
         self.delivered.extend(seqs.iter().copied());
         if let Some(&top) = self.delivered.last() {
             // A missing seq far below the top is given up at once beyond this many.
-            let start = (self.floor + 1).max(top - 10_000);
+            let start = (self.floor + 1).max(top - 1_000);
             for seq in start..top {
                 if !self.delivered.contains(&seq) {
                     self.missing.entry(seq).or_insert(now);
@@ -159,9 +159,7 @@ impl Feed {
             let notified = WRITTEN.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.sender.receiver_count() == 0 {
-                self.cursor.lock().await.behind = true;
-            } else if let Err(error) = self.read().await {
+            if let Err(error) = self.read().await {
                 tracing::warn!(?error, "reading the change feed failed");
             }
             tokio::select! {
@@ -178,23 +176,37 @@ impl Feed {
             crate::db::writers_done().await;
         }
         let mut cursor = self.cursor.lock().await;
+        // Checked under the lock: a subscriber arriving now moves the floor first.
+        if self.sender.receiver_count() == 0 {
+            cursor.behind = true;
+        }
         if cursor.behind {
             return Ok(()); // a subscriber that arrives moves the floor
         }
         loop {
-            let rows = EventRow::find()
-                .filter(contact_event::Column::Seq.gt(cursor.floor))
+            // New rows past the highest seen, and the missing ones below it.
+            let high = cursor.delivered.last().copied().unwrap_or(cursor.floor);
+            let mut rows = EventRow::find()
+                .filter(contact_event::Column::Seq.gt(high))
                 .order_by_asc(contact_event::Column::Seq)
-                .limit(PAGE + cursor.delivered.len() as u64)
+                .limit(PAGE)
                 .all(&self.db)
                 .await?;
+            let full = rows.len() as u64 >= PAGE;
+            if !cursor.missing.is_empty() {
+                let late = EventRow::find()
+                    .filter(contact_event::Column::Seq.is_in(cursor.missing.keys().copied()))
+                    .all(&self.db)
+                    .await?;
+                rows.extend(late);
+                rows.sort_by_key(|r| r.seq);
+            }
             let fresh: Vec<contact_event::Model> = rows
                 .iter()
                 .filter(|r| !cursor.done(r.seq))
                 .cloned()
                 .collect();
             let seqs: Vec<i64> = fresh.iter().map(|r| r.seq).collect();
-            let full = rows.len() as u64 >= PAGE;
             if !fresh.is_empty() {
                 let contacts = contacts_of(&self.db, &fresh).await?;
                 for row in fresh {

@@ -261,6 +261,26 @@ fn loader<T>(inner: T) -> DataLoader<T, HashMapCache> {
 }
 
 impl Loaders {
+    /// Loaders for a long-lived connection (WebSocket) of `tenant`: they batch but keep
+    /// nothing, so each event reads current rows and memory does not grow with the
+    /// connection's age.
+    pub fn uncached(db: &DatabaseConnection, tenant: TenantId) -> Self {
+        let loaders = Self::new(db, tenant);
+        {
+            let enable = false;
+            loaders.contacts.enable_all_cache(enable);
+            loaders.accounts.enable_all_cache(enable);
+            loaders.businesses.enable_all_cache(enable);
+            loaders.tags.enable_all_cache(enable);
+            loaders.contact_tags.enable_all_cache(enable);
+            loaders.contact_sources.enable_all_cache(enable);
+            loaders.contact_write_backs.enable_all_cache(enable);
+            loaders.contact_pages.enable_all_cache(enable);
+            loaders.tag_pages.enable_all_cache(enable);
+        }
+        loaders
+    }
+
     /// Fresh loaders for one request of `tenant`.
     pub fn new(db: &DatabaseConnection, tenant: TenantId) -> Self {
         Self {

@@ -6,7 +6,8 @@
 //! closes the socket with 4403 (Forbidden); a `subscribe` before the connection is
 //! acknowledged with 4401 (Unauthorized), as the protocol says. The server pings every
 //! `WS_PING_SECS`; a connection that sends nothing (not even a pong) for two of them is
-//! closed (4408).
+//! closed (4408), and one whose key was revoked or expired since is closed with 4403 at the
+//! next ping.
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -86,10 +87,17 @@ async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
         });
     let auth = state.auth.clone();
     let db = state.db.clone();
+    // The key the connection was accepted with, checked again at every ping (a revoked or
+    // expired key closes it).
+    let accepted: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let accepted_key = accepted.clone();
     let mut graphql =
         GraphqlWebSocket::new(state.schema.clone(), input, WebSocketProtocols::GraphQLWS)
             .on_connection_init(move |payload| async move {
                 let authorization = authorization_of(&payload, header);
+                if let Ok(mut key) = accepted_key.lock() {
+                    key.clone_from(&authorization);
+                }
                 let principal: Principal = match auth.verify(authorization.as_deref()).await {
                     Ok(principal) => principal,
                     Err(AuthRejection::Unauthenticated(reason)) => {
@@ -102,7 +110,7 @@ async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
                     }
                 };
                 let mut data = Data::default();
-                data.insert(Arc::new(Loaders::new(&db, principal.tenant)));
+                data.insert(Arc::new(Loaders::uncached(&db, principal.tenant)));
                 data.insert(Arc::new(ConnectionSubscriptions::default()));
                 data.insert(principal);
                 Ok(data)
@@ -166,6 +174,17 @@ async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
                 }
             },
             _ = ping.tick() => {
+                let key = accepted.lock().ok().and_then(|k| k.clone());
+                if key.is_some()
+                    && let Err(AuthRejection::Unauthenticated(reason)) =
+                        state.auth.verify(key.as_deref()).await
+                {
+                    let _ = sink.send(Message::Close(Some(CloseFrame {
+                        code: close::FORBIDDEN,
+                        reason: format!("Forbidden: {reason}").into(),
+                    }))).await;
+                    return;
+                }
                 let idle = last_heard.lock().map(|at| at.elapsed()).unwrap_or_default();
                 if idle > period * 2 {
                     let _ = sink.send(Message::Close(Some(CloseFrame {

@@ -155,12 +155,11 @@ pub async fn send(
             duration_ms,
             error: None,
         },
-        Ok(response) => {
+        Ok(mut response) => {
             let status = response.status();
-            let body: String = response
-                .text()
-                .await
-                .unwrap_or_default()
+            // The first chunk of the answer only: a receiver cannot make us read more.
+            let chunk = response.chunk().await.ok().flatten().unwrap_or_default();
+            let body: String = String::from_utf8_lossy(&chunk[..chunk.len().min(200)])
                 .chars()
                 .take(200)
                 .collect();
@@ -203,6 +202,16 @@ pub async fn record(
         .await?;
     let mut succeeded = Vec::new();
     let mut failed = Vec::new();
+    // Deliveries of a webhook deleted meanwhile go with it.
+    let (orphans, attempts): (Vec<_>, Vec<_>) = attempts
+        .into_iter()
+        .partition(|(d, _)| webhooks.iter().all(|w| w.id != d.webhook_id));
+    if !orphans.is_empty() {
+        WebhookDelivery::delete_many()
+            .filter(webhook_delivery::Column::Id.is_in(orphans.iter().map(|(d, _)| d.id)))
+            .exec(&txn)
+            .await?;
+    }
     for (delivery, attempt) in attempts {
         let held = WebhookDelivery::update_many()
             .filter(webhook_delivery::Column::Id.eq(delivery.id))

@@ -2,8 +2,9 @@
 //! the secret, list. The secret is stored sealed with the server's key.
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use entity::prelude::Webhook as WebhookRow;
-use entity::webhook;
+use entity::prelude::{Webhook as WebhookRow, WebhookDelivery};
+use entity::{webhook, webhook_delivery};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
 };
@@ -219,37 +220,60 @@ pub async fn update(
     if !failures.is_empty() {
         return Err(Error::Validation(failures));
     }
-    let mut row = find(db, tenant, id).await?;
+    find(db, tenant, id).await?;
+    // Only the columns given are written (a concurrent change of others, such as the
+    // secret or the worker disabling it, stays).
+    let mut update = WebhookRow::update_many()
+        .col_expr(webhook::Column::UpdatedAt, Expr::value(now))
+        .filter(webhook::Column::Id.eq(id))
+        .filter(webhook::Column::TenantId.eq(tenant.0));
     if let Some(url) = &changes.url {
-        row.url = url.clone();
+        update = update.col_expr(webhook::Column::Url, Expr::value(url.clone()));
     }
     if let Some(events) = &changes.events {
-        row.events = events_json(events);
+        update = update.col_expr(webhook::Column::Events, Expr::value(events_json(events)));
     }
     match &changes.description {
-        Change::Set(d) => row.description = Some(d.clone()),
-        Change::Clear => row.description = None,
+        Change::Set(d) => {
+            update = update.col_expr(webhook::Column::Description, Expr::value(d.clone()));
+        }
+        Change::Clear => {
+            update = update.col_expr(
+                webhook::Column::Description,
+                Expr::value(Option::<String>::None),
+            );
+        }
         Change::Keep => {}
     }
     if let Some(enabled) = changes.enabled {
-        row.enabled = enabled;
+        update = update.col_expr(webhook::Column::Enabled, Expr::value(enabled));
         if enabled {
-            row.failing_since = None;
-            row.disabled_reason = None;
+            update = update
+                .col_expr(
+                    webhook::Column::FailingSince,
+                    Expr::value(Option::<i64>::None),
+                )
+                .col_expr(
+                    webhook::Column::DisabledReason,
+                    Expr::value(Option::<String>::None),
+                );
         }
     }
-    row.updated_at = now;
-    let mut active = row.into_active_model().reset_all();
-    active.id = sea_orm::ActiveValue::Unchanged(id);
-    let webhook = active.update(db).await?;
+    update.exec(db).await?;
     super::fan_out::forget(tenant);
-    Ok(webhook)
+    find(db, tenant, id).await
 }
 
 /// Deletes the tenant's webhook `id` with its delivery log; returns its id.
 pub async fn delete(db: &DatabaseConnection, tenant: TenantId, id: Uuid) -> Result<Uuid> {
     let webhook = find(db, tenant, id).await?;
-    WebhookRow::delete_by_id(webhook.id).exec(db).await?;
+    let (txn, _lock) = crate::db::begin_write(db).await?;
+    WebhookDelivery::delete_many()
+        .filter(webhook_delivery::Column::WebhookId.eq(webhook.id))
+        .exec(&txn)
+        .await?;
+    WebhookRow::delete_by_id(webhook.id).exec(&txn).await?;
+    txn.commit().await?;
     super::fan_out::forget(tenant);
     Ok(webhook.id)
 }
@@ -263,13 +287,19 @@ pub async fn rotate_secret(
     id: Uuid,
     now: i64,
 ) -> Result<WithSecret> {
-    let mut row = find(db, tenant, id).await?;
+    find(db, tenant, id).await?;
     let secret = new_secret();
-    row.secret = sealed(key, id, &secret)?;
-    row.updated_at = now;
-    let mut active = row.into_active_model().reset_all();
-    active.id = sea_orm::ActiveValue::Unchanged(id);
-    let webhook = active.update(db).await?;
+    WebhookRow::update_many()
+        .col_expr(
+            webhook::Column::Secret,
+            Expr::value(sealed(key, id, &secret)?),
+        )
+        .col_expr(webhook::Column::UpdatedAt, Expr::value(now))
+        .filter(webhook::Column::Id.eq(id))
+        .filter(webhook::Column::TenantId.eq(tenant.0))
+        .exec(db)
+        .await?;
+    let webhook = find(db, tenant, id).await?;
     Ok(WithSecret { webhook, secret })
 }
 

@@ -383,3 +383,28 @@ async fn a_change_through_one_server_process_reaches_a_subscriber_of_another() {
     assert_eq!(change["contactId"], id);
     assert_eq!(change["contact"]["lastName"], "Across");
 }
+
+#[tokio::test]
+async fn a_revoked_key_s_connection_is_closed_at_the_next_ping() {
+    use contact_gateway::auth::{Scope, api_keys};
+    let app = spawn_app_with(|c| {
+        c.key_cache_secs = 0;
+        c.limits.ws_ping_secs = 1;
+    })
+    .await;
+    let created = api_keys::create_key(
+        &app.db,
+        tenant_of(&app).await,
+        &[Scope::ContactsRead],
+        None,
+        None,
+    )
+    .await
+    .expect("key");
+    let mut subscriber = Subscriber::connect(&app.base_url, &created.key).await;
+    subscriber.subscribe("1", Value::Null).await;
+    api_keys::revoke_key(&app.db, &created.record.prefix)
+        .await
+        .expect("revoked");
+    assert_eq!(subscriber.close_code().await, 4403);
+}
