@@ -1,10 +1,10 @@
 //! `contact_events`: the change feed. One row per committed change of a contact, written in
 //! the transaction of the change (so a rolled-back change leaves none), numbered in order
-//! (`seq`). Each server process tails it for its subscribers; on PostgreSQL a statement
-//! trigger sends `NOTIFY contact_events` (delivered at commit) so that every replica reads
-//! the new rows at once.
+//! (`seq`). Each server process tails it for its subscribers. (No `NOTIFY` trigger: a
+//! notifying commit takes a database-wide lock until it is flushed, which serialised every
+//! write; replicas read the table instead.)
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm_migration::sea_orm::ConnectionTrait;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -54,19 +54,6 @@ impl MigrationTrait for Migration {
             "CREATE INDEX idx_contact_events_created ON contact_events (created_at)",
         )
         .await?;
-        if manager.get_database_backend() == DbBackend::Postgres {
-            db.execute_unprepared(
-                "CREATE FUNCTION notify_contact_events() RETURNS trigger AS $$ \
-                 BEGIN PERFORM pg_notify('contact_events', ''); RETURN NULL; END \
-                 $$ LANGUAGE plpgsql",
-            )
-            .await?;
-            db.execute_unprepared(
-                "CREATE TRIGGER contact_events_notify AFTER INSERT ON contact_events \
-                 FOR EACH STATEMENT EXECUTE FUNCTION notify_contact_events()",
-            )
-            .await?;
-        }
         Ok(())
     }
 
@@ -74,12 +61,6 @@ impl MigrationTrait for Migration {
         manager
             .drop_table(Table::drop().table(ContactEvents::Table).to_owned())
             .await?;
-        if manager.get_database_backend() == DbBackend::Postgres {
-            manager
-                .get_connection()
-                .execute_unprepared("DROP FUNCTION notify_contact_events()")
-                .await?;
-        }
         Ok(())
     }
 }

@@ -4,10 +4,11 @@
 //! falls further behind skips ahead and is told so (`LAGGED`), and the server's memory
 //! does not grow with it.
 //!
-//! Wake-ups: on PostgreSQL the `contact_events` trigger's `NOTIFY` (sent at commit, to every
-//! replica); on SQLite, [`written`] from this process's writers (then the reader waits for
-//! the writer's commit). A tick each second catches anything missed. Nothing is read while
-//! the process has no subscriber.
+//! Wake-ups: [`written`] from this process's writers (on SQLite the reader then waits for
+//! the writer's commit; on PostgreSQL a write seen before its commit is read at the next
+//! tick); and a tick every [`TICK`], which brings other replicas' events (PostgreSQL).
+//! Nothing is read while the process has no subscriber. (`NOTIFY` is not used: a notifying
+//! commit holds a database-wide lock until it is flushed, which serialised every write.)
 //!
 //! On PostgreSQL, `seq` is taken at INSERT but rows become visible at COMMIT, so a row can
 //! appear behind a later one. The reader delivers what it sees at once and keeps waiting
@@ -34,11 +35,9 @@ pub const GAP_WAIT: Duration = Duration::from_secs(60);
 /// Rows read at a time.
 const PAGE: u64 = 500;
 
-/// How often the feed is read without a wake-up (while anyone subscribes).
-const TICK: Duration = Duration::from_secs(1);
-
-/// The PostgreSQL channel the `contact_events` trigger notifies.
-pub const CHANNEL: &str = "contact_events";
+/// How often the feed is read without a wake-up (while anyone subscribes): how late, at
+/// most, another replica's event reaches this one's subscribers.
+pub const TICK: Duration = Duration::from_millis(100);
 
 static WRITTEN: Notify = Notify::const_new();
 
@@ -134,9 +133,6 @@ impl Feed {
                 ..Cursor::default()
             }),
         });
-        if feed.db.get_database_backend() == DbBackend::Postgres {
-            tokio::spawn(listen(feed.db.clone(), stop.clone()));
-        }
         tokio::spawn(feed.clone().run(stop));
         feed
     }
@@ -155,23 +151,45 @@ impl Feed {
     }
 
     async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let postgres = self.db.get_database_backend() == DbBackend::Postgres;
+        let mut woken = false;
         loop {
             let notified = WRITTEN.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Err(error) = self.read().await {
-                tracing::warn!(?error, "reading the change feed failed");
+            let mut read = self.read_logged().await;
+            // On PostgreSQL a writer wakes the reader before its commit: look again shortly.
+            if woken && postgres && read == Some(0) {
+                for wait in [2, 4, 8, 16, 32] {
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    read = self.read_logged().await;
+                    if read != Some(0) {
+                        break;
+                    }
+                }
             }
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = tokio::time::sleep(TICK) => {}
+            woken = tokio::select! {
+                _ = &mut notified => true,
+                _ = tokio::time::sleep(TICK) => false,
                 _ = stop.cancelled() => return,
+            };
+        }
+    }
+
+    /// [`Feed::read`], its failure logged: how many events were broadcast (`None`: none
+    /// were looked for, or the read failed).
+    async fn read_logged(&self) -> Option<usize> {
+        match self.read().await {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(?error, "reading the change feed failed");
+                None
             }
         }
     }
 
-    /// Reads and broadcasts everything new.
-    async fn read(&self) -> Result<()> {
+    /// Reads and broadcasts everything new: how many events (`None`: no subscriber).
+    async fn read(&self) -> Result<Option<usize>> {
         if self.db.get_database_backend() == DbBackend::Sqlite {
             crate::db::writers_done().await;
         }
@@ -181,8 +199,9 @@ impl Feed {
             cursor.behind = true;
         }
         if cursor.behind {
-            return Ok(()); // a subscriber that arrives moves the floor
+            return Ok(None); // a subscriber that arrives moves the floor
         }
+        let mut broadcast = 0;
         loop {
             // New rows past the highest seen, and the missing ones below it.
             let high = cursor.delivered.last().copied().unwrap_or(cursor.floor);
@@ -213,11 +232,12 @@ impl Feed {
                     let contact = contacts.get(&row.contact_id).cloned();
                     // No receiver left is not an error: the events are simply not wanted.
                     let _ = self.sender.send(Arc::new(change_event(row, contact)));
+                    broadcast += 1;
                 }
             }
             cursor.advance(&seqs, Instant::now());
             if !full || seqs.is_empty() {
-                return Ok(());
+                return Ok(Some(broadcast));
             }
         }
     }
@@ -269,40 +289,6 @@ async fn last_seq(db: &DatabaseConnection) -> Result<i64> {
         .one(db)
         .await?;
     Ok(seq.flatten().unwrap_or(0))
-}
-
-/// Forwards the trigger's notifications (PostgreSQL) as wake-ups.
-async fn listen(db: DatabaseConnection, stop: CancellationToken) {
-    let pool = db.get_postgres_connection_pool().clone();
-    loop {
-        let mut listener = match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
-            Ok(listener) => listener,
-            Err(error) => {
-                tracing::warn!(%error, "listening for change events failed; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(TICK) => continue,
-                    _ = stop.cancelled() => return,
-                }
-            }
-        };
-        if let Err(error) = listener.listen(CHANNEL).await {
-            tracing::warn!(%error, "LISTEN contact_events failed; retrying");
-            tokio::time::sleep(TICK).await;
-            continue;
-        }
-        loop {
-            tokio::select! {
-                received = listener.recv() => match received {
-                    Ok(_) => written(),
-                    Err(error) => {
-                        tracing::warn!(%error, "the change feed's listener failed; reconnecting");
-                        break;
-                    }
-                },
-                _ = stop.cancelled() => return,
-            }
-        }
-    }
 }
 
 #[cfg(test)]
