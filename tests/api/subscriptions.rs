@@ -110,7 +110,8 @@ impl Subscriber {
     }
 }
 
-async fn create(app: &TestApp, last_name: &str) -> String {
+/// Creates a contact named `last_name`; its id.
+pub(crate) async fn create(app: &TestApp, last_name: &str) -> String {
     let data = app
         .data(
             "mutation($c: ContactPatch!) { createContact(input: { contact: $c }) { contact { id } } }",
@@ -123,7 +124,8 @@ async fn create(app: &TestApp, last_name: &str) -> String {
         .to_string()
 }
 
-async fn rename(app: &TestApp, id: &str, last_name: &str) {
+/// Sets the last name of contact `id`.
+pub(crate) async fn rename(app: &TestApp, id: &str, last_name: &str) {
     app.data(
         "mutation($id: ID!, $n: String) { updateContact(input: { id: $id, patch: { lastName: $n } }) { contact { id } } }",
         json!({ "id": id, "n": last_name }),
@@ -407,4 +409,30 @@ async fn a_revoked_key_s_connection_is_closed_at_the_next_ping() {
         .await
         .expect("revoked");
     assert_eq!(subscriber.close_code().await, 4403);
+}
+
+#[tokio::test]
+async fn a_merge_is_merged_for_the_folded_contact_and_updated_for_the_survivor() {
+    let app = spawn_app().await;
+    let mut subscriber = Subscriber::connect(&app.base_url, &app.key).await;
+    subscriber.subscribe("1", Value::Null).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let target = create(&app, "Target").await;
+    let folded = create(&app, "Folded").await;
+    for _ in 0..2 {
+        assert_eq!(subscriber.change().await["kind"], "CREATED");
+    }
+    app.data(
+        "mutation($t: ID!, $s: [ID!]!) { mergeContacts(input: { targetId: $t, sourceIds: $s }) { contact { id } } }",
+        json!({ "t": target, "s": [folded] }),
+    )
+    .await;
+    let mut changes = vec![subscriber.change().await, subscriber.change().await];
+    changes.sort_by_key(|c| c["kind"].as_str().unwrap_or_default().to_string());
+    assert_eq!(changes[0]["kind"], "MERGED");
+    assert_eq!(changes[0]["contactId"], folded);
+    assert_eq!(changes[0]["survivorId"], target);
+    assert!(changes[0]["contact"].is_null());
+    assert_eq!(changes[1]["kind"], "UPDATED");
+    assert_eq!(changes[1]["contactId"], target);
 }

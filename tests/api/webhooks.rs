@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::{TestApp, client_with_key, spawn_app_with, tenant_of};
+use crate::subscriptions::{create, rename};
 
 /// What the receiver got: headers and body of each request.
 #[derive(Clone, Default)]
@@ -94,27 +95,6 @@ async fn create_webhook(app: &TestApp, url: &str, events: Value) -> (String, Str
     )
 }
 
-async fn create_contact(app: &TestApp, last_name: &str) -> String {
-    let data = app
-        .data(
-            "mutation($c: ContactPatch!) { createContact(input: { contact: $c }) { contact { id } } }",
-            json!({ "c": { "lastName": last_name } }),
-        )
-        .await;
-    data["createContact"]["contact"]["id"]
-        .as_str()
-        .expect("id")
-        .to_string()
-}
-
-async fn rename(app: &TestApp, id: &str, last_name: &str) {
-    app.data(
-        "mutation($id: ID!, $n: String) { updateContact(input: { id: $id, patch: { lastName: $n } }) { contact { id } } }",
-        json!({ "id": id, "n": last_name }),
-    )
-    .await;
-}
-
 async fn deliveries(app: &TestApp, webhook: &str) -> Vec<Value> {
     let data = app
         .data(
@@ -143,7 +123,7 @@ async fn changes_are_posted_in_order_and_signed_as_standard_webhooks_says() {
     let url = receiver.start().await;
     let (webhook, secret) = create_webhook(&app, &url, Value::Null).await;
     assert!(secret.starts_with("whsec_"));
-    let id = create_contact(&app, "One").await;
+    let id = create(&app, "One").await;
     for name in ["Two", "Three", "Four"] {
         rename(&app, &id, name).await;
     }
@@ -198,7 +178,7 @@ async fn a_webhook_gets_only_the_events_it_asked_for_and_only_its_tenant_s() {
     let receiver = Receiver::default();
     let url = receiver.start().await;
     create_webhook(&app, &url, json!(["CREATED"])).await;
-    let id = create_contact(&app, "Mine").await;
+    let id = create(&app, "Mine").await;
     rename(&app, &id, "Renamed").await;
     // Another tenant's change is not ours.
     let other = crate::common::other_tenant_client(&app).await;
@@ -212,7 +192,7 @@ async fn a_webhook_gets_only_the_events_it_asked_for_and_only_its_tenant_s() {
         .await
         .expect("json");
     assert!(response["errors"].is_null(), "{response}");
-    let marker = create_contact(&app, "Marker").await;
+    let marker = create(&app, "Marker").await;
     receiver.wait_for(2).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let bodies = receiver.bodies();
@@ -239,7 +219,7 @@ async fn failures_are_retried_and_a_run_of_them_disables_the_webhook() {
     *receiver.failures.lock().expect("lock") = 2;
     let url = receiver.start().await;
     let (webhook, _) = create_webhook(&app, &url, Value::Null).await;
-    create_contact(&app, "Retried").await;
+    create(&app, "Retried").await;
     let received = receiver.wait_for(3).await;
     // The same webhook-id on every attempt.
     let ids: Vec<&str> = received
@@ -259,7 +239,7 @@ async fn failures_are_retried_and_a_run_of_them_disables_the_webhook() {
     *receiver.failures.lock().expect("lock") = 1_000;
     let url = receiver.start().await;
     let (webhook, _) = create_webhook(&app, &url, Value::Null).await;
-    create_contact(&app, "Never").await;
+    create(&app, "Never").await;
     let mut disabled = Value::Null;
     for _ in 0..250 {
         let data = app
@@ -281,7 +261,7 @@ async fn failures_are_retried_and_a_run_of_them_disables_the_webhook() {
     assert_eq!(log[0]["state"], "FAILED");
     assert_eq!(log[0]["statusCode"], 500);
     // Nothing more is queued while it is disabled.
-    create_contact(&app, "Ignored").await;
+    create(&app, "Ignored").await;
     assert_eq!(deliveries(&app, &webhook).await.len(), 1);
     // Enabled again and redelivered, it arrives.
     *receiver.failures.lock().expect("lock") = 0;
@@ -355,7 +335,7 @@ async fn old_events_and_delivered_deliveries_are_removed() {
     let receiver = Receiver::default();
     let url = receiver.start().await;
     let (webhook, _) = create_webhook(&app, &url, Value::Null).await;
-    create_contact(&app, "Kept a while").await;
+    create(&app, "Kept a while").await;
     receiver.wait_for(1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(deliveries(&app, &webhook).await.len(), 1);
