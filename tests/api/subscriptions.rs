@@ -427,7 +427,7 @@ async fn a_merge_is_merged_for_the_folded_contact_and_updated_for_the_survivor()
         json!({ "t": target, "s": [folded] }),
     )
     .await;
-    let mut changes = vec![subscriber.change().await, subscriber.change().await];
+    let mut changes = [subscriber.change().await, subscriber.change().await];
     changes.sort_by_key(|c| c["kind"].as_str().unwrap_or_default().to_string());
     assert_eq!(changes[0]["kind"], "MERGED");
     assert_eq!(changes[0]["contactId"], folded);
