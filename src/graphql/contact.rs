@@ -19,7 +19,8 @@ use crate::time::Timestamp;
 /// contact APIs.
 #[derive(Clone)]
 pub struct Contact {
-    model: Model,
+    /// Shared: a change delivered to many subscribers is one row in memory.
+    model: Arc<Model>,
     /// Relations loaded with the page this contact came in, if any.
     related: Option<Arc<Related>>,
 }
@@ -27,6 +28,11 @@ pub struct Contact {
 impl Contact {
     /// A contact whose relations are loaded on demand.
     pub fn new(model: Model) -> Self {
+        Self::shared(Arc::new(model))
+    }
+
+    /// A contact whose row is shared (a change delivered to many subscribers).
+    pub fn shared(model: Arc<Model>) -> Self {
         Self {
             model,
             related: None,
@@ -36,7 +42,7 @@ impl Contact {
     /// A contact whose relations were loaded with its page.
     pub fn with_related(model: Model, related: Arc<Related>) -> Self {
         Self {
-            model,
+            model: Arc::new(model),
             related: Some(related),
         }
     }

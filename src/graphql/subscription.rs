@@ -254,7 +254,7 @@ impl ContactChange {
         self.event
             .as_ref()
             .and_then(|e| e.contact.as_ref())
-            .map(|c| Contact::new(c.as_ref().clone()))
+            .map(|c| Contact::shared(c.clone()))
     }
 
     /// For `LAGGED`: how many changes were dropped; 0 otherwise.

@@ -208,6 +208,10 @@ fn as_protocol_says(
     text: String,
     failed: &mut std::collections::HashSet<String>,
 ) -> Option<String> {
+    // Most messages are data: only those that may be errors or completions are parsed.
+    if !text.contains("\"errors\"") && !text.contains("\"complete\"") {
+        return Some(text);
+    }
     let Ok(message) = serde_json::from_str::<serde_json::Value>(&text) else {
         return Some(text);
     };
