@@ -19,7 +19,7 @@ const CHANGES: &str = "subscription($filter: ContactFilter) { contactChanged(fil
     kind contactId changedFields survivorId at skipped contact { id lastName } } }";
 
 /// A `graphql-transport-ws` client.
-struct Subscriber {
+pub(crate) struct Subscriber {
     socket: Socket,
 }
 
@@ -43,7 +43,7 @@ impl Subscriber {
     }
 
     /// Opens a socket and initialises it with `key`; waits for `connection_ack`.
-    async fn connect(base_url: &str, key: &str) -> Self {
+    pub(crate) async fn connect(base_url: &str, key: &str) -> Self {
         let mut subscriber = Self::open(base_url).await;
         subscriber
             .send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } }))
@@ -60,7 +60,7 @@ impl Subscriber {
             .expect("sent");
     }
 
-    async fn subscribe(&mut self, id: &str, filter: Value) {
+    pub(crate) async fn subscribe(&mut self, id: &str, filter: Value) {
         self.send(json!({ "id": id, "type": "subscribe",
             "payload": { "query": CHANGES, "variables": { "filter": filter } } }))
             .await;
@@ -83,7 +83,7 @@ impl Subscriber {
     }
 
     /// The next change delivered (the `contactChanged` of a `next` message).
-    async fn change(&mut self) -> Value {
+    pub(crate) async fn change(&mut self) -> Value {
         let message = self.message().await.expect("a change");
         assert_eq!(message["type"], "next", "{message}");
         message["payload"]["data"]["contactChanged"].clone()
@@ -435,4 +435,40 @@ async fn a_merge_is_merged_for_the_folded_contact_and_updated_for_the_survivor()
     assert!(changes[0]["contact"].is_null());
     assert_eq!(changes[1]["kind"], "UPDATED");
     assert_eq!(changes[1]["contactId"], target);
+}
+
+#[tokio::test]
+async fn a_sync_run_s_changes_reach_subscribers_and_a_restore_too() {
+    use crate::vendors::{Vendor, start_vendor};
+    let vendor = Vendor::with_clients(3, "2025-02-01T00:00:00.000Z");
+    let url = start_vendor(vendor.clone()).await;
+    let app = spawn_app().await;
+    let created = crate::sources::create(&app, crate::sources::crm(&url)).await;
+    assert!(created["errors"].is_null(), "{created}");
+    let mut subscriber = Subscriber::connect(&app.base_url, &app.key).await;
+    subscriber.subscribe("1", Value::Null).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sync = r#"mutation { syncSource(input: { name: "crm", wait: true, mode: FULL, allowMassDeletion: true }) { run { status } } }"#;
+    app.data(sync, json!({})).await;
+    for _ in 0..3 {
+        assert_eq!(subscriber.change().await["kind"], "CREATED");
+    }
+    // Record 2 disappears upstream: its contact is archived.
+    vendor
+        .records
+        .lock()
+        .expect("lock")
+        .retain(|r| r["id"] != 2);
+    app.data(sync, json!({})).await;
+    let archived = subscriber.change().await;
+    assert_eq!(archived["kind"], "ARCHIVED", "{archived}");
+    let id = archived["contactId"].as_str().expect("id").to_string();
+    app.data(
+        "mutation($id: ID!) { restoreContact(input: { id: $id }) { contact { archivedAt } } }",
+        json!({ "id": id }),
+    )
+    .await;
+    let restored = subscriber.change().await;
+    assert_eq!(restored["kind"], "RESTORED");
+    assert_eq!(restored["contactId"], id);
 }

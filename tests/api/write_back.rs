@@ -927,3 +927,21 @@ async fn delivered_changes_are_removed_after_their_retention() {
     let failed = settled(&app, &one, "FAILED").await;
     assert_eq!(failed["attempts"], 1);
 }
+
+#[tokio::test]
+async fn a_delivered_change_is_told_to_subscribers() {
+    let vendor = Vendor::with_clients(2, UPDATED);
+    let app = app_writing_to(&vendor, true).await;
+    let id = contact_of(&app, 1).await;
+    let mut subscriber = crate::subscriptions::Subscriber::connect(&app.base_url, &app.key).await;
+    subscriber.subscribe("1", Value::Null).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let updated = update(&app, &id, json!({ "role": "Told" })).await;
+    assert!(updated["errors"].is_null(), "{updated}");
+    let change = subscriber.change().await;
+    assert_eq!(change["kind"], "UPDATED");
+    assert_eq!(change["changedFields"], json!(["role"]));
+    let delivered = subscriber.change().await;
+    assert_eq!(delivered["kind"], "WRITE_BACK_DELIVERED", "{delivered}");
+    assert_eq!(delivered["contactId"], id);
+}
