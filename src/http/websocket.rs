@@ -7,7 +7,8 @@
 //! acknowledged with 4401 (Unauthorized), as the protocol says. The server pings every
 //! `WS_PING_SECS`; a connection that sends nothing (not even a pong) for two of them is
 //! closed (4408), and one whose key was revoked or expired since is closed with 4403 at the
-//! next ping.
+//! next ping. Only subscriptions run here: a query or mutation gets an `error` message
+//! (`BAD_REQUEST`) pointing to `POST /graphql`, where the request limits apply.
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -71,6 +72,9 @@ async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
     let (mut sink, stream) = socket.split();
     let last_heard = Arc::new(std::sync::Mutex::new(Instant::now()));
     let heard = last_heard.clone();
+    // Queries and mutations are refused here (answered on `refusals`): over HTTP they have
+    // the request timeout, metrics and batch limits; a socket would run any number at once.
+    let (refuse, mut refusals) = tokio::sync::mpsc::unbounded_channel::<String>();
     let input = stream
         .take_while(|message| {
             futures::future::ready(!matches!(message, Ok(Message::Close(_)) | Err(_)))
@@ -79,10 +83,17 @@ async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
             if let Ok(mut at) = heard.lock() {
                 *at = Instant::now();
             }
-            futures::future::ready(match message {
+            let bytes = match message {
                 Ok(Message::Text(text)) => Some(text.as_str().as_bytes().to_vec()),
                 Ok(Message::Binary(bytes)) => Some(bytes.to_vec()),
                 _ => None,
+            };
+            futures::future::ready(match bytes.as_deref().and_then(refusal) {
+                Some(answer) => {
+                    let _ = refuse.send(answer);
+                    None
+                }
+                None => bytes,
             })
         });
     let auth = state.auth.clone();
@@ -123,6 +134,11 @@ async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tokio::select! {
+            Some(answer) = refusals.recv() => {
+                if sink.send(Message::Text(answer.into())).await.is_err() {
+                    return;
+                }
+            }
             message = graphql.next() => match message {
                 Some(WsMessage::Text(text)) => {
                     // Messages that are ready together go out in one write (a burst of
@@ -201,6 +217,40 @@ async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
     }
 }
 
+/// The `error` answer to a `subscribe` message whose operation is a query or a mutation
+/// (those go to `POST /graphql`); `None` for every other message (a document that does not
+/// parse is left to the GraphQL layer, which reports it).
+fn refusal(message: &[u8]) -> Option<String> {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let message: serde_json::Value = serde_json::from_slice(message).ok()?;
+    if message["type"] != "subscribe" {
+        return None;
+    }
+    let query = message["payload"]["query"].as_str()?;
+    let document = async_graphql::parser::parse_query(query).ok()?;
+    let name = message["payload"]["operationName"].as_str();
+    let ty = match (&document.operations, name) {
+        (DocumentOperations::Single(op), _) => op.node.ty,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name)?.node.ty,
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next()?.node.ty,
+        _ => return None,
+    };
+    if ty == OperationType::Subscription {
+        return None;
+    }
+    Some(
+        serde_json::json!({
+            "id": message["id"],
+            "type": "error",
+            "payload": [{
+                "message": "only subscriptions run over WebSocket; send queries and mutations to POST /graphql",
+                "extensions": { "code": crate::code::Code::BadRequest.as_str() },
+            }],
+        })
+        .to_string(),
+    )
+}
+
 /// async-graphql sends an operation that fails before it runs (validation, a refused
 /// scope, a resolver error) as a `next` with `data: null` and then `complete`;
 /// `graphql-transport-ws` says `error` with the errors, and no `complete` after it.
@@ -239,6 +289,27 @@ fn as_protocol_says(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_subscriptions_are_taken() {
+        let subscribe = |query: &str| {
+            serde_json::json!({ "id": "7", "type": "subscribe", "payload": { "query": query } })
+                .to_string()
+        };
+        let refused = refusal(subscribe("{ contacts { totalCount } }").as_bytes());
+        let refused: serde_json::Value =
+            serde_json::from_str(&refused.unwrap_or_default()).unwrap_or_default();
+        assert_eq!(refused["type"], "error");
+        assert_eq!(refused["id"], "7");
+        assert_eq!(refused["payload"][0]["extensions"]["code"], "BAD_REQUEST");
+        assert!(refusal(subscribe("mutation { x }").as_bytes()).is_some());
+        assert!(
+            refusal(subscribe("subscription { contactChanged { kind } }").as_bytes()).is_none()
+        );
+        // Not parsable, or not a subscribe: the GraphQL layer answers.
+        assert!(refusal(subscribe("{ broken").as_bytes()).is_none());
+        assert!(refusal(br#"{"type":"ping"}"#).is_none());
+    }
 
     #[test]
     fn an_operation_that_fails_is_an_error_without_complete() {

@@ -472,3 +472,28 @@ async fn a_sync_run_s_changes_reach_subscribers_and_a_restore_too() {
     assert_eq!(restored["kind"], "RESTORED");
     assert_eq!(restored["contactId"], id);
 }
+
+#[tokio::test]
+async fn queries_and_mutations_are_sent_to_http_not_run_over_the_socket() {
+    let app = spawn_app().await;
+    let mut subscriber = Subscriber::connect(&app.base_url, &app.key).await;
+    subscriber
+        .send(json!({ "id": "q", "type": "subscribe", "payload": { "query": "mutation { createContact(input: { contact: { lastName: \"Sneaky\" } }) { contact { id } } }" } }))
+        .await;
+    let error = subscriber.message().await.expect("error");
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["id"], "q");
+    assert_eq!(error["payload"][0]["extensions"]["code"], "BAD_REQUEST");
+    let count = app
+        .data(
+            "{ contacts(filter: { search: \"Sneaky\" }) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(count["contacts"]["totalCount"], 0, "nothing ran");
+    // The socket still serves subscriptions.
+    subscriber.subscribe("s", Value::Null).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    create(&app, "After").await;
+    assert_eq!(subscriber.change().await["kind"], "CREATED");
+}
