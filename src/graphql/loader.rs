@@ -234,6 +234,48 @@ impl Loader<TagPageKey> for TagPages {
     }
 }
 
+/// Loads the delivery logs of webhooks, a page each, for many webhooks in one statement.
+pub struct WebhookDeliveryPages {
+    db: DatabaseConnection,
+    tenant: TenantId,
+}
+
+/// Key of [`WebhookDeliveryPages`]; the parent is always a webhook, the log unfiltered.
+pub type WebhookDeliveryPageKey = NestedPageKey<(), ()>;
+
+impl Loader<WebhookDeliveryPageKey> for WebhookDeliveryPages {
+    type Value = Page<entity::webhook_delivery::Model>;
+    type Error = Error;
+
+    async fn load(
+        &self,
+        keys: &[WebhookDeliveryPageKey],
+    ) -> Result<HashMap<WebhookDeliveryPageKey, Self::Value>, Error> {
+        let mut out = HashMap::new();
+        for (key, ids) in group_by_query(keys) {
+            let mut pages = crate::webhooks::delivery::logs(
+                &self.db,
+                self.tenant,
+                &ids,
+                &key.args,
+                key.with_totals,
+            )
+            .await?;
+            for id in ids {
+                let page = pages.remove(&id).unwrap_or_else(|| Page::none(&key.args));
+                out.insert(
+                    NestedPageKey {
+                        parent_id: id,
+                        ..key.clone()
+                    },
+                    page,
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The loaders of one request.
 pub struct Loaders {
     /// Contacts by id.
@@ -254,6 +296,8 @@ pub struct Loaders {
     pub contact_pages: DataLoader<ContactPages, HashMapCache>,
     /// Pages of tags under a business.
     pub tag_pages: DataLoader<TagPages, HashMapCache>,
+    /// Pages of webhooks' delivery logs.
+    pub webhook_delivery_pages: DataLoader<WebhookDeliveryPages, HashMapCache>,
 }
 
 fn loader<T>(inner: T) -> DataLoader<T, HashMapCache> {
@@ -277,6 +321,7 @@ impl Loaders {
             loaders.contact_write_backs.enable_all_cache(enable);
             loaders.contact_pages.enable_all_cache(enable);
             loaders.tag_pages.enable_all_cache(enable);
+            loaders.webhook_delivery_pages.enable_all_cache(enable);
         }
         loaders
     }
@@ -305,6 +350,10 @@ impl Loaders {
                 tenant,
             }),
             tag_pages: loader(TagPages {
+                db: db.clone(),
+                tenant,
+            }),
+            webhook_delivery_pages: loader(WebhookDeliveryPages {
                 db: db.clone(),
                 tenant,
             }),

@@ -4,18 +4,16 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
-use entity::prelude::{Webhook as WebhookRow, WebhookDelivery as DeliveryRow};
 use entity::{webhook, webhook_delivery};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::RequestContext;
 use super::connection::{Connection, TotalCount};
 use super::ids::parse_id;
+use super::loader::WebhookDeliveryPageKey;
 use super::subscription::ContactChangeKind;
 use crate::change::Change;
-use crate::paging::PageArgs;
+use crate::paging::{Page, PageArgs};
 use crate::sources::sync::Syncer;
-use crate::tenancy::scoped;
 use crate::time::{Timestamp, now_millis};
 use crate::webhooks::store::{self, NewWebhook, UrlPolicy, WebhookUpdate};
 use crate::webhooks::{delivery, state};
@@ -91,17 +89,21 @@ impl Webhook {
     ) -> async_graphql::Result<Connection<WebhookDelivery>> {
         let request = RequestContext::of(ctx)?;
         let args = PageArgs::from_relay(first, after, last, before)?;
-        let page = delivery::log(request.db, request.tenant, self.0.id, &args).await?;
-        let (db, tenant, id) = (request.db.clone(), request.tenant, self.0.id);
-        let total = TotalCount::Deferred(Arc::new(move || {
-            let db = db.clone();
-            Box::pin(async move {
-                Ok(scoped::<DeliveryRow>(tenant)
-                    .filter(webhook_delivery::Column::WebhookId.eq(id))
-                    .count(&db)
-                    .await? as i64)
-            })
-        }));
+        // Through a loader: the logs of a page of webhooks are one statement.
+        let key = WebhookDeliveryPageKey {
+            parent: (),
+            parent_id: self.0.id,
+            query: Arc::new(()),
+            args: Arc::new(args.clone()),
+            with_totals: ctx.look_ahead().field("totalCount").exists(),
+        };
+        let page = request
+            .loaders
+            .webhook_delivery_pages
+            .load_one(key)
+            .await?
+            .unwrap_or_else(|| Page::none(&args));
+        let total = TotalCount::Known(page.total.unwrap_or(0));
         Ok(Connection::new(
             page,
             &delivery::ordering(),
@@ -199,12 +201,7 @@ impl WebhookQueries {
         let (db, tenant) = (request.db.clone(), request.tenant);
         let total = TotalCount::Deferred(Arc::new(move || {
             let db = db.clone();
-            Box::pin(async move {
-                Ok(WebhookRow::find()
-                    .filter(webhook::Column::TenantId.eq(tenant.0))
-                    .count(&db)
-                    .await? as i64)
-            })
+            Box::pin(async move { store::count(&db, tenant).await })
         }));
         Ok(Connection::new(page, &ordering, total, Webhook))
     }

@@ -377,16 +377,26 @@ pub async fn purge(
     Ok((events, deliveries))
 }
 
-/// The delivery log of the tenant's webhook `webhook`, newest first.
-pub async fn log(
+/// The delivery logs of the tenant's webhooks `webhooks`, newest first: one page each, in
+/// one statement (and their totals in one more, when `with_totals`).
+pub async fn logs(
     db: &DatabaseConnection,
     tenant: TenantId,
-    webhook: Uuid,
+    webhooks: &[Uuid],
     args: &crate::paging::PageArgs,
-) -> Result<crate::paging::Page<webhook_delivery::Model>> {
-    let select =
-        scoped::<WebhookDelivery>(tenant).filter(webhook_delivery::Column::WebhookId.eq(webhook));
-    crate::paging::fetch_page(db, select, &ordering(), args).await
+    with_totals: bool,
+) -> Result<std::collections::HashMap<Uuid, crate::paging::Page<webhook_delivery::Model>>> {
+    use sea_orm::IntoSimpleExpr;
+    crate::paging::fetch_pages_by_parent(
+        db,
+        scoped::<WebhookDelivery>(tenant),
+        webhook_delivery::Column::WebhookId.into_simple_expr(),
+        webhooks,
+        &ordering(),
+        args,
+        with_totals,
+    )
+    .await
 }
 
 /// The order of a delivery log: newest first.

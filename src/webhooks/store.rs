@@ -321,6 +321,12 @@ fn ordering() -> paging::Ordering<webhook::Model> {
     )
 }
 
+/// How many webhooks the tenant has.
+pub async fn count(db: &DatabaseConnection, tenant: TenantId) -> Result<i64> {
+    use sea_orm::PaginatorTrait;
+    Ok(scoped::<WebhookRow>(tenant).count(db).await? as i64)
+}
+
 /// A page of the tenant's webhooks, newest first.
 pub async fn page(
     db: &DatabaseConnection,

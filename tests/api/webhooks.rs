@@ -347,3 +347,36 @@ async fn old_events_and_delivered_deliveries_are_removed() {
     assert_eq!(delivered, 1);
     assert!(deliveries(&app, &webhook).await.is_empty());
 }
+
+#[tokio::test]
+async fn the_delivery_logs_of_many_webhooks_cost_the_statements_of_one() {
+    // The worker is off (no background SQL): deliveries stay queued.
+    let app = spawn_app_with(|_| {}).await;
+    async fn statements(app: &TestApp) -> (u64, Value) {
+        let query = "{ webhooks(first: 10) { nodes { id deliveries(first: 5) { totalCount nodes { id kind } } } } }";
+        let before = app.sql_statements().await;
+        let data = app.data(query, json!({})).await;
+        (app.sql_statements().await - before, data)
+    }
+    create_webhook(&app, "http://127.0.0.1:9/one", Value::Null).await;
+    create(&app, "First").await;
+    let (one, data) = statements(&app).await;
+    assert_eq!(data["webhooks"]["nodes"][0]["deliveries"]["totalCount"], 1);
+    for n in 0..3 {
+        create_webhook(&app, &format!("http://127.0.0.1:9/{n}"), Value::Null).await;
+    }
+    create(&app, "Second").await;
+    let (four, data) = statements(&app).await;
+    let nodes = data["webhooks"]["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 4);
+    let totals: Vec<&Value> = nodes
+        .iter()
+        .map(|w| &w["deliveries"]["totalCount"])
+        .collect();
+    assert_eq!(
+        totals,
+        [&json!(1), &json!(1), &json!(1), &json!(2)],
+        "newest first"
+    );
+    assert_eq!(one, four, "not one statement per webhook");
+}
