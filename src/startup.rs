@@ -138,6 +138,7 @@ impl Application {
             Some(Arc::new(webhooks::worker::Worker {
                 db: db.clone(),
                 client: webhook_client(webhook_urls)?,
+                urls: webhook_urls,
                 key: syncer.key.clone(),
                 poll: Duration::from_millis(config.sync.webhook_poll_ms.max(10)),
                 lease: Duration::from_secs(30),

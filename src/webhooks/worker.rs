@@ -19,6 +19,9 @@ pub struct Worker {
     pub db: DatabaseConnection,
     /// Sends the requests (public addresses only unless private networks are allowed).
     pub client: reqwest::Client,
+    /// Which URLs may be sent to: a URL naming a private address is refused here too (the
+    /// client's check covers names only), whenever the webhook was created.
+    pub urls: super::store::UrlPolicy,
     pub key: Option<SecretKey>,
     /// How often the queue is looked at when it was empty.
     pub poll: Duration,
@@ -87,6 +90,11 @@ impl Worker {
                 let Some(hook) = hook.filter(|h| h.enabled) else {
                     return delivery::refused("the webhook is disabled");
                 };
+                if !self.urls.allow_private_networks
+                    && let Err(reason) = crate::sources::network::check_url(&hook.url)
+                {
+                    return delivery::refused(&reason);
+                }
                 let headers = secret_of(self.key.as_ref(), hook)
                     .and_then(|secret| delivery::signed_headers(d, &secret, timestamp));
                 match headers {

@@ -458,6 +458,7 @@ impl ServerProcess {
             .env("DATABASE_URL", &app.database_url)
             .env("GATEWAY_SECRET_KEY", crate::common::TEST_SECRET_KEY)
             .env("SOURCES_ALLOW_PRIVATE_NETWORKS", "true")
+            .env("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "true")
             .env("SYNC_POLL_MS", "20")
             .env("WRITE_BACK_POLL_MS", "20")
             .env("WRITE_BACK_BACKOFF_MS", "100")
@@ -518,6 +519,7 @@ async fn the_command_line_manages_and_runs_sources() {
             .args(["--database-url", &app.database_url])
             .env("GATEWAY_SECRET_KEY", crate::common::TEST_SECRET_KEY)
             .env("SOURCES_ALLOW_PRIVATE_NETWORKS", "true")
+            .env("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "true")
             .env("CRM_TOKEN", TOKEN)
             .output()
             .expect("run the CLI");

@@ -380,3 +380,65 @@ async fn the_delivery_logs_of_many_webhooks_cost_the_statements_of_one() {
     );
     assert_eq!(one, four, "not one statement per webhook");
 }
+
+#[tokio::test]
+async fn two_server_processes_send_each_delivery_once() {
+    // This test's server queues (its worker is off); two `serve` processes deliver.
+    let app = spawn_app_with(|_| {}).await;
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    create_webhook(&app, &url, Value::Null).await;
+    for n in 0..20 {
+        create(&app, &format!("Queued {n}")).await;
+    }
+    let servers: Vec<crate::sources::ServerProcess> = (0..2)
+        .map(|_| crate::sources::ServerProcess::start(&app))
+        .collect();
+    let received = receiver.wait_for(20).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    drop(servers);
+    let received = receiver
+        .received
+        .lock()
+        .expect("lock")
+        .len()
+        .max(received.len());
+    let mut ids: Vec<String> = receiver
+        .received
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(h, _)| h["webhook-id"].to_str().unwrap_or_default().to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(received, 20, "each delivery sent once");
+    assert_eq!(ids.len(), 20);
+}
+
+#[tokio::test]
+async fn in_production_nothing_is_sent_to_a_private_address_whenever_the_webhook_was_made() {
+    // Made outside production (allowed there), delivered by a production server.
+    let app = spawn_app_with(|_| {}).await;
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    let (webhook, _) = create_webhook(&app, &url, Value::Null).await;
+    create(&app, "Private").await;
+    production_server(&app, |c| c.sync.no_webhook_delivery = false).await;
+    let mut log = Vec::new();
+    for _ in 0..250 {
+        log = deliveries(&app, &webhook).await;
+        if log.first().is_some_and(|d| d["lastError"].is_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(log[0]["state"], "PENDING", "{log:?}");
+    assert!(
+        log[0]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("127.0.0.1")),
+        "{log:?}"
+    );
+    assert!(receiver.received.lock().expect("lock").is_empty());
+}
