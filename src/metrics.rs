@@ -107,6 +107,11 @@ pub struct Metrics {
     pub write_back_deliveries: Family<SyncLabels, Counter>,
     /// Time from queueing a write-back to the vendor taking it, in seconds, by source.
     pub write_back_latency: Family<SourceLabels, Histogram>,
+    /// GraphQL subscriptions open (one per `subscribe` over WebSocket).
+    pub subscriptions: Gauge,
+    /// Distinct subscription operations running: subscribers of one tenant that send the
+    /// same operation share one execution (`graphql::subscription_hub`).
+    pub subscription_executions: Gauge,
     operation_names: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -218,8 +223,22 @@ impl Metrics {
             "Time from queueing a write-back to the vendor taking it, by source",
             write_back_latency.clone(),
         );
+        let subscriptions = Gauge::default();
+        let subscription_executions = Gauge::default();
+        registry.register(
+            "graphql_subscriptions",
+            "GraphQL subscriptions open",
+            subscriptions.clone(),
+        );
+        registry.register(
+            "graphql_subscription_executions",
+            "Distinct subscription operations running, each shared by its subscribers",
+            subscription_executions.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            subscriptions,
+            subscription_executions,
             write_back_queue,
             write_back_deliveries,
             write_back_latency,

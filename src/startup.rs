@@ -13,7 +13,7 @@ use crate::config::Limits;
 use crate::config::{Config, ConnectionLimits};
 use crate::contacts::WriteSettings;
 use crate::events::feed::Feed;
-use crate::graphql::{AppSchema, Services, SubscriptionSlots, build_schema};
+use crate::graphql::{AppSchema, Services, SubscriptionHubs, SubscriptionSlots, build_schema};
 use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
 use crate::sources::config::SourcesFile;
@@ -40,6 +40,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Production mode (no GraphiQL page).
     pub production: bool,
+    /// Subscriptions over WebSocket, each distinct operation run once.
+    pub subscriptions: Arc<SubscriptionHubs>,
     /// How often WebSocket connections are pinged.
     pub ws_ping: Duration,
 }
@@ -155,23 +157,30 @@ impl Application {
             config.limits.subscription_buffer,
             stopping.clone(),
         );
-        let slots = SubscriptionSlots::new(
-            config.limits.max_subscriptions_per_key,
-            config.limits.max_subscriptions_per_connection,
+        let schema = build_schema(
+            db.clone(),
+            settings,
+            limits,
+            production,
+            Services {
+                syncer: syncer.clone(),
+                feed,
+                webhook_urls,
+            },
+        );
+        let subscriptions = SubscriptionHubs::new(
+            schema.clone(),
+            db.clone(),
+            SubscriptionSlots::new(
+                config.limits.max_subscriptions_per_key,
+                config.limits.max_subscriptions_per_connection,
+            ),
+            config.limits.subscription_buffer,
+            &metrics,
         );
         let state = AppState {
-            schema: build_schema(
-                db.clone(),
-                settings,
-                limits,
-                production,
-                Services {
-                    syncer: syncer.clone(),
-                    feed,
-                    slots,
-                    webhook_urls,
-                },
-            ),
+            schema,
+            subscriptions,
             ws_ping: Duration::from_secs(config.limits.ws_ping_secs.max(1)),
             auth: Authenticator::new(db.clone(), Duration::from_secs(config.key_cache_secs)),
             db,

@@ -22,6 +22,7 @@ pub mod scopes;
 mod source;
 mod source_mutations;
 pub mod subscription;
+pub mod subscription_hub;
 mod tag;
 mod webhook;
 mod write_back;
@@ -41,6 +42,7 @@ pub use mutation::MutationRoot;
 pub use node::Node;
 pub use query::QueryRoot;
 pub use subscription::{ConnectionSubscriptions, SubscriptionRoot, SubscriptionSlots};
+pub use subscription_hub::SubscriptionHubs;
 pub use tag::Tag;
 
 use crate::auth::Principal;
@@ -51,12 +53,11 @@ use crate::sources::sync::Syncer;
 use crate::tenancy::TenantId;
 use crate::webhooks::store::UrlPolicy;
 
-/// What resolvers share beside the pool: the sources' syncer, the change feed, the
-/// subscription limits and which webhook URLs are allowed.
+/// What resolvers share beside the pool: the sources' syncer, the change feed and which
+/// webhook URLs are allowed.
 pub struct Services {
     pub syncer: Arc<Syncer>,
     pub feed: Arc<Feed>,
-    pub slots: Arc<SubscriptionSlots>,
     pub webhook_urls: UrlPolicy,
 }
 
@@ -76,7 +77,6 @@ pub fn build_schema(
     let Services {
         syncer,
         feed,
-        slots,
         webhook_urls,
     } = services;
     let mut builder = Schema::build(
@@ -86,7 +86,6 @@ pub fn build_schema(
     )
     .data(db)
     .data(feed)
-    .data(slots)
     .data(webhook_urls)
     .data(syncer)
     .data(settings)

@@ -1,11 +1,12 @@
 //! `Subscription.contactChanged`: the change feed of the caller's tenant over WebSocket
 //! (`graphql-transport-ws`, see `http::websocket`), filtered like `contacts(filter)`.
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::{Context, Enum, ErrorExtensions, ID, Object, Subscription};
 use futures::Stream;
+use futures::future::Either;
 use sea_orm::DatabaseConnection;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use uuid::Uuid;
@@ -43,26 +44,28 @@ impl SubscriptionRoot {
             ContactFilterInput,
         >,
     ) -> async_graphql::Result<impl Stream<Item = ContactChange> + use<>> {
+        if let Some(Lagged(skipped)) = ctx.data_opt::<Lagged>() {
+            // One subscriber of a shared operation fell behind (`subscription_hub`).
+            let lagged = ContactChange::lagged(*skipped);
+            return Ok(Either::Left(futures::stream::once(async move { lagged })));
+        }
         let principal = ctx.data::<Principal>()?;
         let db = ctx.data::<DatabaseConnection>()?.clone();
         let feed = ctx.data::<Arc<Feed>>()?;
-        let slots = ctx.data::<Arc<SubscriptionSlots>>()?;
-        let connection = ctx.data_opt::<Arc<ConnectionSubscriptions>>();
         let filter: Option<ContactFilter> = filter.map(|f| domain_filter(Some(f)));
         if let Some(filter) = &filter {
             // A filter that `contacts` would refuse is refused here, before anything is sent.
             contacts::filtered(&db, principal.tenant, filter)?;
         }
-        let slot = slots.take(principal.key_id, connection.cloned())?;
         let watch = Watch {
             receiver: feed.subscribe().await?,
             tenant: principal.tenant,
             filter,
             db,
             ready: VecDeque::new(),
-            _slot: slot,
+            progress: ctx.data_opt::<Arc<Progress>>().cloned(),
         };
-        Ok(futures::stream::unfold(watch, Watch::next))
+        Ok(Either::Right(futures::stream::unfold(watch, Watch::next)))
     }
 }
 
@@ -73,21 +76,44 @@ struct Watch {
     filter: Option<ContactFilter>,
     db: DatabaseConnection,
     ready: VecDeque<ContactChange>,
-    _slot: Slot,
+    progress: Option<Arc<Progress>>,
 }
+
+/// Request data counting the changes `contactChanged` has yielded, a `LAGGED` one counting
+/// its `skipped`. A shared operation uses it to tell a subscriber that falls behind how many
+/// changes it missed.
+#[derive(Default)]
+pub struct Progress(pub AtomicU64);
+
+/// Request data that makes `contactChanged` yield one `LAGGED` change with this `skipped`
+/// and end: how a shared operation renders that change for the one subscriber that fell
+/// behind.
+pub struct Lagged(pub u64);
 
 impl Watch {
     async fn next(mut self) -> Option<(ContactChange, Watch)> {
+        let change = self.pull().await?;
+        if let Some(progress) = &self.progress {
+            let changes = match change.kind {
+                ContactChangeKind::Lagged => change.skipped,
+                _ => 1,
+            };
+            progress.0.fetch_add(changes, Ordering::SeqCst);
+        }
+        Some((change, self))
+    }
+
+    async fn pull(&mut self) -> Option<ContactChange> {
         loop {
             if let Some(change) = self.ready.pop_front() {
-                return Some((change, self));
+                return Some(change);
             }
             let mut batch = Vec::new();
             let mut lagged = None;
             match self.receiver.recv().await {
                 Ok(event) => batch.push(event),
                 Err(RecvError::Lagged(skipped)) => {
-                    return Some((ContactChange::lagged(skipped), self));
+                    return Some(ContactChange::lagged(skipped));
                 }
                 Err(RecvError::Closed) => return None,
             }
@@ -275,7 +301,7 @@ pub struct SubscriptionSlots {
 pub struct ConnectionSubscriptions(AtomicUsize);
 
 /// One open subscription, counted until dropped.
-struct Slot {
+pub struct Slot {
     slots: Arc<SubscriptionSlots>,
     key: Uuid,
     connection: Option<Arc<ConnectionSubscriptions>>,
@@ -291,7 +317,11 @@ impl SubscriptionSlots {
         })
     }
 
-    fn take(
+    /// A slot for one more subscription of `key` (on `connection`).
+    ///
+    /// # Errors
+    /// `TOO_MANY_SUBSCRIPTIONS` past either limit.
+    pub fn take(
         self: &Arc<Self>,
         key: Uuid,
         connection: Option<Arc<ConnectionSubscriptions>>,

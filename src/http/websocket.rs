@@ -1,26 +1,36 @@
 //! GraphQL over WebSocket at `/graphql`, with the `graphql-transport-ws` protocol (what the
-//! `graphql-ws` client, Apollo Client and urql speak; async-graphql runs the protocol).
+//! `graphql-ws` client, Apollo Client and urql speak;
+//! <https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md>).
 //!
-//! The API key comes in `connection_init`'s payload (`{"authorization": "Bearer sk-..."}`)
-//! or, failing that, the upgrade request's `Authorization` header. A missing or bad key
-//! closes the socket with 4403 (Forbidden); a `subscribe` before the connection is
-//! acknowledged with 4401 (Unauthorized), as the protocol says. The server pings every
-//! `WS_PING_SECS`; a connection that sends nothing (not even a pong) for two of them is
-//! closed (4408), and one whose key was revoked or expired since is closed with 4403 at the
-//! next ping. Only subscriptions run here: a query or mutation gets an `error` message
-//! (`BAD_REQUEST`) pointing to `POST /graphql`, where the request limits apply.
+//! The protocol is served here rather than by async-graphql so that subscribers of one
+//! operation share its execution across connections (`graphql::subscription_hub`).
+//!
+//! - The API key comes in `connection_init`'s payload (`{"authorization": "Bearer sk-..."}`)
+//!   or, failing that, the upgrade request's `Authorization` header. A missing or bad key
+//!   closes the socket with 4403 (Forbidden).
+//! - Protocol violations close it as the protocol says: 4400 for a message that is not one
+//!   of the protocol's, 4401 for a `subscribe` before the connection is acknowledged, 4408
+//!   without `connection_init` within `WS_PING_SECS`, 4409 for a `subscribe` whose id is in
+//!   use, 4429 for a second `connection_init`.
+//! - The server pings every `WS_PING_SECS`. A connection that sends nothing (not even a
+//!   pong) for two of them is closed (4408). One whose key was revoked or expired since is
+//!   closed with 4403 at the next ping.
+//! - Only subscriptions run here: a query or mutation gets an `error` message
+//!   (`BAD_REQUEST`) pointing to `POST /graphql`, where the request limits apply.
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_graphql::Data;
-use async_graphql::http::{WebSocket as GraphqlWebSocket, WebSocketProtocols, WsMessage};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use futures::stream::{AbortHandle, SelectAll};
 use futures::{FutureExt, SinkExt, StreamExt};
+use serde::Deserialize;
 
 use crate::auth::{AuthRejection, Principal};
-use crate::graphql::{ConnectionSubscriptions, Loaders};
+use crate::graphql::ConnectionSubscriptions;
+use crate::graphql::subscription_hub::{Operation, Outgoing};
 use crate::startup::AppState;
 
 /// Most messages written at once.
@@ -31,9 +41,41 @@ pub const PROTOCOL: &str = "graphql-transport-ws";
 
 /// Close codes of `graphql-transport-ws`.
 mod close {
+    pub const BAD_REQUEST: u16 = 4400;
     pub const UNAUTHORIZED: u16 = 4401;
     pub const FORBIDDEN: u16 = 4403;
     pub const TIMEOUT: u16 = 4408;
+    pub const SUBSCRIBER_EXISTS: u16 = 4409;
+    pub const TOO_MANY_INITIALISATION_REQUESTS: u16 = 4429;
+}
+
+/// A message from the client.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    ConnectionInit {
+        #[serde(default)]
+        payload: Option<serde_json::Value>,
+    },
+    Ping {},
+    Pong {},
+    Subscribe {
+        id: String,
+        payload: SubscribePayload,
+    },
+    Complete {
+        id: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscribePayload {
+    query: String,
+    #[serde(default)]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: serde_json::Value,
 }
 
 /// Upgrades `GET /graphql` to a `graphql-transport-ws` connection.
@@ -68,145 +110,243 @@ fn authorization_of(payload: &serde_json::Value, header: Option<String>) -> Opti
         .or(header)
 }
 
-async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
-    let (mut sink, stream) = socket.split();
-    let last_heard = Arc::new(std::sync::Mutex::new(Instant::now()));
-    let heard = last_heard.clone();
-    // Queries and mutations are refused here (answered on `refusals`): over HTTP they have
-    // the request timeout, metrics and batch limits; a socket would run any number at once.
-    let (refuse, mut refusals) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let input = stream
-        .take_while(|message| {
-            futures::future::ready(!matches!(message, Ok(Message::Close(_)) | Err(_)))
-        })
-        .filter_map(move |message| {
-            if let Ok(mut at) = heard.lock() {
-                *at = Instant::now();
-            }
-            let bytes = match message {
-                Ok(Message::Text(text)) => Some(text.as_str().as_bytes().to_vec()),
-                Ok(Message::Binary(bytes)) => Some(bytes.to_vec()),
-                _ => None,
-            };
-            futures::future::ready(match bytes.as_deref().and_then(refusal) {
-                Some(answer) => {
-                    let _ = refuse.send(answer);
-                    None
+/// A subscription's messages, tagged with its id (as JSON) and generation.
+type Tagged = (Arc<str>, u64, Arc<Outgoing>);
+
+/// One connection's protocol state.
+struct Connection {
+    state: AppState,
+    header: Option<String>,
+    /// Whether `connection_init` came (a second one closes the connection).
+    initialised: bool,
+    /// Who the connection was acknowledged for.
+    principal: Option<Principal>,
+    /// The authorization it was acknowledged with, checked again at every ping.
+    authorization: Option<String>,
+    /// Running subscriptions by id: their generation (an id may be reused once completed)
+    /// and how to stop them.
+    active: HashMap<String, (u64, AbortHandle)>,
+    generation: u64,
+    outgoing: SelectAll<futures::stream::BoxStream<'static, Tagged>>,
+    counted: Arc<ConnectionSubscriptions>,
+}
+
+/// What a client message asks of the connection.
+enum Answer {
+    Nothing,
+    Send(String),
+    Close(u16, String),
+}
+
+impl Connection {
+    async fn on_text(&mut self, text: &str) -> Answer {
+        let Ok(message) = serde_json::from_str::<ClientMessage>(text) else {
+            return Answer::Close(close::BAD_REQUEST, "Invalid message received".into());
+        };
+        match message {
+            ClientMessage::ConnectionInit { payload } => {
+                if self.initialised {
+                    return Answer::Close(
+                        close::TOO_MANY_INITIALISATION_REQUESTS,
+                        "Too many initialisation requests".into(),
+                    );
                 }
-                None => bytes,
-            })
-        });
-    let auth = state.auth.clone();
-    let db = state.db.clone();
-    // The key the connection was accepted with, checked again at every ping (a revoked or
-    // expired key closes it).
-    let accepted: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
-    let accepted_key = accepted.clone();
-    let mut graphql =
-        GraphqlWebSocket::new(state.schema.clone(), input, WebSocketProtocols::GraphQLWS)
-            .on_connection_init(move |payload| async move {
-                let authorization = authorization_of(&payload, header);
-                if let Ok(mut key) = accepted_key.lock() {
-                    key.clone_from(&authorization);
-                }
-                let principal: Principal = match auth.verify(authorization.as_deref()).await {
-                    Ok(principal) => principal,
+                self.initialised = true;
+                let authorization =
+                    authorization_of(&payload.unwrap_or_default(), self.header.take());
+                match self.state.auth.verify(authorization.as_deref()).await {
+                    Ok(principal) => {
+                        self.principal = Some(principal);
+                        self.authorization = authorization;
+                        Answer::Send(r#"{"type":"connection_ack"}"#.into())
+                    }
                     Err(AuthRejection::Unauthenticated(reason)) => {
-                        return Err(async_graphql::Error::new(format!("Forbidden: {reason}")));
+                        Answer::Close(close::FORBIDDEN, format!("Forbidden: {reason}"))
                     }
-                    Err(_) => {
-                        return Err(async_graphql::Error::new(
-                            "Forbidden: the API key could not be checked; try again",
-                        ));
-                    }
-                };
-                let mut data = Data::default();
-                data.insert(Arc::new(Loaders::uncached(&db, principal.tenant)));
-                data.insert(Arc::new(ConnectionSubscriptions::default()));
-                data.insert(principal);
-                Ok(data)
-            })
-            .boxed();
-    // Operations that ended in an `error` message (no `complete` follows one).
-    let mut failed = std::collections::HashSet::new();
-    let mut pending_close: Option<(u16, String)> = None;
+                    Err(_) => Answer::Close(
+                        close::FORBIDDEN,
+                        "Forbidden: the API key could not be checked; try again".into(),
+                    ),
+                }
+            }
+            ClientMessage::Ping {} => Answer::Send(r#"{"type":"pong"}"#.into()),
+            ClientMessage::Pong {} => Answer::Nothing,
+            ClientMessage::Subscribe { id, payload } => self.subscribe(id, payload),
+            ClientMessage::Complete { id } => {
+                if let Some((_, running)) = self.active.remove(&id) {
+                    running.abort();
+                }
+                Answer::Nothing
+            }
+        }
+    }
+
+    fn subscribe(&mut self, id: String, payload: SubscribePayload) -> Answer {
+        let Some(principal) = &self.principal else {
+            return Answer::Close(close::UNAUTHORIZED, "Unauthorized".into());
+        };
+        if self.active.contains_key(&id) {
+            return Answer::Close(
+                close::SUBSCRIBER_EXISTS,
+                format!("Subscriber for {id} already exists"),
+            );
+        }
+        let id_json: Arc<str> = serde_json::Value::from(id.as_str()).to_string().into();
+        if let Some(refused) = refusal(&payload.query, payload.operation_name.as_deref()) {
+            return Answer::Send(message(&id_json, "error", Some(&refused)));
+        }
+        let operation = Operation {
+            query: payload.query,
+            operation_name: payload.operation_name,
+            variables: payload.variables,
+        };
+        match self
+            .state
+            .subscriptions
+            .subscribe(principal, &self.counted, operation)
+        {
+            Ok(stream) => {
+                self.generation += 1;
+                let generation = self.generation;
+                let (stream, running) = futures::stream::abortable(stream);
+                self.active.insert(id, (generation, running));
+                self.outgoing.push(
+                    stream
+                        .map(move |outgoing| (id_json.clone(), generation, outgoing))
+                        .boxed(),
+                );
+                Answer::Nothing
+            }
+            Err(Outgoing::Error(errors)) => Answer::Send(message(&id_json, "error", Some(&errors))),
+            Err(_) => Answer::Nothing,
+        }
+    }
+
+    /// The protocol message for one subscription's `outgoing`; a subscription that ends is
+    /// forgotten.
+    fn frame(&mut self, (id, generation, outgoing): Tagged) -> String {
+        let (kind, payload) = match &*outgoing {
+            Outgoing::Next(payload) => ("next", Some(&**payload)),
+            Outgoing::Error(errors) => ("error", Some(&**errors)),
+            Outgoing::Complete => ("complete", None),
+        };
+        if kind != "next"
+            && let Ok(serde_json::Value::String(key)) = serde_json::from_str(&id)
+            && self.active.get(&key).is_some_and(|(g, _)| *g == generation)
+        {
+            self.active.remove(&key);
+        }
+        message(&id, kind, payload)
+    }
+}
+
+/// `{"id":…,"type":…,"payload":…}` from an id already in JSON and a payload in JSON (one
+/// allocation: this runs once per change and subscriber).
+fn message(id_json: &str, kind: &str, payload: Option<&str>) -> String {
+    let payload = payload.unwrap_or_default();
+    let mut text = String::with_capacity(40 + id_json.len() + payload.len());
+    text.push_str(r#"{"id":"#);
+    text.push_str(id_json);
+    text.push_str(r#","type":""#);
+    text.push_str(kind);
+    if payload.is_empty() {
+        text.push_str(r#""}"#);
+    } else {
+        text.push_str(r#"","payload":"#);
+        text.push_str(payload);
+        text.push('}');
+    }
+    text
+}
+
+async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
+    let (mut sink, mut input) = socket.split();
     let period = state.ws_ping;
+    let mut connection = Connection {
+        state,
+        header,
+        initialised: false,
+        principal: None,
+        authorization: None,
+        active: HashMap::new(),
+        generation: 0,
+        outgoing: SelectAll::new(),
+        counted: Arc::default(),
+    };
+    let mut last_heard = Instant::now();
+    let init_deadline = tokio::time::sleep(period);
+    tokio::pin!(init_deadline);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let closing = |code: u16, reason: String| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
     loop {
         tokio::select! {
-            Some(answer) = refusals.recv() => {
-                if sink.send(Message::Text(answer.into())).await.is_err() {
-                    return;
-                }
-            }
-            message = graphql.next() => match message {
-                Some(WsMessage::Text(text)) => {
-                    // Messages that are ready together go out in one write (a burst of
-                    // changes is not one system call each).
-                    let mut ready = vec![text];
-                    while ready.len() < BURST {
-                        match graphql.next().now_or_never() {
-                            Some(Some(WsMessage::Text(text))) => ready.push(text),
-                            Some(Some(WsMessage::Close(code, reason))) => {
-                                pending_close = Some((code, reason));
-                                break;
-                            }
-                            Some(None) => {
-                                pending_close = Some((1000, String::new()));
-                                break;
-                            }
-                            None => break,
-                        }
+            message = input.next() => {
+                last_heard = Instant::now();
+                let answer = match message {
+                    Some(Ok(Message::Text(text))) => connection.on_text(text.as_str()).await,
+                    Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
+                        Ok(text) => connection.on_text(text).await,
+                        Err(_) => Answer::Close(close::BAD_REQUEST, "Invalid message received".into()),
+                    },
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Answer::Nothing,
+                    // The client closed (or the socket failed): answer its close handshake.
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                        let _ = sink.send(closing(1000, String::new())).await;
+                        return;
                     }
-                    for text in ready {
-                        let Some(text) = as_protocol_says(text, &mut failed) else { continue };
-                        if sink.feed(Message::Text(text.into())).await.is_err() {
+                };
+                match answer {
+                    Answer::Nothing => {}
+                    Answer::Send(text) => {
+                        if sink.send(Message::Text(text.into())).await.is_err() {
                             return;
                         }
                     }
-                    if sink.flush().await.is_err() {
-                        return;
-                    }
-                    if let Some((code, reason)) = pending_close.take() {
-                        let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    Answer::Close(code, reason) => {
+                        let _ = sink.send(closing(code, reason)).await;
                         return;
                     }
                 }
-                Some(WsMessage::Close(code, reason)) => {
-                    let code = match code {
-                        // async-graphql's codes for a refused init and a subscribe before it.
-                        1002 if reason.starts_with("Forbidden") => close::FORBIDDEN,
-                        1011 => close::UNAUTHORIZED,
-                        other => other,
+            }
+            Some(tagged) = connection.outgoing.next(), if !connection.outgoing.is_empty() => {
+                // Messages that are ready together go out in one write (a burst of changes
+                // is not one system call each).
+                let text = connection.frame(tagged);
+                if sink.feed(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+                for _ in 1..BURST {
+                    let Some(Some(tagged)) = connection.outgoing.next().now_or_never() else {
+                        break;
                     };
-                    let reason = if code == close::UNAUTHORIZED { "Unauthorized".to_string() } else { reason };
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    let text = connection.frame(tagged);
+                    if sink.feed(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
                     return;
                 }
-                None => {
-                    // The client closed (or stopped): answer its close handshake.
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
-                    return;
-                }
-            },
+            }
+            _ = &mut init_deadline, if !connection.initialised => {
+                let _ = sink.send(closing(close::TIMEOUT, "Connection initialisation timeout".into())).await;
+                return;
+            }
             _ = ping.tick() => {
-                let key = accepted.lock().ok().and_then(|k| k.clone());
-                if key.is_some()
+                if connection.authorization.is_some()
                     && let Err(AuthRejection::Unauthenticated(reason)) =
-                        state.auth.verify(key.as_deref()).await
+                        connection.state.auth.verify(connection.authorization.as_deref()).await
                 {
-                    let _ = sink.send(Message::Close(Some(CloseFrame {
-                        code: close::FORBIDDEN,
-                        reason: format!("Forbidden: {reason}").into(),
-                    }))).await;
+                    let _ = sink.send(closing(close::FORBIDDEN, format!("Forbidden: {reason}"))).await;
                     return;
                 }
-                let idle = last_heard.lock().map(|at| at.elapsed()).unwrap_or_default();
-                if idle > period * 2 {
-                    let _ = sink.send(Message::Close(Some(CloseFrame {
-                        code: close::TIMEOUT,
-                        reason: "no answer to pings".into(),
-                    }))).await;
+                if last_heard.elapsed() > period * 2 {
+                    let _ = sink.send(closing(close::TIMEOUT, "no answer to pings".into())).await;
                     return;
                 }
                 if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
@@ -217,73 +357,64 @@ async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
     }
 }
 
-/// The `error` answer to a `subscribe` message whose operation is a query or a mutation
-/// (those go to `POST /graphql`); `None` for every other message (a document that does not
-/// parse is left to the GraphQL layer, which reports it).
-fn refusal(message: &[u8]) -> Option<String> {
+/// The `error` payload for a `subscribe` that does not run here: a query or a mutation
+/// (those go to `POST /graphql`), or a subscription with more than one root field (the
+/// GraphQL spec's "Single root field" rule, which async-graphql does not check). `None`
+/// otherwise; a document that does not parse is left to the GraphQL layer, which reports it.
+fn refusal(query: &str, operation_name: Option<&str>) -> Option<String> {
     use async_graphql::parser::types::{DocumentOperations, OperationType};
-    let message: serde_json::Value = serde_json::from_slice(message).ok()?;
-    if message["type"] != "subscribe" {
-        return None;
-    }
-    let query = message["payload"]["query"].as_str()?;
     let document = async_graphql::parser::parse_query(query).ok()?;
-    let name = message["payload"]["operationName"].as_str();
-    let ty = match (&document.operations, name) {
-        (DocumentOperations::Single(op), _) => op.node.ty,
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name)?.node.ty,
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next()?.node.ty,
+    let operation = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name)?,
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next()?,
         _ => return None,
     };
-    if ty == OperationType::Subscription {
+    let (code, message) = if operation.node.ty != OperationType::Subscription {
+        (
+            crate::code::Code::BadRequest,
+            "only subscriptions run over WebSocket; send queries and mutations to POST /graphql",
+        )
+    } else if root_fields(&document, &operation.node.selection_set.node, 0) > 1 {
+        (
+            crate::code::Code::GraphqlValidationFailed,
+            "a subscription must select only one top level field",
+        )
+    } else {
         return None;
-    }
+    };
     Some(
-        serde_json::json!({
-            "id": message["id"],
-            "type": "error",
-            "payload": [{
-                "message": "only subscriptions run over WebSocket; send queries and mutations to POST /graphql",
-                "extensions": { "code": crate::code::Code::BadRequest.as_str() },
-            }],
-        })
-        .to_string(),
+        serde_json::json!([{ "message": message, "extensions": { "code": code.as_str() } }])
+            .to_string(),
     )
 }
 
-/// async-graphql sends an operation that fails before it runs (validation, a refused
-/// scope, a resolver error) as a `next` with `data: null` and then `complete`;
-/// `graphql-transport-ws` says `error` with the errors, and no `complete` after it.
-fn as_protocol_says(
-    text: String,
-    failed: &mut std::collections::HashSet<String>,
-) -> Option<String> {
-    // Most messages are data: only those that may be errors or completions are parsed.
-    if !text.contains("\"errors\"") && !text.contains("\"complete\"") {
-        return Some(text);
+/// The fields selected at the root of `set`, through fragments (at most 10 deep; deeper
+/// nesting is the depth limit's to refuse).
+fn root_fields(
+    document: &async_graphql::parser::types::ExecutableDocument,
+    set: &async_graphql::parser::types::SelectionSet,
+    depth: usize,
+) -> usize {
+    use async_graphql::parser::types::Selection;
+    if depth > 10 {
+        return 0;
     }
-    let Ok(message) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return Some(text);
-    };
-    let id = message["id"].as_str().unwrap_or_default().to_string();
-    match message["type"].as_str() {
-        Some("next")
-            if message["payload"]["data"].is_null()
-                && message["payload"]["errors"]
-                    .as_array()
-                    .is_some_and(|e| !e.is_empty()) =>
-        {
-            let error = serde_json::json!({
-                "id": id,
-                "type": "error",
-                "payload": message["payload"]["errors"],
-            });
-            failed.insert(id);
-            Some(error.to_string())
-        }
-        Some("complete") if failed.remove(&id) => None,
-        _ => Some(text),
-    }
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(_) => 1,
+            Selection::InlineFragment(fragment) => {
+                root_fields(document, &fragment.node.selection_set.node, depth + 1)
+            }
+            Selection::FragmentSpread(spread) => document
+                .fragments
+                .get(&spread.node.fragment_name.node)
+                .map_or(0, |f| {
+                    root_fields(document, &f.node.selection_set.node, depth + 1)
+                }),
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -292,48 +423,65 @@ mod tests {
 
     #[test]
     fn only_subscriptions_are_taken() {
-        let subscribe = |query: &str| {
-            serde_json::json!({ "id": "7", "type": "subscribe", "payload": { "query": query } })
-                .to_string()
-        };
-        let refused = refusal(subscribe("{ contacts { totalCount } }").as_bytes());
+        let refused = refusal("{ contacts { totalCount } }", None);
         let refused: serde_json::Value =
             serde_json::from_str(&refused.unwrap_or_default()).unwrap_or_default();
-        assert_eq!(refused["type"], "error");
-        assert_eq!(refused["id"], "7");
-        assert_eq!(refused["payload"][0]["extensions"]["code"], "BAD_REQUEST");
-        assert!(refusal(subscribe("mutation { x }").as_bytes()).is_some());
-        assert!(
-            refusal(subscribe("subscription { contactChanged { kind } }").as_bytes()).is_none()
+        assert_eq!(refused[0]["extensions"]["code"], "BAD_REQUEST");
+        assert!(refusal("mutation { x }", None).is_some());
+        assert!(refusal("subscription { contactChanged { kind } }", None).is_none());
+        let two = "query A { x } subscription B { contactChanged { kind } }";
+        assert!(refusal(two, Some("A")).is_some());
+        assert!(refusal(two, Some("B")).is_none());
+        // The spec's single root field, through fragments too.
+        let twice = "subscription { a: contactChanged { kind } b: contactChanged { kind } }";
+        let refused: serde_json::Value =
+            serde_json::from_str(&refusal(twice, None).unwrap_or_default()).unwrap_or_default();
+        assert_eq!(
+            refused[0]["extensions"]["code"],
+            "GRAPHQL_VALIDATION_FAILED"
         );
-        // Not parsable, or not a subscribe: the GraphQL layer answers.
-        assert!(refusal(subscribe("{ broken").as_bytes()).is_none());
-        assert!(refusal(br#"{"type":"ping"}"#).is_none());
+        let spread = "subscription { ...F contactChanged { kind } } fragment F on SubscriptionRoot { contactChanged { at } }";
+        assert!(refusal(spread, None).is_some());
+        // Not parsable: the GraphQL layer answers.
+        assert!(refusal("{ broken", None).is_none());
     }
 
     #[test]
-    fn an_operation_that_fails_is_an_error_without_complete() {
-        let mut failed = std::collections::HashSet::new();
-        let next =
-            r#"{"id":"1","type":"next","payload":{"data":null,"errors":[{"message":"no"}]}}"#;
-        let error: serde_json::Value =
-            serde_json::from_str(&as_protocol_says(next.into(), &mut failed).unwrap_or_default())
+    fn messages_are_the_protocol_s() {
+        let id = serde_json::Value::from("a\"b").to_string();
+        let next: serde_json::Value =
+            serde_json::from_str(&message(&id, "next", Some(r#"{"data":{"x":1}}"#)))
                 .unwrap_or_default();
-        assert_eq!(error["type"], "error");
-        assert_eq!(error["payload"][0]["message"], "no");
+        assert_eq!(next["id"], "a\"b");
+        assert_eq!(next["type"], "next");
+        assert_eq!(next["payload"]["data"]["x"], 1);
+        let done: serde_json::Value =
+            serde_json::from_str(&message(&id, "complete", None)).unwrap_or_default();
         assert_eq!(
-            as_protocol_says(r#"{"id":"1","type":"complete"}"#.into(), &mut failed),
-            None
+            done,
+            serde_json::json!({ "id": "a\"b", "type": "complete" })
         );
-        let data = r#"{"id":"2","type":"next","payload":{"data":{"x":1}}}"#;
-        assert_eq!(
-            as_protocol_says(data.into(), &mut failed).as_deref(),
-            Some(data)
-        );
-        let done = r#"{"id":"2","type":"complete"}"#;
-        assert_eq!(
-            as_protocol_says(done.into(), &mut failed).as_deref(),
-            Some(done)
-        );
+    }
+
+    #[test]
+    fn client_messages_parse_as_the_protocol_says() {
+        let parse = |text: &str| serde_json::from_str::<ClientMessage>(text).ok();
+        assert!(matches!(
+            parse(r#"{"type":"connection_init"}"#),
+            Some(ClientMessage::ConnectionInit { payload: None })
+        ));
+        assert!(matches!(
+            parse(
+                r#"{"type":"subscribe","id":"1","payload":{"query":"subscription { x }","variables":null}}"#
+            ),
+            Some(ClientMessage::Subscribe { .. })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"ping","payload":{"a":1}}"#),
+            Some(ClientMessage::Ping {})
+        ));
+        assert!(parse(r#"{"type":"subscribe","id":"1"}"#).is_none());
+        assert!(parse(r#"{"type":"next","id":"1","payload":{}}"#).is_none());
+        assert!(parse("not json").is_none());
     }
 }

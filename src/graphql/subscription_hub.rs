@@ -1,0 +1,404 @@
+//! One execution per distinct subscription, shared by all of its subscribers.
+//!
+//! Subscribers of one tenant, with the same scopes, that send the same operation (query,
+//! operation name and variables) would get the same messages. So the operation runs once,
+//! in a hub. Each change is executed and serialised once, and every subscriber gets the
+//! same bytes, however many subscribers there are. A hub starts with its first subscriber
+//! and stops when its last one leaves.
+//!
+//! A subscriber that falls more than `SUBSCRIPTION_BUFFER` messages behind its hub gets one
+//! `LAGGED` change and then continues. That change is rendered for this subscriber alone,
+//! because `skipped` is its own count.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use async_graphql::{Pos, Request, Response, ServerError, Variables};
+use futures::{Stream, StreamExt};
+use prometheus_client::metrics::gauge::Gauge;
+use sea_orm::DatabaseConnection;
+use tokio::sync::broadcast::{self, error::RecvError};
+use uuid::Uuid;
+
+use super::subscription::{ConnectionSubscriptions, Lagged, Progress, Slot, SubscriptionSlots};
+use super::{AppSchema, Loaders};
+use crate::auth::{Principal, Scope};
+
+/// A `subscribe` message's operation (`graphql-transport-ws`'s `SubscribePayload`).
+#[derive(Clone, Debug)]
+pub struct Operation {
+    /// The GraphQL document.
+    pub query: String,
+    /// Which operation of the document to run.
+    pub operation_name: Option<String>,
+    /// The variables, as sent (`null` when absent).
+    pub variables: serde_json::Value,
+}
+
+/// What a subscriber is sent, already serialised to JSON.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A `next` message's payload: an execution result (`{"data":…}`).
+    Next(Box<str>),
+    /// An `error` message's payload: the operation failed before it ran (a list of errors).
+    /// Nothing follows.
+    Error(Box<str>),
+    /// The subscription ended. Nothing follows.
+    Complete,
+}
+
+impl Outgoing {
+    /// A response with no data and errors failed before it ran (`error`); any other one is
+    /// a result (`next`).
+    fn of(response: Response) -> Self {
+        if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
+            return Self::errors(&response.errors);
+        }
+        match serde_json::to_string(&response) {
+            Ok(json) => Self::Next(json.into()),
+            Err(error) => Self::errors(&[ServerError::new(error.to_string(), None)]),
+        }
+    }
+
+    /// An `error` payload of `errors`.
+    pub fn errors(errors: &[ServerError]) -> Self {
+        Self::Error(
+            serde_json::to_string(errors)
+                .unwrap_or_else(|_| r#"[{"message":"internal error"}]"#.to_string())
+                .into(),
+        )
+    }
+}
+
+/// One message of a hub, with the changes it stands for: those after `before` through
+/// `through`, counted by [`Progress`] (a `next` of a change is one; a `LAGGED` one is as
+/// many as it skipped).
+#[derive(Clone)]
+struct Sent {
+    outgoing: Arc<Outgoing>,
+    before: u64,
+    through: u64,
+}
+
+/// What makes two subscriptions the same: the tenant, the scopes and the operation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct HubKey {
+    tenant: Uuid,
+    scopes: Vec<Scope>,
+    query: String,
+    operation_name: Option<String>,
+    variables: String,
+}
+
+/// The hubs running in this process.
+pub struct SubscriptionHubs {
+    schema: AppSchema,
+    db: DatabaseConnection,
+    slots: Arc<SubscriptionSlots>,
+    buffer: usize,
+    hubs: Mutex<HashMap<HubKey, Weak<Hub>>>,
+    subscriptions: Gauge,
+    executions: Gauge,
+}
+
+/// One running operation and its subscribers' channel.
+struct Hub {
+    hubs: Weak<SubscriptionHubs>,
+    key: HubKey,
+    request: RequestParts,
+    sender: broadcast::Sender<Sent>,
+    /// The changes counted through the last message sent.
+    through: Arc<AtomicU64>,
+    task: tokio::task::AbortHandle,
+    executions: Gauge,
+}
+
+/// What a hub's operation runs with (the first subscriber's principal: every subscriber
+/// of a hub has its tenant and scopes).
+#[derive(Clone)]
+struct RequestParts {
+    schema: AppSchema,
+    db: DatabaseConnection,
+    principal: Principal,
+    operation: Operation,
+}
+
+impl RequestParts {
+    fn request(&self) -> Request {
+        Request::new(self.operation.query.clone())
+            .variables(Variables::from_json(self.operation.variables.clone()))
+            .data(self.principal.clone())
+            .data(Arc::new(Loaders::uncached(&self.db, self.principal.tenant)))
+            .operation_name_opt(self.operation.operation_name.clone())
+    }
+}
+
+trait OperationNameOpt {
+    fn operation_name_opt(self, name: Option<String>) -> Self;
+}
+
+impl OperationNameOpt for Request {
+    fn operation_name_opt(self, name: Option<String>) -> Self {
+        match name {
+            Some(name) => self.operation_name(name),
+            None => self,
+        }
+    }
+}
+
+impl SubscriptionHubs {
+    /// Hubs over `schema`; each buffers `buffer` messages for its slowest subscriber.
+    pub fn new(
+        schema: AppSchema,
+        db: DatabaseConnection,
+        slots: Arc<SubscriptionSlots>,
+        buffer: usize,
+        metrics: &crate::metrics::Metrics,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            schema,
+            db,
+            slots,
+            buffer: buffer.max(1),
+            hubs: Mutex::new(HashMap::new()),
+            subscriptions: metrics.subscriptions.clone(),
+            executions: metrics.subscription_executions.clone(),
+        })
+    }
+
+    /// Subscribes `principal` to `operation`, joining its hub or starting one. The stream
+    /// ends after an `Error` or `Complete`; dropping it unsubscribes.
+    ///
+    /// # Errors
+    /// An `error` payload (`TOO_MANY_SUBSCRIPTIONS`) past the limits per key and per
+    /// connection.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        principal: &Principal,
+        connection: &Arc<ConnectionSubscriptions>,
+        operation: Operation,
+    ) -> Result<impl Stream<Item = Arc<Outgoing>> + Send + use<>, Outgoing> {
+        let slot = self
+            .slots
+            .take(principal.key_id, Some(connection.clone()))
+            .map_err(|error| Outgoing::errors(&[error.into_server_error(Pos::default())]))?;
+        let mut scopes = principal.scopes.clone();
+        scopes.sort_by_key(|s| s.to_string());
+        let key = HubKey {
+            tenant: principal.tenant.0,
+            scopes,
+            query: operation.query.clone(),
+            operation_name: operation.operation_name.clone(),
+            variables: operation.variables.to_string(),
+        };
+        let (hub, receiver) = {
+            let mut hubs = self
+                .hubs
+                .lock()
+                .map_err(|_| Outgoing::errors(&[ServerError::new("hubs poisoned", None)]))?;
+            match hubs.get(&key).and_then(Weak::upgrade) {
+                Some(hub) => {
+                    let receiver = hub.sender.subscribe();
+                    (hub, receiver)
+                }
+                None => {
+                    let hub = self.start(key.clone(), principal, operation);
+                    let receiver = hub.sender.subscribe();
+                    hubs.insert(key, Arc::downgrade(&hub));
+                    (hub, receiver)
+                }
+            }
+        };
+        let subscriber = Subscriber {
+            seen: hub.through.load(Ordering::SeqCst),
+            hub,
+            receiver,
+            pending: None,
+            done: false,
+            _slot: slot,
+            _open: Open::new(self.subscriptions.clone()),
+        };
+        Ok(futures::stream::unfold(subscriber, Subscriber::next))
+    }
+
+    /// A new hub for `key`, its operation running (called with `hubs` locked).
+    fn start(
+        self: &Arc<Self>,
+        key: HubKey,
+        principal: &Principal,
+        operation: Operation,
+    ) -> Arc<Hub> {
+        let (sender, _) = broadcast::channel(self.buffer);
+        let through = Arc::new(AtomicU64::new(0));
+        let request = RequestParts {
+            schema: self.schema.clone(),
+            db: self.db.clone(),
+            principal: principal.clone(),
+            operation,
+        };
+        self.executions.inc();
+        Arc::new_cyclic(|me: &Weak<Hub>| {
+            let task = tokio::spawn(run(
+                request.request(),
+                request.schema.clone(),
+                sender.clone(),
+                through.clone(),
+                Arc::downgrade(self),
+                me.clone(),
+                key.clone(),
+            ));
+            Hub {
+                hubs: Arc::downgrade(self),
+                key,
+                request,
+                sender,
+                through,
+                task: task.abort_handle(),
+                executions: self.executions.clone(),
+            }
+        })
+    }
+
+    /// Removes `key`'s entry if it is `hub` or a hub that is gone.
+    fn forget(&self, key: &HubKey, hub: &Weak<Hub>) {
+        if let Ok(mut hubs) = self.hubs.lock()
+            && hubs
+                .get(key)
+                .is_some_and(|entry| entry.ptr_eq(hub) || entry.strong_count() == 0)
+        {
+            hubs.remove(key);
+        }
+    }
+
+    /// Distinct operations running (for tests and metrics).
+    pub fn running(&self) -> usize {
+        self.hubs
+            .lock()
+            .map(|hubs| hubs.values().filter(|h| h.strong_count() > 0).count())
+            .unwrap_or_default()
+    }
+}
+
+/// Runs a hub's operation, sending each result to its subscribers. A hub that ends leaves
+/// the registry before its last message, so no one joins it after that.
+async fn run(
+    request: Request,
+    schema: AppSchema,
+    sender: broadcast::Sender<Sent>,
+    sent_through: Arc<AtomicU64>,
+    hubs: Weak<SubscriptionHubs>,
+    me: Weak<Hub>,
+    key: HubKey,
+) {
+    let progress = Arc::new(Progress::default());
+    let mut results = schema.execute_stream(request.data(progress.clone()));
+    let mut before = 0;
+    loop {
+        let outgoing = match results.next().await {
+            Some(response) => Outgoing::of(response),
+            None => Outgoing::Complete,
+        };
+        // The operation's stream is polled for its next change only after this one's
+        // response is taken: the count is this message's.
+        let through = progress.0.load(Ordering::SeqCst);
+        let last = !matches!(outgoing, Outgoing::Next(_));
+        if last && let Some(hubs) = hubs.upgrade() {
+            hubs.forget(&key, &me);
+        }
+        // No receiver right now is not an error: subscribers come and go.
+        sent_through.store(through, Ordering::SeqCst);
+        let _ = sender.send(Sent {
+            outgoing: Arc::new(outgoing),
+            before,
+            through,
+        });
+        before = through;
+        if last {
+            return;
+        }
+    }
+}
+
+impl Hub {
+    /// A `LAGGED` change telling one subscriber it missed `skipped` messages, shaped by the
+    /// operation's selection.
+    async fn lagged(&self, skipped: u64) -> Outgoing {
+        let request = self.request.request().data(Lagged(skipped));
+        match self.request.schema.execute_stream(request).next().await {
+            Some(response) => Outgoing::of(response),
+            None => Outgoing::Complete,
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.executions.dec();
+        if let Some(hubs) = self.hubs.upgrade() {
+            // This hub's own entry no longer upgrades (it is being dropped).
+            hubs.forget(&self.key, &Weak::new());
+        }
+    }
+}
+
+/// One subscriber of a hub.
+struct Subscriber {
+    hub: Arc<Hub>,
+    receiver: broadcast::Receiver<Sent>,
+    /// The changes counted through the last message received (or sent before it joined).
+    seen: u64,
+    /// A message received after falling behind, sent after the `LAGGED` change.
+    pending: Option<Sent>,
+    done: bool,
+    _slot: Slot,
+    _open: Open,
+}
+
+impl Subscriber {
+    async fn next(mut self) -> Option<(Arc<Outgoing>, Self)> {
+        if self.done {
+            return None;
+        }
+        let sent = match self.pending.take() {
+            Some(sent) => sent,
+            None => match self.receiver.recv().await {
+                Ok(sent) => sent,
+                Err(RecvError::Lagged(_)) => {
+                    // The oldest message kept is next: the changes between the last one
+                    // received and it were missed.
+                    let next = match self.receiver.recv().await {
+                        Ok(sent) => sent,
+                        Err(_) => return None,
+                    };
+                    let skipped = next.before.saturating_sub(self.seen).max(1);
+                    self.seen = next.before;
+                    self.pending = Some(next);
+                    let lagged = self.hub.lagged(skipped).await;
+                    self.done = !matches!(lagged, Outgoing::Next(_));
+                    return Some((Arc::new(lagged), self));
+                }
+                Err(RecvError::Closed) => return None,
+            },
+        };
+        self.seen = sent.through;
+        self.done = !matches!(*sent.outgoing, Outgoing::Next(_));
+        Some((sent.outgoing, self))
+    }
+}
+
+/// Counts one open subscription in the `graphql_subscriptions` gauge while it lives.
+struct Open(Gauge);
+
+impl Open {
+    fn new(gauge: Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
