@@ -1,46 +1,50 @@
-//! Read-path benchmark: seeds a database, serves it on 127.0.0.1:0 and measures over HTTP
-//! - the nested accounts → contacts query (requests/s, p50, p99),
+//! Read-path benchmark: seeds a database, serves it on 127.0.0.1:0 (`contact-gateway serve`
+//! in a process of its own) and measures over HTTP, for each scenario: requests/s, p50,
+//! p99, the server's CPU time per request (from its process's CPU time) and the time spent
+//! in SQL per request (from its own statement timings):
+//! - the nested accounts → contacts query of issue 19 at three sizes (50/10, 5/5, 100/20),
+//!   and the older nested query with account, business and tags,
 //! - `contacts(first: 20)` on the first page and at a cursor deep in the data,
 //! - `search` latency.
 //!
-//! `cargo bench --bench read_path -- [--contacts N] [--database-url URL] [--requests R]
-//! [--concurrency C]`. Without a URL it uses a SQLite file in a temporary directory; a
+//! `cargo bench --bench read_path -- [--contacts N] [--accounts A] [--database-url URL]
+//! [--requests R] [--concurrency C]`; `--accounts 2000` spreads the contacts over 2,000 new
+//! accounts (issue 19's data set: 50 contacts per account at 100,000). Without a URL it uses a SQLite file in a temporary directory; a
 //! PostgreSQL URL names a server, on which a fresh database `cg_bench_<N>` is created.
 //! Each scenario stops after R requests or 20 seconds.
 mod common;
 
-use common::{measure, parse_args, post, report};
+use common::{Bench, Stats, measure_server, parse_args, post, report_split};
 use serde_json::{Value, json};
 
 #[tokio::main]
 async fn main() {
     let args = parse_args();
-    let bench = common::start(&args).await;
+    let bench = common::start_process(&args).await;
     let url = bench.url.clone();
-    println!("| query | requests | req/s | p50 ms | p99 ms |");
-    println!("|---|---|---|---|---|");
+    let measure = |body: Value, requests: usize| run(&bench, body, requests, args.concurrency);
+    println!("| query | requests | req/s | p50 ms | p99 ms | server CPU ms/req | SQL ms/req |");
+    println!("|---|---|---|---|---|---|---|");
+    for (accounts, contacts) in [(50, 10), (5, 5), (100, 20)] {
+        let query = format!(
+            "{{ accounts(first: {accounts}, orderBy: [{{field: CREATED_AT, direction: DESC}}]) {{ totalCount edges {{ cursor node {{ id name contacts(first: {contacts}) {{ totalCount nodes {{ id firstName lastName email phone tags {{ name }} }} }} }} }} }} }}"
+        );
+        let stats = measure(json!({ "query": query }), args.requests).await;
+        report_split(
+            &format!("accounts({accounts}) → contacts({contacts}) with totalCounts and tags"),
+            &stats,
+        );
+    }
     let nested = "{ accounts(first: 50) { totalCount edges { node { name contacts(first: 10) { totalCount edges { node { name email account { name } business { name } tags { name } } } } } } } }";
-    let stats = measure(
-        &url,
-        json!({ "query": nested }),
-        args.requests,
-        args.concurrency,
-    )
-    .await;
-    report(
+    let stats = measure(json!({ "query": nested }), args.requests).await;
+    report_split(
         "nested accounts(50) → contacts(10) + account, business, tags",
         &stats,
     );
 
     let page = "query($after: String) { contacts(first: 20, after: $after) { edges { node { id name email } } pageInfo { endCursor } } }";
-    let stats = measure(
-        &url,
-        json!({ "query": page }),
-        args.requests,
-        args.concurrency,
-    )
-    .await;
-    report("contacts(first: 20), first page", &stats);
+    let stats = measure(json!({ "query": page }), args.requests).await;
+    report_split("contacts(first: 20), first page", &stats);
 
     // A cursor ~90% of the way through the default order (newest first): the first row of
     // the contacts older than the 90th percentile of creation times.
@@ -73,20 +77,35 @@ async fn main() {
     .await;
     let cursor = deep["data"]["contacts"]["pageInfo"]["endCursor"].clone();
     let stats = measure(
-        &url,
         json!({ "query": page, "variables": { "after": cursor } }),
         args.requests,
-        args.concurrency,
     )
     .await;
-    report("contacts(first: 20) after a cursor 90% deep", &stats);
+    report_split("contacts(first: 20) after a cursor 90% deep", &stats);
 
     for term in ["anna", "mueller", "robotics", "+49151", "zz"] {
         let q = json!({ "query": "query($s: String) { contacts(first: 20, filter: { search: $s }) { edges { node { id name } } } }", "variables": { "s": term } });
-        let stats = measure(&url, q, args.requests, args.concurrency).await;
-        report(&format!("search \"{term}\" (first: 20)"), &stats);
+        let stats = measure(q, args.requests).await;
+        report_split(&format!("search \"{term}\" (first: 20)"), &stats);
     }
     let q = json!({ "query": "{ contacts(first: 20, filter: { search: \"mueller\" }) { totalCount } }" });
-    let stats = measure(&url, q, args.requests / 4, args.concurrency).await;
-    report("search \"mueller\" with totalCount", &stats);
+    let stats = measure(q, args.requests / 4).await;
+    report_split("search \"mueller\" with totalCount", &stats);
+    if let Some(server) = &bench.server {
+        println!(
+            "server RSS after the benchmark: {:.1} MiB",
+            server.rss_mib()
+        );
+    }
+}
+
+async fn run(bench: &Bench, body: Value, requests: usize, concurrency: usize) -> Stats {
+    measure_server(
+        &bench.url,
+        bench.server.as_ref(),
+        body,
+        requests,
+        concurrency,
+    )
+    .await
 }

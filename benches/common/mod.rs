@@ -17,6 +17,9 @@ pub struct Args {
     /// Every contact comes from one writable source (`--writable-source`), so that each
     /// contact change queues a write-back (not delivered: the worker is off).
     pub writable_source: bool,
+    /// Reassigns the seeded contacts round-robin to this many new accounts (`--accounts`),
+    /// e.g. 2,000 for 50 contacts per account at 100,000 contacts.
+    pub accounts: Option<usize>,
 }
 
 pub fn parse_args() -> Args {
@@ -26,6 +29,7 @@ pub fn parse_args() -> Args {
         requests: 400,
         concurrency: 8,
         writable_source: false,
+        accounts: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -36,6 +40,7 @@ pub fn parse_args() -> Args {
             "--requests" => args.requests = value().parse().unwrap_or(args.requests),
             "--concurrency" => args.concurrency = value().parse().unwrap_or(args.concurrency),
             "--writable-source" => args.writable_source = true,
+            "--accounts" => args.accounts = value().parse().ok(),
             _ => {} // cargo bench passes --bench
         }
     }
@@ -49,6 +54,11 @@ pub struct Stats {
     pub per_second: f64,
     pub p50: Duration,
     pub p99: Duration,
+    /// CPU time of the server process per request, in ms (when it runs in its own process).
+    pub server_cpu_ms: Option<f64>,
+    /// Time spent in SQL statements per request, in ms, from the server's own statement
+    /// timings (`sql_statement_duration_seconds_sum` in `/metrics`).
+    pub sql_ms: Option<f64>,
 }
 
 /// Longest a scenario runs: it stops after `requests` requests or this long, whichever
@@ -58,11 +68,26 @@ pub const SCENARIO_TIME: Duration = Duration::from_secs(20);
 /// Sends up to `requests` POSTs of `body`, `concurrency` at a time, for at most
 /// [`SCENARIO_TIME`]; every answer must be free of errors.
 pub async fn measure(url: &str, body: Value, requests: usize, concurrency: usize) -> Stats {
+    measure_server(url, None, body, requests, concurrency).await
+}
+
+/// [`measure`], and with `server`, the server's CPU and SQL time per request.
+pub async fn measure_server(
+    url: &str,
+    server: Option<&Server>,
+    body: Value,
+    requests: usize,
+    concurrency: usize,
+) -> Stats {
     let client = client();
     // Warm-up.
     for _ in 0..2 {
         send(&client, url, &body).await;
     }
+    let before = match server {
+        Some(server) => Some((server.cpu_ms(), server.sql_ms().await)),
+        None => None,
+    };
     let started = Instant::now();
     let per_worker = requests.div_ceil(concurrency);
     let mut workers = Vec::new();
@@ -93,6 +118,14 @@ pub async fn measure(url: &str, body: Value, requests: usize, concurrency: usize
         failed += worker_failed;
     }
     let elapsed = started.elapsed();
+    let answered = (times.len() + failed).max(1) as f64;
+    let (server_cpu_ms, sql_ms) = match (server, before) {
+        (Some(server), Some((cpu, sql))) => (
+            Some((server.cpu_ms() - cpu) / answered),
+            Some((server.sql_ms().await - sql) / answered),
+        ),
+        _ => (None, None),
+    };
     times.sort();
     let at = |q: usize| {
         times
@@ -106,6 +139,8 @@ pub async fn measure(url: &str, body: Value, requests: usize, concurrency: usize
         per_second: times.len() as f64 / elapsed.as_secs_f64(),
         p50: at(50),
         p99: at(99),
+        server_cpu_ms,
+        sql_ms,
     }
 }
 
@@ -127,6 +162,25 @@ pub async fn send(client: &reqwest::Client, url: &str, body: &Value) -> Value {
         .json()
         .await
         .expect("json")
+}
+
+/// One row of `| name | requests | req/s | p50 ms | p99 ms | server CPU ms/req | SQL ms/req |`.
+pub fn report_split(name: &str, stats: &Stats) {
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    println!(
+        "| {name} | {}{} | {:.0} | {:.2} | {:.2} | {} | {} |",
+        stats.count,
+        if stats.failed > 0 {
+            format!(" (+{} failed)", stats.failed)
+        } else {
+            String::new()
+        },
+        stats.per_second,
+        stats.p50.as_secs_f64() * 1000.0,
+        stats.p99.as_secs_f64() * 1000.0,
+        ms(stats.server_cpu_ms),
+        ms(stats.sql_ms),
+    );
 }
 
 pub fn report(name: &str, stats: &Stats) {
@@ -167,12 +221,189 @@ pub struct Bench {
     pub backend: &'static str,
     /// The pool, for picking ids.
     pub pool: sea_orm::DatabaseConnection,
+    /// The server, when it runs in a process of its own ([`start_process`]).
+    pub server: Option<Server>,
     _dir: tempfile::TempDir,
 }
 
+/// `contact-gateway serve` in a process of its own, so that its CPU time is its own.
+pub struct Server {
+    child: std::process::Child,
+    /// Its `/metrics`.
+    metrics_url: String,
+}
+
+impl Server {
+    /// The process's CPU time so far (user and system), in ms.
+    pub fn cpu_ms(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command's closing parenthesis: utime is the 12th, stime the 13th
+        // (in clock ticks of 1/100 s).
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) * 10.0
+    }
+
+    /// The server's resident memory, in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+            })
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    }
+
+    /// Time spent in SQL statements so far, in ms (from `/metrics`).
+    pub async fn sql_ms(&self) -> f64 {
+        let text = reqwest::get(&self.metrics_url)
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix("contact_gateway_sql_statement_duration_seconds_sum "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            * 1000.0
+    }
+
+    /// The process id (for `perf record -p`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Seeds `args.contacts` contacts (in a temporary SQLite file, or a fresh PostgreSQL
-/// database `cg_bench_<N>`) and serves them.
+/// database `cg_bench_<N>`) and serves them in this process.
 pub async fn start(args: &Args) -> Bench {
+    let seeded = seed(args).await;
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database: DatabaseConfig {
+            database_url: seeded.database_url.clone(),
+        },
+        no_demo: true,
+        default_phone_region: None,
+        production: false,
+        key_cache_secs: 30,
+        sources_file: None,
+        sync: contact_gateway::config::SyncConfig {
+            no_write_back: args.writable_source,
+            ..Default::default()
+        },
+        limits: Default::default(),
+    };
+    let app = Application::build(&config).await.expect("app");
+    let url = format!("http://{}/graphql", app.address());
+    let _ = KEY.set(app.demo_key().expect("demo key").to_string());
+    tokio::spawn(app.run_until_stopped());
+    Bench {
+        url,
+        backend: seeded.backend,
+        pool: seeded.pool,
+        server: None,
+        _dir: seeded.dir,
+    }
+}
+
+/// [`start`], with the server in a process of its own (`contact-gateway serve`, release
+/// build), reached with a `contacts:read` key of the demo tenant.
+pub async fn start_process(args: &Args) -> Bench {
+    let seeded = seed(args).await;
+    let bin = env!("CARGO_BIN_EXE_contact-gateway");
+    let key = std::process::Command::new(bin)
+        .args([
+            "api-key",
+            "create",
+            "--tenant",
+            &seeded.tenant.0.to_string(),
+            "--scopes",
+            "contacts:read",
+        ])
+        .env("DATABASE_URL", &seeded.database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("api-key create");
+    let key = String::from_utf8_lossy(&key.stdout)
+        .lines()
+        .find(|l| l.starts_with("sk-"))
+        .expect("a key")
+        .to_string();
+    let _ = KEY.set(key);
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-demo"])
+        .env("DATABASE_URL", &seeded.database_url)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let base = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let base = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.find("listening on http://").map(|at| {
+                    line[at + "listening on ".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+            })
+            .expect("listening");
+        // Keep draining its output.
+        std::thread::spawn(move || for _ in lines {});
+        base
+    })
+    .await
+    .expect("server address");
+    Bench {
+        url: format!("{base}/graphql"),
+        backend: seeded.backend,
+        pool: seeded.pool,
+        server: Some(Server {
+            child,
+            metrics_url: format!("{base}/metrics"),
+        }),
+        _dir: seeded.dir,
+    }
+}
+
+/// A seeded database.
+struct Seeded {
+    database_url: String,
+    backend: &'static str,
+    pool: sea_orm::DatabaseConnection,
+    tenant: contact_gateway::tenancy::TenantId,
+    dir: tempfile::TempDir,
+}
+
+async fn seed(args: &Args) -> Seeded {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = match &args.database_url {
         Some(url) if url.starts_with("postgres") => {
@@ -209,15 +440,18 @@ pub async fn start(args: &Args) -> Bench {
     demo::seed_contacts(&pool, tenant, extra, 7)
         .await
         .expect("seed");
+    if args.writable_source {
+        attach_writable_source(&pool, tenant).await;
+    }
+    if let Some(accounts) = args.accounts {
+        spread_over_accounts(&pool, tenant, accounts).await;
+    }
     if backend == "PostgreSQL" {
         // What autovacuum would do after a load: statistics and the visibility map (for
         // index-only scans).
         pool.execute_unprepared("VACUUM ANALYZE")
             .await
             .expect("vacuum");
-    }
-    if args.writable_source {
-        attach_writable_source(&pool, tenant).await;
     }
     let seeded = seeding.elapsed();
     println!(
@@ -228,31 +462,61 @@ pub async fn start(args: &Args) -> Bench {
         args.requests,
         args.concurrency
     );
-
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        database: DatabaseConfig { database_url },
-        no_demo: true,
-        default_phone_region: None,
-        production: false,
-        key_cache_secs: 30,
-        sources_file: None,
-        sync: contact_gateway::config::SyncConfig {
-            no_write_back: args.writable_source,
-            ..Default::default()
-        },
-        limits: Default::default(),
-    };
-    let app = Application::build(&config).await.expect("app");
-    let url = format!("http://{}/graphql", app.address());
-    let _ = KEY.set(app.demo_key().expect("demo key").to_string());
-    tokio::spawn(app.run_until_stopped());
-    Bench {
-        url,
+    Seeded {
+        database_url,
         backend,
         pool,
-        _dir: dir,
+        tenant,
+        dir,
     }
+}
+
+/// Creates `accounts` accounts for `tenant` and gives every contact one of them, round-robin
+/// in id order (the seed's own accounts are few and large).
+async fn spread_over_accounts(
+    pool: &sea_orm::DatabaseConnection,
+    tenant: contact_gateway::tenancy::TenantId,
+    accounts: usize,
+) {
+    use entity::account;
+    use sea_orm::{EntityTrait, Set};
+    let now = contact_gateway::time::now_millis();
+    let rows: Vec<account::ActiveModel> = (0..accounts)
+        .map(|i| {
+            let name = format!("Bench account {i:05}");
+            account::ActiveModel {
+                id: Set(uuid::Uuid::now_v7()),
+                tenant_id: Set(tenant.0),
+                name_folded: Set(name.to_lowercase()),
+                name: Set(name),
+                external_ref: Set(None),
+                created_at: Set(now - i as i64 * 1000),
+                updated_at: Set(now),
+            }
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        account::Entity::insert_many(chunk.to_vec())
+            .exec(pool)
+            .await
+            .expect("accounts");
+    }
+    let (p1, p2) = match pool.get_database_backend() {
+        sea_orm::DbBackend::Postgres => ("$1", "$2"),
+        _ => ("?", "?"),
+    };
+    pool.execute_raw(sea_orm::Statement::from_sql_and_values(
+        pool.get_database_backend(),
+        format!(
+            "UPDATE contacts SET account_id = a.id FROM \
+             (SELECT id, (row_number() OVER (ORDER BY id) - 1) % {accounts} AS k FROM contacts WHERE tenant_id = {p1}) AS c2 \
+             JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM accounts WHERE tenant_id = {p2} AND name LIKE 'Bench account %') AS a \
+             ON a.k = c2.k WHERE contacts.id = c2.id"
+        ),
+        [tenant.0.into(), tenant.0.into()],
+    ))
+    .await
+    .expect("spread contacts over accounts");
 }
 
 /// Creates the tenant's writable source `crm` (seed 003's format) at `url`.
