@@ -11,13 +11,14 @@ use std::collections::HashMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sea_orm::sea_query::extension::postgres::PgFunc;
 use sea_orm::sea_query::{
-    Alias, Asterisk, Condition, Expr, ExprTrait, Func, Order, Query, SelectStatement, UnionType,
-    Value,
+    Alias, Asterisk, Condition, Expr, ExprTrait, Func, Order, PostgresQueryBuilder, Query,
+    SelectStatement, UnionType, Value,
 };
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter, QuerySelect,
-    QueryTrait, Select,
+    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    QuerySelect, QueryTrait, Select, Statement,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -419,10 +420,17 @@ const PARENTS_PER_STATEMENT: usize = 400;
 /// Reads the same page of children for many parents.
 ///
 /// `select` must already be scoped and filtered; `parent` is the expression naming each
-/// row's parent. The pages are read in one statement (per 400 parents): a `UNION ALL` of one
-/// `WHERE parent = ? ORDER BY ... LIMIT n + 1` subquery per parent, each served by an index
-/// as a top-N scan (the portable form of a LATERAL join). With `with_totals`, one grouped
-/// `COUNT(*)` statement counts every parent's rows (ignoring the cursor).
+/// row's parent. Each parent's page is a `WHERE parent = … ORDER BY … LIMIT n + 1` top-N
+/// scan of an index:
+/// - on PostgreSQL, one statement whose text does not depend on the number of parents:
+///   `unnest($n::uuid[]) CROSS JOIN LATERAL (…)`, so it is prepared once per connection
+///   and planned cheaply (a `UNION ALL` of 50 branches took 70–90 ms to plan, ten times its
+///   execution);
+/// - on SQLite (no LATERAL), a `UNION ALL` of one such subquery per parent, per 400 parents
+///   (SQLite plans it in microseconds).
+///
+/// With `with_totals`, one grouped `COUNT(*)` statement counts every parent's rows
+/// (ignoring the cursor); on PostgreSQL its parents are one array parameter too.
 pub async fn fetch_pages_by_parent<E>(
     db: &DatabaseConnection,
     select: Select<E>,
@@ -437,21 +445,62 @@ where
     E::Model: FromQueryResult,
 {
     let cursor = args.cursor_for(ordering)?;
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
     let mut totals: HashMap<Uuid, i64> = HashMap::new();
     if with_totals {
         let mut count: SelectStatement = select.clone().into_query();
+        let of_parents = if postgres {
+            parent.clone().eq(PgFunc::any(Expr::val(parents.to_vec())))
+        } else {
+            parent.clone().is_in(parents.iter().copied())
+        };
         count
             .clear_selects()
             .expr_as(parent.clone(), Alias::new("cg_parent"))
             .expr_as(Func::count(Expr::col(Asterisk)), Alias::new("cg_total"))
-            .and_where(parent.clone().is_in(parents.iter().copied()))
+            .and_where(of_parents)
             .add_group_by([parent.clone()]);
         for row in db.query_all(&count).await? {
             totals.insert(row.try_get("", "cg_parent")?, row.try_get("", "cg_total")?);
         }
     }
     let mut rows_by_parent: HashMap<Uuid, Vec<E::Model>> = HashMap::new();
+    if postgres && !parents.is_empty() {
+        // One branch, its parent taken from the array: `cg_parents.cg_parent_id`.
+        let mut branch: SelectStatement = select.clone().into_query();
+        branch
+            .expr_as(parent.clone(), Alias::new("cg_parent"))
+            .and_where(parent.clone().eq(Expr::col((
+                Alias::new("cg_parents"),
+                Alias::new("cg_parent_id"),
+            ))))
+            .limit(args.size + 1);
+        if let Some(cursor) = &cursor {
+            branch.and_where(ordering.after_condition(cursor, args.backward));
+        }
+        for (expr, order) in ordering.order_terms(args.backward) {
+            branch.order_by_expr(expr, order);
+        }
+        let (branch_sql, mut values) = branch.build(PostgresQueryBuilder);
+        let sql = format!(
+            "SELECT cg_page.* FROM unnest(${}::uuid[]) AS cg_parents(cg_parent_id) \
+             CROSS JOIN LATERAL ({branch_sql}) AS cg_page",
+            values.0.len() + 1
+        );
+        values.0.push(parents.to_vec().into());
+        let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+        for row in db.query_all_raw(statement).await? {
+            let parent_id: Uuid = row.try_get("", "cg_parent")?;
+            rows_by_parent
+                .entry(parent_id)
+                .or_default()
+                .push(E::Model::from_query_result(&row, "")?);
+        }
+    }
     for chunk in parents.chunks(PARENTS_PER_STATEMENT) {
+        if postgres {
+            break;
+        }
         let mut union: Option<SelectStatement> = None;
         for (i, parent_id) in chunk.iter().enumerate() {
             let mut branch: SelectStatement = select.clone().into_query();

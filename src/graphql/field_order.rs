@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
 };
+use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, FragmentDefinition, OperationDefinition, Selection,
     SelectionSet,
@@ -86,28 +87,73 @@ fn operation<'a>(
 /// Puts the keys of `value` (an object, or a list of them, at any depth) in the order of
 /// `sets`, the selection sets that produced it.
 pub fn reorder(value: &mut Value, sets: &[&SelectionSet], fragments: &Fragments) {
+    apply(value, &Shape::of(sets, fragments));
+}
+
+/// The response keys of a selection, in order, each with the shape of its value: built once
+/// per request, then laid over every object of a list.
+#[derive(Default)]
+struct Shape {
+    keys: Vec<(Name, Shape)>,
+}
+
+impl Shape {
+    fn of(sets: &[&SelectionSet], fragments: &Fragments) -> Self {
+        let mut keys = Vec::new();
+        for set in sets {
+            collect(set, fragments, &mut keys, &mut Vec::new());
+        }
+        Self {
+            keys: keys
+                .into_iter()
+                .map(|(key, children)| {
+                    let shape = if children.is_empty() {
+                        Shape::default()
+                    } else {
+                        Shape::of(&children, fragments)
+                    };
+                    (key, shape)
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether `map`'s keys come in this shape's order (some may be absent, e.g. skipped).
+    fn orders(&self, map: &IndexMap<Name, Value>) -> bool {
+        let mut expected = self.keys.iter();
+        map.keys().all(|key| expected.any(|(k, _)| k == key))
+    }
+}
+
+/// Lays `shape` over `value`. Objects already in order (most are: a field waits only on a
+/// DataLoader) are walked without hashing; the others are rebuilt once.
+fn apply(value: &mut Value, shape: &Shape) {
+    if shape.keys.is_empty() {
+        return;
+    }
     match value {
         Value::List(items) => {
             for item in items {
-                reorder(item, sets, fragments);
+                apply(item, shape);
             }
         }
         Value::Object(map) => {
-            let mut keys = Vec::new();
-            for set in sets {
-                collect(set, fragments, &mut keys, &mut Vec::new());
-            }
-            let mut unordered = std::mem::take(map);
-            for (key, children) in keys {
-                if let Some(mut child) = unordered.shift_remove(&key) {
-                    if !children.is_empty() {
-                        reorder(&mut child, &children, fragments);
+            if !shape.orders(map) {
+                let mut unordered = std::mem::take(map);
+                for (key, _) in &shape.keys {
+                    if let Some(child) = unordered.swap_remove(key) {
+                        map.insert(key.clone(), child);
                     }
-                    map.insert(key, child);
+                }
+                // Anything not found in the selection keeps its place at the end.
+                map.extend(unordered);
+            }
+            let mut shapes = shape.keys.iter();
+            for (key, child) in map.iter_mut() {
+                if let Some((_, child_shape)) = shapes.find(|(k, _)| k == key) {
+                    apply(child, child_shape);
                 }
             }
-            // Anything not found in the selection keeps its place at the end.
-            map.extend(unordered);
         }
         _ => {}
     }
