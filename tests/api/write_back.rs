@@ -929,7 +929,7 @@ async fn delivered_changes_are_removed_after_their_retention() {
 }
 
 #[tokio::test]
-async fn a_delivered_change_is_told_to_subscribers() {
+async fn write_back_outcomes_are_told_to_subscribers() {
     let vendor = Vendor::with_clients(2, UPDATED);
     let app = app_writing_to(&vendor, true).await;
     let id = contact_of(&app, 1).await;
@@ -944,4 +944,25 @@ async fn a_delivered_change_is_told_to_subscribers() {
     let delivered = subscriber.change().await;
     assert_eq!(delivered["kind"], "WRITE_BACK_DELIVERED", "{delivered}");
     assert_eq!(delivered["contactId"], id);
+
+    // Changed at the vendor since the last sync (and since the delivery above): a conflict.
+    edit_at_vendor(&vendor, 1, "Vendor", "2030-03-01T00:00:00.000Z");
+    update(&app, &id, json!({ "lastName": "Gateway" })).await;
+    assert_eq!(subscriber.change().await["kind"], "UPDATED");
+    let conflict = subscriber.change().await;
+    assert_eq!(conflict["kind"], "WRITE_CONFLICT", "{conflict}");
+    assert_eq!(conflict["contactId"], id);
+
+    // Gone at the vendor: 404, failed.
+    vendor
+        .records
+        .lock()
+        .expect("lock")
+        .retain(|r| r["id"] != 2);
+    let gone = contact_of(&app, 2).await;
+    update(&app, &gone, json!({ "role": "Lost" })).await;
+    assert_eq!(subscriber.change().await["kind"], "UPDATED");
+    let failed = subscriber.change().await;
+    assert_eq!(failed["kind"], "WRITE_BACK_FAILED", "{failed}");
+    assert_eq!(failed["contactId"], gone);
 }
