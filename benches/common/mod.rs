@@ -226,6 +226,20 @@ pub struct Bench {
     _dir: tempfile::TempDir,
 }
 
+/// The resident memory of process `pid`, in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
 /// `contact-gateway serve` in a process of its own, so that its CPU time is its own.
 pub struct Server {
     child: std::process::Child,
@@ -255,16 +269,7 @@ impl Server {
 
     /// The server's resident memory, in MiB.
     pub fn rss_mib(&self) -> f64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-            })
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
+        rss_mib(self.child.id())
     }
 
     /// Time spent in SQL statements so far, in ms (from `/metrics`).

@@ -300,11 +300,7 @@ async fn failures_are_retried_as_the_vendor_says_and_a_refusal_fails_with_its_me
     );
 
     // The record is gone at the vendor: 404, FAILED with the vendor's message.
-    vendor
-        .records
-        .lock()
-        .expect("lock")
-        .retain(|r| r["id"] != 2);
+    remove_at_vendor(&vendor, 2);
     let gone = contact_of(&app, 2).await;
     update(&app, &gone, json!({ "role": "Lost" })).await;
     let failed = settled(&app, &gone, "FAILED").await;
@@ -376,6 +372,15 @@ async fn failures_are_retried_as_the_vendor_says_and_a_refusal_fails_with_its_me
 }
 
 /// Someone edits vendor record `id` after the sync: `surname` becomes `value`.
+/// Deletes record `id` at the vendor (its write API then answers 404).
+fn remove_at_vendor(vendor: &Vendor, id: u64) {
+    vendor
+        .records
+        .lock()
+        .expect("lock")
+        .retain(|r| r["id"] != id);
+}
+
 fn edit_at_vendor(vendor: &Vendor, id: u64, value: &str, at: &str) {
     let mut records = vendor.records.lock().expect("lock");
     let record = records.iter_mut().find(|r| r["id"] == id).expect("record");
@@ -954,11 +959,7 @@ async fn write_back_outcomes_are_told_to_subscribers() {
     assert_eq!(conflict["contactId"], id);
 
     // Gone at the vendor: 404, failed.
-    vendor
-        .records
-        .lock()
-        .expect("lock")
-        .retain(|r| r["id"] != 2);
+    remove_at_vendor(&vendor, 2);
     let gone = contact_of(&app, 2).await;
     update(&app, &gone, json!({ "role": "Lost" })).await;
     assert_eq!(subscriber.change().await["kind"], "UPDATED");
