@@ -27,10 +27,12 @@ impl ExtensionFactory for FieldOrder {
     }
 }
 
-/// One request's extension: keeps the parsed document until the response is ready.
+/// One request's extension: keeps the parsed document until the first response is ready,
+/// then the shape built from it (a subscription executes once per event).
 #[derive(Default)]
 struct FieldOrderExtension {
     document: Mutex<Option<ExecutableDocument>>,
+    shape: Mutex<Option<Arc<Shape>>>,
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -56,15 +58,22 @@ impl Extension for FieldOrderExtension {
         next: NextExecute<'_>,
     ) -> Response {
         let mut response = next.run(ctx, operation_name).await;
-        let document = self.document.lock().ok().and_then(|mut kept| kept.take());
-        if let Some(document) = document
-            && let Some(operation) = operation(&document, operation_name)
-        {
-            reorder(
-                &mut response.data,
-                &[&operation.selection_set.node],
-                &document.fragments,
-            );
+        let Ok(mut shape) = self.shape.lock() else {
+            return response;
+        };
+        if shape.is_none() {
+            let document = self.document.lock().ok().and_then(|mut kept| kept.take());
+            if let Some(document) = document
+                && let Some(operation) = operation(&document, operation_name)
+            {
+                *shape = Some(Arc::new(Shape::of(
+                    &[&operation.selection_set.node],
+                    &document.fragments,
+                )));
+            }
+        }
+        if let Some(shape) = shape.as_ref() {
+            apply(&mut response.data, shape);
         }
         response
     }
@@ -141,7 +150,7 @@ fn apply(value: &mut Value, shape: &Shape) {
             if !shape.orders(map) {
                 let mut unordered = std::mem::take(map);
                 for (key, _) in &shape.keys {
-                    if let Some(child) = unordered.swap_remove(key) {
+                    if let Some(child) = unordered.shift_remove(key) {
                         map.insert(key.clone(), child);
                     }
                 }

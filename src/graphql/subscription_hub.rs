@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use async_graphql::{Pos, Request, Response, ServerError, Variables};
-use futures::{Stream, StreamExt};
+use std::panic::AssertUnwindSafe;
+
+use futures::{FutureExt, Stream, StreamExt};
 use prometheus_client::metrics::gauge::Gauge;
 use sea_orm::DatabaseConnection;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -167,7 +169,9 @@ impl SubscriptionHubs {
     }
 
     /// Subscribes `principal` to `operation`, joining its hub or starting one. The stream
-    /// ends after an `Error` or `Complete`; dropping it unsubscribes.
+    /// ends after an `Error` or `Complete` (its last item, always); dropping it unsubscribes.
+    /// The [`Slot`] counts the subscription against its limits until it is dropped: the
+    /// connection keeps it with the subscription's id, so that a `complete` frees it at once.
     ///
     /// # Errors
     /// An `error` payload (`TOO_MANY_SUBSCRIPTIONS`) past the limits per key and per
@@ -177,7 +181,7 @@ impl SubscriptionHubs {
         principal: &Principal,
         connection: &Arc<ConnectionSubscriptions>,
         operation: Operation,
-    ) -> Result<impl Stream<Item = Arc<Outgoing>> + Send + use<>, Outgoing> {
+    ) -> Result<(impl Stream<Item = Arc<Outgoing>> + Send + use<>, Slot), Outgoing> {
         let slot = self
             .slots
             .take(principal.key_id, Some(connection.clone()))
@@ -215,10 +219,9 @@ impl SubscriptionHubs {
             receiver,
             pending: None,
             done: false,
-            _slot: slot,
             _open: Open::new(self.subscriptions.clone()),
         };
-        Ok(futures::stream::unfold(subscriber, Subscriber::next))
+        Ok((futures::stream::unfold(subscriber, Subscriber::next), slot))
     }
 
     /// A new hub for `key`, its operation running (called with `hubs` locked).
@@ -238,7 +241,7 @@ impl SubscriptionHubs {
         };
         self.executions.inc();
         Arc::new_cyclic(|me: &Weak<Hub>| {
-            let task = tokio::spawn(run(
+            let running = run(
                 request.request(),
                 request.schema.clone(),
                 sender.clone(),
@@ -246,7 +249,30 @@ impl SubscriptionHubs {
                 Arc::downgrade(self),
                 me.clone(),
                 key.clone(),
-            ));
+            );
+            let (on_panic, hubs, me, failed_key) = (
+                sender.clone(),
+                Arc::downgrade(self),
+                me.clone(),
+                key.clone(),
+            );
+            let task = tokio::spawn(async move {
+                // A panic in a resolver must not leave the hub's subscribers waiting for
+                // ever: the hub leaves the registry and tells them.
+                if AssertUnwindSafe(running).catch_unwind().await.is_err() {
+                    if let Some(hubs) = hubs.upgrade() {
+                        hubs.forget(&failed_key, &me);
+                    }
+                    let _ = on_panic.send(Sent {
+                        outgoing: Arc::new(Outgoing::errors(&[ServerError::new(
+                            "the subscription failed; subscribe again",
+                            None,
+                        )])),
+                        before: 0,
+                        through: 0,
+                    });
+                }
+            });
             Hub {
                 hubs: Arc::downgrade(self),
                 key,
@@ -351,11 +377,16 @@ struct Subscriber {
     /// A message received after falling behind, sent after the `LAGGED` change.
     pending: Option<Sent>,
     done: bool,
-    _slot: Slot,
     _open: Open,
 }
 
 impl Subscriber {
+    /// The hub is gone without a last message (it cannot be, short of a bug): complete.
+    fn closed(mut self) -> Option<(Arc<Outgoing>, Self)> {
+        self.done = true;
+        Some((Arc::new(Outgoing::Complete), self))
+    }
+
     async fn next(mut self) -> Option<(Arc<Outgoing>, Self)> {
         if self.done {
             return None;
@@ -367,9 +398,13 @@ impl Subscriber {
                 Err(RecvError::Lagged(_)) => {
                     // The oldest message kept is next: the changes between the last one
                     // received and it were missed.
-                    let next = match self.receiver.recv().await {
-                        Ok(sent) => sent,
-                        Err(_) => return None,
+                    let next = loop {
+                        match self.receiver.recv().await {
+                            Ok(sent) => break sent,
+                            // Behind again already: the count below covers it.
+                            Err(RecvError::Lagged(_)) => continue,
+                            Err(RecvError::Closed) => return self.closed(),
+                        }
                     };
                     let skipped = next.before.saturating_sub(self.seen).max(1);
                     self.seen = next.before;
@@ -378,7 +413,7 @@ impl Subscriber {
                     self.done = !matches!(lagged, Outgoing::Next(_));
                     return Some((Arc::new(lagged), self));
                 }
-                Err(RecvError::Closed) => return None,
+                Err(RecvError::Closed) => return self.closed(),
             },
         };
         self.seen = sent.through;

@@ -30,6 +30,7 @@ use serde::Deserialize;
 
 use crate::auth::{AuthRejection, Principal};
 use crate::graphql::ConnectionSubscriptions;
+use crate::graphql::subscription::Slot;
 use crate::graphql::subscription_hub::{Operation, Outgoing};
 use crate::startup::AppState;
 
@@ -123,9 +124,9 @@ struct Connection {
     principal: Option<Principal>,
     /// The authorization it was acknowledged with, checked again at every ping.
     authorization: Option<String>,
-    /// Running subscriptions by id: their generation (an id may be reused once completed)
-    /// and how to stop them.
-    active: HashMap<String, (u64, AbortHandle)>,
+    /// Running subscriptions by id: their generation (an id may be reused once completed),
+    /// how to stop them, and their slot (freed as soon as the entry goes).
+    active: HashMap<String, (u64, AbortHandle, Slot)>,
     generation: u64,
     outgoing: SelectAll<futures::stream::BoxStream<'static, Tagged>>,
     counted: Arc<ConnectionSubscriptions>,
@@ -173,7 +174,7 @@ impl Connection {
             ClientMessage::Pong {} => Answer::Nothing,
             ClientMessage::Subscribe { id, payload } => self.subscribe(id, payload),
             ClientMessage::Complete { id } => {
-                if let Some((_, running)) = self.active.remove(&id) {
+                if let Some((_, running, _slot)) = self.active.remove(&id) {
                     running.abort();
                 }
                 Answer::Nothing
@@ -205,11 +206,11 @@ impl Connection {
             .subscriptions
             .subscribe(principal, &self.counted, operation)
         {
-            Ok(stream) => {
+            Ok((stream, slot)) => {
                 self.generation += 1;
                 let generation = self.generation;
                 let (stream, running) = futures::stream::abortable(stream);
-                self.active.insert(id, (generation, running));
+                self.active.insert(id, (generation, running, slot));
                 self.outgoing.push(
                     stream
                         .map(move |outgoing| (id_json.clone(), generation, outgoing))
@@ -232,7 +233,10 @@ impl Connection {
         };
         if kind != "next"
             && let Ok(serde_json::Value::String(key)) = serde_json::from_str(&id)
-            && self.active.get(&key).is_some_and(|(g, _)| *g == generation)
+            && self
+                .active
+                .get(&key)
+                .is_some_and(|(g, _, _)| *g == generation)
         {
             self.active.remove(&key);
         }

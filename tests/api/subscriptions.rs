@@ -82,6 +82,20 @@ impl Subscriber {
         }
     }
 
+    /// The next text message, as sent (pings answered).
+    async fn text(&mut self) -> String {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(5), self.socket.next())
+                .await
+                .expect("a message in time")
+                .expect("open")
+                .expect("a frame");
+            if let Message::Text(text) = frame {
+                return text.to_string();
+            }
+        }
+    }
+
     /// The next change delivered (the `contactChanged` of a `next` message).
     pub(crate) async fn change(&mut self) -> Value {
         let message = self.message().await.expect("a change");
@@ -272,6 +286,27 @@ async fn subscribers_of_one_operation_share_its_execution_within_their_tenant() 
 }
 
 #[tokio::test]
+async fn every_change_keeps_the_selection_s_field_order() {
+    let app = spawn_app().await;
+    let mut subscriber = Subscriber::connect(&app.base_url, &app.key).await;
+    // `tags` waits on a DataLoader, so it would be resolved after `lastName`.
+    subscriber
+        .send(
+            json!({ "id": "o", "type": "subscribe", "payload": { "query":
+            "subscription { contactChanged { kind contact { tags { name } lastName } } }" } }),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let id = create(&app, "Ordered").await;
+    rename(&app, &id, "Still ordered").await;
+    for _ in 0..2 {
+        let text = subscriber.text().await;
+        let (tags, last) = (text.find("\"tags\""), text.find("\"lastName\""));
+        assert!(tags.is_some() && tags < last, "{text}");
+    }
+}
+
+#[tokio::test]
 async fn protocol_violations_close_the_socket_with_the_protocol_s_codes() {
     let app = spawn_app().await;
     let mut garbage = Subscriber::open(&app.base_url).await;
@@ -386,12 +421,11 @@ async fn subscriptions_past_the_limit_per_connection_are_refused() {
         .filter(|id| error["id"] != *id)
         .map(str::to_string)
         .collect();
-    // Completing one frees its place.
+    // Completing one frees its place at once: a subscribe right after it is taken.
     let completed = open.remove(0);
     subscriber
         .send(json!({ "id": completed, "type": "complete" }))
         .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
     subscriber.subscribe("4", Value::Null).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     create(&app, "Counted").await;
