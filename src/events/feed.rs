@@ -63,6 +63,10 @@ pub struct ChangeEvent {
     pub at: i64,
     /// The contact when the event was read (none once deleted).
     pub contact: Option<Arc<contact::Model>>,
+    /// How many of its tenant's events this process's reader has sent, this one included:
+    /// a subscriber that falls behind counts what it missed of its own tenant from it
+    /// (the buffer is shared by every tenant, and its own count would tell of theirs).
+    pub position: u64,
 }
 
 /// Where the reader is: every `seq` up to `floor` is done; above it, those in `delivered`
@@ -74,6 +78,8 @@ struct Cursor {
     missing: BTreeMap<i64, Instant>,
     /// Nothing was read while nobody subscribed: the floor must be moved to the end.
     behind: bool,
+    /// Events sent per tenant ([`ChangeEvent::position`]).
+    positions: HashMap<Uuid, u64>,
 }
 
 impl Cursor {
@@ -148,6 +154,17 @@ impl Feed {
             };
         }
         Ok(receiver)
+    }
+
+    /// How many of `tenant`'s events have been sent so far ([`ChangeEvent::position`]).
+    pub async fn position(&self, tenant: Uuid) -> u64 {
+        self.cursor
+            .lock()
+            .await
+            .positions
+            .get(&tenant)
+            .copied()
+            .unwrap_or_default()
     }
 
     async fn run(self: Arc<Self>, stop: CancellationToken) {
@@ -231,7 +248,10 @@ impl Feed {
                 for row in fresh {
                     let contact = contacts.get(&row.contact_id).cloned();
                     // No receiver left is not an error: the events are simply not wanted.
-                    let _ = self.sender.send(Arc::new(change_event(row, contact)));
+                    let position = cursor.positions.entry(row.tenant_id).or_default();
+                    *position += 1;
+                    let event = change_event(row, contact, *position);
+                    let _ = self.sender.send(Arc::new(event));
                     broadcast += 1;
                 }
             }
@@ -260,7 +280,11 @@ async fn contacts_of(
         .collect())
 }
 
-fn change_event(row: contact_event::Model, contact: Option<Arc<contact::Model>>) -> ChangeEvent {
+fn change_event(
+    row: contact_event::Model,
+    contact: Option<Arc<contact::Model>>,
+    position: u64,
+) -> ChangeEvent {
     let changed_fields = row
         .changed_fields
         .as_deref()
@@ -277,6 +301,7 @@ fn change_event(row: contact_event::Model, contact: Option<Arc<contact::Model>>)
         // A contact of another tenant under the same id cannot exist (ids are UUIDs), but
         // the tenant is checked anyway.
         contact: contact.filter(|c| c.tenant_id == row.tenant_id),
+        position,
     }
 }
 

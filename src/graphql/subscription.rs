@@ -57,8 +57,11 @@ impl SubscriptionRoot {
             // A filter that `contacts` would refuse is refused here, before anything is sent.
             contacts::filtered(&db, principal.tenant, filter)?;
         }
+        let receiver = feed.subscribe().await?;
         let watch = Watch {
-            receiver: feed.subscribe().await?,
+            receiver,
+            seen: feed.position(principal.tenant.0).await,
+            behind: false,
             tenant: principal.tenant,
             filter,
             db,
@@ -72,6 +75,10 @@ impl SubscriptionRoot {
 /// One subscriber's place in the feed.
 struct Watch {
     receiver: broadcast::Receiver<Arc<ChangeEvent>>,
+    /// The position of the last event of its tenant received ([`ChangeEvent::position`]).
+    seen: u64,
+    /// Fell behind the feed: the next event of its tenant tells how many were missed.
+    behind: bool,
     tenant: TenantId,
     filter: Option<ContactFilter>,
     db: DatabaseConnection,
@@ -109,19 +116,19 @@ impl Watch {
                 return Some(change);
             }
             let mut batch = Vec::new();
-            let mut lagged = None;
             match self.receiver.recv().await {
                 Ok(event) => batch.push(event),
-                Err(RecvError::Lagged(skipped)) => {
-                    return Some(ContactChange::lagged(skipped));
+                Err(RecvError::Lagged(_)) => {
+                    self.behind = true;
+                    continue;
                 }
                 Err(RecvError::Closed) => return None,
             }
             while batch.len() < BATCH {
                 match self.receiver.try_recv() {
                     Ok(event) => batch.push(event),
-                    Err(TryRecvError::Lagged(skipped)) => {
-                        lagged = Some(skipped);
+                    Err(TryRecvError::Lagged(_)) => {
+                        self.behind = true;
                         break;
                     }
                     Err(_) => break,
@@ -129,6 +136,18 @@ impl Watch {
             }
             // Another tenant's events are never looked at further.
             batch.retain(|e| e.tenant == self.tenant.0);
+            // Missed events of its own tenant are told before the next one (none missed:
+            // nothing to tell).
+            if let Some(first) = batch.first() {
+                if self.behind {
+                    let missed = first.position.saturating_sub(self.seen + 1);
+                    if missed > 0 {
+                        self.ready.push_back(ContactChange::lagged(missed));
+                    }
+                    self.behind = false;
+                }
+                self.seen = batch.last().map_or(self.seen, |e| e.position);
+            }
             if let Some(filter) = &self.filter {
                 let gone = |e: &ChangeEvent| e.kind == kind::DELETED || e.kind == kind::MERGED;
                 let ids: Vec<Uuid> = batch
@@ -150,9 +169,6 @@ impl Watch {
                 batch.retain(|e| gone(e) || matching.contains(&e.contact_id));
             }
             self.ready.extend(batch.into_iter().map(ContactChange::of));
-            if let Some(skipped) = lagged {
-                self.ready.push_back(ContactChange::lagged(skipped));
-            }
         }
     }
 }
