@@ -12,7 +12,7 @@
 //! fresh SQLite file).
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use common::rss_mib;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -161,50 +160,16 @@ async fn main() {
     };
     cli(&database_url, &["migrate"]);
     let tenant = cli(&database_url, &["tenant", "create", "--name", "bench"]);
-    let key = cli(
+    let key = common::api_key(&database_url, &tenant, "contacts:read,contacts:write");
+    let (mut server, base) = common::serve(
         &database_url,
-        &[
-            "api-key",
-            "create",
-            "--tenant",
-            &tenant,
-            "--scopes",
-            "contacts:read,contacts:write",
-        ],
-    );
-    let key = key
-        .lines()
-        .find(|l| l.starts_with("sk-"))
-        .unwrap_or(&key)
-        .to_string();
-
-    let mut server: Child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-demo"])
-        .env("DATABASE_URL", &database_url)
-        .env("RUST_LOG", "warn")
-        .env(
+        &[(
             "MAX_SUBSCRIPTIONS_PER_KEY",
             (args.subscribers + 200).to_string(),
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("serve");
+        )],
+    )
+    .await;
     let pid = server.id();
-    let stdout = tokio::process::ChildStdout::from_std(server.stdout.take().expect("stdout"))
-        .expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut base = String::new();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(at) = line.find("listening on http://") {
-            base = line[at + "listening on ".len()..]
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            break;
-        }
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     println!(
         "{backend}: server pid {pid} at {base}; RSS at start {:.1} MiB",
         rss_mib(pid)

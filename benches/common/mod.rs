@@ -337,30 +337,48 @@ pub async fn start(args: &Args) -> Bench {
 /// build), reached with a `contacts:read` key of the demo tenant.
 pub async fn start_process(args: &Args) -> Bench {
     let seeded = seed(args).await;
-    let bin = env!("CARGO_BIN_EXE_contact-gateway");
-    let key = std::process::Command::new(bin)
-        .args([
-            "api-key",
-            "create",
-            "--tenant",
-            &seeded.tenant.0.to_string(),
-            "--scopes",
-            "contacts:read",
-        ])
-        .env("DATABASE_URL", &seeded.database_url)
+    let _ = KEY.set(api_key(
+        &seeded.database_url,
+        &seeded.tenant.0.to_string(),
+        "contacts:read",
+    ));
+    let (child, base) = serve(&seeded.database_url, &[]).await;
+    Bench {
+        url: format!("{base}/graphql"),
+        backend: seeded.backend,
+        pool: seeded.pool,
+        server: Some(Server {
+            child,
+            metrics_url: format!("{base}/metrics"),
+        }),
+        _dir: seeded.dir,
+    }
+}
+
+/// A new API key of `tenant` with `scopes` (comma-separated), made by `contact-gateway
+/// api-key create`.
+pub fn api_key(database_url: &str, tenant: &str, scopes: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_contact-gateway"))
+        .args(["api-key", "create", "--tenant", tenant, "--scopes", scopes])
+        .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
         .output()
         .expect("api-key create");
-    let key = String::from_utf8_lossy(&key.stdout)
+    String::from_utf8_lossy(&out.stdout)
         .lines()
         .find(|l| l.starts_with("sk-"))
         .expect("a key")
-        .to_string();
-    let _ = KEY.set(key);
-    let mut child = std::process::Command::new(bin)
+        .to_string()
+}
+
+/// Starts `contact-gateway serve` on 127.0.0.1:0 over `database_url` with `env` set; the
+/// process and its `http://127.0.0.1:PORT` once it listens.
+pub async fn serve(database_url: &str, env: &[(&str, String)]) -> (std::process::Child, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_contact-gateway"))
         .args(["serve", "--listen", "127.0.0.1:0", "--no-demo"])
-        .env("DATABASE_URL", &seeded.database_url)
+        .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("serve");
@@ -387,16 +405,7 @@ pub async fn start_process(args: &Args) -> Bench {
     })
     .await
     .expect("server address");
-    Bench {
-        url: format!("{base}/graphql"),
-        backend: seeded.backend,
-        pool: seeded.pool,
-        server: Some(Server {
-            child,
-            metrics_url: format!("{base}/metrics"),
-        }),
-        _dir: seeded.dir,
-    }
+    (child, base)
 }
 
 /// A seeded database.

@@ -119,6 +119,32 @@ pub struct NestedPageKey<P, Q> {
     pub with_totals: bool,
 }
 
+impl<P, Q> NestedPageKey<P, Q>
+where
+    Self: Clone + Eq + std::hash::Hash,
+{
+    /// Files the page of each of `ids` in `out`, under this key with that parent, as
+    /// `value` makes it (a parent missing from `pages` gets an empty page).
+    fn file<M, V>(
+        &self,
+        ids: Vec<Uuid>,
+        mut pages: HashMap<Uuid, Page<M>>,
+        out: &mut HashMap<Self, V>,
+        value: impl Fn(Page<M>) -> V,
+    ) {
+        for id in ids {
+            let page = pages.remove(&id).unwrap_or_else(|| Page::none(&self.args));
+            out.insert(
+                NestedPageKey {
+                    parent_id: id,
+                    ..self.clone()
+                },
+                value(page),
+            );
+        }
+    }
+}
+
 /// Groups nested page keys by everything but the parent id: each group is one statement.
 fn group_by_query<P, Q>(keys: &[NestedPageKey<P, Q>]) -> Vec<(&NestedPageKey<P, Q>, Vec<Uuid>)>
 where
@@ -163,7 +189,7 @@ impl Loader<ContactPageKey> for ContactPages {
         let mut out = HashMap::new();
         for (key, ids) in group_by_query(keys) {
             let (parent, preload) = key.parent;
-            let mut pages = contacts::pages_by_parent(
+            let pages = contacts::pages_by_parent(
                 &self.db,
                 self.tenant,
                 parent,
@@ -176,16 +202,7 @@ impl Loader<ContactPageKey> for ContactPages {
             let rows = pages.values().flat_map(|p| p.rows.iter());
             let related =
                 Arc::new(contacts::load_related(&self.db, self.tenant, rows, preload).await?);
-            for id in ids {
-                let page = pages.remove(&id).unwrap_or_else(|| Page::none(&key.args));
-                out.insert(
-                    NestedPageKey {
-                        parent_id: id,
-                        ..key.clone()
-                    },
-                    (page, related.clone()),
-                );
-            }
+            key.file(ids, pages, &mut out, |page| (page, related.clone()));
         }
         Ok(out)
     }
@@ -210,7 +227,7 @@ impl Loader<TagPageKey> for TagPages {
     ) -> Result<HashMap<TagPageKey, Page<tag::Model>>, Error> {
         let mut out = HashMap::new();
         for (key, ids) in group_by_query(keys) {
-            let mut pages = tags::pages_by_business(
+            let pages = tags::pages_by_business(
                 &self.db,
                 self.tenant,
                 &ids,
@@ -219,16 +236,7 @@ impl Loader<TagPageKey> for TagPages {
                 key.with_totals,
             )
             .await?;
-            for id in ids {
-                let page = pages.remove(&id).unwrap_or_else(|| Page::none(&key.args));
-                out.insert(
-                    NestedPageKey {
-                        parent_id: id,
-                        ..key.clone()
-                    },
-                    page,
-                );
-            }
+            key.file(ids, pages, &mut out, |page| page);
         }
         Ok(out)
     }
@@ -253,7 +261,7 @@ impl Loader<WebhookDeliveryPageKey> for WebhookDeliveryPages {
     ) -> Result<HashMap<WebhookDeliveryPageKey, Self::Value>, Error> {
         let mut out = HashMap::new();
         for (key, ids) in group_by_query(keys) {
-            let mut pages = crate::webhooks::delivery::logs(
+            let pages = crate::webhooks::delivery::logs(
                 &self.db,
                 self.tenant,
                 &ids,
@@ -261,16 +269,7 @@ impl Loader<WebhookDeliveryPageKey> for WebhookDeliveryPages {
                 key.with_totals,
             )
             .await?;
-            for id in ids {
-                let page = pages.remove(&id).unwrap_or_else(|| Page::none(&key.args));
-                out.insert(
-                    NestedPageKey {
-                        parent_id: id,
-                        ..key.clone()
-                    },
-                    page,
-                );
-            }
+            key.file(ids, pages, &mut out, |page| page);
         }
         Ok(out)
     }
