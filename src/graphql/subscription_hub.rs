@@ -127,23 +127,13 @@ struct RequestParts {
 
 impl RequestParts {
     fn request(&self) -> Request {
-        Request::new(self.operation.query.clone())
+        let request = Request::new(self.operation.query.clone())
             .variables(Variables::from_json(self.operation.variables.clone()))
             .data(self.principal.clone())
-            .data(Arc::new(Loaders::uncached(&self.db, self.principal.tenant)))
-            .operation_name_opt(self.operation.operation_name.clone())
-    }
-}
-
-trait OperationNameOpt {
-    fn operation_name_opt(self, name: Option<String>) -> Self;
-}
-
-impl OperationNameOpt for Request {
-    fn operation_name_opt(self, name: Option<String>) -> Self {
-        match name {
-            Some(name) => self.operation_name(name),
-            None => self,
+            .data(Arc::new(Loaders::uncached(&self.db, self.principal.tenant)));
+        match &self.operation.operation_name {
+            Some(name) => request.operation_name(name.clone()),
+            None => request,
         }
     }
 }
@@ -294,14 +284,6 @@ impl SubscriptionHubs {
         {
             hubs.remove(key);
         }
-    }
-
-    /// Distinct operations running (for tests and metrics).
-    pub fn running(&self) -> usize {
-        self.hubs
-            .lock()
-            .map(|hubs| hubs.values().filter(|h| h.strong_count() > 0).count())
-            .unwrap_or_default()
     }
 }
 
