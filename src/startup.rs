@@ -171,6 +171,7 @@ impl Application {
         let subscriptions = SubscriptionHubs::new(
             schema.clone(),
             db.clone(),
+            limits,
             SubscriptionSlots::new(
                 config.limits.max_subscriptions_per_key,
                 config.limits.max_subscriptions_per_connection,

@@ -1,112 +1,39 @@
 //! Response fields in the order the query asked for them, as the GraphQL spec asks
 //! ("Serialized Map Ordering"). async-graphql 7.2 collects a selection's fields as they finish
-//! (a field waiting on a DataLoader comes last), so this extension puts each object's keys
-//! back into selection order after execution.
+//! (a field waiting on a DataLoader comes last), so each object's keys are put back into
+//! selection order after execution: the request's [`Shape`] is built once, when it is
+//! prepared, and laid over every result (a subscription's too).
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery,
-};
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, FragmentDefinition, OperationDefinition, Selection,
-    SelectionSet,
+    FragmentDefinition, OperationDefinition, Selection, SelectionSet,
 };
-use async_graphql::{Name, Positioned, Response, ServerResult, Value, Variables};
+use async_graphql::{Name, Positioned, Value};
 
 /// Fragments of a document by name.
 type Fragments = HashMap<Name, Positioned<FragmentDefinition>>;
 
-/// The extension that restores selection order in responses.
-pub struct FieldOrder;
-
-impl ExtensionFactory for FieldOrder {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(FieldOrderExtension::default())
-    }
-}
-
-/// One request's extension: keeps the parsed document until the first response is ready,
-/// then the shape built from it (a subscription executes once per event).
-#[derive(Default)]
-struct FieldOrderExtension {
-    document: Mutex<Option<ExecutableDocument>>,
-    shape: Mutex<Option<Arc<Shape>>>,
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for FieldOrderExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        if let Ok(mut kept) = self.document.lock() {
-            *kept = Some(document.clone());
-        }
-        Ok(document)
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let mut response = next.run(ctx, operation_name).await;
-        let Ok(mut shape) = self.shape.lock() else {
-            return response;
-        };
-        if shape.is_none() {
-            let document = self.document.lock().ok().and_then(|mut kept| kept.take());
-            if let Some(document) = document
-                && let Some(operation) = operation(&document, operation_name)
-            {
-                *shape = Some(Arc::new(Shape::of(
-                    &[&operation.selection_set.node],
-                    &document.fragments,
-                )));
-            }
-        }
-        if let Some(shape) = shape.as_ref() {
-            apply(&mut response.data, shape);
-        }
-        response
-    }
-}
-
-fn operation<'a>(
-    document: &'a ExecutableDocument,
-    name: Option<&str>,
-) -> Option<&'a OperationDefinition> {
-    match (&document.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(&op.node),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| &op.node)
-        }
-        (DocumentOperations::Multiple(_), None) => None,
-    }
-}
-
-/// Puts the keys of `value` (an object, or a list of them, at any depth) in the order of
-/// `sets`, the selection sets that produced it.
-pub fn reorder(value: &mut Value, sets: &[&SelectionSet], fragments: &Fragments) {
-    apply(value, &Shape::of(sets, fragments));
-}
-
 /// The response keys of a selection, in order, each with the shape of its value: built once
 /// per request, then laid over every object of a list.
-#[derive(Default)]
-struct Shape {
+#[derive(Debug, Default)]
+pub struct Shape {
     keys: Vec<(Name, Shape)>,
 }
 
 impl Shape {
+    /// The shape of `operation`'s result.
+    pub fn of_operation(operation: &OperationDefinition, fragments: &Fragments) -> Self {
+        Self::of(&[&operation.selection_set.node], fragments)
+    }
+
+    /// Lays this shape over `value`, a result of the selection it was built from. Objects
+    /// already in order (most are: a field waits only on a DataLoader) are walked without
+    /// hashing; the others are rebuilt once.
+    pub fn apply(&self, value: &mut Value) {
+        apply(value, self);
+    }
+
     fn of(sets: &[&SelectionSet], fragments: &Fragments) -> Self {
         let mut keys = Vec::new();
         for set in sets {
@@ -134,8 +61,6 @@ impl Shape {
     }
 }
 
-/// Lays `shape` over `value`. Objects already in order (most are: a field waits only on a
-/// DataLoader) are walked without hashing; the others are rebuilt once.
 fn apply(value: &mut Value, shape: &Shape) {
     if shape.keys.is_empty() {
         return;
@@ -222,8 +147,8 @@ mod tests {
             "list": [{ "x": 1, "y": 2, "z": 3 }, { "y": 2, "x": 1, "z": 3 }],
             "b": 2,
         });
-        let op = operation(&document, None).expect("operation");
-        reorder(&mut data, &[&op.selection_set.node], &document.fragments);
+        let op = crate::graphql::limits::selected_operation(&document, None).expect("operation");
+        Shape::of_operation(op, &document.fragments).apply(&mut data);
         assert_eq!(
             data.to_string(),
             value!({

@@ -1,21 +1,17 @@
 //! Limits for hostile queries, all checked before any SQL runs: query size, depth, cost
 //! (connection sizes multiply), aliases, directives per field, and (in the HTTP layer)
 //! batch size, body size and a per-request timeout. Each rejection carries a stable
-//! `extensions.code`.
+//! `extensions.code`. Plain functions over the text and the parsed document, called once
+//! per request by [`super::pipeline`].
 use crate::code::Code;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
-    NextValidation,
-};
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, FragmentDefinition, Selection, SelectionSet,
+    DocumentOperations, ExecutableDocument, FragmentDefinition, OperationDefinition, Selection,
+    SelectionSet,
 };
 use async_graphql::{
-    ErrorExtensionValues, Name, Positioned, Request, ServerError, ServerResult, ValidationResult,
-    Value, Variables,
+    ErrorExtensionValues, Name, Positioned, ServerError, ServerResult, Value, Variables,
 };
 
 use super::filter::ContactFilterInput;
@@ -55,24 +51,6 @@ pub fn coded_error(code: Code, message: impl Into<String>) -> ServerError {
     error
 }
 
-/// The extension that enforces the query limits of [`Limits`].
-pub struct QueryLimits(pub Limits);
-
-impl ExtensionFactory for QueryLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(QueryLimitsExtension {
-            limits: self.0,
-            operation_name: Mutex::new(None),
-        })
-    }
-}
-
-/// One request's limits check; remembers which operation the request runs.
-struct QueryLimitsExtension {
-    limits: Limits,
-    operation_name: Mutex<Option<String>>,
-}
-
 /// How deep the query text's brackets may nest: the deepest selection, its arguments'
 /// parentheses, the deepest input value, and room for inline fragments (which add braces
 /// but no depth). Capped so that the parser's recursion stays far from the stack's end
@@ -81,8 +59,12 @@ fn text_nesting_limit(limits: &Limits) -> usize {
     (limits.max_depth.max(INTROSPECTION_MAX_DEPTH) + limits.max_input_depth + 10).min(256)
 }
 
-/// The checks on a query's text, made before it is parsed (by the HTTP layer too, which
-/// reads the operation's name): its length and its bracket nesting.
+/// The checks on a query's text, made before it is parsed: its length and its bracket
+/// nesting.
+///
+/// # Errors
+/// `QUERY_TOO_LARGE` past `limits.max_query_bytes`, `QUERY_TOO_DEEP` for brackets nested
+/// deeper than the depth limits allow.
 pub fn check_query_text(query: &str, limits: &Limits) -> ServerResult<()> {
     if query.len() > limits.max_query_bytes {
         return Err(coded_error(
@@ -97,142 +79,136 @@ pub fn check_query_text(query: &str, limits: &Limits) -> ServerResult<()> {
     Ok(())
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for QueryLimitsExtension {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        check_query_text(&request.query, &self.limits)?;
-        if let Ok(mut name) = self.operation_name.lock() {
-            name.clone_from(&request.operation_name);
+/// Parses `query` after [`check_query_text`].
+///
+/// # Errors
+/// Those of [`check_query_text`]; `QUERY_TOO_DEEP` when the parser's recursion limit is
+/// reached; `GRAPHQL_PARSE_FAILED` for any other syntax error.
+pub fn parse(query: &str, limits: &Limits) -> ServerResult<ExecutableDocument> {
+    check_query_text(query, limits)?;
+    async_graphql::parser::parse_query(query).map_err(|error| {
+        let error = ServerError::from(error);
+        match error_codes::engine_code(&error.message) {
+            Some(Code::QueryTooDeep) => coded_error(Code::QueryTooDeep, too_deep(limits)),
+            _ => with_code(error, Code::GraphqlParseFailed),
         }
-        next.run(ctx, request).await
-    }
+    })
+}
 
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let mut document =
-            next.run(ctx, query, variables).await.map_err(
-                |error| match error_codes::engine_code(&error.message) {
-                    Some(Code::QueryTooDeep) => {
-                        coded_error(Code::QueryTooDeep, too_deep(&self.limits))
-                    }
-                    Some(Code::TooManyDirectives) => coded_error(
-                        Code::TooManyDirectives,
-                        format!(
-                            "a field has more than {} directives",
-                            self.limits.max_directives_per_field
-                        ),
-                    ),
-                    _ => with_code(error, Code::GraphqlParseFailed),
-                },
-            )?;
-        for (_, operation) in document.operations.iter() {
-            let set = &operation.node.selection_set.node;
-            let limit = if is_introspection(set) {
-                self.limits.max_depth.max(INTROSPECTION_MAX_DEPTH)
-            } else {
-                self.limits.max_depth
-            };
-            if depth(set, &document.fragments, &mut Vec::new(), limit) > limit {
-                return Err(coded_error(Code::QueryTooDeep, too_deep(&self.limits)));
-            }
-        }
-        let mut count = Counts::default();
-        for (_, operation) in document.operations.iter() {
-            count.selection_set(&operation.node.selection_set.node);
-        }
-        for fragment in document.fragments.values() {
-            count.selection_set(&fragment.node.selection_set.node);
-        }
-        if count.aliases > self.limits.max_aliases {
-            return Err(coded_error(
-                Code::TooManyAliases,
-                format!(
-                    "the query has {} aliases; at most {} are allowed",
-                    count.aliases, self.limits.max_aliases
-                ),
-            ));
-        }
-        if count.max_directives > self.limits.max_directives_per_field {
-            return Err(coded_error(
-                Code::TooManyDirectives,
-                format!(
-                    "a field has {} directives; at most {} are allowed",
-                    count.max_directives, self.limits.max_directives_per_field
-                ),
-            ));
-        }
-        if input_checks::input_too_deep(&document, variables, self.limits.max_input_depth) {
-            return Err(coded_error(
-                Code::QueryTooDeep,
-                too_deep_input(&self.limits),
-            ));
-        }
-        let nul = input_checks::nul_failures(&document, variables);
-        if !nul.is_empty() {
-            return Err(validation_error(nul));
-        }
-        let operation_name = self
-            .operation_name
-            .lock()
-            .ok()
-            .and_then(|name| name.clone());
-        let operation = match (&document.operations, operation_name.as_deref()) {
-            (DocumentOperations::Single(op), _) => Some(&op.node),
-            (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
-            (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-                ops.values().next().map(|op| &op.node)
-            }
-            _ => None,
+/// The limits a parsed document must keep, checked before any validation or SQL: depth
+/// (introspection may nest to [`INTROSPECTION_MAX_DEPTH`]), aliases, directives per field,
+/// input nesting, no NUL in strings, every required variable given. Then it drops the
+/// arguments whose variable is absent, so that they take their defaults.
+///
+/// # Errors
+/// `QUERY_TOO_DEEP`, `TOO_MANY_ALIASES`, `TOO_MANY_DIRECTIVES`, `VALIDATION_FAILED` (NUL,
+/// with every failing field), `GRAPHQL_VALIDATION_FAILED` (a required variable missing).
+pub fn check_document(
+    document: &mut ExecutableDocument,
+    variables: &Variables,
+    operation_name: Option<&str>,
+    limits: &Limits,
+) -> ServerResult<()> {
+    for (_, operation) in document.operations.iter() {
+        let set = &operation.node.selection_set.node;
+        let limit = if is_introspection(set) {
+            limits.max_depth.max(INTROSPECTION_MAX_DEPTH)
+        } else {
+            limits.max_depth
         };
-        if let Some(operation) = operation {
-            let missing = input_checks::missing_required_variables(operation, variables);
-            if !missing.is_empty() {
-                return Err(coded_error(
-                    Code::GraphqlValidationFailed,
-                    format!(
-                        "required variables were not provided: {}",
-                        missing.join(", ")
-                    ),
-                ));
-            }
+        if depth(set, &document.fragments, &mut Vec::new(), limit) > limit {
+            return Err(coded_error(Code::QueryTooDeep, too_deep(limits)));
         }
-        input_checks::drop_absent_variables(&mut document, variables);
-        Ok(document)
     }
+    let mut count = Counts::default();
+    for (_, operation) in document.operations.iter() {
+        count.selection_set(&operation.node.selection_set.node);
+    }
+    for fragment in document.fragments.values() {
+        count.selection_set(&fragment.node.selection_set.node);
+    }
+    if count.aliases > limits.max_aliases {
+        return Err(coded_error(
+            Code::TooManyAliases,
+            format!(
+                "the query has {} aliases; at most {} are allowed",
+                count.aliases, limits.max_aliases
+            ),
+        ));
+    }
+    if count.max_directives > limits.max_directives_per_field {
+        return Err(too_many_directives(count.max_directives, limits));
+    }
+    if input_checks::input_too_deep(document, variables, limits.max_input_depth) {
+        return Err(coded_error(Code::QueryTooDeep, too_deep_input(limits)));
+    }
+    let nul = input_checks::nul_failures(document, variables);
+    if !nul.is_empty() {
+        return Err(validation_error(nul));
+    }
+    if let Some(operation) = selected_operation(document, operation_name) {
+        let missing = input_checks::missing_required_variables(operation, variables);
+        if !missing.is_empty() {
+            return Err(coded_error(
+                Code::GraphqlValidationFailed,
+                format!(
+                    "required variables were not provided: {}",
+                    missing.join(", ")
+                ),
+            ));
+        }
+    }
+    input_checks::drop_absent_variables(document, variables);
+    Ok(())
+}
 
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let limits = self.limits;
-        next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|error| match error_codes::engine_code(&error.message) {
-                    Some(Code::QueryTooComplex) => coded_error(
-                        Code::QueryTooComplex,
-                        format!(
-                            "the query costs more than {}: ask for smaller pages or fewer nested lists",
-                            limits.max_complexity
-                        ),
-                    ),
-                    Some(Code::QueryTooDeep) => coded_error(Code::QueryTooDeep, too_deep(&limits)),
-                    _ => with_code(error, Code::GraphqlValidationFailed),
-                })
-                .collect()
-        })
+/// The operation a request runs: the one named, or the document's only one.
+pub fn selected_operation<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a OperationDefinition> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| &op.node)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
     }
+}
+
+/// A request error that async-graphql raised itself while validating (it has no code yet),
+/// with our code and wording: `QUERY_TOO_COMPLEX`, `QUERY_TOO_DEEP`, `TOO_MANY_DIRECTIVES`,
+/// else `GRAPHQL_VALIDATION_FAILED`.
+pub fn code_request_error(error: ServerError, limits: &Limits) -> ServerError {
+    match error_codes::engine_code(&error.message) {
+        Some(Code::QueryTooComplex) => coded_error(
+            Code::QueryTooComplex,
+            format!(
+                "the query costs more than {}: ask for smaller pages or fewer nested lists",
+                limits.max_complexity
+            ),
+        ),
+        Some(Code::QueryTooDeep) => coded_error(Code::QueryTooDeep, too_deep(limits)),
+        Some(Code::TooManyDirectives) => coded_error(
+            Code::TooManyDirectives,
+            format!(
+                "a field has more than {} directives",
+                limits.max_directives_per_field
+            ),
+        ),
+        _ => with_code(error, Code::GraphqlValidationFailed),
+    }
+}
+
+fn too_many_directives(found: usize, limits: &Limits) -> ServerError {
+    coded_error(
+        Code::TooManyDirectives,
+        format!(
+            "a field has {found} directives; at most {} are allowed",
+            limits.max_directives_per_field
+        ),
+    )
 }
 
 fn too_deep_input(limits: &Limits) -> String {

@@ -16,6 +16,7 @@ mod mutation;
 mod node;
 mod order;
 mod patch;
+pub mod pipeline;
 mod query;
 mod scalars;
 pub mod scopes;
@@ -36,7 +37,6 @@ pub use account::Account;
 pub use business::Business;
 pub use connection::{Connection, PageInfo, TotalCount};
 pub use contact::Contact;
-pub use limits::QueryLimits;
 pub use loader::Loaders;
 pub use mutation::MutationRoot;
 pub use node::Node;
@@ -89,14 +89,13 @@ pub fn build_schema(
     .data(webhook_urls)
     .data(syncer)
     .data(settings)
-    // The exact per-operation depth limits are checked by `QueryLimits` (introspection may
-    // nest deeper); this is the backstop.
+    // The exact per-operation depth limits are checked by `pipeline` (introspection may
+    // nest deeper); this is the backstop. No extensions: the checks that once were ones
+    // run once per request in `pipeline`, and without any the engine skips its per-field
+    // hooks.
     .limit_depth(limits.max_depth.max(limits::INTROSPECTION_MAX_DEPTH))
     .limit_complexity(limits.max_complexity)
-    .limit_directives(limits.max_directives_per_field)
-    .extension(QueryLimits(limits))
-    .extension(field_order::FieldOrder)
-    .extension(scopes::RequireScopes);
+    .limit_directives(limits.max_directives_per_field);
     if production {
         builder = builder.disable_introspection().disable_suggestions();
     }

@@ -2,74 +2,57 @@
 //! the root fields over sources ([`SOURCE_FIELDS`]) `sources:manage` instead, and those
 //! over webhooks ([`WEBHOOK_FIELDS`]) `webhooks:manage`.
 use crate::code::Code;
-use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::ServerResult;
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
-use async_graphql::{ServerResult, Variables};
 
 use super::limits::coded_error;
 use crate::auth::{Principal, Scope};
 
-/// The extension that refuses operations the caller's key does not allow.
-pub struct RequireScopes;
-
-impl ExtensionFactory for RequireScopes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequireScopes)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for RequireScopes {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let Some(principal) = ctx.data_opt::<Principal>() else {
-            return Err(coded_error(Code::Unauthenticated, "no API key"));
+/// Refuses a document whose operations need a scope `principal`'s key lacks: each operation
+/// needs `contacts:write` (mutations) or `contacts:read` (queries and subscriptions) for its
+/// root fields, except those in [`SOURCE_FIELDS`] and [`WEBHOOK_FIELDS`], which need their
+/// own scope instead.
+///
+/// # Errors
+/// `FORBIDDEN`, naming the first scope missing.
+pub fn check(document: &ExecutableDocument, principal: &Principal) -> ServerResult<()> {
+    for (_, operation) in document.operations.iter() {
+        let general = match operation.node.ty {
+            OperationType::Mutation => Scope::ContactsWrite,
+            _ => Scope::ContactsRead,
         };
-        for (_, operation) in document.operations.iter() {
-            let general = match operation.node.ty {
-                OperationType::Mutation => Scope::ContactsWrite,
-                _ => Scope::ContactsRead,
-            };
-            let mut needed = Vec::new();
-            root_fields(
-                &document,
-                &operation.node.selection_set.node,
-                0,
-                &mut |name| {
-                    let scope = if SOURCE_FIELDS.contains(&name) {
-                        Scope::SourcesManage
-                    } else if WEBHOOK_FIELDS.contains(&name) {
-                        Scope::WebhooksManage
-                    } else {
-                        general
-                    };
-                    if !needed.contains(&scope) {
-                        needed.push(scope);
-                    }
-                },
-            );
-            if needed.is_empty() {
-                needed.push(general);
-            }
-            for scope in needed {
-                if !principal.allows(scope) {
-                    return Err(coded_error(
-                        Code::Forbidden,
-                        format!("this API key lacks the {scope} scope"),
-                    ));
+        let mut needed = Vec::new();
+        root_fields(
+            document,
+            &operation.node.selection_set.node,
+            0,
+            &mut |name| {
+                let scope = if SOURCE_FIELDS.contains(&name) {
+                    Scope::SourcesManage
+                } else if WEBHOOK_FIELDS.contains(&name) {
+                    Scope::WebhooksManage
+                } else {
+                    general
+                };
+                if !needed.contains(&scope) {
+                    needed.push(scope);
                 }
+            },
+        );
+        if needed.is_empty() {
+            needed.push(general);
+        }
+        for scope in needed {
+            if !principal.allows(scope) {
+                return Err(coded_error(
+                    Code::Forbidden,
+                    format!("this API key lacks the {scope} scope"),
+                ));
             }
         }
-        Ok(document)
     }
+    Ok(())
 }
 
 /// Root fields over the tenant's webhooks: they need `webhooks:manage`.

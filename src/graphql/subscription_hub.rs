@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Pos, Request, Response, ServerError, Variables};
 use std::panic::AssertUnwindSafe;
 
@@ -22,9 +23,12 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::broadcast::{self, error::RecvError};
 use uuid::Uuid;
 
+use super::field_order::Shape;
+use super::pipeline::{self, Parsed, Prepared};
 use super::subscription::{ConnectionSubscriptions, Lagged, Progress, Slot, SubscriptionSlots};
 use super::{AppSchema, Loaders};
 use crate::auth::{Principal, Scope};
+use crate::config::Limits;
 
 /// A `subscribe` message's operation (`graphql-transport-ws`'s `SubscribePayload`).
 #[derive(Clone, Debug)]
@@ -96,6 +100,7 @@ struct HubKey {
 pub struct SubscriptionHubs {
     schema: AppSchema,
     db: DatabaseConnection,
+    limits: Limits,
     slots: Arc<SubscriptionSlots>,
     buffer: usize,
     hubs: Mutex<HashMap<HubKey, Weak<Hub>>>,
@@ -123,18 +128,30 @@ struct RequestParts {
     db: DatabaseConnection,
     principal: Principal,
     operation: Operation,
+    variables: Variables,
+    /// The operation's document, checked once by the first subscriber's `subscribe`.
+    document: ExecutableDocument,
+    shape: Arc<Shape>,
+    limits: Limits,
 }
 
 impl RequestParts {
     fn request(&self) -> Request {
-        let request = Request::new(self.operation.query.clone())
-            .variables(Variables::from_json(self.operation.variables.clone()))
+        let mut request = Request::new(self.operation.query.clone())
+            .variables(self.variables.clone())
             .data(self.principal.clone())
             .data(Arc::new(Loaders::uncached(&self.db, self.principal.tenant)));
+        request.set_parsed_query(self.document.clone());
         match &self.operation.operation_name {
             Some(name) => request.operation_name(name.clone()),
             None => request,
         }
+    }
+
+    /// What is sent for `response`, finished ([`pipeline::finish`]).
+    fn outgoing(&self, mut response: Response) -> Outgoing {
+        pipeline::finish(&mut response, &self.shape, &self.limits);
+        Outgoing::of(response)
     }
 }
 
@@ -143,6 +160,7 @@ impl SubscriptionHubs {
     pub fn new(
         schema: AppSchema,
         db: DatabaseConnection,
+        limits: Limits,
         slots: Arc<SubscriptionSlots>,
         buffer: usize,
         metrics: &crate::metrics::Metrics,
@@ -150,6 +168,7 @@ impl SubscriptionHubs {
         Arc::new(Self {
             schema,
             db,
+            limits,
             slots,
             buffer: buffer.max(1),
             hubs: Mutex::new(HashMap::new()),
@@ -164,14 +183,23 @@ impl SubscriptionHubs {
     /// connection keeps it with the subscription's id, so that a `complete` frees it at once.
     ///
     /// # Errors
-    /// An `error` payload (`TOO_MANY_SUBSCRIPTIONS`) past the limits per key and per
-    /// connection.
+    /// An `error` payload: the operation is not a subscription of one root field
+    /// ([`Parsed::check_subscription`]) or fails the checks of [`pipeline`];
+    /// `TOO_MANY_SUBSCRIPTIONS` past the limits per key and per connection.
     pub fn subscribe(
         self: &Arc<Self>,
         principal: &Principal,
         connection: &Arc<ConnectionSubscriptions>,
         operation: Operation,
     ) -> Result<(impl Stream<Item = Arc<Outgoing>> + Send + use<>, Slot), Outgoing> {
+        let variables = Variables::from_json(operation.variables.clone());
+        let name = operation.operation_name.as_deref();
+        let prepared = Parsed::parse(&operation.query, &self.limits)
+            .and_then(|parsed| {
+                parsed.check_subscription(name)?;
+                parsed.prepare(&variables, name, principal, &self.limits)
+            })
+            .map_err(|error| Outgoing::errors(&[error]))?;
         let slot = self
             .slots
             .take(principal.key_id, Some(connection.clone()))
@@ -196,7 +224,7 @@ impl SubscriptionHubs {
                     (hub, receiver)
                 }
                 None => {
-                    let hub = self.start(key.clone(), principal, operation);
+                    let hub = self.start(key.clone(), principal, operation, variables, prepared);
                     let receiver = hub.sender.subscribe();
                     hubs.insert(key, Arc::downgrade(&hub));
                     (hub, receiver)
@@ -220,6 +248,8 @@ impl SubscriptionHubs {
         key: HubKey,
         principal: &Principal,
         operation: Operation,
+        variables: Variables,
+        prepared: Prepared,
     ) -> Arc<Hub> {
         let (sender, _) = broadcast::channel(self.buffer);
         let through = Arc::new(AtomicU64::new(0));
@@ -228,12 +258,15 @@ impl SubscriptionHubs {
             db: self.db.clone(),
             principal: principal.clone(),
             operation,
+            variables,
+            document: prepared.document,
+            shape: prepared.shape,
+            limits: self.limits,
         };
         self.executions.inc();
         Arc::new_cyclic(|me: &Weak<Hub>| {
             let running = run(
-                request.request(),
-                request.schema.clone(),
+                request.clone(),
                 sender.clone(),
                 through.clone(),
                 Arc::downgrade(self),
@@ -290,8 +323,7 @@ impl SubscriptionHubs {
 /// Runs a hub's operation, sending each result to its subscribers. A hub that ends leaves
 /// the registry before its last message, so no one joins it after that.
 async fn run(
-    request: Request,
-    schema: AppSchema,
+    parts: RequestParts,
     sender: broadcast::Sender<Sent>,
     sent_through: Arc<AtomicU64>,
     hubs: Weak<SubscriptionHubs>,
@@ -299,11 +331,13 @@ async fn run(
     key: HubKey,
 ) {
     let progress = Arc::new(Progress::default());
-    let mut results = schema.execute_stream(request.data(progress.clone()));
+    let mut results = parts
+        .schema
+        .execute_stream(parts.request().data(progress.clone()));
     let mut before = 0;
     loop {
         let outgoing = match results.next().await {
-            Some(response) => Outgoing::of(response),
+            Some(response) => parts.outgoing(response),
             None => Outgoing::Complete,
         };
         // The operation's stream is polled for its next change only after this one's
@@ -333,7 +367,7 @@ impl Hub {
     async fn lagged(&self, skipped: u64) -> Outgoing {
         let request = self.request.request().data(Lagged(skipped));
         match self.request.schema.execute_stream(request).next().await {
-            Some(response) => Outgoing::of(response),
+            Some(response) => self.request.outgoing(response),
             None => Outgoing::Complete,
         }
     }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_graphql::BatchRequest;
-use async_graphql::parser::types::DocumentOperations;
 use axum::Router;
 use axum::extract::{FromRequestParts, MatchedPath, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -24,9 +23,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::auth::Principal;
-use crate::config::Limits;
-use crate::graphql::limits::{check_query_text, coded_error};
-use crate::graphql::{Loaders, error_codes};
+use crate::graphql::limits::coded_error;
+use crate::graphql::{Loaders, pipeline};
 use crate::metrics::RequestLabels;
 use crate::startup::AppState;
 use graphql_http::{MediaType, Outcome};
@@ -204,31 +202,51 @@ fn request_rejected(
     rejection.into_response(media)
 }
 
-/// Runs one operation for `principal` within the time limit; logs and counts it.
+/// Runs one operation for `principal` within the time limit ([`pipeline`]); logs and
+/// counts it.
 async fn execute(
     state: &AppState,
     principal: &Principal,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
 ) -> (Outcome, async_graphql::Response) {
     let started = Instant::now();
-    let operation = operation_name(&request, &state.limits);
-    let loaders = Arc::new(Loaders::new(&state.db, principal.tenant));
-    let request = request.data(principal.clone()).data(loaders);
-    let timeout = Duration::from_secs(state.limits.timeout_secs);
-    let (outcome, response) =
-        match tokio::time::timeout(timeout, state.schema.execute(request)).await {
-            Ok(mut response) => {
-                error_codes::ensure_codes(&mut response.errors);
-                (Outcome::of(&response), response)
+    let limits = &state.limits;
+    let parsed = pipeline::Parsed::parse(&request.query, limits);
+    let operation = operation_name(&request, parsed.as_ref().ok());
+    let prepared = parsed.and_then(|parsed| {
+        parsed.prepare(
+            &request.variables,
+            request.operation_name.as_deref(),
+            principal,
+            limits,
+        )
+    });
+    let (outcome, response) = match prepared {
+        Err(error) => (
+            Outcome::RequestError,
+            async_graphql::Response::from_errors(vec![error]),
+        ),
+        Ok(prepared) => {
+            let shape = prepared.shape;
+            request.set_parsed_query(prepared.document);
+            let loaders = Arc::new(Loaders::new(&state.db, principal.tenant));
+            let request = request.data(principal.clone()).data(loaders);
+            let timeout = Duration::from_secs(limits.timeout_secs);
+            match tokio::time::timeout(timeout, state.schema.execute(request)).await {
+                Ok(mut response) => {
+                    pipeline::finish(&mut response, &shape, limits);
+                    (Outcome::of(&response), response)
+                }
+                Err(_) => (
+                    Outcome::Timeout,
+                    async_graphql::Response::from_errors(vec![coded_error(
+                        Code::Timeout,
+                        format!("the request took longer than {} s", timeout.as_secs()),
+                    )]),
+                ),
             }
-            Err(_) => (
-                Outcome::Timeout,
-                async_graphql::Response::from_errors(vec![coded_error(
-                    Code::Timeout,
-                    format!("the request took longer than {} s", timeout.as_secs()),
-                )]),
-            ),
-        };
+        }
+    };
     let elapsed = started.elapsed();
     state
         .metrics
@@ -243,24 +261,15 @@ async fn execute(
     (outcome, response)
 }
 
-/// The operation's name: `operationName`, or the name of the document's only operation, or
-/// `anonymous`. A query text that the limits refuse is not parsed here.
-fn operation_name(request: &async_graphql::Request, limits: &Limits) -> String {
+/// The operation's name, for logs and metrics: `operationName`, or the name of the
+/// document's only operation, or `anonymous`.
+fn operation_name(request: &async_graphql::Request, parsed: Option<&pipeline::Parsed>) -> String {
     if let Some(name) = &request.operation_name {
         return name.chars().take(64).collect();
     }
-    check_query_text(&request.query, limits)
-        .ok()
-        .and_then(|()| async_graphql::parser::parse_query(&request.query).ok())
-        .and_then(|document| match document.operations {
-            // The parser keeps an anonymous operation as `Single`, named ones by name.
-            DocumentOperations::Single(_) => None,
-            DocumentOperations::Multiple(ops) if ops.len() == 1 => {
-                ops.into_keys().next().map(|n| n.to_string())
-            }
-            DocumentOperations::Multiple(_) => None,
-        })
-        .unwrap_or_else(|| "anonymous".to_string())
+    parsed
+        .and_then(pipeline::Parsed::only_operation_name)
+        .map_or_else(|| "anonymous".to_string(), str::to_string)
 }
 
 /// How long `/healthz` waits for the database before it answers 503.
@@ -394,13 +403,17 @@ mod tests {
 
     #[test]
     fn operations_are_named_by_operation_name_or_their_only_name() {
+        let limits = crate::config::Limits::default();
+        let name = |request: &async_graphql::Request| {
+            let parsed = pipeline::Parsed::parse(&request.query, &limits).ok();
+            operation_name(request, parsed.as_ref())
+        };
         let named = async_graphql::Request::new("query Contacts { __typename }");
-        let limits = Limits::default();
-        assert_eq!(operation_name(&named, &limits), "Contacts");
+        assert_eq!(name(&named), "Contacts");
         let chosen = async_graphql::Request::new("query A { __typename } query B { __typename }")
             .operation_name("B");
-        assert_eq!(operation_name(&chosen, &limits), "B");
+        assert_eq!(name(&chosen), "B");
         let anonymous = async_graphql::Request::new("{ __typename }");
-        assert_eq!(operation_name(&anonymous, &limits), "anonymous");
+        assert_eq!(name(&anonymous), "anonymous");
     }
 }

@@ -193,9 +193,6 @@ impl Connection {
             );
         }
         let id_json: Arc<str> = serde_json::Value::from(id.as_str()).to_string().into();
-        if let Some(refused) = refusal(&payload.query, payload.operation_name.as_deref()) {
-            return Answer::Send(message(&id_json, "error", Some(&refused)));
-        }
         let operation = Operation {
             query: payload.query,
             operation_name: payload.operation_name,
@@ -361,94 +358,9 @@ async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
     }
 }
 
-/// The `error` payload for a `subscribe` that does not run here: a query or a mutation
-/// (those go to `POST /graphql`), or a subscription with more than one root field (the
-/// GraphQL spec's "Single root field" rule, which async-graphql does not check). `None`
-/// otherwise; a document that does not parse is left to the GraphQL layer, which reports it.
-fn refusal(query: &str, operation_name: Option<&str>) -> Option<String> {
-    use async_graphql::parser::types::{DocumentOperations, OperationType};
-    let document = async_graphql::parser::parse_query(query).ok()?;
-    let operation = match (&document.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => op,
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name)?,
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next()?,
-        _ => return None,
-    };
-    let (code, message) = if operation.node.ty != OperationType::Subscription {
-        (
-            crate::code::Code::BadRequest,
-            "only subscriptions run over WebSocket; send queries and mutations to POST /graphql",
-        )
-    } else if root_fields(&document, &operation.node.selection_set.node, 0) > 1 {
-        (
-            crate::code::Code::GraphqlValidationFailed,
-            "a subscription must select only one top level field",
-        )
-    } else {
-        return None;
-    };
-    Some(
-        serde_json::json!([{ "message": message, "extensions": { "code": code.as_str() } }])
-            .to_string(),
-    )
-}
-
-/// The fields selected at the root of `set`, through fragments (at most 10 deep; deeper
-/// nesting is the depth limit's to refuse).
-fn root_fields(
-    document: &async_graphql::parser::types::ExecutableDocument,
-    set: &async_graphql::parser::types::SelectionSet,
-    depth: usize,
-) -> usize {
-    use async_graphql::parser::types::Selection;
-    if depth > 10 {
-        return 0;
-    }
-    set.items
-        .iter()
-        .map(|item| match &item.node {
-            Selection::Field(_) => 1,
-            Selection::InlineFragment(fragment) => {
-                root_fields(document, &fragment.node.selection_set.node, depth + 1)
-            }
-            Selection::FragmentSpread(spread) => document
-                .fragments
-                .get(&spread.node.fragment_name.node)
-                .map_or(0, |f| {
-                    root_fields(document, &f.node.selection_set.node, depth + 1)
-                }),
-        })
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_subscriptions_are_taken() {
-        let refused = refusal("{ contacts { totalCount } }", None);
-        let refused: serde_json::Value =
-            serde_json::from_str(&refused.unwrap_or_default()).unwrap_or_default();
-        assert_eq!(refused[0]["extensions"]["code"], "BAD_REQUEST");
-        assert!(refusal("mutation { x }", None).is_some());
-        assert!(refusal("subscription { contactChanged { kind } }", None).is_none());
-        let two = "query A { x } subscription B { contactChanged { kind } }";
-        assert!(refusal(two, Some("A")).is_some());
-        assert!(refusal(two, Some("B")).is_none());
-        // The spec's single root field, through fragments too.
-        let twice = "subscription { a: contactChanged { kind } b: contactChanged { kind } }";
-        let refused: serde_json::Value =
-            serde_json::from_str(&refusal(twice, None).unwrap_or_default()).unwrap_or_default();
-        assert_eq!(
-            refused[0]["extensions"]["code"],
-            "GRAPHQL_VALIDATION_FAILED"
-        );
-        let spread = "subscription { ...F contactChanged { kind } } fragment F on SubscriptionRoot { contactChanged { at } }";
-        assert!(refusal(spread, None).is_some());
-        // Not parsable: the GraphQL layer answers.
-        assert!(refusal("{ broken", None).is_none());
-    }
 
     #[test]
     fn messages_are_the_protocol_s() {
