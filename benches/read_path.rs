@@ -9,9 +9,11 @@
 //!
 //! `cargo bench --bench read_path -- [--contacts N] [--accounts A] [--database-url URL]
 //! [--requests R] [--concurrency C]`; `--accounts 2000` spreads the contacts over 2,000 new
-//! accounts (issue 19's data set: 50 contacts per account at 100,000). Without a URL it uses a SQLite file in a temporary directory; a
-//! PostgreSQL URL names a server, on which a fresh database `cg_bench_<N>` is created.
-//! Each scenario stops after R requests or 20 seconds.
+//! accounts (issue 19's data set: 50 contacts per account at 100,000). Without a URL it uses
+//! a SQLite file in a temporary directory; a PostgreSQL URL names a server, on which a fresh database `cg_bench_<N>` is created.
+//! Each scenario stops after R requests or 20 seconds. `BENCH_SERVER_BIN=path` serves with
+//! another build of `contact-gateway` (say, the commit before a change), to compare the two
+//! with the same data and clients.
 mod common;
 
 use common::{Bench, Stats, measure_server, parse_args, post, report_split};

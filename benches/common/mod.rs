@@ -355,10 +355,17 @@ pub async fn start_process(args: &Args) -> Bench {
     }
 }
 
+/// The `contact-gateway` binary the bench runs: this build's, or `BENCH_SERVER_BIN` (to
+/// measure another commit's server with the same clients in the same run).
+pub fn server_binary() -> String {
+    std::env::var("BENCH_SERVER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_contact-gateway").to_string())
+}
+
 /// A new API key of `tenant` with `scopes` (comma-separated), made by `contact-gateway
 /// api-key create`.
 pub fn api_key(database_url: &str, tenant: &str, scopes: &str) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_contact-gateway"))
+    let out = std::process::Command::new(server_binary())
         .args(["api-key", "create", "--tenant", tenant, "--scopes", scopes])
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
@@ -374,7 +381,7 @@ pub fn api_key(database_url: &str, tenant: &str, scopes: &str) -> String {
 /// Starts `contact-gateway serve` on 127.0.0.1:0 over `database_url` with `env` set; the
 /// process and its `http://127.0.0.1:PORT` once it listens.
 pub async fn serve(database_url: &str, env: &[(&str, String)]) -> (std::process::Child, String) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_contact-gateway"))
+    let mut child = std::process::Command::new(server_binary())
         .args(["serve", "--listen", "127.0.0.1:0", "--no-demo"])
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")

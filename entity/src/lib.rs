@@ -18,6 +18,7 @@ pub mod api_key;
 pub mod business;
 pub mod contact;
 pub mod contact_assignee;
+pub mod contact_count;
 pub mod contact_event;
 pub mod contact_key;
 pub mod contact_source;
@@ -41,6 +42,7 @@ pub mod prelude {
     pub use super::business::Entity as Business;
     pub use super::contact::Entity as Contact;
     pub use super::contact_assignee::Entity as ContactAssignee;
+    pub use super::contact_count::Entity as ContactCount;
     pub use super::contact_event::Entity as ContactEvent;
     pub use super::contact_key::Entity as ContactKey;
     pub use super::contact_source::Entity as ContactSource;

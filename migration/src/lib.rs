@@ -23,6 +23,7 @@ mod m20261130_000013_archived_contacts_index;
 mod m20261130_000014_write_backs;
 mod m20261130_000015_contact_events;
 mod m20261130_000016_webhooks;
+mod m20261130_000017_contact_counts;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000014_write_backs::Migration),
             Box::new(m20261130_000015_contact_events::Migration),
             Box::new(m20261130_000016_webhooks::Migration),
+            Box::new(m20261130_000017_contact_counts::Migration),
         ]
     }
 }

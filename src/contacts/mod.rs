@@ -1,4 +1,5 @@
 //! Contacts: reading them by id, in pages, under their parents, and their tags.
+pub mod counts;
 pub mod duplicates;
 mod filter;
 pub mod identity_keys;
@@ -169,7 +170,8 @@ pub async fn count(
 }
 
 /// The same page of contacts under each of `parents`, in one statement (and their totals
-/// in one more, when `with_totals`).
+/// in one more, when `with_totals`: read from the kept counts ([`counts`]) when the filter
+/// is empty, else counted).
 pub async fn pages_by_parent(
     db: &DatabaseConnection,
     tenant: TenantId,
@@ -193,16 +195,25 @@ pub async fn pages_by_parent(
             (select, contact_tag::Column::TagId.into_simple_expr())
         }
     };
-    paging::fetch_pages_by_parent(
+    // An unfiltered connection's total is kept by the database (`counts`).
+    let kept = with_totals && query.filter == ContactFilter::default();
+    let mut pages = paging::fetch_pages_by_parent(
         db,
         select,
         parent_expr,
         parents,
         &ordering(&query.order),
         args,
-        with_totals,
+        with_totals && !kept,
     )
-    .await
+    .await?;
+    if kept {
+        let live = counts::live_by_parent(db, tenant, parent, parents).await?;
+        for (parent_id, page) in &mut pages {
+            page.total = Some(live.get(parent_id).copied().unwrap_or(0));
+        }
+    }
+    Ok(pages)
 }
 
 /// Which relations of a page of contacts to load with it.

@@ -3,6 +3,7 @@
 mod auth;
 mod batching;
 mod common;
+mod counts;
 mod duplicates;
 mod filters;
 mod fuzz;
