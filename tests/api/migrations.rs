@@ -51,7 +51,7 @@ async fn link_rows(db: &DatabaseConnection) -> Vec<String> {
 /// The SQL SQLite stores for the link tables and their indexes.
 async fn definitions(db: &DatabaseConnection) -> Vec<String> {
     let sql = "SELECT name || ': ' || sql AS def FROM sqlite_master WHERE sql IS NOT NULL AND \
-               tbl_name IN ('contact_tags', 'contact_assignees', 'contact_keys', 'source_entities') \
+               type IN ('table', 'index') AND tbl_name IN ('contact_tags', 'contact_assignees', 'contact_keys', 'source_entities') \
                ORDER BY name";
     db.query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
         .await
