@@ -85,7 +85,8 @@ async fn owned_rows_cascade(db: &DatabaseConnection) -> Vec<String> {
     let sql = "SELECT conname::text AS name FROM pg_constraint WHERE contype = 'f' \
                AND conrelid IN ('contact_keys'::regclass, 'contact_sources'::regclass) \
                UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger \
-               WHERE tgrelid = 'contacts'::regclass AND NOT tgisinternal ORDER BY 1";
+               WHERE tgrelid = 'contacts'::regclass AND NOT tgisinternal \
+               AND tgname NOT LIKE 'contact_counts_%' ORDER BY 1";
     db.query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
         .await
         .expect("constraints")
