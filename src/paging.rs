@@ -366,6 +366,16 @@ impl<M> Page<M> {
         }
     }
 
+    /// The same page with each row made by `f` (say, shared behind an `Arc`).
+    pub fn map<N>(self, f: impl FnMut(M) -> N) -> Page<N> {
+        Page {
+            rows: self.rows.into_iter().map(f).collect(),
+            has_next: self.has_next,
+            has_previous: self.has_previous,
+            total: self.total,
+        }
+    }
+
     /// Trims the extra probe row, restores the order when read backwards, and fills in the
     /// page info. `hasPreviousPage` when reading forwards (and `hasNextPage` backwards) is
     /// true exactly when a cursor was given, as the Relay spec allows.

@@ -80,32 +80,36 @@ impl<N> Connection<N> {
                 node: wrap(row),
             })
             .collect();
-        let page_info = PageInfo {
-            has_next_page: page.has_next,
-            has_previous_page: page.has_previous,
-            start_cursor: edges.first().map(|e| e.cursor.clone()),
-            end_cursor: edges.last().map(|e| e.cursor.clone()),
-        };
-        Self {
-            edges,
-            page_info,
-            total,
-        }
+        Self::of_edges(edges, page.has_next, page.has_previous, total)
     }
 }
 
 impl<N> Connection<N> {
-    /// A connection of items with their cursors, for lists not paged by [`Ordering`].
-    pub fn from_edges(
-        items: Vec<(String, N)>,
+    /// The connection of a page shared with others (a DataLoader's cached value): its rows
+    /// are borrowed, each node made by `wrap`.
+    pub fn of_shared<M>(
+        page: &Page<Arc<M>>,
+        ordering: &Ordering<M>,
+        total: TotalCount,
+        wrap: impl Fn(&Arc<M>) -> N,
+    ) -> Self {
+        let edges: Vec<Edge<N>> = page
+            .rows
+            .iter()
+            .map(|row| Edge {
+                cursor: ordering.cursor_of(row),
+                node: wrap(row),
+            })
+            .collect();
+        Self::of_edges(edges, page.has_next, page.has_previous, total)
+    }
+
+    fn of_edges(
+        edges: Vec<Edge<N>>,
         has_next_page: bool,
         has_previous_page: bool,
         total: TotalCount,
     ) -> Self {
-        let edges: Vec<Edge<N>> = items
-            .into_iter()
-            .map(|(cursor, node)| Edge { cursor, node })
-            .collect();
         let page_info = PageInfo {
             has_next_page,
             has_previous_page,
@@ -117,6 +121,20 @@ impl<N> Connection<N> {
             page_info,
             total,
         }
+    }
+
+    /// A connection of items with their cursors, for lists not paged by [`Ordering`].
+    pub fn from_edges(
+        items: Vec<(String, N)>,
+        has_next_page: bool,
+        has_previous_page: bool,
+        total: TotalCount,
+    ) -> Self {
+        let edges: Vec<Edge<N>> = items
+            .into_iter()
+            .map(|(cursor, node)| Edge { cursor, node })
+            .collect();
+        Self::of_edges(edges, has_next_page, has_previous_page, total)
     }
 }
 

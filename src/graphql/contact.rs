@@ -41,8 +41,14 @@ impl Contact {
 
     /// A contact whose relations were loaded with its page.
     pub fn with_related(model: Model, related: Arc<Related>) -> Self {
+        Self::shared_with_related(Arc::new(model), related)
+    }
+
+    /// A contact whose row is shared (a loader's page) and whose relations were loaded
+    /// with its page.
+    pub fn shared_with_related(model: Arc<Model>, related: Arc<Related>) -> Self {
         Self {
-            model: Arc::new(model),
+            model,
             related: Some(related),
         }
     }
@@ -401,15 +407,19 @@ pub(crate) async fn contacts_under(
         args: Arc::new(args.clone()),
         with_totals: ctx.look_ahead().field("totalCount").exists(),
     };
-    let (page, related) = request
-        .loaders
-        .contact_pages
-        .load_one(key)
-        .await?
-        .unwrap_or_else(|| (Page::none(&args), Arc::default()));
+    let loaded = request.loaders.contact_pages.load_one(key).await?;
+    let Some(loaded) = loaded else {
+        return Ok(Connection::new(
+            Page::none(&args),
+            &ordering,
+            TotalCount::Known(0),
+            Contact::new,
+        ));
+    };
+    let (page, related) = &*loaded;
     let total = TotalCount::Known(page.total.unwrap_or(0));
-    Ok(Connection::new(page, &ordering, total, |m| {
-        Contact::with_related(m, related.clone())
+    Ok(Connection::of_shared(page, &ordering, total, |m| {
+        Contact::shared_with_related(m.clone(), related.clone())
     }))
 }
 

@@ -175,8 +175,9 @@ pub struct ContactPages {
 /// Key of [`ContactPages`].
 pub type ContactPageKey = NestedPageKey<(ContactParent, Preload), ContactQuery>;
 
-/// A page of contacts with the relations loaded for it.
-pub type ContactPage = (Page<contact::Model>, Arc<Related>);
+/// A page of contacts with the relations loaded for it, shared: the DataLoader hands out
+/// (and caches) the same page without copying its rows.
+pub type ContactPage = Arc<(Page<Arc<contact::Model>>, Arc<Related>)>;
 
 impl Loader<ContactPageKey> for ContactPages {
     type Value = ContactPage;
@@ -202,7 +203,9 @@ impl Loader<ContactPageKey> for ContactPages {
             let rows = pages.values().flat_map(|p| p.rows.iter());
             let related =
                 Arc::new(contacts::load_related(&self.db, self.tenant, rows, preload).await?);
-            key.file(ids, pages, &mut out, |page| (page, related.clone()));
+            key.file(ids, pages, &mut out, |page| {
+                Arc::new((page.map(Arc::new), related.clone()))
+            });
         }
         Ok(out)
     }
