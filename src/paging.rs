@@ -17,7 +17,7 @@ use sea_orm::sea_query::{
     SelectStatement, UnionType, Value,
 };
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryResult,
     QuerySelect, QueryTrait, Select, Statement,
 };
 use serde::{Deserialize, Serialize};
@@ -441,18 +441,21 @@ const PARENTS_PER_STATEMENT: usize = 400;
 ///
 /// With `with_totals`, one grouped `COUNT(*)` statement counts every parent's rows
 /// (ignoring the cursor); on PostgreSQL its parents are one array parameter too.
-pub async fn fetch_pages_by_parent<E>(
+///
+/// `decode` makes a row of what `select` selects (which may be a projection).
+#[allow(clippy::too_many_arguments)]
+pub async fn fetch_pages_by_parent<E, M>(
     db: &DatabaseConnection,
     select: Select<E>,
     parent: Expr,
     parents: &[Uuid],
-    ordering: &Ordering<E::Model>,
+    ordering: &Ordering<M>,
     args: &PageArgs,
     with_totals: bool,
-) -> Result<HashMap<Uuid, Page<E::Model>>>
+    decode: impl Fn(&QueryResult) -> std::result::Result<M, DbErr>,
+) -> Result<HashMap<Uuid, Page<M>>>
 where
     E: EntityTrait,
-    E::Model: FromQueryResult,
 {
     let cursor = args.cursor_for(ordering)?;
     let postgres = db.get_database_backend() == DbBackend::Postgres;
@@ -474,7 +477,7 @@ where
             totals.insert(row.try_get("", "cg_parent")?, row.try_get("", "cg_total")?);
         }
     }
-    let mut rows_by_parent: HashMap<Uuid, Vec<E::Model>> = HashMap::new();
+    let mut rows_by_parent: HashMap<Uuid, Vec<M>> = HashMap::new();
     if postgres && !parents.is_empty() {
         // One branch, its parent taken from the array: `cg_parents.cg_parent_id`.
         let mut branch: SelectStatement = select.clone().into_query();
@@ -504,7 +507,7 @@ where
             rows_by_parent
                 .entry(parent_id)
                 .or_default()
-                .push(E::Model::from_query_result(&row, "")?);
+                .push(decode(&row)?);
         }
     }
     for chunk in parents.chunks(PARENTS_PER_STATEMENT) {
@@ -543,7 +546,7 @@ where
             rows_by_parent
                 .entry(parent_id)
                 .or_default()
-                .push(E::Model::from_query_result(&row, "")?);
+                .push(decode(&row)?);
         }
     }
     let mut pages = HashMap::new();

@@ -172,6 +172,10 @@ pub async fn count(
 /// The same page of contacts under each of `parents`, in one statement (and their totals
 /// in one more, when `with_totals`: read from the kept counts ([`counts`]) when the filter
 /// is empty, else counted).
+///
+/// Only `columns` are read, with what the page itself needs ([`page_columns`]); the other
+/// fields of the rows are empty.
+#[allow(clippy::too_many_arguments)]
 pub async fn pages_by_parent(
     db: &DatabaseConnection,
     tenant: TenantId,
@@ -180,8 +184,12 @@ pub async fn pages_by_parent(
     query: &ContactQuery,
     args: &PageArgs,
     with_totals: bool,
+    columns: contact::Columns,
 ) -> Result<HashMap<Uuid, Page<contact::Model>>> {
-    let select = filtered(db, tenant, &query.filter)?;
+    let columns = page_columns(columns, &query.order);
+    let select = filtered(db, tenant, &query.filter)?
+        .select_only()
+        .columns(columns.iter());
     let (select, parent_expr) = match parent {
         ContactParent::Account => (select, contact::Column::AccountId.into_simple_expr()),
         ContactParent::Business => (select, contact::Column::BusinessId.into_simple_expr()),
@@ -205,6 +213,7 @@ pub async fn pages_by_parent(
         &ordering(&query.order),
         args,
         with_totals && !kept,
+        |row| contact::Model::from_partial(row, columns),
     )
     .await?;
     if kept {
@@ -214,6 +223,22 @@ pub async fn pages_by_parent(
         }
     }
     Ok(pages)
+}
+
+/// `asked` and the columns a page of contacts reads whatever is asked: its keys, its
+/// order's keys (for cursors) and the parents its relations are loaded through.
+pub fn page_columns(asked: contact::Columns, order: &[ContactOrder]) -> contact::Columns {
+    use contact::Column;
+    let mut columns = asked
+        .with(Column::Id)
+        .with(Column::TenantId)
+        .with(Column::AccountId)
+        .with(Column::BusinessId)
+        .with(Column::CreatedAt);
+    for key in order {
+        columns = columns.with(key.field.column());
+    }
+    columns
 }
 
 /// Which relations of a page of contacts to load with it.

@@ -1,6 +1,6 @@
 //! `Contact`: one person, with the union of the five vendor APIs' fields.
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
-use entity::contact::Model;
+use entity::contact::{Columns, Model};
 use serde_json::Value as Json;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -64,6 +64,80 @@ pub(crate) fn preload_for(ctx: &Context<'_>) -> Preload {
         tags: wants("tags"),
         business: wants("business"),
         account: wants("account"),
+    }
+}
+
+/// The columns the nodes of a contact list's selection read (`edges { node }` and `nodes`,
+/// through fragments). A field this does not know reads every column, so a new field is
+/// correct before it is listed here.
+pub(crate) fn columns_for(ctx: &Context<'_>) -> Columns {
+    let mut columns = Columns::NONE;
+    for list_field in ctx.field().selection_set() {
+        let nodes: Vec<_> = match list_field.name() {
+            "nodes" => vec![list_field],
+            "edges" => list_field
+                .selection_set()
+                .filter(|f| f.name() == "node")
+                .collect(),
+            _ => continue,
+        };
+        for node in nodes {
+            for field in node.selection_set() {
+                columns = columns.union(columns_of_field(field.name()));
+            }
+        }
+    }
+    columns
+}
+
+/// The columns `Contact.<field>` reads ([`Columns::ALL`] for a field not listed).
+fn columns_of_field(field: &str) -> Columns {
+    use entity::contact::Column as C;
+    let one = |column| Columns::NONE.with(column);
+    match field {
+        "__typename" | "id" | "tags" | "writeBacks" | "sources" => Columns::NONE,
+        "externalRef" => one(C::ExternalRef),
+        "resolutionStatus" => one(C::ResolutionStatus),
+        "firstName" => one(C::FirstName),
+        "lastName" => one(C::LastName),
+        "name" => one(C::FirstName).with(C::LastName),
+        "email" => one(C::Email),
+        "secondaryEmails" => one(C::SecondaryEmails),
+        "phone" => one(C::Phone),
+        "secondaryPhones" => one(C::SecondaryPhones),
+        "companyName" => one(C::CompanyName),
+        "website" => one(C::Website),
+        "linkedin" => one(C::Linkedin),
+        "role" => one(C::Role),
+        "description" => one(C::Description),
+        "notes" => one(C::Notes),
+        "address" => one(C::AddressStreet)
+            .with(C::AddressCity)
+            .with(C::AddressState)
+            .with(C::AddressCountry)
+            .with(C::AddressPostalCode),
+        "timezone" => one(C::Timezone),
+        "source" => one(C::Source),
+        "leadSource" => one(C::LeadSource),
+        "status" => one(C::Status),
+        "pipelineId" => one(C::PipelineId),
+        "pipelineStage" => one(C::PipelineStage),
+        "messageStatus" => one(C::MessageStatus),
+        "owner" => one(C::Owner),
+        "assignees" => one(C::Assignees),
+        "createdBy" => one(C::CreatedBy),
+        "dnd" => one(C::DndEmail)
+            .with(C::DndSms)
+            .with(C::DndCall)
+            .with(C::DndWhatsapp),
+        "isTestContact" => one(C::IsTestContact),
+        "lastMessageAt" => one(C::LastMessageAt),
+        "createdAt" => one(C::CreatedAt),
+        "updatedAt" => one(C::UpdatedAt),
+        "archivedAt" => one(C::ArchivedAt),
+        "account" => one(C::AccountId),
+        "business" => one(C::BusinessId),
+        _ => Columns::ALL,
     }
 }
 
@@ -401,7 +475,7 @@ pub(crate) async fn contacts_under(
         preload.account = false;
     }
     let key = ContactPageKey {
-        parent: (parent, preload),
+        parent: (parent, preload, columns_for(ctx)),
         parent_id,
         query: Arc::new(query),
         args: Arc::new(args.clone()),

@@ -173,7 +173,9 @@ pub struct ContactPages {
 }
 
 /// Key of [`ContactPages`].
-pub type ContactPageKey = NestedPageKey<(ContactParent, Preload), ContactQuery>;
+/// Its parent part: the kind of parent, the relations to load with the page and the
+/// columns its selection reads.
+pub type ContactPageKey = NestedPageKey<(ContactParent, Preload, contact::Columns), ContactQuery>;
 
 /// A page of contacts with the relations loaded for it, shared: the DataLoader hands out
 /// (and caches) the same page without copying its rows.
@@ -189,7 +191,7 @@ impl Loader<ContactPageKey> for ContactPages {
     ) -> Result<HashMap<ContactPageKey, ContactPage>, Error> {
         let mut out = HashMap::new();
         for (key, ids) in group_by_query(keys) {
-            let (parent, preload) = key.parent;
+            let (parent, preload, columns) = key.parent;
             let pages = contacts::pages_by_parent(
                 &self.db,
                 self.tenant,
@@ -198,6 +200,7 @@ impl Loader<ContactPageKey> for ContactPages {
                 &key.query,
                 &key.args,
                 key.with_totals,
+                columns,
             )
             .await?;
             let rows = pages.values().flat_map(|p| p.rows.iter());

@@ -159,6 +159,7 @@ pub async fn pages_by_business(
         &ordering(&query.order),
         args,
         with_totals,
+        |row| sea_orm::FromQueryResult::from_query_result(row, ""),
     )
     .await
 }

@@ -395,6 +395,7 @@ pub async fn logs(
         &ordering(),
         args,
         with_totals,
+        |row| sea_orm::FromQueryResult::from_query_result(row, ""),
     )
     .await
 }
