@@ -25,6 +25,9 @@ mod m20261130_000015_contact_events;
 mod m20261130_000016_webhooks;
 mod m20261130_000017_contact_counts;
 
+/// The statement that counts every parent's live contacts into `contact_counts` (migration 17).
+pub use m20261130_000017_contact_counts::BACKFILL as CONTACT_COUNTS;
+
 /// Runs the migrations in order.
 pub struct Migrator;
 

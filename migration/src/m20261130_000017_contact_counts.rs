@@ -240,8 +240,9 @@ fn sqlite_up() -> Vec<String> {
     ]
 }
 
-/// The counts of the contacts already there.
-const BACKFILL: &str = "INSERT INTO contact_counts (tenant_id, parent_kind, parent_id, live) \
+/// The counts of the contacts already there (also how a bulk load that suspended the
+/// triggers makes them again: `migration::CONTACT_COUNTS`).
+pub const BACKFILL: &str = "INSERT INTO contact_counts (tenant_id, parent_kind, parent_id, live) \
      SELECT tenant_id, 'account', account_id, count(*) FROM contacts \
       WHERE archived_at IS NULL AND account_id IS NOT NULL GROUP BY tenant_id, account_id \
      UNION ALL SELECT tenant_id, 'business', business_id, count(*) FROM contacts \
@@ -285,6 +286,12 @@ impl MigrationTrait for Migration {
             )
             .await?;
         let db = manager.get_connection();
+        if manager.get_database_backend() == DbBackend::Postgres {
+            // No contact written by another process between the count and the triggers
+            // goes uncounted (the migration runs in a transaction on PostgreSQL).
+            db.execute_unprepared("LOCK TABLE contacts, contact_tags IN SHARE MODE")
+                .await?;
+        }
         db.execute_unprepared(BACKFILL).await?;
         let statements = match manager.get_database_backend() {
             DbBackend::Postgres => postgres_up(),

@@ -69,8 +69,6 @@ fn sort_key(order: &ContactOrder) -> SortKey<Model> {
     }
 }
 
-/// The total order of `orders` (default: newest first), ties broken by id.
-/// A field named twice counts once, where it is first named.
 impl ContactOrderField {
     /// The column this order's key is made of (what a page must read for its cursors).
     pub fn column(self) -> Column {
@@ -84,6 +82,8 @@ impl ContactOrderField {
     }
 }
 
+/// The total order of `orders` (default: newest first), ties broken by id.
+/// A field named twice counts once, where it is first named.
 pub fn ordering(orders: &[ContactOrder]) -> Ordering<Model> {
     let newest_first = ContactOrder {
         field: ContactOrderField::CreatedAt,

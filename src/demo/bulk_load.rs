@@ -1,5 +1,6 @@
-//! Bulk loading for `seed`: the secondary indexes (and SQLite's search trigger) are dropped
-//! before a large load and rebuilt after it, in the load's transaction.
+//! Bulk loading for `seed`: the secondary indexes (and SQLite's search and count triggers)
+//! are dropped before a large load and rebuilt after it, in the load's transaction; the
+//! search index and the kept counts are then made again from the rows.
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement};
 
 use crate::error::Result;
@@ -14,6 +15,8 @@ pub const BULK_LOAD_THRESHOLD: usize = 50_000;
 pub(super) struct Suspended {
     create_statements: Vec<String>,
     rebuild_search: bool,
+    /// The kept counts' triggers were dropped (SQLite): the counts are made again.
+    recount: bool,
 }
 
 pub(super) async fn suspend_indexes(txn: &DatabaseTransaction) -> Result<Suspended> {
@@ -38,11 +41,16 @@ pub(super) async fn suspend_indexes(txn: &DatabaseTransaction) -> Result<Suspend
         .await?;
     let mut create_statements = Vec::new();
     let mut rebuild_search = false;
+    let mut recount = false;
     for row in rows {
         let name: String = row.try_get("", "name")?;
         let sql: String = row.try_get("", "sql")?;
         let kind = if sql.to_uppercase().starts_with("CREATE TRIGGER") {
-            rebuild_search = true;
+            if name.starts_with("contact_counts_") {
+                recount = true;
+            } else {
+                rebuild_search = true;
+            }
             "TRIGGER"
         } else {
             "INDEX"
@@ -54,6 +62,7 @@ pub(super) async fn suspend_indexes(txn: &DatabaseTransaction) -> Result<Suspend
     Ok(Suspended {
         create_statements,
         rebuild_search,
+        recount,
     })
 }
 
@@ -68,6 +77,13 @@ pub(super) async fn restore_indexes(txn: &DatabaseTransaction, suspended: Suspen
         txn.execute_unprepared("INSERT INTO contact_search(contact_search) VALUES ('rebuild')")
             .await?;
         tracing::debug!(elapsed = ?started.elapsed(), "search index rebuilt");
+    }
+    if suspended.recount {
+        // What the counts' triggers would have added, for every parent at once.
+        let started = std::time::Instant::now();
+        txn.execute_unprepared("DELETE FROM contact_counts").await?;
+        txn.execute_unprepared(migration::CONTACT_COUNTS).await?;
+        tracing::debug!(elapsed = ?started.elapsed(), "contact counts made again");
     }
     Ok(())
 }
