@@ -64,15 +64,15 @@ fn tags_of_links(links: &str, sign: &str) -> String {
 }
 
 fn postgres_up() -> Vec<String> {
-    // Rows of an UPDATE whose parents or liveness changed, before and after.
-    let moved = "(SELECT o.* FROM old_contacts o JOIN new_contacts n ON n.id = o.id \
-                 WHERE n.account_id IS DISTINCT FROM o.account_id \
-                    OR n.business_id IS DISTINCT FROM o.business_id \
-                    OR (n.archived_at IS NULL) <> (o.archived_at IS NULL)) moved_old";
-    let moved_new = "(SELECT n.* FROM old_contacts o JOIN new_contacts n ON n.id = o.id \
-                 WHERE n.account_id IS DISTINCT FROM o.account_id \
-                    OR n.business_id IS DISTINCT FROM o.business_id \
-                    OR (n.archived_at IS NULL) <> (o.archived_at IS NULL)) moved_new";
+    // Rows of an UPDATE whose parents or liveness changed, before (`o`) or after (`n`).
+    let moved = |side: &str| {
+        format!(
+            "(SELECT {side}.* FROM old_contacts o JOIN new_contacts n ON n.id = o.id \
+             WHERE n.account_id IS DISTINCT FROM o.account_id \
+                OR n.business_id IS DISTINCT FROM o.business_id \
+                OR (n.archived_at IS NULL) <> (o.archived_at IS NULL)) moved_{side}"
+        )
+    };
     // Tags of contacts archived (-1) or restored (+1) by an UPDATE.
     let relived = "SELECT l.tenant_id, 'tag' AS parent_kind, l.tag_id AS parent_id, \
                      CASE WHEN n.archived_at IS NULL THEN 1 ELSE -1 END AS d \
@@ -98,8 +98,8 @@ fn postgres_up() -> Vec<String> {
             "contact_counts_update",
             upsert_pg(&format!(
                 "{} UNION ALL {} UNION ALL {relived}",
-                parents_of(moved, "-1"),
-                parents_of(moved_new, "1")
+                parents_of(&moved("o"), "-1"),
+                parents_of(&moved("n"), "1")
             )),
         ),
         function(
@@ -122,34 +122,55 @@ fn postgres_up() -> Vec<String> {
          BEGIN DELETE FROM contact_tags WHERE tenant_id = OLD.tenant_id AND contact_id = OLD.id; \
          RETURN OLD; END $$"
             .to_string(),
-        "CREATE TRIGGER contact_counts_insert AFTER INSERT ON contacts \
-         REFERENCING NEW TABLE AS new_contacts FOR EACH STATEMENT \
-         EXECUTE FUNCTION contact_counts_insert()"
-            .to_string(),
-        "CREATE TRIGGER contact_counts_delete AFTER DELETE ON contacts \
-         REFERENCING OLD TABLE AS old_contacts FOR EACH STATEMENT \
-         EXECUTE FUNCTION contact_counts_delete()"
-            .to_string(),
-        "CREATE TRIGGER contact_counts_update AFTER UPDATE ON contacts \
-         REFERENCING OLD TABLE AS old_contacts NEW TABLE AS new_contacts FOR EACH STATEMENT \
-         EXECUTE FUNCTION contact_counts_update()"
-            .to_string(),
         "CREATE TRIGGER contact_counts_unlink BEFORE DELETE ON contacts \
          FOR EACH ROW EXECUTE FUNCTION contact_counts_unlink()"
             .to_string(),
-        "CREATE TRIGGER contact_counts_link_insert AFTER INSERT ON contact_tags \
-         REFERENCING NEW TABLE AS new_links FOR EACH STATEMENT \
-         EXECUTE FUNCTION contact_counts_link_insert()"
-            .to_string(),
-        "CREATE TRIGGER contact_counts_link_delete AFTER DELETE ON contact_tags \
-         REFERENCING OLD TABLE AS old_links FOR EACH STATEMENT \
-         EXECUTE FUNCTION contact_counts_link_delete()"
-            .to_string(),
-        "CREATE TRIGGER contact_counts_link_update AFTER UPDATE ON contact_tags \
-         REFERENCING OLD TABLE AS old_links NEW TABLE AS new_links FOR EACH STATEMENT \
-         EXECUTE FUNCTION contact_counts_link_update()"
-            .to_string(),
+        statement_trigger(
+            "contact_counts_insert",
+            "INSERT",
+            "contacts",
+            "NEW TABLE AS new_contacts",
+        ),
+        statement_trigger(
+            "contact_counts_delete",
+            "DELETE",
+            "contacts",
+            "OLD TABLE AS old_contacts",
+        ),
+        statement_trigger(
+            "contact_counts_update",
+            "UPDATE",
+            "contacts",
+            "OLD TABLE AS old_contacts NEW TABLE AS new_contacts",
+        ),
+        statement_trigger(
+            "contact_counts_link_insert",
+            "INSERT",
+            "contact_tags",
+            "NEW TABLE AS new_links",
+        ),
+        statement_trigger(
+            "contact_counts_link_delete",
+            "DELETE",
+            "contact_tags",
+            "OLD TABLE AS old_links",
+        ),
+        statement_trigger(
+            "contact_counts_link_update",
+            "UPDATE",
+            "contact_tags",
+            "OLD TABLE AS old_links NEW TABLE AS new_links",
+        ),
     ]
+}
+
+/// An `AFTER {event}` statement trigger on `table` running the function of its own name,
+/// with the transition tables `referencing` (PostgreSQL).
+fn statement_trigger(name: &str, event: &str, table: &str, referencing: &str) -> String {
+    format!(
+        "CREATE TRIGGER {name} AFTER {event} ON {table} REFERENCING {referencing} \
+         FOR EACH STATEMENT EXECUTE FUNCTION {name}()"
+    )
 }
 
 /// Adds `d` to the count of (`tenant`, `kind`, `parent`) when `when` holds (SQLite).

@@ -65,7 +65,7 @@ fn text_nesting_limit(limits: &Limits) -> usize {
 /// # Errors
 /// `QUERY_TOO_LARGE` past `limits.max_query_bytes`, `QUERY_TOO_DEEP` for brackets nested
 /// deeper than the depth limits allow.
-pub fn check_query_text(query: &str, limits: &Limits) -> ServerResult<()> {
+fn check_query_text(query: &str, limits: &Limits) -> ServerResult<()> {
     if query.len() > limits.max_query_bytes {
         return Err(coded_error(
             Code::QueryTooLarge,

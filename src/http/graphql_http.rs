@@ -11,7 +11,8 @@
 //! | POST without a JSON content type | 415 | 415 |
 //! | `Accept` allows neither media type | 406 | 406 |
 use crate::code::Code;
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use crate::graphql::limits::selected_operation;
+use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Variables};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -171,14 +172,11 @@ pub fn read_get(raw_query: Option<&str>) -> Result<async_graphql::Request, Rejec
     Ok(request)
 }
 
-/// The type of the operation `request` would run, when its document parses.
+/// The type of the operation `request` would run (the one named, or the document's only
+/// one, named or not), when its document parses.
 fn operation_type(request: &async_graphql::Request) -> Option<OperationType> {
     let document = async_graphql::parser::parse_query(&request.query).ok()?;
-    match (&document.operations, request.operation_name.as_deref()) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(_), None) => None,
-    }
+    selected_operation(&document, request.operation_name.as_deref()).map(|op| op.ty)
 }
 
 /// One request from its parameters. `from_url`: `variables` and `extensions` arrive as JSON
@@ -405,6 +403,11 @@ mod tests {
             .err()
             .map(|r| r.status);
         assert_eq!(mutation, Some(StatusCode::METHOD_NOT_ALLOWED));
+        // A document's only operation runs without `operationName`, named or not.
+        let named = read_get(Some("query=mutation+M+%7B+__typename+%7D"))
+            .err()
+            .map(|r| r.status);
+        assert_eq!(named, Some(StatusCode::METHOD_NOT_ALLOWED));
         let bad = read_get(Some("query=%7B+a+%7D&variables=%5B1%5D"))
             .err()
             .map(|r| r.status);
