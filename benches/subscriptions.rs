@@ -1,11 +1,15 @@
 //! Subscription benchmark: `contact-gateway serve` in a process of its own, subscribers over
 //! real WebSockets (`graphql-transport-ws`), one API key with its limit raised.
 //!
-//! 1. Import: `contact-gateway import` of `--import N` contacts (seed 003's format) with no
-//!    subscriber, then another N with 100 subscribers receiving every event.
-//! 2. Memory: the server's RSS with `--subscribers N` (1,000) idle subscribers.
-//! 3. Latency: `--updates U` (50) `updateContact`s, one every 20 ms; for each, the time from
+//! 1. Memory: the server's RSS with `--subscribers N` (1,000) idle subscribers.
+//! 2. Latency: `--updates U` (50) `updateContact`s, one every 20 ms; for each, the time from
 //!    sending the mutation until each subscriber has the change (p50, p99, max).
+//! 3. Import: `contact-gateway import` of `--import N` (100,000) contacts (seed 003's format),
+//!    alone and with `--import-subscribers S` (100) subscribers receiving every change. Each
+//!    import goes into a tenant of its own (the same records into one tenant would be an
+//!    update, not an import), after a warm-up import that is not counted, in the order
+//!    alone, watched, watched, alone: the database grows by N contacts with each, and this
+//!    order gives both kinds the same average size.
 //!
 //! `cargo bench --bench subscriptions -- [--subscribers 1000] [--updates 50] [--import 100000]
 //! [--import-subscribers 100] [--database-url postgres://…/an_empty_database]` (default: a
@@ -175,22 +179,7 @@ async fn main() {
         rss_mib(pid)
     );
 
-    // 1. Import without subscribers.
-    let file = dir.path().join("contacts.json");
-    let alone = (args.import > 0).then(|| {
-        let records: Vec<Value> = (1..=args.import)
-            .map(|i| {
-                json!({ "id": i, "client_id": 1 + i % 50,
-                "created_at": "2025-10-28T10:23:49.429Z", "updated_at": "2025-10-28T10:23:49.429Z",
-                "email": format!("client{i}@example.com"), "name": format!("Name{i}"),
-                "surname": format!("Surname{}", i % 997), "telephone": format!("+4930{i:08}") })
-            })
-            .collect();
-        std::fs::write(&file, serde_json::to_vec(&records).expect("json")).expect("file");
-        import(&database_url, &tenant, "bench-a", &file)
-    });
-
-    // 2. Memory with idle subscribers.
+    // 1. Memory with idle subscribers.
     let created: Value = reqwest::Client::new()
         .post(format!("{base}/graphql"))
         .bearer_auth(&key)
@@ -225,7 +214,7 @@ async fn main() {
         args.subscribers, idle, before
     );
 
-    // 3. Latency.
+    // 2. Latency.
     let client = reqwest::Client::new();
     let mut sent: Vec<Instant> = Vec::new();
     for k in 0..args.updates {
@@ -275,34 +264,86 @@ async fn main() {
     }
     drop(seen);
 
-    // 4. Import with 100 subscribers receiving its changes.
-    if let Some(alone) = alone {
-        let (seen, _received) = tokio::sync::mpsc::unbounded_channel();
-        let others = Arc::new(AtomicUsize::new(0));
-        for _ in 0..args.import_subscribers {
-            subscriber(&base, &key, seen.clone(), others.clone()).await;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let watched = import(&database_url, &tenant, "bench-b", &file);
-        // Wait until the subscribers have had the import's events (or 60 s).
-        let until = Instant::now() + Duration::from_secs(60);
-        let mut count = others.load(Ordering::Relaxed);
-        while count < args.import_subscribers * args.import && Instant::now() < until {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            let now = others.load(Ordering::Relaxed);
-            if now == count {
-                break;
+    // 3. Imports, alone and watched, each into a tenant of its own.
+    if args.import > 0 {
+        let file = dir.path().join("contacts.json");
+        let records: Vec<Value> = (1..=args.import)
+            .map(|i| {
+                json!({ "id": i, "client_id": 1 + i % 50,
+                "created_at": "2025-10-28T10:23:49.429Z", "updated_at": "2025-10-28T10:23:49.429Z",
+                "email": format!("client{i}@example.com"), "name": format!("Name{i}"),
+                "surname": format!("Surname{}", i % 997), "telephone": format!("+4930{i:08}") })
+            })
+            .collect();
+        std::fs::write(&file, serde_json::to_vec(&records).expect("json")).expect("file");
+        let run = |watchers: usize| {
+            let (database_url, base, file) = (&database_url, &base, &file);
+            let expected = watchers * args.import;
+            async move {
+                let tenant = cli(database_url, &["tenant", "create", "--name", "import"]);
+                let key = common::api_key(database_url, &tenant, "contacts:read");
+                let (seen, _received) = tokio::sync::mpsc::unbounded_channel();
+                let others = Arc::new(AtomicUsize::new(0));
+                let mut open = Vec::new();
+                for _ in 0..watchers {
+                    open.push(subscriber(base, &key, seen.clone(), others.clone()).await);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let cpu = (common::cpu_ms(pid), common::cpu_ms("self"));
+                let took = import(database_url, &tenant, "bench", file);
+                // Wait until the subscribers have had the import's changes (or 60 s).
+                let until = Instant::now() + Duration::from_secs(60);
+                let mut count = others.load(Ordering::Relaxed);
+                while count < expected && Instant::now() < until {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    let now = others.load(Ordering::Relaxed);
+                    if now == count {
+                        break;
+                    }
+                    count = now;
+                }
+                let cpu = (
+                    common::cpu_ms(pid) - cpu.0,
+                    common::cpu_ms("self") - cpu.1,
+                );
+                for task in open {
+                    task.abort();
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                (took, count, cpu)
             }
-            count = now;
-        }
+        };
+        run(0).await;
+        let (alone_1, _, _) = run(0).await;
+        let (watched_1, count_1, cpu_1) = run(args.import_subscribers).await;
+        let (watched_2, count_2, cpu_2) = run(args.import_subscribers).await;
+        let (alone_2, _, _) = run(0).await;
+        let alone = (alone_1 + alone_2).as_secs_f64() / 2.0;
+        let watched = (watched_1 + watched_2).as_secs_f64() / 2.0;
         println!(
-            "import of {} contacts: {:.2} s alone, {:.2} s with {} subscribers ({:+.1}%); they received {count} changes (LAGGED ones stand for many); server RSS after {:.1} MiB",
+            "import of {} contacts: {:.2} s alone ({:.2}, {:.2}), {:.2} s with {} subscribers ({:.2}, {:.2}): {:+.1}%; they received {} and {} changes (LAGGED ones stand for many); server RSS after {:.1} MiB",
             args.import,
-            alone.as_secs_f64(),
-            watched.as_secs_f64(),
+            alone,
+            alone_1.as_secs_f64(),
+            alone_2.as_secs_f64(),
+            watched,
             args.import_subscribers,
-            (watched.as_secs_f64() / alone.as_secs_f64() - 1.0) * 100.0,
+            watched_1.as_secs_f64(),
+            watched_2.as_secs_f64(),
+            (watched / alone - 1.0) * 100.0,
+            count_1,
+            count_2,
             rss_mib(pid)
+        );
+        let frames = (count_1 + count_2).max(1) as f64;
+        println!(
+            "while watched: server CPU {:.1} s and {:.1} s ({:.2} µs a change received), subscribers' CPU {:.1} s and {:.1} s ({:.2} µs a change)",
+            cpu_1.0 / 1000.0,
+            cpu_2.0 / 1000.0,
+            (cpu_1.0 + cpu_2.0) * 1000.0 / frames,
+            cpu_1.1 / 1000.0,
+            cpu_2.1 / 1000.0,
+            (cpu_1.1 + cpu_2.1) * 1000.0 / frames,
         );
     }
     let _ = server.kill();

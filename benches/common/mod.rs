@@ -240,6 +240,24 @@ pub fn rss_mib(pid: u32) -> f64 {
         / 1024.0
 }
 
+/// The CPU time (user and system) of process `pid` so far, in ms (`/proc/self` is this one).
+pub fn cpu_ms(pid: impl std::fmt::Display) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis: utime is the 12th, stime the 13th
+    // (in clock ticks of 1/100 s).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) * 10.0
+}
+
 /// `contact-gateway serve` in a process of its own, so that its CPU time is its own.
 pub struct Server {
     child: std::process::Child,
@@ -250,21 +268,7 @@ pub struct Server {
 impl Server {
     /// The process's CPU time so far (user and system), in ms.
     pub fn cpu_ms(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command's closing parenthesis: utime is the 12th, stime the 13th
-        // (in clock ticks of 1/100 s).
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (ticks(11) + ticks(12)) * 10.0
+        cpu_ms(self.child.id())
     }
 
     /// The server's resident memory, in MiB.

@@ -95,6 +95,21 @@ impl Columns {
         self.0 & (1 << column as u32) != 0
     }
 
+    /// The set as bits (a bit per [`Column`], by its position), to keep in an atomic.
+    pub const fn bits(self) -> u64 {
+        self.0
+    }
+
+    /// The set of `bits` ([`Columns::bits`]).
+    pub const fn from_bits(bits: u64) -> Self {
+        Self(bits)
+    }
+
+    /// Whether every column of `other` is in the set.
+    pub const fn covers(self, other: Self) -> bool {
+        other.0 & !self.0 == 0
+    }
+
     /// The columns of the set, in the table's order.
     pub fn iter(self) -> impl Iterator<Item = Column> {
         <Column as sea_orm::Iterable>::iter().filter(move |c| self.has(*c))

@@ -1,5 +1,5 @@
 //! `Contact`: one person, with the union of the five vendor APIs' fields.
-use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, Object, SelectionField, SimpleObject};
 use entity::contact::{Columns, Model};
 use serde_json::Value as Json;
 use std::sync::Arc;
@@ -82,12 +82,19 @@ pub(crate) fn columns_for(ctx: &Context<'_>) -> Columns {
             _ => continue,
         };
         for node in nodes {
-            for field in node.selection_set() {
-                columns = columns.union(columns_of_field(field.name()));
-            }
+            columns = columns.union(columns_of_node(node));
         }
     }
     columns
+}
+
+/// The columns a selection of one contact (`node { … }`, `contact { … }`) reads, through
+/// fragments.
+pub(crate) fn columns_of_node(node: SelectionField<'_>) -> Columns {
+    node.selection_set()
+        .fold(Columns::NONE, |columns, field| {
+            columns.union(columns_of_field(field.name()))
+        })
 }
 
 /// The columns `Contact.<field>` reads ([`Columns::ALL`] for a field not listed).

@@ -11,7 +11,8 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use uuid::Uuid;
 
-use super::Contact;
+use super::contact::columns_of_node;
+use super::{Contact, Loaders};
 use super::filter::{ContactFilterInput, filter as domain_filter};
 use crate::auth::Principal;
 use crate::code::Code;
@@ -56,6 +57,12 @@ impl SubscriptionRoot {
         if let Some(filter) = &filter {
             // A filter that `contacts` would refuse is refused here, before anything is sent.
             contacts::filtered(&db, principal.tenant, filter)?;
+        }
+        // The feed reads each change's contact with the columns its subscribers select.
+        for field in ctx.field().selection_set() {
+            if field.name() == "contact" {
+                feed.want(columns_of_node(field));
+            }
         }
         let receiver = feed.subscribe().await?;
         let watch = Watch {
@@ -292,11 +299,24 @@ impl ContactChange {
 
     /// The contact as it was read just after the change; null once deleted, and for
     /// `LAGGED`.
-    async fn contact(&self) -> Option<Contact> {
-        self.event
-            .as_ref()
-            .and_then(|e| e.contact.as_ref())
-            .map(|c| Contact::shared(c.clone()))
+    async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Contact>> {
+        let Some(event) = &self.event else {
+            return Ok(None);
+        };
+        let Some(contact) = &event.contact else {
+            return Ok(None);
+        };
+        if event.columns.covers(columns_of_node(ctx.field())) {
+            return Ok(Some(Contact::shared(contact.clone())));
+        }
+        // Read before this selection's columns were wanted (`Feed::want` comes before
+        // `Feed::subscribe`, so this is a safeguard): read it whole.
+        let loaders = ctx.data::<Arc<Loaders>>()?;
+        Ok(loaders
+            .contacts
+            .load_one(event.contact_id)
+            .await?
+            .map(|model| Contact::shared(Arc::new(model))))
     }
 
     /// For `LAGGED`: how many changes were dropped; 0 otherwise.

@@ -20,7 +20,7 @@ use std::panic::AssertUnwindSafe;
 use futures::{FutureExt, Stream, StreamExt};
 use prometheus_client::metrics::gauge::Gauge;
 use sea_orm::DatabaseConnection;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use uuid::Uuid;
 
 use super::field_order::Shape;
@@ -178,7 +178,8 @@ impl SubscriptionHubs {
     }
 
     /// Subscribes `principal` to `operation`, joining its hub or starting one. The stream
-    /// ends after an `Error` or `Complete` (its last item, always); dropping it unsubscribes.
+    /// yields the messages in batches of those ready together; it ends after an `Error` or
+    /// `Complete` (its last message, always); dropping it unsubscribes.
     /// The [`Slot`] counts the subscription against its limits until it is dropped: the
     /// connection keeps it with the subscription's id, so that a `complete` frees it at once.
     ///
@@ -191,7 +192,7 @@ impl SubscriptionHubs {
         principal: &Principal,
         connection: &Arc<ConnectionSubscriptions>,
         operation: Operation,
-    ) -> Result<(impl Stream<Item = Arc<Outgoing>> + Send + use<>, Slot), Outgoing> {
+    ) -> Result<(impl Stream<Item = Batch> + Send + use<>, Slot), Outgoing> {
         let variables = Variables::from_json(operation.variables.clone());
         let name = operation.operation_name.as_deref();
         let prepared = Parsed::parse(&operation.query, &self.limits)
@@ -235,7 +236,7 @@ impl SubscriptionHubs {
             seen: hub.through.load(Ordering::SeqCst),
             hub,
             receiver,
-            pending: None,
+            behind: false,
             done: false,
             _open: Open::new(self.subscriptions.clone()),
         };
@@ -384,57 +385,100 @@ impl Drop for Hub {
     }
 }
 
+/// Most messages a subscriber takes from its hub at once (one item of its stream).
+const BATCH: usize = 64;
+
+/// Messages that were ready together for one subscriber, in order; an `Error` or
+/// `Complete` is always last.
+pub type Batch = Vec<Arc<Outgoing>>;
+
 /// One subscriber of a hub.
 struct Subscriber {
     hub: Arc<Hub>,
     receiver: broadcast::Receiver<Sent>,
     /// The changes counted through the last message received (or sent before it joined).
     seen: u64,
-    /// A message received after falling behind, sent after the `LAGGED` change.
-    pending: Option<Sent>,
+    /// Fell behind while taking a batch: the next batch starts with the `LAGGED` change.
+    behind: bool,
     done: bool,
     _open: Open,
 }
 
 impl Subscriber {
     /// The hub is gone without a last message (it cannot be, short of a bug): complete.
-    fn closed(mut self) -> Option<(Arc<Outgoing>, Self)> {
+    fn closed(mut self, mut batch: Batch) -> Option<(Batch, Self)> {
         self.done = true;
-        Some((Arc::new(Outgoing::Complete), self))
+        batch.push(Arc::new(Outgoing::Complete));
+        Some((batch, self))
     }
 
-    async fn next(mut self) -> Option<(Arc<Outgoing>, Self)> {
+    /// Takes `sent` into `batch`: whether more may follow it.
+    fn take(&mut self, sent: Sent, batch: &mut Batch) -> bool {
+        self.seen = sent.through;
+        self.done = !matches!(*sent.outgoing, Outgoing::Next(_));
+        batch.push(sent.outgoing);
+        !self.done
+    }
+
+    /// The next messages: one awaited, then those already waiting (up to [`BATCH`]), so
+    /// that a burst of changes costs one poll of the connection's streams, not one each.
+    async fn next(mut self) -> Option<(Batch, Self)> {
         if self.done {
             return None;
         }
-        let sent = match self.pending.take() {
-            Some(sent) => sent,
-            None => match self.receiver.recv().await {
-                Ok(sent) => sent,
-                Err(RecvError::Lagged(_)) => {
-                    // The oldest message kept is next: the changes between the last one
-                    // received and it were missed.
-                    let next = loop {
-                        match self.receiver.recv().await {
-                            Ok(sent) => break sent,
-                            // Behind again already: the count below covers it.
-                            Err(RecvError::Lagged(_)) => continue,
-                            Err(RecvError::Closed) => return self.closed(),
-                        }
-                    };
-                    let skipped = next.before.saturating_sub(self.seen).max(1);
-                    self.seen = next.before;
-                    self.pending = Some(next);
-                    let lagged = self.hub.lagged(skipped).await;
-                    self.done = !matches!(lagged, Outgoing::Next(_));
-                    return Some((Arc::new(lagged), self));
-                }
-                Err(RecvError::Closed) => return self.closed(),
+        let mut batch = Batch::new();
+        let first = match self.behind {
+            true => None,
+            false => match self.receiver.recv().await {
+                Ok(sent) => Some(sent),
+                Err(RecvError::Lagged(_)) => None,
+                Err(RecvError::Closed) => return self.closed(batch),
             },
         };
-        self.seen = sent.through;
-        self.done = !matches!(*sent.outgoing, Outgoing::Next(_));
-        Some((sent.outgoing, self))
+        let first = match first {
+            Some(sent) => sent,
+            None => {
+                // The oldest message kept is next: the changes between the last one
+                // received and it were missed.
+                self.behind = false;
+                let next = loop {
+                    match self.receiver.recv().await {
+                        Ok(sent) => break sent,
+                        // Behind again already: the count below covers it.
+                        Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => return self.closed(batch),
+                    }
+                };
+                let skipped = next.before.saturating_sub(self.seen).max(1);
+                self.seen = next.before;
+                let lagged = self.hub.lagged(skipped).await;
+                self.done = !matches!(lagged, Outgoing::Next(_));
+                batch.push(Arc::new(lagged));
+                if self.done {
+                    return Some((batch, self));
+                }
+                next
+            }
+        };
+        if !self.take(first, &mut batch) {
+            return Some((batch, self));
+        }
+        while batch.len() < BATCH {
+            match self.receiver.try_recv() {
+                Ok(sent) => {
+                    if !self.take(sent, &mut batch) {
+                        break;
+                    }
+                }
+                Err(TryRecvError::Lagged(_)) => {
+                    self.behind = true;
+                    break;
+                }
+                Err(TryRecvError::Closed) => return self.closed(batch),
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        Some((batch, self))
     }
 }
 

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use crate::auth::{AuthRejection, Principal};
 use crate::graphql::ConnectionSubscriptions;
 use crate::graphql::subscription::Slot;
-use crate::graphql::subscription_hub::{Operation, Outgoing};
+use crate::graphql::subscription_hub::{Batch, Operation, Outgoing};
 use crate::startup::AppState;
 
 /// Most messages written at once.
@@ -111,8 +111,8 @@ fn authorization_of(payload: &serde_json::Value, header: Option<String>) -> Opti
         .or(header)
 }
 
-/// A subscription's messages, tagged with its id (as JSON) and generation.
-type Tagged = (Arc<str>, u64, Arc<Outgoing>);
+/// A batch of a subscription's messages, tagged with its id (as JSON) and generation.
+type Tagged = (Arc<str>, u64, Batch);
 
 /// One connection's protocol state.
 struct Connection {
@@ -220,16 +220,16 @@ impl Connection {
         }
     }
 
-    /// The protocol message for one subscription's `outgoing`; a subscription that ends is
-    /// forgotten.
-    fn frame(&mut self, (id, generation, outgoing): Tagged) -> String {
-        let (kind, payload) = match &*outgoing {
+    /// The protocol message for one of a subscription's messages; a subscription that ends
+    /// is forgotten.
+    fn frame(&mut self, id: &str, generation: u64, outgoing: &Outgoing) -> String {
+        let (kind, payload) = match outgoing {
             Outgoing::Next(payload) => ("next", Some(&**payload)),
             Outgoing::Error(errors) => ("error", Some(&**errors)),
             Outgoing::Complete => ("complete", None),
         };
         if kind != "next"
-            && let Ok(serde_json::Value::String(key)) = serde_json::from_str(&id)
+            && let Ok(serde_json::Value::String(key)) = serde_json::from_str(id)
             && self
                 .active
                 .get(&key)
@@ -237,7 +237,7 @@ impl Connection {
         {
             self.active.remove(&key);
         }
-        message(&id, kind, payload)
+        message(id, kind, payload)
     }
 }
 
@@ -260,8 +260,39 @@ fn message(id_json: &str, kind: &str, payload: Option<&str>) -> String {
     text
 }
 
-async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
-    let (mut sink, mut input) = socket.split();
+/// What woke a connection up.
+enum Event {
+    Incoming(Option<Result<Message, axum::Error>>),
+    Outgoing(Tagged),
+    InitTimeout,
+    Ping,
+}
+
+/// Writes the protocol messages of `first` and of the batches ready with it (at most
+/// [`BURST`] messages) and flushes once: a burst of changes is one system call, not one a
+/// message. `Err` when the socket failed.
+async fn write_burst(
+    connection: &mut Connection,
+    socket: &mut WebSocket,
+    first: Tagged,
+) -> Result<(), axum::Error> {
+    let mut written = 0;
+    let mut next = Some(first);
+    while let Some((id, generation, batch)) = next.take() {
+        for outgoing in &batch {
+            let text = connection.frame(&id, generation, outgoing);
+            socket.feed(Message::Text(text.into())).await?;
+        }
+        written += batch.len();
+        if written >= BURST {
+            break;
+        }
+        next = connection.outgoing.next().now_or_never().flatten();
+    }
+    socket.flush().await
+}
+
+async fn serve(state: AppState, mut socket: WebSocket, header: Option<String>) {
     let period = state.ws_ping;
     let mut connection = Connection {
         state,
@@ -285,72 +316,84 @@ async fn serve(state: AppState, socket: WebSocket, header: Option<String>) {
         }))
     };
     loop {
-        tokio::select! {
-            message = input.next() => {
+        // Only reading borrows the socket while waiting (it is cancel-safe); each write
+        // happens after, so the socket is not split (no lock per message).
+        let event = tokio::select! {
+            message = socket.recv() => Event::Incoming(message),
+            Some(tagged) = connection.outgoing.next(), if !connection.outgoing.is_empty() => {
+                Event::Outgoing(tagged)
+            }
+            _ = &mut init_deadline, if !connection.initialised => Event::InitTimeout,
+            _ = ping.tick() => Event::Ping,
+        };
+        match event {
+            Event::Incoming(message) => {
                 last_heard = Instant::now();
                 let answer = match message {
                     Some(Ok(Message::Text(text))) => connection.on_text(text.as_str()).await,
                     Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
                         Ok(text) => connection.on_text(text).await,
-                        Err(_) => Answer::Close(close::BAD_REQUEST, "Invalid message received".into()),
+                        Err(_) => {
+                            Answer::Close(close::BAD_REQUEST, "Invalid message received".into())
+                        }
                     },
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Answer::Nothing,
                     // The client closed (or the socket failed): answer its close handshake.
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                        let _ = sink.send(closing(1000, String::new())).await;
+                        let _ = socket.send(closing(1000, String::new())).await;
                         return;
                     }
                 };
                 match answer {
                     Answer::Nothing => {}
                     Answer::Send(text) => {
-                        if sink.send(Message::Text(text.into())).await.is_err() {
+                        if socket.send(Message::Text(text.into())).await.is_err() {
                             return;
                         }
                     }
                     Answer::Close(code, reason) => {
-                        let _ = sink.send(closing(code, reason)).await;
+                        let _ = socket.send(closing(code, reason)).await;
                         return;
                     }
                 }
             }
-            Some(tagged) = connection.outgoing.next(), if !connection.outgoing.is_empty() => {
-                // Messages that are ready together go out in one write (a burst of changes
-                // is not one system call each).
-                let text = connection.frame(tagged);
-                if sink.feed(Message::Text(text.into())).await.is_err() {
-                    return;
-                }
-                for _ in 1..BURST {
-                    let Some(Some(tagged)) = connection.outgoing.next().now_or_never() else {
-                        break;
-                    };
-                    let text = connection.frame(tagged);
-                    if sink.feed(Message::Text(text.into())).await.is_err() {
-                        return;
-                    }
-                }
-                if sink.flush().await.is_err() {
+            Event::Outgoing(tagged) => {
+                if write_burst(&mut connection, &mut socket, tagged)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
-            _ = &mut init_deadline, if !connection.initialised => {
-                let _ = sink.send(closing(close::TIMEOUT, "Connection initialisation timeout".into())).await;
+            Event::InitTimeout => {
+                let _ = socket
+                    .send(closing(
+                        close::TIMEOUT,
+                        "Connection initialisation timeout".into(),
+                    ))
+                    .await;
                 return;
             }
-            _ = ping.tick() => {
+            Event::Ping => {
                 if connection.authorization.is_some()
-                    && let Err(AuthRejection::Unauthenticated(reason)) =
-                        connection.state.auth.verify(connection.authorization.as_deref()).await
+                    && let Err(AuthRejection::Unauthenticated(reason)) = connection
+                        .state
+                        .auth
+                        .verify(connection.authorization.as_deref())
+                        .await
                 {
-                    let _ = sink.send(closing(close::FORBIDDEN, format!("Forbidden: {reason}"))).await;
+                    let _ = socket
+                        .send(closing(close::FORBIDDEN, format!("Forbidden: {reason}")))
+                        .await;
                     return;
                 }
                 if last_heard.elapsed() > period * 2 {
-                    let _ = sink.send(closing(close::TIMEOUT, "no answer to pings".into())).await;
+                    let _ = socket
+                        .send(closing(close::TIMEOUT, "no answer to pings".into()))
+                        .await;
                     return;
                 }
-                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
                     return;
                 }
             }
