@@ -8,11 +8,13 @@
 //!    alone and with `--import-subscribers S` (100) subscribers receiving every change. Each
 //!    import goes into a tenant of its own (the same records into one tenant would be an
 //!    update, not an import), after a warm-up import that is not counted, in the order
-//!    alone, watched, watched, alone: the database grows by N contacts with each, and this
-//!    order gives both kinds the same average size.
+//!    alone, watched, watched, alone (`--import-rounds R` times): the database grows by N
+//!    contacts with each, and this order gives both kinds the same average size. Reported
+//!    with the CPU time of the import process, the server and the subscribers (this
+//!    process), and how busy the machine was.
 //!
 //! `cargo bench --bench subscriptions -- [--subscribers 1000] [--updates 50] [--import 100000]
-//! [--import-subscribers 100] [--database-url postgres://…/an_empty_database]` (default: a
+//! [--import-subscribers 100] [--import-rounds 1] [--database-url postgres://…/an_empty_database]` (default: a
 //! fresh SQLite file).
 mod common;
 
@@ -34,6 +36,7 @@ struct Args {
     updates: usize,
     import: usize,
     import_subscribers: usize,
+    import_rounds: usize,
     database_url: Option<String>,
 }
 
@@ -43,6 +46,7 @@ fn args() -> Args {
         updates: 50,
         import: 100_000,
         import_subscribers: 100,
+        import_rounds: 1,
         database_url: None,
     };
     let mut it = std::env::args().skip(1);
@@ -55,6 +59,7 @@ fn args() -> Args {
             "--import-subscribers" => {
                 args.import_subscribers = value().parse().unwrap_or(args.import_subscribers)
             }
+            "--import-rounds" => args.import_rounds = value().parse().unwrap_or(1),
             "--database-url" => args.database_url = Some(value()),
             _ => {}
         }
@@ -127,6 +132,47 @@ async fn subscriber(
             }
         }
     })
+}
+
+/// One measured import.
+struct ImportRun {
+    seconds: f64,
+    /// Changes its subscribers received.
+    received: usize,
+    server_ms: f64,
+    subscribers_ms: f64,
+    /// The `import` process's own CPU time.
+    import_ms: f64,
+    /// The share of the machine's CPU time in use while it ran.
+    busy: f64,
+}
+
+/// The CPU time of this process's children that were waited for (`import`), in ms.
+fn children_cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().map(|f| f.parse().unwrap_or(0.0)).collect())
+        .unwrap_or_default();
+    // cutime and cstime: the 14th and 15th fields after the command.
+    (fields.get(13).unwrap_or(&0.0) + fields.get(14).unwrap_or(&0.0)) * 10.0
+}
+
+/// The machine's busy and total CPU ticks so far (`/proc/stat`).
+fn machine_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.parse().unwrap_or(0.0))
+        .collect();
+    let total: f64 = ticks.iter().sum();
+    // idle and iowait are the 4th and 5th.
+    let idle = ticks.get(3).unwrap_or(&0.0) + ticks.get(4).unwrap_or(&0.0);
+    (total - idle, total)
 }
 
 fn import(database_url: &str, tenant: &str, source: &str, file: &std::path::Path) -> Duration {
@@ -289,8 +335,15 @@ async fn main() {
                     open.push(subscriber(base, &key, seen.clone(), others.clone()).await);
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                let cpu = (common::cpu_ms(pid), common::cpu_ms("self"));
+                let (server_0, self_0, import_0, machine_0) = (
+                    common::cpu_ms(pid),
+                    common::cpu_ms("self"),
+                    children_cpu_ms(),
+                    machine_ticks(),
+                );
                 let took = import(database_url, &tenant, "bench", file);
+                let (import_ms, machine) = (children_cpu_ms() - import_0, machine_ticks());
+                let busy = (machine.0 - machine_0.0) / (machine.1 - machine_0.1).max(1.0);
                 // Wait until the subscribers have had the import's changes (or 60 s).
                 let until = Instant::now() + Duration::from_secs(60);
                 let mut count = others.load(Ordering::Relaxed);
@@ -302,48 +355,59 @@ async fn main() {
                     }
                     count = now;
                 }
-                let cpu = (
-                    common::cpu_ms(pid) - cpu.0,
-                    common::cpu_ms("self") - cpu.1,
-                );
+                let run = ImportRun {
+                    seconds: took.as_secs_f64(),
+                    received: count,
+                    server_ms: common::cpu_ms(pid) - server_0,
+                    subscribers_ms: common::cpu_ms("self") - self_0,
+                    import_ms,
+                    busy,
+                };
                 for task in open {
                     task.abort();
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                (took, count, cpu)
+                run
             }
         };
         run(0).await;
-        let (alone_1, _, _) = run(0).await;
-        let (watched_1, count_1, cpu_1) = run(args.import_subscribers).await;
-        let (watched_2, count_2, cpu_2) = run(args.import_subscribers).await;
-        let (alone_2, _, _) = run(0).await;
-        let alone = (alone_1 + alone_2).as_secs_f64() / 2.0;
-        let watched = (watched_1 + watched_2).as_secs_f64() / 2.0;
+        let (mut alone, mut watched) = (Vec::new(), Vec::new());
+        for _ in 0..args.import_rounds.max(1) {
+            alone.push(run(0).await);
+            watched.push(run(args.import_subscribers).await);
+            watched.push(run(args.import_subscribers).await);
+            alone.push(run(0).await);
+        }
+        let mean = |runs: &[ImportRun], f: fn(&ImportRun) -> f64| {
+            runs.iter().map(f).sum::<f64>() / runs.len() as f64
+        };
+        let list = |runs: &[ImportRun]| {
+            runs.iter()
+                .map(|r| format!("{:.2}", r.seconds))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (a, w) = (mean(&alone, |r| r.seconds), mean(&watched, |r| r.seconds));
         println!(
-            "import of {} contacts: {:.2} s alone ({:.2}, {:.2}), {:.2} s with {} subscribers ({:.2}, {:.2}): {:+.1}%; they received {} and {} changes (LAGGED ones stand for many); server RSS after {:.1} MiB",
+            "import of {} contacts: {a:.2} s alone ({}), {w:.2} s with {} subscribers ({}): {:+.1}%; server RSS after {:.1} MiB",
             args.import,
-            alone,
-            alone_1.as_secs_f64(),
-            alone_2.as_secs_f64(),
-            watched,
+            list(&alone),
             args.import_subscribers,
-            watched_1.as_secs_f64(),
-            watched_2.as_secs_f64(),
-            (watched / alone - 1.0) * 100.0,
-            count_1,
-            count_2,
+            list(&watched),
+            (w / a - 1.0) * 100.0,
             rss_mib(pid)
         );
-        let frames = (count_1 + count_2).max(1) as f64;
+        let received = mean(&watched, |r| r.received as f64).max(1.0);
         println!(
-            "while watched: server CPU {:.1} s and {:.1} s ({:.2} µs a change received), subscribers' CPU {:.1} s and {:.1} s ({:.2} µs a change)",
-            cpu_1.0 / 1000.0,
-            cpu_2.0 / 1000.0,
-            (cpu_1.0 + cpu_2.0) * 1000.0 / frames,
-            cpu_1.1 / 1000.0,
-            cpu_2.1 / 1000.0,
-            (cpu_1.1 + cpu_2.1) * 1000.0 / frames,
+            "per import, alone / watched: the import process's CPU {:.1} / {:.1} s, machine busy {:.0}% / {:.0}% while it ran; watched: {received:.0} changes received (LAGGED ones stand for many), server CPU {:.1} s ({:.2} µs a change), subscribers' CPU {:.1} s ({:.2} µs a change)",
+            mean(&alone, |r| r.import_ms) / 1000.0,
+            mean(&watched, |r| r.import_ms) / 1000.0,
+            mean(&alone, |r| r.busy) * 100.0,
+            mean(&watched, |r| r.busy) * 100.0,
+            mean(&watched, |r| r.server_ms) / 1000.0,
+            mean(&watched, |r| r.server_ms) * 1000.0 / received,
+            mean(&watched, |r| r.subscribers_ms) / 1000.0,
+            mean(&watched, |r| r.subscribers_ms) * 1000.0 / received,
         );
     }
     let _ = server.kill();

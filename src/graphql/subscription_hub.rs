@@ -76,15 +76,21 @@ impl Outgoing {
     }
 }
 
-/// One message of a hub, with the changes it stands for: those after `before` through
+/// Messages of a hub that were ready together (at most [`HUB_BATCH`]; an `Error` or
+/// `Complete` is last), with the changes they stand for: those after `before` through
 /// `through`, counted by [`Progress`] (a `next` of a change is one; a `LAGGED` one is as
-/// many as it skipped).
+/// many as it skipped). One broadcast per batch: a burst of changes wakes each subscriber
+/// once and costs each connection one write, not one a change.
 #[derive(Clone)]
 struct Sent {
-    outgoing: Arc<Outgoing>,
+    messages: Arc<[Outgoing]>,
     before: u64,
     through: u64,
 }
+
+/// Most messages a hub sends as one [`Sent`]. Its channel holds `SUBSCRIPTION_BUFFER` of
+/// them, so a hub keeps at most that many times this many messages.
+const HUB_BATCH: usize = 64;
 
 /// What makes two subscriptions the same: the tenant, the scopes and the operation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -288,10 +294,10 @@ impl SubscriptionHubs {
                         hubs.forget(&failed_key, &me);
                     }
                     let _ = on_panic.send(Sent {
-                        outgoing: Arc::new(Outgoing::errors(&[ServerError::new(
+                        messages: Arc::new([Outgoing::errors(&[ServerError::new(
                             "the subscription failed; subscribe again",
                             None,
-                        )])),
+                        )])]),
                         before: 0,
                         through: 0,
                     });
@@ -337,21 +343,33 @@ async fn run(
         .execute_stream(parts.request().data(progress.clone()));
     let mut before = 0;
     loop {
-        let outgoing = match results.next().await {
-            Some(response) => parts.outgoing(response),
-            None => Outgoing::Complete,
-        };
-        // The operation's stream is polled for its next change only after this one's
-        // response is taken: the count is this message's.
-        let through = progress.0.load(Ordering::SeqCst);
-        let last = !matches!(outgoing, Outgoing::Next(_));
+        let mut messages = Vec::new();
+        let mut next = Some(results.next().await);
+        let mut through = before;
+        // Then the results that are ready already (a burst of changes), up to HUB_BATCH.
+        while let Some(result) = next.take() {
+            let outgoing = match result {
+                Some(response) => parts.outgoing(response),
+                None => Outgoing::Complete,
+            };
+            // The stream is polled for its next change only after this one's response is
+            // taken: the count is this message's.
+            through = progress.0.load(Ordering::SeqCst);
+            let last = !matches!(outgoing, Outgoing::Next(_));
+            messages.push(outgoing);
+            if last || messages.len() >= HUB_BATCH {
+                break;
+            }
+            next = results.next().now_or_never();
+        }
+        let last = !matches!(messages.last(), Some(Outgoing::Next(_)));
         if last && let Some(hubs) = hubs.upgrade() {
             hubs.forget(&key, &me);
         }
         // No receiver right now is not an error: subscribers come and go.
         sent_through.store(through, Ordering::SeqCst);
         let _ = sender.send(Sent {
-            outgoing: Arc::new(outgoing),
+            messages: messages.into(),
             before,
             through,
         });
@@ -385,12 +403,12 @@ impl Drop for Hub {
     }
 }
 
-/// Most messages a subscriber takes from its hub at once (one item of its stream).
-const BATCH: usize = 64;
+/// Most batches a subscriber takes from its hub at once (one item of its stream).
+const BATCH: usize = 16;
 
-/// Messages that were ready together for one subscriber, in order; an `Error` or
-/// `Complete` is always last.
-pub type Batch = Vec<Arc<Outgoing>>;
+/// Messages that were ready together for one subscriber, in order, as the hub shares them;
+/// an `Error` or `Complete` is always last.
+pub type Batch = Vec<Arc<[Outgoing]>>;
 
 /// One subscriber of a hub.
 struct Subscriber {
@@ -408,20 +426,20 @@ impl Subscriber {
     /// The hub is gone without a last message (it cannot be, short of a bug): complete.
     fn closed(mut self, mut batch: Batch) -> Option<(Batch, Self)> {
         self.done = true;
-        batch.push(Arc::new(Outgoing::Complete));
+        batch.push(Arc::new([Outgoing::Complete]));
         Some((batch, self))
     }
 
     /// Takes `sent` into `batch`: whether more may follow it.
     fn take(&mut self, sent: Sent, batch: &mut Batch) -> bool {
         self.seen = sent.through;
-        self.done = !matches!(*sent.outgoing, Outgoing::Next(_));
-        batch.push(sent.outgoing);
+        self.done = !matches!(sent.messages.last(), Some(Outgoing::Next(_)));
+        batch.push(sent.messages);
         !self.done
     }
 
-    /// The next messages: one awaited, then those already waiting (up to [`BATCH`]), so
-    /// that a burst of changes costs one poll of the connection's streams, not one each.
+    /// The next messages: one batch awaited, then those already waiting (up to [`BATCH`]
+    /// batches), so that a burst of changes costs one poll of the connection's streams.
     async fn next(mut self) -> Option<(Batch, Self)> {
         if self.done {
             return None;
@@ -453,7 +471,7 @@ impl Subscriber {
                 self.seen = next.before;
                 let lagged = self.hub.lagged(skipped).await;
                 self.done = !matches!(lagged, Outgoing::Next(_));
-                batch.push(Arc::new(lagged));
+                batch.push(Arc::new([lagged]));
                 if self.done {
                     return Some((batch, self));
                 }

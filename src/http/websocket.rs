@@ -35,7 +35,7 @@ use crate::graphql::subscription_hub::{Batch, Operation, Outgoing};
 use crate::startup::AppState;
 
 /// Most messages written at once.
-const BURST: usize = 64;
+const BURST: usize = 256;
 
 /// The subprotocol served.
 pub const PROTOCOL: &str = "graphql-transport-ws";
@@ -95,7 +95,7 @@ pub fn upgrade(state: AppState, headers: &HeaderMap, upgrade: WebSocketUpgrade) 
     upgrade
         .protocols([PROTOCOL])
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(8 * 1024)
+        .write_buffer_size(32 * 1024)
         .max_message_size(largest)
         .max_frame_size(largest)
         .on_upgrade(move |socket| serve(state, socket, authorization))
@@ -279,11 +279,11 @@ async fn write_burst(
     let mut written = 0;
     let mut next = Some(first);
     while let Some((id, generation, batch)) = next.take() {
-        for outgoing in &batch {
+        for outgoing in batch.iter().flat_map(|messages| messages.iter()) {
             let text = connection.frame(&id, generation, outgoing);
             socket.feed(Message::Text(text.into())).await?;
+            written += 1;
         }
-        written += batch.len();
         if written >= BURST {
             break;
         }
