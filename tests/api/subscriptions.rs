@@ -306,6 +306,44 @@ async fn every_change_keeps_the_selection_s_field_order() {
     }
 }
 
+/// The feed reads a change's contact with the columns its subscribers select: one that
+/// comes later and selects more gets them too, and every field has its value.
+#[tokio::test]
+async fn each_subscriber_gets_every_field_it_selects_whoever_subscribed_first() {
+    let app = spawn_app().await;
+    let mut narrow = Subscriber::connect(&app.base_url, &app.key).await;
+    narrow.subscribe("n", Value::Null).await; // contact { id lastName }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let id = create(&app, "Narrow").await;
+    assert_eq!(narrow.change().await["contact"]["lastName"], "Narrow");
+
+    let mut wide = Subscriber::connect(&app.base_url, &app.key).await;
+    wide.send(json!({ "id": "w", "type": "subscribe", "payload": { "query":
+        "subscription { contactChanged { kind contact { id ...More } } }
+         fragment More on Contact { lastName email address { city } dnd { sms } }" } }))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let patched = app
+        .data(
+            "mutation($id: ID!) { updateContact(input: { id: $id, patch: {
+               email: \"wide@example.com\", address: { city: \"Köln\" }, dnd: { sms: true } } })
+               { contact { id } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(patched["updateContact"]["contact"]["id"], id);
+    let change = wide.change().await;
+    assert_eq!(
+        change["contact"],
+        json!({ "id": id, "lastName": "Narrow", "email": "wide@example.com",
+                "address": { "city": "Köln" }, "dnd": { "sms": true } })
+    );
+    assert_eq!(
+        narrow.change().await["contact"],
+        json!({ "id": id, "lastName": "Narrow" })
+    );
+}
+
 #[tokio::test]
 async fn protocol_violations_close_the_socket_with_the_protocol_s_codes() {
     let app = spawn_app().await;
