@@ -220,8 +220,9 @@ pub struct LimitsConfig {
     /// Most subscriptions open at once on one WebSocket connection.
     #[arg(long, env = "MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 20)]
     pub max_subscriptions_per_connection: usize,
-    /// Change events a subscriber may fall behind by before it gets `LAGGED` (the size of
-    /// each process's event buffer).
+    /// Change events a subscriber may fall behind by before it gets `LAGGED`: the size of
+    /// each process's event buffer, and of each shared execution's buffer in batches (of up
+    /// to 64 messages ready together).
     #[arg(long, env = "SUBSCRIPTION_BUFFER", default_value_t = 1024)]
     pub subscription_buffer: usize,
     /// Seconds between WebSocket pings; a connection that answers nothing (no pong, no
