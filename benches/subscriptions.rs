@@ -152,7 +152,11 @@ fn children_cpu_ms() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let fields: Vec<f64> = stat
         .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().map(|f| f.parse().unwrap_or(0.0)).collect())
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0.0))
+                .collect()
+        })
         .unwrap_or_default();
     // cutime and cstime: the 14th and 15th fields after the command.
     (fields.get(13).unwrap_or(&0.0) + fields.get(14).unwrap_or(&0.0)) * 10.0

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use entity::prelude::{Contact, ContactEvent as EventRow};
 use entity::contact::Columns;
+use entity::prelude::{Contact, ContactEvent as EventRow};
 use entity::{contact, contact_event};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,

@@ -91,10 +91,9 @@ pub(crate) fn columns_for(ctx: &Context<'_>) -> Columns {
 /// The columns a selection of one contact (`node { … }`, `contact { … }`) reads, through
 /// fragments.
 pub(crate) fn columns_of_node(node: SelectionField<'_>) -> Columns {
-    node.selection_set()
-        .fold(Columns::NONE, |columns, field| {
-            columns.union(columns_of_field(field.name()))
-        })
+    node.selection_set().fold(Columns::NONE, |columns, field| {
+        columns.union(columns_of_field(field.name()))
+    })
 }
 
 /// The columns `Contact.<field>` reads ([`Columns::ALL`] for a field not listed).

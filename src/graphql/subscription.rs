@@ -12,8 +12,8 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use uuid::Uuid;
 
 use super::contact::columns_of_node;
-use super::{Contact, Loaders};
 use super::filter::{ContactFilterInput, filter as domain_filter};
+use super::{Contact, Loaders};
 use crate::auth::Principal;
 use crate::code::Code;
 use crate::contacts::{self, ContactFilter};

@@ -318,10 +318,12 @@ async fn each_subscriber_gets_every_field_it_selects_whoever_subscribed_first() 
     assert_eq!(narrow.change().await["contact"]["lastName"], "Narrow");
 
     let mut wide = Subscriber::connect(&app.base_url, &app.key).await;
-    wide.send(json!({ "id": "w", "type": "subscribe", "payload": { "query":
+    wide.send(
+        json!({ "id": "w", "type": "subscribe", "payload": { "query":
         "subscription { contactChanged { kind contact { id ...More } } }
-         fragment More on Contact { lastName email address { city } dnd { sms } }" } }))
-        .await;
+         fragment More on Contact { lastName email address { city } dnd { sms } }" } }),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let patched = app
         .data(
