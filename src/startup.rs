@@ -80,6 +80,7 @@ impl Application {
             &config.database.database_url,
             &metrics,
             Duration::from_secs(config.limits.request_timeout_secs),
+            config.sqlite_cache_kib,
         )
         .await?;
         db::migrate(&db).await?;

@@ -313,6 +313,7 @@ pub async fn start(args: &Args) -> Bench {
         database: DatabaseConfig {
             database_url: seeded.database_url.clone(),
         },
+        sqlite_cache_kib: contact_gateway::db::SQLITE_CACHE_KIB,
         no_demo: true,
         default_phone_region: None,
         production: false,

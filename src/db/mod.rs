@@ -24,8 +24,12 @@ use crate::metrics::Metrics;
 /// Opens a pool on `url`. SQLite gets WAL, a busy timeout and foreign keys; every
 /// statement is counted in `metrics` when given.
 pub async fn connect(url: &str, metrics: Option<&Metrics>) -> crate::Result<DatabaseConnection> {
-    connect_with(url, metrics, true, None).await
+    connect_with(url, metrics, true, None, SQLITE_CACHE_KIB).await
 }
+
+/// SQLite page cache per connection, in KiB, unless configured (`SQLITE_CACHE_KIB`): 64 MiB
+/// instead of SQLite's 2 MiB, because bulk writes touch some twenty indexes per contact.
+pub const SQLITE_CACHE_KIB: u32 = 65_536;
 
 /// How long a request waits for a pooled connection before it is answered 503
 /// `SERVICE_UNAVAILABLE`: long enough to queue behind a burst, short enough that an outage
@@ -43,8 +47,16 @@ pub async fn connect_for_serving(
     url: &str,
     metrics: &Metrics,
     statement_timeout: Duration,
+    sqlite_cache_kib: u32,
 ) -> crate::Result<DatabaseConnection> {
-    connect_with(url, Some(metrics), true, Some(statement_timeout)).await
+    connect_with(
+        url,
+        Some(metrics),
+        true,
+        Some(statement_timeout),
+        sqlite_cache_kib,
+    )
+    .await
 }
 
 /// How long a connection coming back to the serving pool may take to answer a ping before
@@ -76,7 +88,7 @@ fn close_if_still_busy(
 /// [`WalCheckpointer`] instead, which does that on another connection, and so on the other
 /// core, while the next batch is written.
 pub async fn connect_for_import(url: &str) -> crate::Result<DatabaseConnection> {
-    connect_with(url, None, false, None).await
+    connect_with(url, None, false, None, SQLITE_CACHE_KIB).await
 }
 
 async fn connect_with(
@@ -84,13 +96,12 @@ async fn connect_with(
     metrics: Option<&Metrics>,
     checkpoint_on_commit: bool,
     serving_statement_timeout: Option<Duration>,
+    cache_kib: u32,
 ) -> crate::Result<DatabaseConnection> {
     let sqlite = SqliteSettings {
         journal: SqliteJournalMode::Wal,
         busy_timeout: Duration::from_secs(10),
-        // 64 MiB of page cache per connection instead of SQLite's 2 MiB: bulk writes touch
-        // some twenty indexes per contact.
-        cache_kib: 65_536,
+        cache_kib,
         foreign_keys: true,
         mmap_bytes: 0,
         checkpoint_on_commit,

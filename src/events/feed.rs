@@ -68,7 +68,7 @@ pub struct ChangeEvent {
     /// other fields are empty ([`contact::Model::from_partial`]).
     pub contact: Option<Arc<contact::Model>>,
     /// The columns `contact` was read with: what the subscribers wanted when it was read
-    /// ([`Feed::want`]) and the keys.
+    /// ([`Feed::subscribe`]) and the keys.
     pub columns: Columns,
     /// How many of its tenant's events this process's reader has sent, this one included:
     /// a subscriber that falls behind counts what it missed of its own tenant from it
@@ -131,7 +131,7 @@ pub struct Feed {
     db: DatabaseConnection,
     sender: broadcast::Sender<Arc<ChangeEvent>>,
     cursor: Mutex<Cursor>,
-    /// The contact columns the subscribers read ([`Feed::want`]); a change's contact is
+    /// The contact columns the subscribers read ([`Feed::subscribe`]); a change's contact is
     /// read with these only, plus [`KEYS`] (decoding all 44 columns of every changed
     /// contact was a third of the server's work during an import).
     wanted: AtomicU64,
@@ -164,19 +164,19 @@ impl Feed {
         feed
     }
 
-    /// Adds `columns` to those a change's contact is read with, from the next read on (a
-    /// subscriber calls it before [`Feed::subscribe`], so that every event it receives has
-    /// them). They are forgotten when the feed has no subscriber left.
-    pub fn want(&self, columns: Columns) {
-        self.wanted.fetch_or(columns.bits(), Ordering::SeqCst);
-    }
-
-    /// A new subscriber's receiver: it gets every event recorded from now on.
-    pub async fn subscribe(&self) -> Result<broadcast::Receiver<Arc<ChangeEvent>>> {
+    /// A new subscriber's receiver: it gets every event recorded from now on, each
+    /// change's contact read with at least `columns` (and [`KEYS`]). The columns wanted
+    /// are forgotten when the feed has no subscriber left.
+    pub async fn subscribe(
+        &self,
+        columns: Columns,
+    ) -> Result<broadcast::Receiver<Arc<ChangeEvent>>> {
         // Under the lock: a read in progress (its contacts read with the columns wanted
-        // before) sends nothing to this receiver.
+        // before) sends nothing to this receiver, and the reader, which forgets the columns
+        // only when it finds no receiver under the lock, cannot forget these.
         let mut cursor = self.cursor.lock().await;
         let receiver = self.sender.subscribe();
+        self.wanted.fetch_or(columns.bits(), Ordering::SeqCst);
         if cursor.behind {
             *cursor = Cursor {
                 floor: last_seq(&self.db).await?,

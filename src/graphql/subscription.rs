@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::{Context, Enum, ErrorExtensions, ID, Object, Subscription};
+use entity::contact::Columns;
 use futures::Stream;
 use futures::future::Either;
 use sea_orm::DatabaseConnection;
@@ -59,12 +60,14 @@ impl SubscriptionRoot {
             contacts::filtered(&db, principal.tenant, filter)?;
         }
         // The feed reads each change's contact with the columns its subscribers select.
-        for field in ctx.field().selection_set() {
-            if field.name() == "contact" {
-                feed.want(columns_of_node(field));
-            }
-        }
-        let receiver = feed.subscribe().await?;
+        let columns = ctx
+            .field()
+            .selection_set()
+            .filter(|field| field.name() == "contact")
+            .fold(Columns::NONE, |columns, field| {
+                columns.union(columns_of_node(field))
+            });
+        let receiver = feed.subscribe(columns).await?;
         let watch = Watch {
             receiver,
             seen: feed.position(principal.tenant.0).await,
@@ -309,8 +312,8 @@ impl ContactChange {
         if event.columns.covers(columns_of_node(ctx.field())) {
             return Ok(Some(Contact::shared(contact.clone())));
         }
-        // Read before this selection's columns were wanted (`Feed::want` comes before
-        // `Feed::subscribe`, so this is a safeguard): read it whole.
+        // The feed reads what every subscription asks for when it subscribes, so this is a
+        // safeguard: the contact is read whole, as it is now.
         let loaders = ctx.data::<Arc<Loaders>>()?;
         Ok(loaders
             .contacts

@@ -6,7 +6,8 @@
 //! same bytes, however many subscribers there are. A hub starts with its first subscriber
 //! and stops when its last one leaves.
 //!
-//! A subscriber that falls more than `SUBSCRIPTION_BUFFER` messages behind its hub gets one
+//! A hub keeps at most about `SUBSCRIPTION_BUFFER` messages, in batches (see [`Sent`]). A
+//! subscriber that falls further behind its hub than the batches kept gets one
 //! `LAGGED` change and then continues. That change is rendered for this subscriber alone,
 //! because `skipped` is its own count.
 use std::collections::HashMap;
@@ -88,9 +89,17 @@ struct Sent {
     through: u64,
 }
 
-/// Most messages a hub sends as one [`Sent`]. Its channel holds `SUBSCRIPTION_BUFFER` of
-/// them, so a hub keeps at most that many times this many messages.
-const HUB_BATCH: usize = 64;
+/// Most messages a hub sends as one [`Sent`] (fewer when `SUBSCRIPTION_BUFFER` is smaller).
+const HUB_BATCH: usize = 16;
+
+/// A hub's batch size and the number of batches its channel keeps for `buffer` messages:
+/// at most `buffer` messages (rounded up to a whole batch). A subscriber that reads nothing
+/// falls behind after that many batches: `buffer` changes in a burst, fewer when changes
+/// come one at a time.
+fn hub_channel(buffer: usize) -> (usize, usize) {
+    let batch = HUB_BATCH.min(buffer).max(1);
+    (batch, buffer.div_ceil(batch).max(1))
+}
 
 /// What makes two subscriptions the same: the tenant, the scopes and the operation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -258,7 +267,8 @@ impl SubscriptionHubs {
         variables: Variables,
         prepared: Prepared,
     ) -> Arc<Hub> {
-        let (sender, _) = broadcast::channel(self.buffer);
+        let (batch, batches) = hub_channel(self.buffer);
+        let (sender, _) = broadcast::channel(batches);
         let through = Arc::new(AtomicU64::new(0));
         let request = RequestParts {
             schema: self.schema.clone(),
@@ -279,6 +289,7 @@ impl SubscriptionHubs {
                 Arc::downgrade(self),
                 me.clone(),
                 key.clone(),
+                batch,
             );
             let (on_panic, hubs, me, failed_key) = (
                 sender.clone(),
@@ -288,7 +299,8 @@ impl SubscriptionHubs {
             );
             let task = tokio::spawn(async move {
                 // A panic in a resolver must not leave the hub's subscribers waiting for
-                // ever: the hub leaves the registry and tells them.
+                // ever: the hub leaves the registry and tells them (results of its batch
+                // not sent yet are lost with it; they are told to subscribe again).
                 if AssertUnwindSafe(running).catch_unwind().await.is_err() {
                     if let Some(hubs) = hubs.upgrade() {
                         hubs.forget(&failed_key, &me);
@@ -336,6 +348,7 @@ async fn run(
     hubs: Weak<SubscriptionHubs>,
     me: Weak<Hub>,
     key: HubKey,
+    batch: usize,
 ) {
     let progress = Arc::new(Progress::default());
     let mut results = parts
@@ -346,7 +359,7 @@ async fn run(
         let mut messages = Vec::new();
         let mut next = Some(results.next().await);
         let mut through = before;
-        // Then the results that are ready already (a burst of changes), up to HUB_BATCH.
+        // Then the results that are ready already (a burst of changes), up to `batch`.
         while let Some(result) = next.take() {
             let outgoing = match result {
                 Some(response) => parts.outgoing(response),
@@ -357,7 +370,7 @@ async fn run(
             through = progress.0.load(Ordering::SeqCst);
             let last = !matches!(outgoing, Outgoing::Next(_));
             messages.push(outgoing);
-            if last || messages.len() >= HUB_BATCH {
+            if last || messages.len() >= batch {
                 break;
             }
             next = results.next().now_or_never();
@@ -513,5 +526,24 @@ impl Open {
 impl Drop for Open {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hub_keeps_about_its_buffer_of_messages_in_batches() {
+        assert_eq!(hub_channel(1024), (16, 64));
+        assert_eq!(hub_channel(1000), (16, 63));
+        // A buffer smaller than a batch is one batch of it.
+        assert_eq!(hub_channel(4), (4, 1));
+        assert_eq!(hub_channel(1), (1, 1));
+        assert_eq!(hub_channel(0), (1, 1));
+        for buffer in 1..200 {
+            let (batch, batches) = hub_channel(buffer);
+            assert!(batch * batches >= buffer && batch * batches < buffer + batch);
+        }
     }
 }

@@ -34,7 +34,8 @@ use crate::graphql::subscription::Slot;
 use crate::graphql::subscription_hub::{Batch, Operation, Outgoing};
 use crate::startup::AppState;
 
-/// Most messages written at once.
+/// Messages after which a connection stops taking more batches before it flushes (a
+/// batch is written whole, so a write can hold a few batches more than this).
 const BURST: usize = 256;
 
 /// The subprotocol served.
@@ -268,9 +269,9 @@ enum Event {
     Ping,
 }
 
-/// Writes the protocol messages of `first` and of the batches ready with it (at most
-/// [`BURST`] messages) and flushes once: a burst of changes is one system call, not one a
-/// message. `Err` when the socket failed.
+/// Writes the protocol messages of `first` and of the batches ready with it (until
+/// [`BURST`] messages are written) and flushes once: a burst of changes is one system
+/// call, not one a message. `Err` when the socket failed.
 async fn write_burst(
     connection: &mut Connection,
     socket: &mut WebSocket,
@@ -358,10 +359,12 @@ async fn serve(state: AppState, mut socket: WebSocket, header: Option<String>) {
                 }
             }
             Event::Outgoing(tagged) => {
-                if write_burst(&mut connection, &mut socket, tagged)
-                    .await
-                    .is_err()
-                {
+                // A client that stops reading would hold the connection (and its
+                // subscriptions' slots) for ever: it gets one ping period.
+                let written =
+                    tokio::time::timeout(period, write_burst(&mut connection, &mut socket, tagged))
+                        .await;
+                if !matches!(written, Ok(Ok(()))) {
                     return;
                 }
             }

@@ -95,6 +95,7 @@ pub fn test_config(database_url: &str) -> Config {
         database: DatabaseConfig {
             database_url: database_url.to_string(),
         },
+        sqlite_cache_kib: contact_gateway::db::SQLITE_CACHE_KIB,
         no_demo: false,
         default_phone_region: None,
         production: false,

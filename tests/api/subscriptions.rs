@@ -346,6 +346,50 @@ async fn each_subscriber_gets_every_field_it_selects_whoever_subscribed_first() 
     );
 }
 
+/// The feed reads each change's contact once for every subscriber of the process, with the
+/// columns they asked for when they subscribed, added up, and the keys; a later subscriber's
+/// columns are read from then on.
+#[tokio::test]
+async fn the_feed_reads_the_columns_its_subscribers_ask_for() {
+    use contact_gateway::events::feed::{ChangeEvent, Feed, KEYS};
+    use entity::contact::{Column, Columns};
+    use std::sync::Arc;
+    use tokio::sync::broadcast::Receiver;
+    async fn next(receiver: &mut Receiver<Arc<ChangeEvent>>) -> Arc<ChangeEvent> {
+        tokio::time::timeout(Duration::from_secs(5), receiver.recv())
+            .await
+            .expect("an event within 5 s")
+            .expect("an event")
+    }
+    let app = spawn_app().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let feed = Feed::start(app.db.clone(), 64, stop.clone());
+    let names = Columns::NONE.with(Column::LastName);
+    let mut first = feed.subscribe(names).await.expect("subscribed");
+    let id = create(&app, "Projected").await;
+    let event = next(&mut first).await;
+    assert_eq!(event.contact_id.to_string(), id);
+    assert_eq!(event.columns, KEYS.union(names));
+    let contact = event.contact.clone().expect("the contact");
+    assert_eq!(contact.last_name.as_deref(), Some("Projected"));
+
+    let emails = Columns::NONE.with(Column::Email);
+    let mut second = feed.subscribe(emails).await.expect("subscribed");
+    app.data(
+        "mutation($id: ID!) { updateContact(input: { id: $id, patch: { email: \"p@example.com\" } }) { contact { id } } }",
+        json!({ "id": id }),
+    )
+    .await;
+    for receiver in [&mut first, &mut second] {
+        let event = next(receiver).await;
+        assert_eq!(event.columns, KEYS.union(names).union(emails));
+        let contact = event.contact.clone().expect("the contact");
+        assert_eq!(contact.email.as_deref(), Some("p@example.com"));
+        assert_eq!(contact.last_name.as_deref(), Some("Projected"));
+    }
+    stop.cancel();
+}
+
 #[tokio::test]
 async fn protocol_violations_close_the_socket_with_the_protocol_s_codes() {
     let app = spawn_app().await;
