@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use entity::contact::Columns;
 use entity::prelude::{Contact, ContactEvent as EventRow};
 use entity::{contact, contact_event};
+use sea_orm::sea_query::{Alias, Expr, JoinType, Order, Query, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QuerySelect,
 };
 use tokio::sync::{Mutex, Notify, broadcast};
 use tokio_util::sync::CancellationToken;
@@ -237,6 +237,7 @@ impl Feed {
 
     /// Reads and broadcasts everything new: how many events (`None`: no subscriber).
     async fn read(&self) -> Result<Option<usize>> {
+        use sea_orm::sea_query::ExprTrait;
         if self.db.get_database_backend() == DbBackend::Sqlite {
             crate::db::writers_done().await;
         }
@@ -251,41 +252,39 @@ impl Feed {
         }
         let mut broadcast = 0;
         loop {
-            // New rows past the highest seen, and the missing ones below it.
+            // New rows past the highest seen, and the missing ones below it, each with its
+            // contact as it is now (one statement each).
+            let columns = KEYS.union(Columns::from_bits(self.wanted.load(Ordering::SeqCst)));
             let high = cursor.delivered.last().copied().unwrap_or(cursor.floor);
-            let mut rows = EventRow::find()
-                .filter(contact_event::Column::Seq.gt(high))
-                .order_by_asc(contact_event::Column::Seq)
-                .limit(PAGE)
-                .all(&self.db)
-                .await?;
+            let mut rows = events_with_contacts(
+                &self.db,
+                Expr::col((EventRow, contact_event::Column::Seq)).gt(high),
+                Some(PAGE),
+                columns,
+            )
+            .await?;
             let full = rows.len() as u64 >= PAGE;
             if !cursor.missing.is_empty() {
-                let late = EventRow::find()
-                    .filter(contact_event::Column::Seq.is_in(cursor.missing.keys().copied()))
-                    .all(&self.db)
-                    .await?;
+                let late = events_with_contacts(
+                    &self.db,
+                    Expr::col((EventRow, contact_event::Column::Seq))
+                        .is_in(cursor.missing.keys().copied()),
+                    None,
+                    columns,
+                )
+                .await?;
                 rows.extend(late);
-                rows.sort_by_key(|r| r.seq);
+                rows.sort_by_key(|(r, _)| r.seq);
             }
-            let fresh: Vec<contact_event::Model> = rows
-                .iter()
-                .filter(|r| !cursor.done(r.seq))
-                .cloned()
-                .collect();
-            let seqs: Vec<i64> = fresh.iter().map(|r| r.seq).collect();
-            if !fresh.is_empty() {
-                let columns = KEYS.union(Columns::from_bits(self.wanted.load(Ordering::SeqCst)));
-                let contacts = contacts_of(&self.db, &fresh, columns).await?;
-                for row in fresh {
-                    let contact = contacts.get(&row.contact_id).cloned();
-                    // No receiver left is not an error: the events are simply not wanted.
-                    let position = cursor.positions.entry(row.tenant_id).or_default();
-                    *position += 1;
-                    let event = change_event(row, contact, columns, *position);
-                    let _ = self.sender.send(Arc::new(event));
-                    broadcast += 1;
-                }
+            rows.retain(|(r, _)| !cursor.done(r.seq));
+            let seqs: Vec<i64> = rows.iter().map(|(r, _)| r.seq).collect();
+            for (row, contact) in rows {
+                // No receiver left is not an error: the events are simply not wanted.
+                let position = cursor.positions.entry(row.tenant_id).or_default();
+                *position += 1;
+                let event = change_event(row, contact.map(Arc::new), columns, *position);
+                let _ = self.sender.send(Arc::new(event));
+                broadcast += 1;
             }
             cursor.advance(&seqs, Instant::now());
             if !full || seqs.is_empty() {
@@ -295,27 +294,62 @@ impl Feed {
     }
 }
 
-/// The contacts of `rows`, as they are now, with `columns` only.
-async fn contacts_of(
+/// The events matching `condition` in `seq` order (at most `limit`), each with its contact as
+/// it is now, read with `columns` only (none once deleted): one statement, `contact_events
+/// LEFT JOIN contacts`, the event's columns named `ev_…`.
+async fn events_with_contacts(
     db: &DatabaseConnection,
-    rows: &[contact_event::Model],
+    condition: SimpleExpr,
+    limit: Option<u64>,
     columns: Columns,
-) -> Result<HashMap<Uuid, Arc<contact::Model>>> {
-    let mut ids: Vec<Uuid> = rows.iter().map(|r| r.contact_id).collect();
-    ids.sort();
-    ids.dedup();
-    let mut select = Contact::find()
-        .select_only()
-        .filter(contact::Column::Id.is_in(ids));
+) -> Result<Vec<(contact_event::Model, Option<contact::Model>)>> {
+    use contact_event::Column as E;
+    use sea_orm::sea_query::ExprTrait;
+    let mut select = Query::select();
+    for (column, name) in [
+        (E::Seq, "ev_seq"),
+        (E::TenantId, "ev_tenant_id"),
+        (E::ContactId, "ev_contact_id"),
+        (E::Kind, "ev_kind"),
+        (E::ChangedFields, "ev_changed_fields"),
+        (E::SurvivorId, "ev_survivor_id"),
+        (E::CreatedAt, "ev_created_at"),
+    ] {
+        select.expr_as(Expr::col((EventRow, column)), Alias::new(name));
+    }
     for column in columns.iter() {
-        select = select.column(column);
+        select.column((Contact, column));
     }
-    let mut contacts = HashMap::new();
-    for row in db.query_all(&select.into_query()).await? {
-        let contact = contact::Model::from_partial(&row, columns)?;
-        contacts.insert(contact.id, Arc::new(contact));
+    select
+        .from(EventRow)
+        .join(
+            JoinType::LeftJoin,
+            Contact,
+            Expr::col((Contact, contact::Column::Id)).equals((EventRow, E::ContactId)),
+        )
+        .and_where(condition)
+        .order_by((EventRow, E::Seq), Order::Asc);
+    if let Some(limit) = limit {
+        select.limit(limit);
     }
-    Ok(contacts)
+    let mut events = Vec::new();
+    for row in db.query_all(&select).await? {
+        let event = contact_event::Model {
+            seq: row.try_get("", "ev_seq")?,
+            tenant_id: row.try_get("", "ev_tenant_id")?,
+            contact_id: row.try_get("", "ev_contact_id")?,
+            kind: row.try_get("", "ev_kind")?,
+            changed_fields: row.try_get("", "ev_changed_fields")?,
+            survivor_id: row.try_get("", "ev_survivor_id")?,
+            created_at: row.try_get("", "ev_created_at")?,
+        };
+        let contact = match row.try_get::<Option<Uuid>>("", "id")? {
+            Some(_) => Some(contact::Model::from_partial(&row, columns)?),
+            None => None,
+        };
+        events.push((event, contact));
+    }
+    Ok(events)
 }
 
 fn change_event(
