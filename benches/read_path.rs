@@ -5,7 +5,8 @@
 //! - the nested accounts → contacts query of issue 19 at three sizes (50/10, 5/5, 100/20),
 //!   and the older nested query with account, business and tags,
 //! - `contacts(first: 20)` on the first page and at a cursor deep in the data,
-//! - `search` latency.
+//! - `search` latency: strings many contacts contain, few contain, and of 1–2 characters,
+//!   and `totalCount` of one.
 //!
 //! `cargo bench --bench read_path -- [--contacts N] [--accounts A] [--database-url URL]
 //! [--requests R] [--concurrency C]`; `--accounts 2000` spreads the contacts over 2,000 new
@@ -85,7 +86,18 @@ async fn main() {
     .await;
     report_split("contacts(first: 20) after a cursor 90% deep", &stats);
 
-    for term in ["anna", "mueller", "robotics", "+49151", "zz"] {
+    // Common strings (walked), rare ones (through the trigram index), 1–2 characters (walked).
+    for term in [
+        "anna",
+        "mueller",
+        "robotics",
+        "+49151",
+        "tomás mueller",
+        "zzq",
+        "a",
+        "zz",
+        "q",
+    ] {
         let q = json!({ "query": "query($s: String) { contacts(first: 20, filter: { search: $s }) { edges { node { id name } } } }", "variables": { "s": term } });
         let stats = measure(q, args.requests).await;
         report_split(&format!("search \"{term}\" (first: 20)"), &stats);

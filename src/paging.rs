@@ -404,9 +404,39 @@ impl<M> Page<M> {
 /// Reads one page of `select` (already filtered and scoped) in `ordering`.
 pub async fn fetch_page<E>(
     db: &DatabaseConnection,
+    select: Select<E>,
+    ordering: &Ordering<E::Model>,
+    args: &PageArgs,
+) -> Result<Page<E::Model>>
+where
+    E: EntityTrait,
+{
+    fetch_page_read(db, select, ordering, args, PageRead::InOrder).await
+}
+
+/// How [`fetch_page_read`] gets to its page; all three give the same rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageRead {
+    /// `ORDER BY` the ordering's keys: the database may walk an index in that order and stop
+    /// once the page is full.
+    InOrder,
+    /// `ORDER BY` expressions no index serves (SQLite's no-op unary `+`), so the database
+    /// finds the matching rows first, through the filter's most selective index (a search
+    /// index), and sorts them; for filters few rows match. SQLite only.
+    SortMatches,
+    /// The page's ids first, from a subquery that reads only the keys and the filter's
+    /// columns (which PostgreSQL can answer from an index alone), then their rows by id. For
+    /// full-row selects of an entity whose id is the ordering's id.
+    KeysFirst,
+}
+
+/// Reads one page of `select` (already filtered and scoped) in `ordering`, as `read` says.
+pub async fn fetch_page_read<E>(
+    db: &DatabaseConnection,
     mut select: Select<E>,
     ordering: &Ordering<E::Model>,
     args: &PageArgs,
+    read: PageRead,
 ) -> Result<Page<E::Model>>
 where
     E: EntityTrait,
@@ -416,10 +446,36 @@ where
     if let Some(cursor) = args.cursor_for(ordering)? {
         select = select.filter(ordering.after_condition(&cursor, args.backward));
     }
-    for (expr, order) in ordering.order_terms(args.backward) {
-        QuerySelect::query(&mut select).order_by_expr(expr, order);
-    }
-    let rows = select.limit(args.size + 1).all(db).await?;
+    let terms = ordering.order_terms(args.backward);
+    // The builders' placeholder for an expression: SQLite's `?`, PostgreSQL's `$1`.
+    let unary_plus = match db.get_database_backend() {
+        DbBackend::Postgres => "+$1",
+        _ => "+?",
+    };
+    let order = |select: &mut Select<E>, sort_matches: bool| {
+        for (expr, order) in terms.iter().cloned() {
+            let expr = if sort_matches {
+                Expr::cust_with_expr(unary_plus, expr)
+            } else {
+                expr
+            };
+            QuerySelect::query(select).order_by_expr(expr, order);
+        }
+    };
+    let rows = match read {
+        PageRead::InOrder | PageRead::SortMatches => {
+            order(&mut select, read == PageRead::SortMatches);
+            select.limit(args.size + 1).all(db).await?
+        }
+        PageRead::KeysFirst => {
+            let mut keys = select.select_only().expr(ordering.id_expr.clone());
+            order(&mut keys, false);
+            let keys = keys.limit(args.size + 1).into_query();
+            let mut rows = E::find().filter(ordering.id_expr.clone().in_subquery(keys));
+            order(&mut rows, false);
+            rows.all(db).await?
+        }
+    };
     Ok(Page::from_probe(rows, args, None))
 }
 

@@ -24,6 +24,7 @@ mod m20261130_000014_write_backs;
 mod m20261130_000015_contact_events;
 mod m20261130_000016_webhooks;
 mod m20261130_000017_contact_counts;
+mod m20261130_000018_live_contacts_search_indexes;
 
 /// The statement that counts every parent's live contacts into `contact_counts` (migration 17).
 pub use m20261130_000017_contact_counts::BACKFILL as CONTACT_COUNTS;
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000015_contact_events::Migration),
             Box::new(m20261130_000016_webhooks::Migration),
             Box::new(m20261130_000017_contact_counts::Migration),
+            Box::new(m20261130_000018_live_contacts_search_indexes::Migration),
         ]
     }
 }

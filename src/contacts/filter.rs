@@ -8,8 +8,9 @@ use sea_orm::{ColumnTrait, IntoSimpleExpr};
 
 use super::ResolutionStatus;
 use super::phone::to_e164;
+use super::search::{self, SearchPlan};
 use crate::error::{Error, FieldFailure, Result};
-use crate::filter::{DateTimeFilter, check_search, collect_id, contains_pattern};
+use crate::filter::{DateTimeFilter, check_search, collect_id};
 use crate::tenancy::TenantId;
 
 /// Which contacts to return. Every field given must match (AND); `and`, `or` and `not`
@@ -75,6 +76,19 @@ pub struct FilterTarget {
     pub tenant: TenantId,
     /// The database, for the search index.
     pub backend: DbBackend,
+    /// How the top-level `search` finds its contacts (nested filters' use the index).
+    pub search: SearchPlan,
+}
+
+impl FilterTarget {
+    /// The target of a nested filter (`and`, `or`, `not`): the same, its searches through
+    /// the index.
+    fn nested(self) -> Self {
+        Self {
+            search: SearchPlan::Index,
+            ..self
+        }
+    }
 }
 
 impl ContactFilter {
@@ -164,7 +178,7 @@ impl ContactFilter {
         if let Some(search) = &self.search {
             check_search(&field("search"), search, failures);
             if !search.is_empty() {
-                cond = cond.add(search_condition(target, search));
+                cond = cond.add(search::condition(target, search));
             }
         }
         if let Some(email) = &self.email {
@@ -255,18 +269,21 @@ impl ContactFilter {
         }
         if let Some(list) = &self.and {
             for (i, f) in list.iter().enumerate() {
-                cond = cond.add(f.build(target, &format!("{path}.and[{i}]"), failures));
+                cond = cond.add(f.build(target.nested(), &format!("{path}.and[{i}]"), failures));
             }
         }
         if let Some(list) = &self.or {
             let mut any = Condition::any();
             for (i, f) in list.iter().enumerate() {
-                any = any.add(f.build(target, &format!("{path}.or[{i}]"), failures));
+                any = any.add(f.build(target.nested(), &format!("{path}.or[{i}]"), failures));
             }
             cond = cond.add(any);
         }
         if let Some(f) = &self.not {
-            cond = cond.add(f.build(target, &format!("{path}.not"), failures).not());
+            cond = cond.add(
+                f.build(target.nested(), &format!("{path}.not"), failures)
+                    .not(),
+            );
         }
         cond
     }
@@ -285,21 +302,4 @@ fn tagged(target: FilterTarget, tag_condition: Expr) -> SelectStatement {
         .and_where(Expr::col((Tag, tag::Column::TenantId)).eq(target.tenant.0))
         .and_where(tag_condition)
         .to_owned()
-}
-
-/// Substring search over `contacts.search_text` (lower-cased names, email, phone, company),
-/// served by a trigram index: pg_trgm GIN on PostgreSQL, an FTS5 trigram table on SQLite.
-fn search_condition(target: FilterTarget, search: &str) -> Expr {
-    let needle = entity::fold(search);
-    if target.backend == DbBackend::Sqlite && needle.chars().count() >= 3 {
-        // An FTS5 phrase of one string: with the trigram tokenizer it matches the string
-        // as a substring; quotes are doubled, nothing else is special inside a phrase.
-        let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
-        Expr::cust_with_values(
-            "\"contacts\".rowid IN (SELECT rowid FROM contact_search WHERE contact_search MATCH ?)",
-            [phrase],
-        )
-    } else {
-        Expr::col((Contact, Column::SearchText)).like(contains_pattern(&needle))
-    }
 }

@@ -8,6 +8,7 @@ mod order;
 mod patch;
 pub mod phone;
 pub mod rules;
+pub mod search;
 pub mod write;
 
 use std::collections::HashMap;
@@ -16,9 +17,10 @@ use entity::prelude::{Account, Business, Contact, ContactTag, Tag};
 use entity::{account, business, contact, contact_tag, tag};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, FromQueryResult, IntoSimpleExpr,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, IntoSimpleExpr,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
+use search::SearchPlan;
 use uuid::Uuid;
 
 pub use filter::{ContactFilter, FilterTarget};
@@ -31,7 +33,7 @@ pub use write::{
 };
 
 use crate::error::Result;
-use crate::paging::{self, Page, PageArgs};
+use crate::paging::{self, Page, PageArgs, PageRead};
 use crate::tenancy::{TenantId, find_by_ids, scoped};
 
 /// How a contact was identified (seed 000).
@@ -117,15 +119,26 @@ pub struct ContactQuery {
 }
 
 /// The tenant's contacts that match `filter` (live ones only unless it says `archived`): the
-/// statement behind a page and a count.
+/// statement behind a page and a count; searches go through the index.
 pub fn filtered(
     db: &DatabaseConnection,
     tenant: TenantId,
     filter: &ContactFilter,
 ) -> Result<Select<Contact>> {
+    filtered_with(db, tenant, filter, SearchPlan::Index)
+}
+
+/// [`filtered`], its top-level search found by `search`.
+fn filtered_with(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    filter: &ContactFilter,
+    search: SearchPlan,
+) -> Result<Select<Contact>> {
     let target = FilterTarget {
         tenant,
         backend: db.get_database_backend(),
+        search,
     };
     Ok(scoped::<Contact>(tenant).filter(filter.visible_condition(target, "filter")?))
 }
@@ -150,14 +163,36 @@ pub async fn matching(
 }
 
 /// One page of the tenant's contacts.
+///
+/// With a top-level `search`, the plan of [`search::choose`] (on SQLite one more statement, a
+/// probe of the trigram index, for strings of 3 or more characters) decides how the page is
+/// read: a search through the index sorts its matches (`PageRead::SortMatches`, so SQLite
+/// does not walk the whole order probing the matches instead); on PostgreSQL a walked one
+/// reads the page's keys first, from the live contacts' index alone (`PageRead::KeysFirst`).
 pub async fn page(
     db: &DatabaseConnection,
     tenant: TenantId,
     query: &ContactQuery,
     args: &PageArgs,
 ) -> Result<Page<contact::Model>> {
+    // Checked before the probe: a rejected filter runs no SQL.
     let select = filtered(db, tenant, &query.filter)?;
-    paging::fetch_page(db, select, &ordering(&query.order), args).await
+    let plan = search::choose(db, &query.filter).await?;
+    let select = match plan {
+        SearchPlan::Index => select,
+        SearchPlan::Walk => filtered_with(db, tenant, &query.filter, plan)?,
+    };
+    let read = match (
+        query.filter.search.as_deref(),
+        db.get_database_backend(),
+        plan,
+    ) {
+        (None | Some(""), _, _) => PageRead::InOrder,
+        (Some(_), DbBackend::Sqlite, SearchPlan::Index) => PageRead::SortMatches,
+        (Some(_), DbBackend::Postgres, SearchPlan::Walk) => PageRead::KeysFirst,
+        _ => PageRead::InOrder,
+    };
+    paging::fetch_page_read(db, select, &ordering(&query.order), args, read).await
 }
 
 /// How many of the tenant's contacts match `filter`.

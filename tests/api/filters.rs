@@ -357,3 +357,103 @@ async fn accounts_and_tags_filter_by_name() {
         .count();
     assert_eq!(data["tags"]["totalCount"], vip_tags);
 }
+
+/// Every page of `contacts(filter: { search })`, `size` at a time, and `totalCount`.
+async fn search_pages(app: &TestApp, needle: &str, size: usize) -> (Vec<String>, u64) {
+    let query = r#"query($s: String, $n: Int, $after: String) {
+        contacts(filter: { search: $s }, first: $n, after: $after) {
+            totalCount
+            edges { node { id } }
+            pageInfo { hasNextPage endCursor }
+        }
+    }"#;
+    let (mut ids, mut after) = (Vec::new(), Value::Null);
+    loop {
+        let data = app
+            .data(query, json!({ "s": needle, "n": size, "after": after }))
+            .await;
+        let conn = &data["contacts"];
+        for edge in conn["edges"].as_array().expect("edges") {
+            ids.push(edge["node"]["id"].as_str().expect("id").to_string());
+        }
+        if conn["pageInfo"]["hasNextPage"] != true {
+            return (ids, conn["totalCount"].as_u64().expect("totalCount"));
+        }
+        after = conn["pageInfo"]["endCursor"].clone();
+    }
+}
+
+/// A search finds its contacts by walking the order (strings many contacts contain, and
+/// strings of 1–2 characters) or through the trigram index (strings few contain); each
+/// plan gives the same pages, in the same order, forwards and backwards, as the filter
+/// computed here over every stored contact.
+#[tokio::test]
+async fn a_search_pages_alike_whether_it_walks_the_order_or_reads_the_index() {
+    use contact_gateway::contacts::ContactFilter;
+    use contact_gateway::contacts::search::{PROBE_MATCHES, SearchPlan, choose};
+
+    let app = spawn_app().await;
+    let tenant = contact_gateway::demo::default_tenant(&app.db)
+        .await
+        .expect("tenant")
+        .expect("demo tenant");
+    contact_gateway::demo::seed_contacts(&app.db, tenant, 24_000, 5)
+        .await
+        .expect("seed");
+    let mut contacts = app.all_contacts().await;
+    contacts.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    let sqlite = app.db.get_database_backend() == sea_orm::DbBackend::Sqlite;
+
+    // (string, the plan it gets on SQLite, on PostgreSQL)
+    let cases = [
+        ("MUELLER", SearchPlan::Walk, SearchPlan::Index),
+        ("tomás mueller", SearchPlan::Index, SearchPlan::Index),
+        ("ue", SearchPlan::Walk, SearchPlan::Walk),
+        ("zzq", SearchPlan::Index, SearchPlan::Index),
+        ("q", SearchPlan::Walk, SearchPlan::Walk),
+    ];
+    for (needle, on_sqlite, on_postgres) in cases {
+        let filter = ContactFilter {
+            search: Some(needle.into()),
+            ..Default::default()
+        };
+        let plan = choose(&app.db, &filter).await.expect("plan");
+        assert_eq!(
+            plan,
+            if sqlite { on_sqlite } else { on_postgres },
+            "{needle}"
+        );
+        let expected: Vec<String> = contacts
+            .iter()
+            .filter(|c| search_matches(c, needle))
+            .map(|c| c.id.to_string())
+            .collect();
+        if on_sqlite == SearchPlan::Walk && needle.chars().count() >= 3 {
+            assert!(expected.len() >= PROBE_MATCHES as usize, "{needle}");
+        }
+        let (ids, total) = search_pages(&app, needle, 25).await;
+        assert_eq!(ids, expected, "{needle}");
+        assert_eq!(total, expected.len() as u64, "{needle}");
+
+        let last = app
+            .data(
+                "query($s: String) { contacts(filter: { search: $s }, last: 7) { nodes { id } } }",
+                json!({ "s": needle }),
+            )
+            .await;
+        let tail: Vec<&str> = last["contacts"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| n["id"].as_str().expect("id"))
+            .collect();
+        let from = expected.len().saturating_sub(7);
+        assert_eq!(
+            tail,
+            expected[from..]
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+        );
+    }
+}

@@ -87,3 +87,43 @@ async fn filters_on_sparse_columns_use_their_partial_indexes() {
         assert!(plan.contains(index), "{index} not used:\n{plan}");
     }
 }
+
+/// A search's count is driven by the trigram index; on SQLite each match's tenant and
+/// liveness are checked in `idx_contacts_live` (migration 18) rather than the contact's row,
+/// and only a search's statement can use that index.
+#[tokio::test]
+async fn a_search_count_checks_its_matches_in_the_live_contacts_index() {
+    let app = spawn_app().await;
+    let tenant = Tenant::find()
+        .one(&app.db)
+        .await
+        .expect("tenant")
+        .expect("the demo tenant");
+    let tenant = TenantId(tenant.id);
+    let backend = app.db.get_database_backend();
+    let search = ContactFilter {
+        search: Some("mueller".into()),
+        ..Default::default()
+    };
+    let statement = filtered(&app.db, tenant, &search)
+        .expect("a valid filter")
+        .build(backend);
+    let searched = plan(&app.db, statement).await;
+    let index = match backend {
+        DbBackend::Postgres => "idx_contacts_search",
+        _ => "idx_contacts_live (tenant_id=? AND rowid=?)",
+    };
+    assert!(searched.contains(index), "{index} not used:\n{searched}");
+
+    if backend == DbBackend::Sqlite {
+        let test_contacts = ContactFilter {
+            is_test_contact: Some(true),
+            ..Default::default()
+        };
+        let statement = filtered(&app.db, tenant, &test_contacts)
+            .expect("a valid filter")
+            .build(backend);
+        let other = plan(&app.db, statement).await;
+        assert!(!other.contains("idx_contacts_live"), "{other}");
+    }
+}

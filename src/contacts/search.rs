@@ -1,0 +1,153 @@
+//! `search`: a case-insensitive substring of a contact's `search_text` (see
+//! [`super::search_text`]), and how each database finds the contacts that contain it.
+//!
+//! Two ways to find them, each fast where the other is slow (issue 19, target 6):
+//! - through the trigram index, at a cost that grows with the number of matching contacts:
+//!   right for strings few contacts contain ("zzq": well under a millisecond at a million);
+//! - walking the contacts in the page's order and testing each one's text until the page is
+//!   full, at a cost that grows with how far apart the matches are: right for strings many
+//!   contacts contain ("mueller", one contact in 18: some 400 contacts tested for a page of
+//!   20, where the index reads 52,000 matches to sort them).
+//!
+//! PostgreSQL's planner picks between the two from its statistics of `search_text`. SQLite's
+//! cannot (it knows nothing of how many rows an FTS5 phrase matches), so before a page it asks
+//! the index for at most [`PROBE_MATCHES`] matches ([`probe`]) and [`plan`] decides.
+//! Strings of 1–2 characters have no trigram: they are always walked. The walk's index carries
+//! the text (migration 18: SQLite's `idx_contacts_created`, PostgreSQL's
+//! `idx_contacts_live_search` read by an index-only scan, see `PageRead::KeysFirst`), so it
+//! reads no contact row it does not return; a string no contact contains still walks the
+//! whole order (at a million contacts, 0.2–0.5 s on a 2-core VM).
+use entity::contact::Column;
+use entity::prelude::Contact;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{DatabaseConnection, DbBackend, FromQueryResult, Statement};
+
+use super::filter::{ContactFilter, FilterTarget};
+use crate::error::Result;
+use crate::filter::contains_pattern;
+
+/// How a search finds its contacts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SearchPlan {
+    /// Through the trigram index: on SQLite the FTS5 table `contact_search` gives the row ids
+    /// of the matches, which are then sorted; on PostgreSQL a `LIKE` that pg_trgm's GIN index
+    /// serves when the planner thinks it best.
+    #[default]
+    Index,
+    /// A `LIKE` tested on each contact in the page's order, stopping when the page is full.
+    Walk,
+}
+
+/// The most matches [`probe`] asks the index for. A string with this many matches anywhere in
+/// the index is common enough that walking finds a page of 20 quickly: at a million contacts
+/// a walk tests on average at most 20 × 1,000,000 / 1,000 = 20,000 index entries (a few
+/// milliseconds), while reading the matches through the index costs about as much as they are
+/// many (52,000 matches: 30–50 ms here).
+pub const PROBE_MATCHES: i64 = 1_000;
+
+/// The part of `idx_contacts_live`'s condition a search states (see migration 18).
+const LIVE_INDEX_CONDITION: &str = "length(\"contacts\".\"search_text\") >= 0";
+
+/// Characters a string needs for the trigram index to serve it.
+const TRIGRAM: usize = 3;
+
+/// The plan for a search string, from how many matches (at most [`PROBE_MATCHES`]) the index
+/// gave the probe; `None` when no probe ran (strings too short for the trigram index are
+/// walked; without a probe, the index is used).
+pub fn plan(needle: &str, probed: Option<i64>) -> SearchPlan {
+    if needle.chars().count() < TRIGRAM {
+        return SearchPlan::Walk;
+    }
+    match probed {
+        Some(matches) if matches >= PROBE_MATCHES => SearchPlan::Walk,
+        _ => SearchPlan::Index,
+    }
+}
+
+/// The plan for the top-level `search` of `filter` on `db` (nested filters' searches use the
+/// index): on SQLite one probe statement of the trigram index for strings of 3 or more
+/// characters; none otherwise.
+pub async fn choose(db: &DatabaseConnection, filter: &ContactFilter) -> Result<SearchPlan> {
+    let Some(needle) = filter.search.as_deref().map(entity::fold) else {
+        return Ok(SearchPlan::Index);
+    };
+    if db.get_database_backend() != DbBackend::Sqlite || needle.chars().count() < TRIGRAM {
+        return Ok(plan(&needle, None));
+    }
+    Ok(plan(&needle, Some(probe(db, &needle).await?)))
+}
+
+/// How many contacts, of any tenant and up to [`PROBE_MATCHES`], the SQLite trigram index
+/// says contain `needle` (already folded): one statement that stops at the limit.
+async fn probe(db: &DatabaseConnection, needle: &str) -> Result<i64> {
+    #[derive(FromQueryResult)]
+    struct Probed {
+        matches: i64,
+    }
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        "SELECT count(*) AS matches FROM \
+         (SELECT 1 FROM contact_search WHERE contact_search MATCH ? LIMIT ?)",
+        [phrase(needle).into(), PROBE_MATCHES.into()],
+    );
+    Ok(Probed::find_by_statement(statement)
+        .one(db)
+        .await?
+        .map_or(0, |p| p.matches))
+}
+
+/// An FTS5 phrase of one string: with the trigram tokenizer it matches the string as a
+/// substring; quotes are doubled, nothing else is special inside a phrase.
+fn phrase(needle: &str) -> String {
+    format!("\"{}\"", needle.replace('"', "\"\""))
+}
+
+/// The condition that a contact's `search_text` contains `search` (folded here), written
+/// for `target`'s database and plan: the FTS5 table on SQLite when the plan is
+/// [`SearchPlan::Index`] and the string has a trigram, else a `LIKE` (`%`, `_` and `\`
+/// taken literally), which pg_trgm's index serves on PostgreSQL.
+pub fn condition(target: FilterTarget, search: &str) -> Expr {
+    let needle = entity::fold(search);
+    if target.backend == DbBackend::Sqlite
+        && target.search == SearchPlan::Index
+        && needle.chars().count() >= TRIGRAM
+    {
+        Expr::cust_with_values(
+            "\"contacts\".rowid IN (SELECT rowid FROM contact_search WHERE contact_search MATCH ?)",
+            [phrase(&needle)],
+        )
+        // Always true; the condition of `idx_contacts_live` (migration 18), so that SQLite
+        // checks each match's tenant and liveness in that index.
+        .and(Expr::cust(LIVE_INDEX_CONDITION))
+    } else {
+        Expr::col((Contact, Column::SearchText)).like(contains_pattern(&needle))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_strings_are_walked_whatever_the_probe() {
+        assert_eq!(plan("zz", None), SearchPlan::Walk);
+        assert_eq!(plan("ü", Some(0)), SearchPlan::Walk);
+    }
+
+    #[test]
+    fn rare_strings_use_the_index_and_common_ones_are_walked() {
+        assert_eq!(plan("zzq", Some(0)), SearchPlan::Index);
+        assert_eq!(plan("zzq", Some(PROBE_MATCHES - 1)), SearchPlan::Index);
+        assert_eq!(plan("mueller", Some(PROBE_MATCHES)), SearchPlan::Walk);
+    }
+
+    #[test]
+    fn without_a_probe_a_trigram_string_uses_the_index() {
+        assert_eq!(plan("mueller", None), SearchPlan::Index);
+    }
+
+    #[test]
+    fn a_phrase_doubles_its_quotes() {
+        assert_eq!(phrase("a\"b"), "\"a\"\"b\"");
+    }
+}
