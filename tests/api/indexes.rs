@@ -8,7 +8,7 @@ use contact_gateway::time::Timestamp;
 use entity::prelude::Tenant;
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, QueryTrait, Statement, TransactionTrait};
 
-use crate::common::spawn_app;
+use crate::common::{TestApp, spawn_app};
 
 /// The query plan of `statement`, one line per step. PostgreSQL is told not to scan the
 /// table, so that on a small test database it shows whether an index can serve the query
@@ -37,18 +37,23 @@ async fn plan(db: &sea_orm::DatabaseConnection, statement: Statement) -> String 
         .join("\n")
 }
 
+/// The demo tenant's id.
+async fn demo_tenant(app: &TestApp) -> TenantId {
+    let tenant = Tenant::find()
+        .one(&app.db)
+        .await
+        .expect("tenant")
+        .expect("the demo tenant");
+    TenantId(tenant.id)
+}
+
 /// Sets one field of a filter.
 type SetFilter = fn(&mut ContactFilter);
 
 #[tokio::test]
 async fn filters_on_sparse_columns_use_their_partial_indexes() {
     let app = spawn_app().await;
-    let tenant = Tenant::find()
-        .one(&app.db)
-        .await
-        .expect("tenant")
-        .expect("the demo tenant");
-    let tenant = TenantId(tenant.id);
+    let tenant = demo_tenant(&app).await;
     let cases: [(&str, SetFilter); 10] = [
         ("idx_contacts_business", |f| {
             f.business_id = Some(uuid::Uuid::now_v7().to_string())
@@ -95,12 +100,7 @@ async fn filters_on_sparse_columns_use_their_partial_indexes() {
 #[tokio::test]
 async fn a_search_count_checks_its_matches_in_the_live_contacts_index() {
     let app = spawn_app().await;
-    let tenant = Tenant::find()
-        .one(&app.db)
-        .await
-        .expect("tenant")
-        .expect("the demo tenant");
-    let tenant = TenantId(tenant.id);
+    let tenant = demo_tenant(&app).await;
     let backend = app.db.get_database_backend();
     if backend != DbBackend::Sqlite {
         return;
