@@ -178,16 +178,11 @@ pub async fn page(
     let select = filtered(db, tenant, &query.filter)?;
     let plan = search::choose(db, &query.filter).await?;
     let select = match plan {
-        SearchPlan::Index => select,
-        SearchPlan::Walk => filtered_with(db, tenant, &query.filter, plan)?,
+        Some(SearchPlan::Walk) => filtered_with(db, tenant, &query.filter, SearchPlan::Walk)?,
+        _ => select,
     };
-    let read = match (
-        query.filter.search.as_deref(),
-        db.get_database_backend(),
-        plan,
-    ) {
-        (None | Some(""), _, _) => PageRead::InOrder,
-        (Some(_), DbBackend::Sqlite, SearchPlan::Index) => PageRead::SortMatches,
+    let read = match (plan, db.get_database_backend()) {
+        (Some(SearchPlan::Index), DbBackend::Sqlite) => PageRead::SortMatches,
         _ => PageRead::InOrder,
     };
     paging::fetch_page_read(db, select, &ordering(&query.order), args, read).await

@@ -65,16 +65,17 @@ pub fn plan(needle: &str, probed: Option<i64>) -> SearchPlan {
 }
 
 /// The plan for the top-level `search` of `filter` on `db` (nested filters' searches use the
-/// index): on SQLite one probe statement of the trigram index for strings of 3 or more
-/// characters; none otherwise.
-pub async fn choose(db: &DatabaseConnection, filter: &ContactFilter) -> Result<SearchPlan> {
-    let Some(needle) = filter.search.as_deref().map(entity::fold) else {
-        return Ok(SearchPlan::Index);
+/// index), `None` without one: on SQLite one probe statement of the trigram index for strings
+/// of 3 or more characters; none otherwise.
+pub async fn choose(db: &DatabaseConnection, filter: &ContactFilter) -> Result<Option<SearchPlan>> {
+    let needle = match filter.search.as_deref() {
+        None | Some("") => return Ok(None),
+        Some(search) => entity::fold(search),
     };
     if db.get_database_backend() != DbBackend::Sqlite || needle.chars().count() < TRIGRAM {
-        return Ok(plan(&needle, None));
+        return Ok(Some(plan(&needle, None)));
     }
-    Ok(plan(&needle, Some(probe(db, &needle).await?)))
+    Ok(Some(plan(&needle, Some(probe(db, &needle).await?))))
 }
 
 /// How many contacts, of any tenant and up to [`PROBE_MATCHES`], the SQLite trigram index
