@@ -5,6 +5,7 @@ pub mod graphiql;
 pub mod graphql_http;
 pub mod server;
 pub mod websocket;
+pub mod websocket_upgrade;
 
 use crate::code::Code;
 use std::sync::Arc;
@@ -147,12 +148,7 @@ async fn graphql_get(
 ) -> Response {
     if request.headers().contains_key(header::UPGRADE) {
         let (mut parts, _) = request.into_parts();
-        return match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &state)
-            .await
-        {
-            Ok(upgrade) => websocket::upgrade(state, &parts.headers, upgrade),
-            Err(rejection) => rejection.into_response(),
-        };
+        return websocket::upgrade(state, &mut parts);
     }
     let headers = request.headers();
     if wants_graphiql(headers, query.as_deref()) && !state.production {

@@ -3,7 +3,9 @@
 //! <https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md>).
 //!
 //! The protocol is served here rather than by async-graphql so that subscribers of one
-//! operation share its execution across connections (`graphql::subscription_hub`).
+//! operation share its execution across connections (`graphql::subscription_hub`). The
+//! messages of a burst of changes are written as ready frames in one buffer, with one write
+//! (see [`write_burst`]).
 //!
 //! - The API key comes in `connection_init`'s payload (`{"authorization": "Bearer sk-..."}`)
 //!   or, failing that, the upgrade request's `Authorization` header. A missing or bad key
@@ -21,18 +23,24 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use futures::stream::{AbortHandle, SelectAll};
 use futures::{FutureExt, SinkExt, StreamExt};
 use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::auth::{AuthRejection, Principal};
 use crate::graphql::ConnectionSubscriptions;
 use crate::graphql::subscription::Slot;
 use crate::graphql::subscription_hub::{Batch, Operation, Outgoing};
 use crate::startup::AppState;
+
+use super::websocket_upgrade::{Handshake, Socket};
 
 /// Messages after which a connection stops taking more batches before it flushes (a
 /// batch is written whole, so a write can hold a few batches more than this).
@@ -80,26 +88,34 @@ struct SubscribePayload {
     variables: serde_json::Value,
 }
 
-/// Upgrades `GET /graphql` to a `graphql-transport-ws` connection.
-pub fn upgrade(state: AppState, headers: &HeaderMap, upgrade: WebSocketUpgrade) -> Response {
-    let authorization = headers
+/// Upgrades `GET /graphql` to a `graphql-transport-ws` connection (a request that is no
+/// WebSocket handshake is refused as [`websocket_upgrade::Refusal`] says).
+///
+/// [`websocket_upgrade::Refusal`]: super::websocket_upgrade::Refusal
+pub fn upgrade(state: AppState, parts: &mut Parts) -> Response {
+    let handshake = match Handshake::accept(parts, PROTOCOL) {
+        Ok(handshake) => handshake,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let authorization = parts
+        .headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     // A client sends small messages (a query is at most MAX_QUERY_BYTES): small buffers
-    // keep 1,000 idle connections in a few MiB, and a large message is refused.
+    // keep 1,000 idle connections in a few MiB, and a large message is refused. Bursts of
+    // subscription messages do not go through tungstenite's write buffer ([`write_burst`]).
     let largest = state
         .limits
         .max_query_bytes
         .saturating_mul(2)
         .max(16 * 1024);
-    upgrade
-        .protocols([PROTOCOL])
+    let config = WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(32 * 1024)
-        .max_message_size(largest)
-        .max_frame_size(largest)
-        .on_upgrade(move |socket| serve(state, socket, authorization))
+        .write_buffer_size(8 * 1024)
+        .max_message_size(Some(largest))
+        .max_frame_size(Some(largest));
+    handshake.answer(config, move |socket| serve(state, socket, authorization))
 }
 
 /// The key of a `connection_init` payload, else of the upgrade request.
@@ -221,9 +237,9 @@ impl Connection {
         }
     }
 
-    /// The protocol message for one of a subscription's messages; a subscription that ends
-    /// is forgotten.
-    fn frame(&mut self, id: &str, generation: u64, outgoing: &Outgoing) -> String {
+    /// Appends the frame of one of a subscription's messages to `frames`; a subscription
+    /// that ends is forgotten.
+    fn frame(&mut self, id: &str, generation: u64, outgoing: &Outgoing, frames: &mut Vec<u8>) {
         let (kind, payload) = match outgoing {
             Outgoing::Next(payload) => ("next", Some(&**payload)),
             Outgoing::Error(errors) => ("error", Some(&**errors)),
@@ -238,51 +254,84 @@ impl Connection {
         {
             self.active.remove(&key);
         }
-        message(id, kind, payload)
+        push_frame(frames, &message_parts(id, kind, payload));
     }
 }
 
-/// `{"id":…,"type":…,"payload":…}` from an id already in JSON and a payload in JSON (one
-/// allocation: this runs once per change and subscriber).
+/// The pieces of `{"id":…,"type":…,"payload":…}`, from an id already in JSON and a payload
+/// in JSON.
+fn message_parts<'a>(id_json: &'a str, kind: &'a str, payload: Option<&'a str>) -> [&'a str; 6] {
+    match payload {
+        Some(payload) if !payload.is_empty() => [
+            r#"{"id":"#,
+            id_json,
+            r#","type":""#,
+            kind,
+            r#"","payload":"#,
+            payload,
+        ],
+        _ => [r#"{"id":"#, id_json, r#","type":""#, kind, r#""}"#, ""],
+    }
+}
+
+/// `{"id":…,"type":…,"payload":…}` as one string.
 fn message(id_json: &str, kind: &str, payload: Option<&str>) -> String {
-    let payload = payload.unwrap_or_default();
-    let mut text = String::with_capacity(40 + id_json.len() + payload.len());
-    text.push_str(r#"{"id":"#);
-    text.push_str(id_json);
-    text.push_str(r#","type":""#);
-    text.push_str(kind);
-    if payload.is_empty() {
-        text.push_str(r#""}"#);
-    } else {
-        text.push_str(r#"","payload":"#);
-        text.push_str(payload);
+    let parts = message_parts(id_json, kind, payload);
+    let mut text = parts.concat();
+    if payload.is_some_and(|p| !p.is_empty()) {
         text.push('}');
     }
     text
 }
 
+/// Appends one unmasked text frame (RFC 6455 §5.2; a server's frames are not masked) whose
+/// payload is `parts` followed by `}` when the message has a payload (see
+/// [`message_parts`]). This runs once per change and subscriber: no allocation but the
+/// buffer's growth.
+fn push_frame(frames: &mut Vec<u8>, parts: &[&str; 6]) {
+    let closes = !parts[5].is_empty();
+    let length = parts.iter().map(|p| p.len()).sum::<usize>() + usize::from(closes);
+    let header = FrameHeader {
+        opcode: OpCode::Data(Data::Text),
+        ..FrameHeader::default()
+    };
+    // Writing to a Vec cannot fail.
+    let _ = header.format(length as u64, frames);
+    for part in parts {
+        frames.extend_from_slice(part.as_bytes());
+    }
+    if closes {
+        frames.push(b'}');
+    }
+}
+
 /// What woke a connection up.
 enum Event {
-    Incoming(Option<Result<Message, axum::Error>>),
+    Incoming(Option<Result<Message, tungstenite::Error>>),
     Outgoing(Tagged),
     InitTimeout,
     Ping,
 }
 
 /// Writes the protocol messages of `first` and of the batches ready with it (until
-/// [`BURST`] messages are written) and flushes once: a burst of changes is one system
-/// call, not one a message. `Err` when the socket failed.
+/// [`BURST`] messages are written): a burst of changes is one buffer of frames and one
+/// system call, not a message each. `Err` when the socket failed.
+///
+/// The frames go to the socket itself, not through tungstenite (which would copy each
+/// message into its own buffer, a frame at a time). Tungstenite writes only control frames
+/// and single messages here; it is flushed first, so that a frame of its own (a `pong`
+/// it queued while reading) is written whole before these.
 async fn write_burst(
     connection: &mut Connection,
-    socket: &mut WebSocket,
+    socket: &mut Socket,
     first: Tagged,
-) -> Result<(), axum::Error> {
+) -> Result<(), std::io::Error> {
+    let mut frames = Vec::with_capacity(16 * 1024);
     let mut written = 0;
     let mut next = Some(first);
     while let Some((id, generation, batch)) = next.take() {
         for outgoing in batch.iter().flat_map(|messages| messages.iter()) {
-            let text = connection.frame(&id, generation, outgoing);
-            socket.feed(Message::Text(text.into())).await?;
+            connection.frame(&id, generation, outgoing, &mut frames);
             written += 1;
         }
         if written >= BURST {
@@ -290,10 +339,13 @@ async fn write_burst(
         }
         next = connection.outgoing.next().now_or_never().flatten();
     }
-    socket.flush().await
+    socket.flush().await.map_err(std::io::Error::other)?;
+    let stream = socket.get_mut();
+    stream.write_all(&frames).await?;
+    stream.flush().await
 }
 
-async fn serve(state: AppState, mut socket: WebSocket, header: Option<String>) {
+async fn serve(state: AppState, mut socket: Socket, header: Option<String>) {
     let period = state.ws_ping;
     let mut connection = Connection {
         state,
@@ -312,7 +364,7 @@ async fn serve(state: AppState, mut socket: WebSocket, header: Option<String>) {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let closing = |code: u16, reason: String| {
         Message::Close(Some(CloseFrame {
-            code,
+            code: code.into(),
             reason: reason.into(),
         }))
     };
@@ -320,7 +372,7 @@ async fn serve(state: AppState, mut socket: WebSocket, header: Option<String>) {
         // Only reading borrows the socket while waiting (it is cancel-safe); each write
         // happens after, so the socket is not split (no lock per message).
         let event = tokio::select! {
-            message = socket.recv() => Event::Incoming(message),
+            message = socket.next() => Event::Incoming(message),
             Some(tagged) = connection.outgoing.next(), if !connection.outgoing.is_empty() => {
                 Event::Outgoing(tagged)
             }
@@ -338,7 +390,9 @@ async fn serve(state: AppState, mut socket: WebSocket, header: Option<String>) {
                             Answer::Close(close::BAD_REQUEST, "Invalid message received".into())
                         }
                     },
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Answer::Nothing,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                        Answer::Nothing
+                    }
                     // The client closed (or the socket failed): answer its close handshake.
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
                         let _ = socket.send(closing(1000, String::new())).await;
@@ -396,7 +450,11 @@ async fn serve(state: AppState, mut socket: WebSocket, header: Option<String>) {
                         .await;
                     return;
                 }
-                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+                if socket
+                    .send(Message::Ping(Default::default()))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -423,6 +481,35 @@ mod tests {
             done,
             serde_json::json!({ "id": "a\"b", "type": "complete" })
         );
+    }
+
+    #[test]
+    fn a_burst_is_the_protocol_s_messages_in_text_frames() {
+        let id = serde_json::Value::from("a\"b").to_string();
+        let long = format!(r#"{{"data":{{"x":"{}"}}}}"#, "y".repeat(70_000));
+        let sent = [
+            ("next", Some(r#"{"data":{"x":1}}"#)),
+            ("next", Some(long.as_str())),
+            ("complete", None),
+        ];
+        let mut frames = Vec::new();
+        for (kind, payload) in sent {
+            push_frame(&mut frames, &message_parts(&id, kind, payload));
+        }
+        let mut cursor = std::io::Cursor::new(&frames[..]);
+        for (kind, payload) in sent {
+            let (header, length) = FrameHeader::parse(&mut cursor)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("a frame header for {kind}"));
+            assert!(header.is_final && header.mask.is_none());
+            assert_eq!(header.opcode, OpCode::Data(Data::Text));
+            let start = cursor.position() as usize;
+            let text = &frames[start..start + length as usize];
+            assert_eq!(text, message(&id, kind, payload).as_bytes());
+            cursor.set_position((start + length as usize) as u64);
+        }
+        assert_eq!(cursor.position() as usize, frames.len());
     }
 
     #[test]
