@@ -14,8 +14,8 @@
 //!    process), and how busy the machine was.
 //!
 //! `cargo bench --bench subscriptions -- [--subscribers 1000] [--updates 50] [--import 100000]
-//! [--import-subscribers 100] [--import-rounds 1] [--database-url postgres://…/an_empty_database]` (default: a
-//! fresh SQLite file).
+//! [--import-subscribers 100] [--import-rounds 1]
+//! [--database-url postgres://…/an_empty_database]` (default: a fresh SQLite file).
 mod common;
 
 use std::process::Command;
@@ -28,6 +28,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 const BIN: &str = env!("CARGO_BIN_EXE_contact-gateway");
 
@@ -83,13 +84,40 @@ fn cli(database_url: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Opens a subscriber; every change it receives goes to `seen` with its arrival time.
-async fn subscriber(
-    base: &str,
-    key: &str,
-    seen: tokio::sync::mpsc::UnboundedSender<(String, Instant)>,
-    others: Arc<AtomicUsize>,
-) -> tokio::task::JoinHandle<()> {
+/// What a subscriber does with the changes it receives.
+#[derive(Clone)]
+enum Receiving {
+    /// Sends the latency phase's changes to the channel with their arrival times (and
+    /// counts the others).
+    Timed(
+        tokio::sync::mpsc::UnboundedSender<(String, Instant)>,
+        Arc<AtomicUsize>,
+    ),
+    /// Counts them: parsing every change of an import would take the cores the server and
+    /// the import need, and no remote client's work is the server's.
+    Counted(Arc<AtomicUsize>),
+}
+
+/// Opens a subscriber, receiving as `receiving` says; returns once it has subscribed.
+async fn subscriber(base: &str, key: &str, receiving: Receiving) -> tokio::task::JoinHandle<()> {
+    let (subscribed, ready) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(subscription(
+        base.to_string(),
+        key.to_string(),
+        receiving,
+        subscribed,
+    ));
+    let _ = ready.await;
+    task
+}
+
+/// A subscriber's connection: opens it, subscribes (then tells `subscribed`) and receives.
+async fn subscription(
+    base: String,
+    key: String,
+    receiving: Receiving,
+    subscribed: tokio::sync::oneshot::Sender<()>,
+) {
     let mut request = format!("{}/graphql", base.replace("http://", "ws://"))
         .into_client_request()
         .expect("request");
@@ -97,9 +125,13 @@ async fn subscriber(
         "sec-websocket-protocol",
         "graphql-transport-ws".parse().expect("header"),
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("connected");
+    // Reads of at most 32 KiB: tungstenite zeroes the free part of its read buffer (by
+    // default 128 KiB) before each read, whatever arrives.
+    let config = WebSocketConfig::default().read_buffer_size(32 * 1024);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+            .await
+            .expect("connected");
     let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {key}") } });
     socket
         .send(Message::Text(init.to_string().into()))
@@ -111,27 +143,31 @@ async fn subscriber(
         .send(Message::Text(subscribe.to_string().into()))
         .await
         .expect("subscribe");
-    tokio::spawn(async move {
-        while let Some(Ok(frame)) = socket.next().await {
-            if let Message::Text(text) = frame {
-                // Only the latency phase's changes are read (parsing every change of the
-                // import would take the cores the server and the import need).
-                if !text.contains("\"bench-") {
-                    others.fetch_add(1, Ordering::Relaxed);
+    let _ = subscribed.send(());
+    while let Some(Ok(frame)) = socket.next().await {
+        if let Message::Text(text) = frame {
+            let (seen, others) = match &receiving {
+                Receiving::Counted(count) => {
+                    count.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                let at = Instant::now();
-                let message: Value = serde_json::from_str(&text).unwrap_or_default();
-                if message["type"] == "next" {
-                    let name = message["payload"]["data"]["contactChanged"]["contact"]["lastName"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string();
-                    let _ = seen.send((name, at));
-                }
+                Receiving::Timed(seen, others) => (seen, others),
+            };
+            if !text.contains("\"bench-") {
+                others.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let at = Instant::now();
+            let message: Value = serde_json::from_str(&text).unwrap_or_default();
+            if message["type"] == "next" {
+                let name = message["payload"]["data"]["contactChanged"]["contact"]["lastName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let _ = seen.send((name, at));
             }
         }
-    })
+    }
 }
 
 /// One measured import.
@@ -252,7 +288,9 @@ async fn main() {
         let batch = (args.subscribers - chunk * 100).min(100);
         open.extend(
             futures::future::join_all(
-                (0..batch).map(|_| subscriber(&base, &key, seen.clone(), others.clone())),
+                (0..batch).map(|_| {
+                    subscriber(&base, &key, Receiving::Timed(seen.clone(), others.clone()))
+                }),
             )
             .await,
         );
@@ -332,11 +370,11 @@ async fn main() {
             async move {
                 let tenant = cli(database_url, &["tenant", "create", "--name", "import"]);
                 let key = common::api_key(database_url, &tenant, "contacts:read");
-                let (seen, _received) = tokio::sync::mpsc::unbounded_channel();
                 let others = Arc::new(AtomicUsize::new(0));
                 let mut open = Vec::new();
                 for _ in 0..watchers {
-                    open.push(subscriber(base, &key, seen.clone(), others.clone()).await);
+                    let receiving = Receiving::Counted(others.clone());
+                    open.push(subscriber(base, &key, receiving).await);
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let (server_0, self_0, import_0, machine_0) = (

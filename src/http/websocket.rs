@@ -128,8 +128,33 @@ fn authorization_of(payload: &serde_json::Value, header: Option<String>) -> Opti
         .or(header)
 }
 
-/// A batch of a subscription's messages, tagged with its id (as JSON) and generation.
-type Tagged = (Arc<str>, u64, Batch);
+/// A subscription as its messages name it, made once when it starts.
+struct Tag {
+    /// The id the client chose.
+    id: String,
+    /// Which subscription of this id it is (an id may be reused once completed).
+    generation: u64,
+    /// The id in JSON.
+    id_json: String,
+    /// What each of its `next` messages starts with: `{"id":…,"type":"next","payload":`.
+    next: String,
+}
+
+impl Tag {
+    fn new(id: String, generation: u64) -> Self {
+        let id_json = serde_json::Value::from(id.as_str()).to_string();
+        let next = message_parts(&id_json, "next", Some("_"))[..5].concat();
+        Self {
+            id,
+            generation,
+            id_json,
+            next,
+        }
+    }
+}
+
+/// A batch of a subscription's messages, with its tag.
+type Tagged = (Arc<Tag>, Batch);
 
 /// One connection's protocol state.
 struct Connection {
@@ -209,7 +234,6 @@ impl Connection {
                 format!("Subscriber for {id} already exists"),
             );
         }
-        let id_json: Arc<str> = serde_json::Value::from(id.as_str()).to_string().into();
         let operation = Operation {
             query: payload.query,
             operation_name: payload.operation_name,
@@ -222,45 +246,50 @@ impl Connection {
         {
             Ok((stream, slot)) => {
                 self.generation += 1;
-                let generation = self.generation;
+                let tag = Arc::new(Tag::new(id.clone(), self.generation));
                 let (stream, running) = futures::stream::abortable(stream);
-                self.active.insert(id, (generation, running, slot));
-                self.outgoing.push(
-                    stream
-                        .map(move |outgoing| (id_json.clone(), generation, outgoing))
-                        .boxed(),
-                );
+                self.active.insert(id, (self.generation, running, slot));
+                self.outgoing
+                    .push(stream.map(move |batch| (tag.clone(), batch)).boxed());
                 Answer::Nothing
             }
-            Err(Outgoing::Error(errors)) => Answer::Send(message(&id_json, "error", Some(&errors))),
+            Err(Outgoing::Error(errors)) => {
+                let id_json = serde_json::Value::from(id.as_str()).to_string();
+                Answer::Send(message(&id_json, "error", Some(&errors)))
+            }
             Err(_) => Answer::Nothing,
         }
     }
 
     /// Appends the frame of one of a subscription's messages to `frames`; a subscription
     /// that ends is forgotten.
-    fn frame(&mut self, id: &str, generation: u64, outgoing: &Outgoing, frames: &mut Vec<u8>) {
-        let (kind, payload) = match outgoing {
-            Outgoing::Next(payload) => ("next", Some(&**payload)),
-            Outgoing::Error(errors) => ("error", Some(&**errors)),
-            Outgoing::Complete => ("complete", None),
-        };
-        if kind != "next"
-            && let Ok(serde_json::Value::String(key)) = serde_json::from_str(id)
+    fn frame(&mut self, tag: &Tag, outgoing: &Outgoing, frames: &mut Vec<u8>) {
+        if !matches!(outgoing, Outgoing::Next(_))
             && self
                 .active
-                .get(&key)
-                .is_some_and(|(g, _, _)| *g == generation)
+                .get(&tag.id)
+                .is_some_and(|(g, _, _)| *g == tag.generation)
         {
-            self.active.remove(&key);
+            self.active.remove(&tag.id);
         }
-        push_frame(frames, &message_parts(id, kind, payload));
+        push_message(frames, tag, outgoing);
     }
 }
 
+/// Appends the frame of `tag`'s message for `outgoing` to `frames`.
+fn push_message(frames: &mut Vec<u8>, tag: &Tag, outgoing: &Outgoing) {
+    let (kind, payload) = match outgoing {
+        // Once per change and subscriber: the message's start is made already.
+        Outgoing::Next(payload) => return push_frame(frames, &[&tag.next, payload, "}"]),
+        Outgoing::Error(errors) => ("error", Some(&**errors)),
+        Outgoing::Complete => ("complete", None),
+    };
+    push_frame(frames, &message_parts(&tag.id_json, kind, payload));
+}
+
 /// The pieces of `{"id":…,"type":…,"payload":…}`, from an id already in JSON and a payload
-/// in JSON.
-fn message_parts<'a>(id_json: &'a str, kind: &'a str, payload: Option<&'a str>) -> [&'a str; 6] {
+/// in JSON (empty pieces at the end when there is no payload).
+fn message_parts<'a>(id_json: &'a str, kind: &'a str, payload: Option<&'a str>) -> [&'a str; 7] {
     match payload {
         Some(payload) if !payload.is_empty() => [
             r#"{"id":"#,
@@ -269,28 +298,21 @@ fn message_parts<'a>(id_json: &'a str, kind: &'a str, payload: Option<&'a str>) 
             kind,
             r#"","payload":"#,
             payload,
+            "}",
         ],
-        _ => [r#"{"id":"#, id_json, r#","type":""#, kind, r#""}"#, ""],
+        _ => [r#"{"id":"#, id_json, r#","type":""#, kind, r#""}"#, "", ""],
     }
 }
 
 /// `{"id":…,"type":…,"payload":…}` as one string.
 fn message(id_json: &str, kind: &str, payload: Option<&str>) -> String {
-    let parts = message_parts(id_json, kind, payload);
-    let mut text = parts.concat();
-    if payload.is_some_and(|p| !p.is_empty()) {
-        text.push('}');
-    }
-    text
+    message_parts(id_json, kind, payload).concat()
 }
 
 /// Appends one unmasked text frame (RFC 6455 §5.2; a server's frames are not masked) whose
-/// payload is `parts` followed by `}` when the message has a payload (see
-/// [`message_parts`]). This runs once per change and subscriber: no allocation but the
-/// buffer's growth.
-fn push_frame(frames: &mut Vec<u8>, parts: &[&str; 6]) {
-    let closes = !parts[5].is_empty();
-    let length = parts.iter().map(|p| p.len()).sum::<usize>() + usize::from(closes);
+/// payload is `parts` one after the other. No allocation but the buffer's growth.
+fn push_frame(frames: &mut Vec<u8>, parts: &[&str]) {
+    let length = parts.iter().map(|p| p.len()).sum::<usize>();
     let header = FrameHeader {
         opcode: OpCode::Data(Data::Text),
         ..FrameHeader::default()
@@ -299,9 +321,6 @@ fn push_frame(frames: &mut Vec<u8>, parts: &[&str; 6]) {
     let _ = header.format(length as u64, frames);
     for part in parts {
         frames.extend_from_slice(part.as_bytes());
-    }
-    if closes {
-        frames.push(b'}');
     }
 }
 
@@ -329,9 +348,9 @@ async fn write_burst(
     let mut frames = Vec::with_capacity(16 * 1024);
     let mut written = 0;
     let mut next = Some(first);
-    while let Some((id, generation, batch)) = next.take() {
+    while let Some((tag, batch)) = next.take() {
         for outgoing in batch.iter().flat_map(|messages| messages.iter()) {
-            connection.frame(&id, generation, outgoing, &mut frames);
+            connection.frame(&tag, outgoing, &mut frames);
             written += 1;
         }
         if written >= BURST {
@@ -492,9 +511,15 @@ mod tests {
             ("next", Some(long.as_str())),
             ("complete", None),
         ];
+        let tag = Tag::new("a\"b".into(), 1);
+        assert_eq!(tag.id_json, id);
         let mut frames = Vec::new();
         for (kind, payload) in sent {
-            push_frame(&mut frames, &message_parts(&id, kind, payload));
+            let outgoing = match (kind, payload) {
+                ("next", Some(payload)) => Outgoing::Next(payload.into()),
+                _ => Outgoing::Complete,
+            };
+            push_message(&mut frames, &tag, &outgoing);
         }
         let mut cursor = std::io::Cursor::new(&frames[..]);
         for (kind, payload) in sent {

@@ -448,6 +448,44 @@ async fn a_filter_applies_to_the_contact_after_its_change() {
 }
 
 #[tokio::test]
+async fn a_request_that_is_no_websocket_handshake_is_refused_as_rfc_6455_says() {
+    let app = spawn_app().await;
+    let handshake = |version: &'static str| {
+        reqwest::Client::new()
+            .get(format!("{}/graphql", app.base_url))
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", version)
+    };
+    let response = handshake("8")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 426);
+    assert_eq!(response.headers()["sec-websocket-version"], "13");
+    let response = handshake("13").send().await.expect("sent");
+    assert_eq!(response.status(), 400, "no Sec-WebSocket-Key");
+    // RFC 6455 §1.3's example key and accept value; a client that offers other
+    // subprotocols only is answered without one.
+    let response = handshake("13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header(
+            "sec-websocket-protocol",
+            "graphql-ws, graphql-transport-ws-2",
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 101);
+    assert_eq!(
+        response.headers()["sec-websocket-accept"],
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
+    assert!(!response.headers().contains_key("sec-websocket-protocol"));
+}
+
+#[tokio::test]
 async fn a_missing_or_bad_key_closes_the_socket_as_the_protocol_says() {
     let app = spawn_app().await;
     let mut bad = Subscriber::open(&app.base_url).await;
