@@ -98,7 +98,8 @@ enum Receiving {
     Counted(Arc<AtomicUsize>),
 }
 
-/// Opens a subscriber, receiving as `receiving` says; returns once it has subscribed.
+/// Opens a subscriber, receiving as `receiving` says; returns once it has sent its
+/// `subscribe`.
 async fn subscriber(base: &str, key: &str, receiving: Receiving) -> tokio::task::JoinHandle<()> {
     let (subscribed, ready) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(subscription(
@@ -111,7 +112,8 @@ async fn subscriber(base: &str, key: &str, receiving: Receiving) -> tokio::task:
     task
 }
 
-/// A subscriber's connection: opens it, subscribes (then tells `subscribed`) and receives.
+/// A subscriber's connection: opens it, sends `subscribe` (then tells `subscribed`) and
+/// receives.
 async fn subscription(
     base: String,
     key: String,

@@ -146,7 +146,7 @@ async fn graphql_get(
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Response {
-    if request.headers().contains_key(header::UPGRADE) {
+    if websocket_upgrade::is_requested(request.headers()) {
         let (mut parts, _) = request.into_parts();
         return websocket::upgrade(state, &mut parts);
     }

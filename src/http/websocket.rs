@@ -334,12 +334,16 @@ enum Event {
 
 /// Writes the protocol messages of `first` and of the batches ready with it (until
 /// [`BURST`] messages are written): a burst of changes is one buffer of frames and one
-/// system call, not a message each. `Err` when the socket failed.
+/// write, not a message each. `Err` when the socket failed.
 ///
 /// The frames go to the socket itself, not through tungstenite (which would copy each
-/// message into its own buffer, a frame at a time). Tungstenite writes only control frames
-/// and single messages here; it is flushed first, so that a frame of its own (a `pong`
-/// it queued while reading) is written whole before these.
+/// message into its own buffer, a frame at a time). This holds because:
+/// - tungstenite writes only control frames and single messages here, from `serve`'s one
+///   task (the socket is not split), and its buffer is flushed first, so that a frame of
+///   its own (a `pong` it queued while reading) is written whole before these;
+/// - no extension is negotiated (the handshake answers none), so a frame is its bare
+///   header and payload;
+/// - a failed or cancelled write ends the connection (a frame may be half written).
 async fn write_burst(
     connection: &mut Connection,
     socket: &mut Socket,
@@ -362,6 +366,15 @@ async fn write_burst(
     let stream = socket.get_mut();
     stream.write_all(&frames).await?;
     stream.flush().await
+}
+
+/// Sends one message through tungstenite: whether it was written within `period` (a
+/// client that stops reading gets no longer than that, as for bursts).
+async fn send(socket: &mut Socket, message: Message, period: std::time::Duration) -> bool {
+    matches!(
+        tokio::time::timeout(period, socket.send(message)).await,
+        Ok(Ok(()))
+    )
 }
 
 async fn serve(state: AppState, mut socket: Socket, header: Option<String>) {
@@ -412,21 +425,22 @@ async fn serve(state: AppState, mut socket: Socket, header: Option<String>) {
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                         Answer::Nothing
                     }
-                    // The client closed (or the socket failed): answer its close handshake.
+                    // The client closed (or the socket failed): tungstenite has queued the
+                    // answer to its close handshake; this sends it.
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                        let _ = socket.send(closing(1000, String::new())).await;
+                        let _ = tokio::time::timeout(period, socket.close(None)).await;
                         return;
                     }
                 };
                 match answer {
                     Answer::Nothing => {}
                     Answer::Send(text) => {
-                        if socket.send(Message::Text(text.into())).await.is_err() {
+                        if !send(&mut socket, Message::Text(text.into()), period).await {
                             return;
                         }
                     }
                     Answer::Close(code, reason) => {
-                        let _ = socket.send(closing(code, reason)).await;
+                        send(&mut socket, closing(code, reason), period).await;
                         return;
                     }
                 }
@@ -442,12 +456,8 @@ async fn serve(state: AppState, mut socket: Socket, header: Option<String>) {
                 }
             }
             Event::InitTimeout => {
-                let _ = socket
-                    .send(closing(
-                        close::TIMEOUT,
-                        "Connection initialisation timeout".into(),
-                    ))
-                    .await;
+                let timeout = closing(close::TIMEOUT, "Connection initialisation timeout".into());
+                send(&mut socket, timeout, period).await;
                 return;
             }
             Event::Ping => {
@@ -458,22 +468,16 @@ async fn serve(state: AppState, mut socket: Socket, header: Option<String>) {
                         .verify(connection.authorization.as_deref())
                         .await
                 {
-                    let _ = socket
-                        .send(closing(close::FORBIDDEN, format!("Forbidden: {reason}")))
-                        .await;
+                    let forbidden = closing(close::FORBIDDEN, format!("Forbidden: {reason}"));
+                    send(&mut socket, forbidden, period).await;
                     return;
                 }
                 if last_heard.elapsed() > period * 2 {
-                    let _ = socket
-                        .send(closing(close::TIMEOUT, "no answer to pings".into()))
-                        .await;
+                    let silent = closing(close::TIMEOUT, "no answer to pings".into());
+                    send(&mut socket, silent, period).await;
                     return;
                 }
-                if socket
-                    .send(Message::Ping(Default::default()))
-                    .await
-                    .is_err()
-                {
+                if !send(&mut socket, Message::Ping(Default::default()), period).await {
                     return;
                 }
             }
@@ -504,37 +508,46 @@ mod tests {
 
     #[test]
     fn a_burst_is_the_protocol_s_messages_in_text_frames() {
-        let id = serde_json::Value::from("a\"b").to_string();
-        let long = format!(r#"{{"data":{{"x":"{}"}}}}"#, "y".repeat(70_000));
+        // Payloads whose frames have each length form: 7 bits, 16 bits, 64 bits.
+        let payload = |n: usize| format!(r#"{{"data":{{"x":"{}"}}}}"#, "y".repeat(n));
+        let (short, middle, long) = (payload(1), payload(1_000), payload(70_000));
         let sent = [
-            ("next", Some(r#"{"data":{"x":1}}"#)),
-            ("next", Some(long.as_str())),
-            ("complete", None),
+            Outgoing::Next(short.as_str().into()),
+            Outgoing::Next(middle.as_str().into()),
+            Outgoing::Next(long.as_str().into()),
+            Outgoing::Error(r#"[{"message":"no"}]"#.into()),
+            Outgoing::Complete,
         ];
         let tag = Tag::new("a\"b".into(), 1);
-        assert_eq!(tag.id_json, id);
         let mut frames = Vec::new();
-        for (kind, payload) in sent {
-            let outgoing = match (kind, payload) {
-                ("next", Some(payload)) => Outgoing::Next(payload.into()),
-                _ => Outgoing::Complete,
-            };
-            push_message(&mut frames, &tag, &outgoing);
+        for outgoing in &sent {
+            push_message(&mut frames, &tag, outgoing);
         }
         let mut cursor = std::io::Cursor::new(&frames[..]);
-        for (kind, payload) in sent {
+        let mut received = Vec::new();
+        while (cursor.position() as usize) < frames.len() {
             let (header, length) = FrameHeader::parse(&mut cursor)
                 .ok()
                 .flatten()
-                .unwrap_or_else(|| panic!("a frame header for {kind}"));
+                .unwrap_or_else(|| panic!("a frame header after {received:?}"));
             assert!(header.is_final && header.mask.is_none());
             assert_eq!(header.opcode, OpCode::Data(Data::Text));
             let start = cursor.position() as usize;
             let text = &frames[start..start + length as usize];
-            assert_eq!(text, message(&id, kind, payload).as_bytes());
+            received.push(serde_json::from_slice::<serde_json::Value>(text).unwrap_or_default());
             cursor.set_position((start + length as usize) as u64);
         }
-        assert_eq!(cursor.position() as usize, frames.len());
+        let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or_default();
+        assert_eq!(
+            received,
+            [
+                serde_json::json!({ "id": "a\"b", "type": "next", "payload": json(&short) }),
+                serde_json::json!({ "id": "a\"b", "type": "next", "payload": json(&middle) }),
+                serde_json::json!({ "id": "a\"b", "type": "next", "payload": json(&long) }),
+                serde_json::json!({ "id": "a\"b", "type": "error", "payload": [{ "message": "no" }] }),
+                serde_json::json!({ "id": "a\"b", "type": "complete" }),
+            ]
+        );
     }
 
     #[test]

@@ -58,7 +58,10 @@ impl IntoResponse for Refusal {
         };
         let mut response = (status, text).into_response();
         if status == StatusCode::UPGRADE_REQUIRED {
-            response.headers_mut().insert(
+            // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+            let headers = response.headers_mut();
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            headers.insert(
                 header::SEC_WEBSOCKET_VERSION,
                 HeaderValue::from_static("13"),
             );
@@ -82,6 +85,12 @@ fn lists(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     items(headers, name).any(|item| item.eq_ignore_ascii_case(token.as_bytes()))
 }
 
+/// Whether the request asks to become a WebSocket (its `Upgrade` header lists
+/// `websocket`); another upgrade, such as HTTP/2's `h2c`, is not answered.
+pub fn is_requested(headers: &HeaderMap) -> bool {
+    lists(headers, header::UPGRADE, "websocket")
+}
+
 impl Handshake {
     /// Checks the opening handshake in `parts` (RFC 6455 §4.2.1), taking its upgrade;
     /// `protocol` is chosen when the client offers it in `Sec-WebSocket-Protocol`.
@@ -101,7 +110,7 @@ impl Handshake {
                 "the Connection header does not include upgrade",
             ));
         }
-        if !lists(headers, header::UPGRADE, "websocket") {
+        if !is_requested(headers) {
             return Err(Refusal::BadRequest("the Upgrade header is not websocket"));
         }
         if headers
@@ -139,6 +148,10 @@ impl Handshake {
         F: FnOnce(Socket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        // Base64 is always a valid header value; should it not be, nothing is upgraded.
+        let Ok(accept) = HeaderValue::from_str(&derive_accept_key(self.key.as_bytes())) else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
         let on_upgrade = self.on_upgrade;
         tokio::spawn(async move {
             // A client that goes away before the upgrade completes leaves nothing to serve.
@@ -157,9 +170,7 @@ impl Handshake {
         let headers = response.headers_mut();
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(self.key.as_bytes())) {
-            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-        }
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
         if let Some(protocol) = self.protocol {
             headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
         }

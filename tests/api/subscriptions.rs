@@ -483,6 +483,19 @@ async fn a_request_that_is_no_websocket_handshake_is_refused_as_rfc_6455_says() 
         "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
     );
     assert!(!response.headers().contains_key("sec-websocket-protocol"));
+    // Another upgrade (HTTP/2 over cleartext) is not answered: the query runs.
+    let response = app
+        .client
+        .get(format!("{}/graphql?query=%7B__typename%7D", app.base_url))
+        .header("connection", "Upgrade, HTTP2-Settings")
+        .header("upgrade", "h2c")
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["data"]["__typename"], "Query", "{body}");
 }
 
 #[tokio::test]
