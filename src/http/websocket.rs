@@ -141,9 +141,8 @@ struct Tag {
 }
 
 impl Tag {
-    fn new(id: String, generation: u64) -> Self {
-        let id_json = serde_json::Value::from(id.as_str()).to_string();
-        let next = message_parts(&id_json, "next", Some("_"))[..5].concat();
+    fn new(id: String, id_json: String, generation: u64) -> Self {
+        let next = format!(r#"{{"id":{id_json},"type":"next","payload":"#);
         Self {
             id,
             generation,
@@ -234,6 +233,7 @@ impl Connection {
                 format!("Subscriber for {id} already exists"),
             );
         }
+        let id_json = serde_json::Value::from(id.as_str()).to_string();
         let operation = Operation {
             query: payload.query,
             operation_name: payload.operation_name,
@@ -246,17 +246,14 @@ impl Connection {
         {
             Ok((stream, slot)) => {
                 self.generation += 1;
-                let tag = Arc::new(Tag::new(id.clone(), self.generation));
+                let tag = Arc::new(Tag::new(id.clone(), id_json, self.generation));
                 let (stream, running) = futures::stream::abortable(stream);
                 self.active.insert(id, (self.generation, running, slot));
                 self.outgoing
                     .push(stream.map(move |batch| (tag.clone(), batch)).boxed());
                 Answer::Nothing
             }
-            Err(Outgoing::Error(errors)) => {
-                let id_json = serde_json::Value::from(id.as_str()).to_string();
-                Answer::Send(message(&id_json, "error", Some(&errors)))
-            }
+            Err(Outgoing::Error(errors)) => Answer::Send(message(&id_json, "error", Some(&errors))),
             Err(_) => Answer::Nothing,
         }
     }
@@ -426,9 +423,10 @@ async fn serve(state: AppState, mut socket: Socket, header: Option<String>) {
                         Answer::Nothing
                     }
                     // The client closed (or the socket failed): tungstenite has queued the
-                    // answer to its close handshake; this sends it.
+                    // answer to its close handshake; the sink's `close` flushes it (the
+                    // socket's own `close` would send a second Close, which it refuses).
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                        let _ = tokio::time::timeout(period, socket.close(None)).await;
+                        let _ = tokio::time::timeout(period, SinkExt::close(&mut socket)).await;
                         return;
                     }
                 };
@@ -518,7 +516,7 @@ mod tests {
             Outgoing::Error(r#"[{"message":"no"}]"#.into()),
             Outgoing::Complete,
         ];
-        let tag = Tag::new("a\"b".into(), 1);
+        let tag = Tag::new("a\"b".into(), r#""a\"b""#.into(), 1);
         let mut frames = Vec::new();
         for outgoing in &sent {
             push_message(&mut frames, &tag, outgoing);

@@ -33,7 +33,8 @@ pub enum Refusal {
     /// 400: `Connection` lacks `upgrade`, `Upgrade` is not `websocket`, or there is no
     /// `Sec-WebSocket-Key`.
     BadRequest(&'static str),
-    /// 426 with `Sec-WebSocket-Version: 13`: another version was asked for.
+    /// 426 (with `Upgrade: websocket` and `Sec-WebSocket-Version: 13`, as every 426 here):
+    /// another version was asked for.
     UnsupportedVersion,
     /// 426: the connection cannot be upgraded (not HTTP/1.1).
     NotUpgradable,

@@ -425,6 +425,13 @@ async fn protocol_violations_close_the_socket_with_the_protocol_s_codes() {
     // A client ping is answered with a pong.
     two.send(json!({ "type": "ping" })).await;
     assert_eq!(two.message().await.expect("pong")["type"], "pong");
+
+    // A client's close handshake is answered (RFC 6455 §5.5.1), not cut off.
+    two.socket.close(None).await.expect("close sent");
+    let answer = tokio::time::timeout(Duration::from_secs(5), two.socket.next())
+        .await
+        .expect("an answer within 5 s");
+    assert!(matches!(answer, Some(Ok(Message::Close(_)))), "{answer:?}");
 }
 
 #[tokio::test]
