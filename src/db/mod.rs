@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::Connection;
 use sea_orm::sqlx::pool::PoolConnectionMetadata;
-use sea_orm::sqlx::postgres::PgConnection;
+use sea_orm::sqlx::postgres::{PgConnection, PgSslMode};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
@@ -68,7 +68,8 @@ const RELEASE_PING_TIMEOUT: Duration = Duration::from_millis(500);
 /// goes on running the statement, and the connection would come back only once it ends. A
 /// connection that does not answer a ping within [`RELEASE_PING_TIMEOUT`] is closed instead;
 /// with `client_connection_check_interval` set, the server then stops the statement within
-/// a second (the close is immediate thanks to the patch in `vendor/sqlx-core`).
+/// a second (the close is immediate thanks to the patch in `vendor/sqlx-core`). A connection
+/// that answers goes back to the pool without sqlx's own second ping (the same patch).
 fn close_if_still_busy(
     connection: &mut PgConnection,
     _: PoolConnectionMetadata,
@@ -108,19 +109,26 @@ async fn connect_with(
     };
     let connections = if url.starts_with("sqlite") { 8 } else { 16 };
     let mut options = options(url, connections, sqlite);
-    if let Some(timeout) = serving_statement_timeout {
-        let millis = timeout.as_millis().to_string();
+    let plain_loopback = !names_ssl_mode(url);
+    let serving = serving_statement_timeout.map(|timeout| timeout.as_millis().to_string());
+    options.map_sqlx_postgres_opts(move |mut opts| {
+        if plain_loopback && is_loopback(opts.get_host()) {
+            opts = opts.ssl_mode(PgSslMode::Disable);
+        }
+        match &serving {
+            Some(millis) => opts.options([
+                ("statement_timeout", millis.as_str()),
+                ("jit", "off"),
+                // The server looks for a closed client socket this often while a
+                // statement runs, and stops the statement when it finds one (PostgreSQL 14+).
+                ("client_connection_check_interval", "1000"),
+            ]),
+            None => opts,
+        }
+    });
+    if serving_statement_timeout.is_some() {
         options
             .acquire_timeout(SERVING_ACQUIRE_TIMEOUT)
-            .map_sqlx_postgres_opts(move |opts| {
-                opts.options([
-                    ("statement_timeout", millis.as_str()),
-                    ("jit", "off"),
-                    // The server looks for a closed client socket this often while a
-                    // statement runs, and stops the statement when it finds one (PostgreSQL 14+).
-                    ("client_connection_check_interval", "1000"),
-                ])
-            })
             .map_sqlx_postgres_pool_opts(|pool| pool.after_release(close_if_still_busy));
     }
     let mut db = Database::connect(options).await?;
@@ -185,6 +193,30 @@ struct SqliteSettings {
 }
 
 /// Pool options for `url`; SQLite also gets NORMAL sync and in-memory temp files.
+/// Whether `host` (as sqlx parsed it from the URL) is this machine: `localhost`, a loopback
+/// address, or a Unix socket's directory.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.starts_with('/')
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether the TLS mode of a PostgreSQL connection is chosen by `url` (`sslmode` or
+/// `ssl-mode`) or by `PGSSLMODE`. When it is not, a connection to this machine
+/// ([`is_loopback`]) goes without TLS instead of sqlx's `prefer`: encrypting what never
+/// leaves the machine cost the server 8.6% of its CPU under the nested-query benchmark
+/// (issue 19's profile), and PostgreSQL as much again.
+fn names_ssl_mode(url: &str) -> bool {
+    std::env::var_os("PGSSLMODE").is_some()
+        || url::Url::parse(url).is_ok_and(|url| {
+            url.query_pairs()
+                .any(|(key, _)| key == "sslmode" || key == "ssl-mode")
+        })
+}
+
 fn options(url: &str, connections: u32, sqlite: SqliteSettings) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_string());
     options
@@ -232,4 +264,48 @@ pub fn pool_connections(db: &DatabaseConnection) -> (u32, u32) {
     };
     let idle = u32::try_from(idle).unwrap_or(u32::MAX);
     (size.saturating_sub(idle), idle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_machine_counts_as_loopback() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "[::1]",
+            "/var/run/postgresql",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "db.example.com",
+            "10.0.0.5",
+            "192.168.1.2",
+            "2001:db8::1",
+            "localhost.example.com",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_url_that_names_its_ssl_mode_keeps_it() {
+        if std::env::var_os("PGSSLMODE").is_some() {
+            return; // the environment chooses for every URL
+        }
+        assert!(names_ssl_mode("postgres://u@127.0.0.1/db?sslmode=require"));
+        assert!(names_ssl_mode(
+            "postgres://u@localhost/db?application_name=x&ssl-mode=prefer"
+        ));
+        assert!(!names_ssl_mode("postgres://u@127.0.0.1:5432/db"));
+        assert!(!names_ssl_mode(
+            "postgres://u@127.0.0.1/db?application_name=sslmode"
+        ));
+    }
 }

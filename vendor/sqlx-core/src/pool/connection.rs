@@ -291,7 +291,12 @@ impl<DB: Database> Floating<DB, Live<DB>> {
         if let Some(test) = &self.guard.pool.options.after_release {
             let meta = self.metadata();
             match (test)(&mut self.inner.raw, meta).await {
-                Ok(true) => (),
+                // contact-gateway patch: a hook that passed has answered for the connection
+                // (ours pings it, with a time limit); a second ping is a second round trip.
+                Ok(true) => {
+                    self.release();
+                    return true;
+                }
                 Ok(false) => {
                     self.close().await;
                     return false;
