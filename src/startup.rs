@@ -233,7 +233,8 @@ impl Application {
     /// Serves, and runs sources on their schedule, until Ctrl-C or SIGTERM; then finishes
     /// in-flight requests, and sync runs write the pages they fetched and stop (the next run
     /// resumes at the page after them). Keys' `lastUsedAt` is written every minute and at
-    /// shutdown.
+    /// shutdown; the contact counts' deltas are folded every two seconds
+    /// ([`crate::contacts::counts::fold_deltas`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let scheduler = self.scheduler_poll.map(|poll| {
             tokio::spawn(scheduler::run(
@@ -251,6 +252,10 @@ impl Application {
             .webhooks
             .clone()
             .map(|worker| tokio::spawn(worker.run(stopping.clone())));
+        let folding = tokio::spawn(crate::contacts::counts::fold_deltas_until(
+            self.state.db.clone(),
+            stopping.clone(),
+        ));
         let auth = self.state.auth.clone();
         let flusher = tokio::spawn({
             let auth = auth.clone();
@@ -284,6 +289,7 @@ impl Application {
         if let Some(sending) = sending {
             let _ = sending.await;
         }
+        let _ = folding.await;
         self.syncer.shut_down().await;
         if let Some(scheduler) = scheduler {
             let _ = scheduler.await;

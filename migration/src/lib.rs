@@ -25,9 +25,14 @@ mod m20261130_000015_contact_events;
 mod m20261130_000016_webhooks;
 mod m20261130_000017_contact_counts;
 mod m20261130_000018_live_contacts_search_indexes;
+mod m20261201_000019_contact_count_deltas;
 
 /// The statement that counts every parent's live contacts into `contact_counts` (migration 17).
 pub use m20261130_000017_contact_counts::BACKFILL as CONTACT_COUNTS;
+
+/// The statement that moves the counts' pending deltas into `contact_counts` (migration 19,
+/// PostgreSQL).
+pub use m20261201_000019_contact_count_deltas::FOLD as FOLD_CONTACT_COUNT_DELTAS;
 
 /// Runs the migrations in order.
 pub struct Migrator;
@@ -54,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000016_webhooks::Migration),
             Box::new(m20261130_000017_contact_counts::Migration),
             Box::new(m20261130_000018_live_contacts_search_indexes::Migration),
+            Box::new(m20261201_000019_contact_count_deltas::Migration),
         ]
     }
 }

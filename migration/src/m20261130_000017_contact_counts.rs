@@ -12,6 +12,8 @@
 //!   takes the rows in key order, so two statements lock them in the same order. Deleting a
 //!   contact first deletes its tag links (a row-level `BEFORE DELETE` trigger), so that the
 //!   links' trigger still sees the contact live and counts its tags down.
+//!   (Migration 19 turns the upsert into appended deltas, folded later: in-place updates
+//!   could deadlock across the statements of two transactions.)
 //! - **SQLite**: row-level triggers (a write there is one in-process B-tree update; there is
 //!   one writer at a time).
 //!
@@ -33,7 +35,7 @@ enum ContactCounts {
 
 /// Adds the rows of `deltas` (columns tenant_id, parent_kind, parent_id, d) to the counts,
 /// parents in key order.
-fn upsert_pg(deltas: &str) -> String {
+pub(crate) fn upsert_pg(deltas: &str) -> String {
     format!(
         "INSERT INTO contact_counts (tenant_id, parent_kind, parent_id, live) \
          SELECT tenant_id, parent_kind, parent_id, sum(d) FROM ({deltas}) deltas \
@@ -63,7 +65,10 @@ fn tags_of_links(links: &str, sign: &str) -> String {
     )
 }
 
-fn postgres_up() -> Vec<String> {
+/// The six counting functions of the PostgreSQL triggers, each `create` (`CREATE FUNCTION`,
+/// or `CREATE OR REPLACE FUNCTION` for a later migration that changes them) and applying its
+/// statement's deltas (a query of tenant_id, parent_kind, parent_id, d) with `apply`.
+pub(crate) fn postgres_functions(create: &str, apply: fn(&str) -> String) -> Vec<String> {
     // Rows of an UPDATE whose parents or liveness changed, before (`o`) or after (`n`).
     let moved = |side: &str| {
         format!(
@@ -81,22 +86,22 @@ fn postgres_up() -> Vec<String> {
                   WHERE (n.archived_at IS NULL) <> (o.archived_at IS NULL)";
     let function = |name: &str, body: String| {
         format!(
-            "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ \
+            "{create} {name}() RETURNS trigger LANGUAGE plpgsql AS $$ \
              BEGIN {body}; RETURN NULL; END $$"
         )
     };
     vec![
         function(
             "contact_counts_insert",
-            upsert_pg(&parents_of("new_contacts", "1")),
+            apply(&parents_of("new_contacts", "1")),
         ),
         function(
             "contact_counts_delete",
-            upsert_pg(&parents_of("old_contacts", "-1")),
+            apply(&parents_of("old_contacts", "-1")),
         ),
         function(
             "contact_counts_update",
-            upsert_pg(&format!(
+            apply(&format!(
                 "{} UNION ALL {} UNION ALL {relived}",
                 parents_of(&moved("o"), "-1"),
                 parents_of(&moved("n"), "1")
@@ -104,20 +109,26 @@ fn postgres_up() -> Vec<String> {
         ),
         function(
             "contact_counts_link_insert",
-            upsert_pg(&tags_of_links("new_links", "1")),
+            apply(&tags_of_links("new_links", "1")),
         ),
         function(
             "contact_counts_link_delete",
-            upsert_pg(&tags_of_links("old_links", "-1")),
+            apply(&tags_of_links("old_links", "-1")),
         ),
         function(
             "contact_counts_link_update",
-            upsert_pg(&format!(
+            apply(&format!(
                 "{} UNION ALL {}",
                 tags_of_links("old_links", "-1"),
                 tags_of_links("new_links", "1")
             )),
         ),
+    ]
+}
+
+fn postgres_up() -> Vec<String> {
+    let mut statements = postgres_functions("CREATE FUNCTION", upsert_pg);
+    statements.extend([
         "CREATE FUNCTION contact_counts_unlink() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN DELETE FROM contact_tags WHERE tenant_id = OLD.tenant_id AND contact_id = OLD.id; \
          RETURN OLD; END $$"
@@ -161,7 +172,8 @@ fn postgres_up() -> Vec<String> {
             "contact_tags",
             "OLD TABLE AS old_links NEW TABLE AS new_links",
         ),
-    ]
+    ]);
+    statements
 }
 
 /// An `AFTER {event}` statement trigger on `table` running the function of its own name,

@@ -196,3 +196,90 @@ async fn kept_counts_agree_with_counting_after_every_kind_of_write() {
     .await;
     assert_counts_agree(&app, "a tag deleted").await;
 }
+
+/// PostgreSQL: two transactions that change the same account's and tag's counts in opposite
+/// orders (one moves a contact out of the account, then links another to the tag; the other
+/// unlinks the tag, then moves a contact out of the account) both commit. When the triggers
+/// updated the count rows in place, each held the row the other wanted next, and PostgreSQL
+/// aborted one of them with a deadlock. The counts still agree with counting afterwards, and
+/// after the deltas are folded.
+#[tokio::test]
+async fn writes_that_change_the_same_counts_in_opposite_orders_both_commit() {
+    use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+    let app = spawn_app().await;
+    if app.db.get_database_backend() != DbBackend::Postgres {
+        return; // one writer at a time on SQLite
+    }
+    let contacts = app.all_contacts().await;
+    let tags = app.all_tags().await;
+    let links: HashMap<Uuid, Vec<String>> = app.tag_names_by_contact().await;
+    // c1: in an account, linked to tag T; c2: in the same account, not linked to T.
+    let (c1, tag, c2) = contacts
+        .iter()
+        .filter(|c| c.account_id.is_some() && c.archived_at.is_none())
+        .find_map(|c1| {
+            let name = links.get(&c1.id)?.first()?;
+            let tag = tags.iter().find(|t| &t.name == name)?;
+            let c2 = contacts.iter().find(|c2| {
+                c2.id != c1.id
+                    && c2.account_id == c1.account_id
+                    && c2.archived_at.is_none()
+                    && !links.get(&c2.id).is_some_and(|names| names.contains(name))
+            })?;
+            Some((c1, tag, c2))
+        })
+        .expect("the demo data has two contacts of one account, one of them tagged");
+    let sql = |text: String| sea_orm::Statement::from_string(DbBackend::Postgres, text);
+
+    let one = app.db.begin().await.expect("begin");
+    let two = app.db.begin().await.expect("begin");
+    one.execute_raw(sql(format!(
+        "UPDATE contacts SET account_id = NULL WHERE id = '{}'",
+        c2.id
+    )))
+    .await
+    .expect("one: the account's count");
+    two.execute_raw(sql(format!(
+        "DELETE FROM contact_tags WHERE contact_id = '{}' AND tag_id = '{}'",
+        c1.id, tag.id
+    )))
+    .await
+    .expect("two: the tag's count");
+    // Each now wants the count the other changed. Both run at once: with in-place updates
+    // one of them waited for the other, which in turn waited for it.
+    let link = one.execute_raw(sql(format!(
+        "INSERT INTO contact_tags (tenant_id, contact_id, tag_id, created_at) \
+         VALUES ('{}', '{}', '{}', 0)",
+        c2.tenant_id, c2.id, tag.id
+    )));
+    let moved = two.execute_raw(sql(format!(
+        "UPDATE contacts SET account_id = NULL WHERE id = '{}'",
+        c1.id
+    )));
+    let (link, moved) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        futures::future::join(link, moved),
+    )
+    .await
+    .expect("neither waits for the other for ever");
+    link.expect("one: the tag's count");
+    moved.expect("two: the account's count");
+    one.commit().await.expect("one commits");
+    two.commit().await.expect("two commits");
+
+    let account = c1.account_id.map(|a| a.to_string()).unwrap_or_default();
+    let before = assert_counts_agree(&app, "the two transactions").await;
+    // (The server folds too, every two seconds: either may take a delta, never both.)
+    contact_gateway::contacts::counts::fold_deltas(&app.db)
+        .await
+        .expect("fold");
+    let pending = app
+        .db
+        .query_one_raw(sql("SELECT count(*) AS n FROM contact_count_deltas".into()))
+        .await
+        .expect("deltas")
+        .and_then(|row| row.try_get::<i64>("", "n").ok());
+    assert_eq!(pending, Some(0), "a fold takes every committed delta");
+    let after = assert_counts_agree(&app, "the fold").await;
+    assert_eq!(before.get(&account), after.get(&account));
+}
