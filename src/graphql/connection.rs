@@ -31,9 +31,20 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
+/// Makes the cursor of a node, when it is asked for.
+type CursorOf<N> = Arc<dyn Fn(&N) -> String + Send + Sync>;
+
+/// An edge's cursor: made with the page, or only when a query selects it (a nested page's
+/// edges: most queries of nested lists select none, and making 500 of them cost 3.4% of the
+/// server's CPU for issue 19's nested query).
+enum EdgeCursor<N> {
+    Made(String),
+    OnDemand(CursorOf<N>),
+}
+
 /// One item of a connection and its cursor.
 pub struct Edge<N> {
-    cursor: String,
+    cursor: EdgeCursor<N>,
     node: N,
 }
 
@@ -41,8 +52,11 @@ pub struct Edge<N> {
 #[Object(name_type)]
 impl<N: OutputType + Clone> Edge<N> {
     /// Opaque cursor of this item: pass it as `after` or `before`.
-    async fn cursor(&self) -> &str {
-        &self.cursor
+    async fn cursor(&self) -> String {
+        match &self.cursor {
+            EdgeCursor::Made(cursor) => cursor.clone(),
+            EdgeCursor::OnDemand(cursor_of) => cursor_of(&self.node),
+        }
     }
 
     /// The item.
@@ -76,45 +90,56 @@ impl<N> Connection<N> {
             .rows
             .into_iter()
             .map(|row| Edge {
-                cursor: ordering.cursor_of(&row),
+                cursor: EdgeCursor::Made(ordering.cursor_of(&row)),
                 node: wrap(row),
             })
             .collect();
-        Self::of_edges(edges, page.has_next, page.has_previous, total)
+        let start = first_cursor(&edges);
+        let end = last_cursor(&edges);
+        Self::of_edges(edges, page.has_next, page.has_previous, start, end, total)
     }
-}
 
-impl<N> Connection<N> {
     /// The connection of a page shared with others (a DataLoader's cached value): its rows
-    /// are borrowed, each node made by `wrap`.
-    pub fn of_shared<M>(
+    /// are borrowed, each node made by `wrap`. Only `pageInfo`'s two cursors are made with
+    /// it; an edge's is made from its node (`row_of`) when a query selects it.
+    pub fn of_shared<M: Send + Sync + 'static>(
         page: &Page<Arc<M>>,
-        ordering: &Ordering<M>,
+        ordering: Ordering<M>,
         total: TotalCount,
         wrap: impl Fn(&Arc<M>) -> N,
-    ) -> Self {
+        row_of: fn(&N) -> &M,
+    ) -> Self
+    where
+        Ordering<M>: Send + Sync,
+        N: 'static,
+    {
+        let start = page.rows.first().map(|row| ordering.cursor_of(row));
+        let end = page.rows.last().map(|row| ordering.cursor_of(row));
+        let cursor_of: CursorOf<N> = Arc::new(move |node: &N| ordering.cursor_of(row_of(node)));
         let edges: Vec<Edge<N>> = page
             .rows
             .iter()
             .map(|row| Edge {
-                cursor: ordering.cursor_of(row),
+                cursor: EdgeCursor::OnDemand(cursor_of.clone()),
                 node: wrap(row),
             })
             .collect();
-        Self::of_edges(edges, page.has_next, page.has_previous, total)
+        Self::of_edges(edges, page.has_next, page.has_previous, start, end, total)
     }
 
     fn of_edges(
         edges: Vec<Edge<N>>,
         has_next_page: bool,
         has_previous_page: bool,
+        start_cursor: Option<String>,
+        end_cursor: Option<String>,
         total: TotalCount,
     ) -> Self {
         let page_info = PageInfo {
             has_next_page,
             has_previous_page,
-            start_cursor: edges.first().map(|e| e.cursor.clone()),
-            end_cursor: edges.last().map(|e| e.cursor.clone()),
+            start_cursor,
+            end_cursor,
         };
         Self {
             edges,
@@ -132,9 +157,31 @@ impl<N> Connection<N> {
     ) -> Self {
         let edges: Vec<Edge<N>> = items
             .into_iter()
-            .map(|(cursor, node)| Edge { cursor, node })
+            .map(|(cursor, node)| Edge {
+                cursor: EdgeCursor::Made(cursor),
+                node,
+            })
             .collect();
-        Self::of_edges(edges, has_next_page, has_previous_page, total)
+        let start = first_cursor(&edges);
+        let end = last_cursor(&edges);
+        Self::of_edges(edges, has_next_page, has_previous_page, start, end, total)
+    }
+}
+
+/// The cursor of the first of `edges` made with them.
+fn first_cursor<N>(edges: &[Edge<N>]) -> Option<String> {
+    edges.first().and_then(made)
+}
+
+/// The cursor of the last of `edges` made with them.
+fn last_cursor<N>(edges: &[Edge<N>]) -> Option<String> {
+    edges.last().and_then(made)
+}
+
+fn made<N>(edge: &Edge<N>) -> Option<String> {
+    match &edge.cursor {
+        EdgeCursor::Made(cursor) => Some(cursor.clone()),
+        EdgeCursor::OnDemand(cursor_of) => Some(cursor_of(&edge.node)),
     }
 }
 

@@ -44,6 +44,11 @@ impl Contact {
         Self::shared_with_related(Arc::new(model), related)
     }
 
+    /// The contact's row.
+    fn row(&self) -> &Model {
+        &self.model
+    }
+
     /// A contact whose row is shared (a loader's page) and whose relations were loaded
     /// with its page.
     pub fn shared_with_related(model: Arc<Model>, related: Arc<Related>) -> Self {
@@ -498,9 +503,13 @@ pub(crate) async fn contacts_under(
     };
     let (page, related) = &*loaded;
     let total = TotalCount::Known(page.total.unwrap_or(0));
-    Ok(Connection::of_shared(page, &ordering, total, |m| {
-        Contact::shared_with_related(m.clone(), related.clone())
-    }))
+    Ok(Connection::of_shared(
+        page,
+        ordering,
+        total,
+        |m| Contact::shared_with_related(m.clone(), related.clone()),
+        Contact::row,
+    ))
 }
 
 /// How a contact was identified (seed 000).
