@@ -88,9 +88,19 @@ async fn nested_pages_hold_each_parents_own_first_contacts() {
 async fn nested_pages_follow_cursors_and_keep_their_totals() {
     let app = spawn_app().await;
     let query = r#"query($after: String) {
-        tags(first: 100) { nodes { id contacts(first: 3, after: $after) { totalCount nodes { id } pageInfo { endCursor hasNextPage hasPreviousPage } } } }
+        tags(first: 100) { nodes { id contacts(first: 3, after: $after) { totalCount nodes { id } edges { cursor } pageInfo { startCursor endCursor hasNextPage hasPreviousPage } } } }
     }"#;
     let first = app.data(query, json!({})).await;
+    // A nested page's edge cursors are made when selected: the same as pageInfo's.
+    for tag in first["tags"]["nodes"].as_array().expect("tags") {
+        let page = &tag["contacts"];
+        let edges = page["edges"].as_array().expect("edges");
+        if let (Some(first_edge), Some(last_edge)) = (edges.first(), edges.last()) {
+            assert_eq!(first_edge["cursor"], page["pageInfo"]["startCursor"]);
+            assert_eq!(last_edge["cursor"], page["pageInfo"]["endCursor"]);
+            assert!(first_edge["cursor"].as_str().is_some_and(|c| !c.is_empty()));
+        }
+    }
     let tag = first["tags"]["nodes"]
         .as_array()
         .expect("tags")
