@@ -59,7 +59,11 @@ where
     E: TenantEntity,
 {
     let rows = scoped::<E>(tenant)
-        .filter(E::id_column().is_in(ids.iter().copied()))
+        .filter(crate::db::one_of(
+            E::id_column(),
+            ids,
+            db.get_database_backend(),
+        ))
         .all(db)
         .await?;
     Ok(rows.into_iter().map(|m| (E::id_of(&m), m)).collect())

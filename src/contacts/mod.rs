@@ -154,7 +154,11 @@ pub async fn matching(
     Ok(filtered(db, tenant, filter)?
         .select_only()
         .column(contact::Column::Id)
-        .filter(contact::Column::Id.is_in(ids.iter().copied()))
+        .filter(crate::db::one_of(
+            (Contact, contact::Column::Id),
+            ids,
+            db.get_database_backend(),
+        ))
         .into_tuple::<Uuid>()
         .all(db)
         .await?
@@ -329,7 +333,11 @@ pub async fn tags_of(
 ) -> Result<HashMap<Uuid, Vec<tag::Model>>> {
     let mut select = scoped::<Tag>(tenant)
         .filter(contact_tag::Column::TenantId.eq(tenant.0))
-        .filter(contact_tag::Column::ContactId.is_in(contacts.iter().copied()))
+        .filter(crate::db::one_of(
+            (ContactTag, contact_tag::Column::ContactId),
+            contacts,
+            db.get_database_backend(),
+        ))
         .column_as(contact_tag::Column::ContactId, "cg_contact")
         .order_by_asc(tag::Column::DisplayOrder)
         .order_by_asc(tag::Column::Name);

@@ -9,17 +9,31 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoColumnRef, PgFunc};
 use sea_orm::sqlx::Connection;
 use sea_orm::sqlx::pool::PoolConnectionMetadata;
 use sea_orm::sqlx::postgres::{PgConnection, PgSslMode};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend};
 
 pub use bulk::{insert_all, insert_all_skipping_existing, insert_statements};
 pub use checkpoint::WalCheckpointer;
 pub use write::{WriteLock, begin_write, insert_then_update, writers_done};
 
 use crate::metrics::Metrics;
+
+/// `column` is one of `ids`. On PostgreSQL `column = ANY($n)`, the ids one array parameter:
+/// the statement's text is the same for any number of ids, so each connection prepares it
+/// once (an `IN` list has one parameter per id, and each length is a statement of its own).
+/// On SQLite an `IN` list.
+pub fn one_of(column: impl IntoColumnRef, ids: &[uuid::Uuid], backend: DbBackend) -> Expr {
+    let column = Expr::col(column);
+    if backend == DbBackend::Postgres {
+        column.eq(PgFunc::any(Expr::val(ids.to_vec())))
+    } else {
+        column.is_in(ids.iter().copied())
+    }
+}
 
 /// Opens a pool on `url`. SQLite gets WAL, a busy timeout and foreign keys; every
 /// statement is counted in `metrics` when given.
@@ -269,6 +283,29 @@ pub fn pool_connections(db: &DatabaseConnection) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_of_is_one_statement_text_for_any_number_of_ids_on_postgres() {
+        use sea_orm::sea_query::{Alias, PostgresQueryBuilder, Query, SqliteQueryBuilder};
+        let ids: Vec<uuid::Uuid> = (0..100).map(|_| uuid::Uuid::now_v7()).collect();
+        let sql = |n: usize, backend: DbBackend| {
+            let mut query = Query::select();
+            query
+                .column(Alias::new("id"))
+                .from(Alias::new("t"))
+                .and_where(one_of(Alias::new("id"), &ids[..n], backend));
+            match backend {
+                DbBackend::Postgres => query.build(PostgresQueryBuilder),
+                _ => query.build(SqliteQueryBuilder),
+            }
+        };
+        let (one, values) = sql(1, DbBackend::Postgres);
+        assert_eq!(one, r#"SELECT "id" FROM "t" WHERE "id" = ANY($1)"#);
+        assert_eq!(values.0.len(), 1);
+        assert_eq!(sql(100, DbBackend::Postgres).0, one);
+        assert_eq!(sql(100, DbBackend::Postgres).1.0.len(), 1, "one array parameter");
+        assert_eq!(sql(3, DbBackend::Sqlite).1.0.len(), 3, "an IN list on SQLite");
+    }
 
     #[test]
     fn only_this_machine_counts_as_loopback() {

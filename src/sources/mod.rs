@@ -194,7 +194,11 @@ pub async fn records_of(
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
     let rows = entity::prelude::ContactSource::find()
         .filter(contact_source::Column::TenantId.eq(tenant.0))
-        .filter(contact_source::Column::ContactId.is_in(contacts.iter().copied()))
+        .filter(crate::db::one_of(
+            contact_source::Column::ContactId,
+            contacts,
+            db.get_database_backend(),
+        ))
         .order_by_asc(contact_source::Column::Id)
         .all(db)
         .await?;
