@@ -69,6 +69,9 @@ pub struct Application {
     webhooks: Option<Arc<webhooks::worker::Worker>>,
     /// Cancelled when the server stops: background work (delivery, the change feed) ends.
     stopping: CancellationToken,
+    /// PostgreSQL: a pool of its own for folding the contact counts' deltas, outside the
+    /// serving pool's statement time limit and request metrics.
+    counts_folder: Option<DatabaseConnection>,
 }
 
 impl Application {
@@ -191,6 +194,11 @@ impl Application {
             limits,
             production,
         };
+        let counts_folder = if state.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+            Some(db::connect(&config.database.database_url, None).await?)
+        } else {
+            None
+        };
         let router = http::router(state.clone());
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
@@ -207,6 +215,7 @@ impl Application {
             write_back,
             webhooks,
             stopping,
+            counts_folder,
         })
     }
 
@@ -252,10 +261,12 @@ impl Application {
             .webhooks
             .clone()
             .map(|worker| tokio::spawn(worker.run(stopping.clone())));
-        let folding = tokio::spawn(crate::contacts::counts::fold_deltas_until(
-            self.state.db.clone(),
-            stopping.clone(),
-        ));
+        let folding = self.counts_folder.clone().map(|db| {
+            tokio::spawn(crate::contacts::counts::fold_deltas_until(
+                db,
+                stopping.clone(),
+            ))
+        });
         let auth = self.state.auth.clone();
         let flusher = tokio::spawn({
             let auth = auth.clone();
@@ -289,7 +300,9 @@ impl Application {
         if let Some(sending) = sending {
             let _ = sending.await;
         }
-        let _ = folding.await;
+        if let Some(folding) = folding {
+            let _ = folding.await;
+        }
         self.syncer.shut_down().await;
         if let Some(scheduler) = scheduler {
             let _ = scheduler.await;

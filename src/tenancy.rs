@@ -60,7 +60,7 @@ where
 {
     let rows = scoped::<E>(tenant)
         .filter(crate::db::one_of(
-            E::id_column(),
+            (E::default(), E::id_column()),
             ids,
             db.get_database_backend(),
         ))

@@ -32,7 +32,9 @@ pub use m20261130_000017_contact_counts::BACKFILL as CONTACT_COUNTS;
 
 /// The statement that moves the counts' pending deltas into `contact_counts` (migration 19,
 /// PostgreSQL).
-pub use m20261201_000019_contact_count_deltas::FOLD as FOLD_CONTACT_COUNT_DELTAS;
+pub use m20261201_000019_contact_count_deltas::{
+    FOLD as FOLD_CONTACT_COUNT_DELTAS, FOLD_BATCH as FOLD_CONTACT_COUNT_DELTAS_BATCH,
+};
 
 /// Runs the migrations in order.
 pub struct Migrator;

@@ -30,16 +30,22 @@ fn append_pg(deltas: &str) -> String {
     )
 }
 
-/// Moves every committed delta into `contact_counts`, parents in key order (also the
-/// statement `contacts::counts::fold_deltas` runs).
+/// Moves up to 10,000 committed deltas into `contact_counts`, parents in key order, and
+/// returns how many it moved (column `folded`); `contacts::counts::fold_deltas` repeats it
+/// until fewer were left. A bounded batch is a short statement whatever the backlog.
 pub const FOLD: &str = "WITH folded AS (DELETE FROM contact_count_deltas \
-     RETURNING tenant_id, parent_kind, parent_id, d) \
-     INSERT INTO contact_counts (tenant_id, parent_kind, parent_id, live) \
+     WHERE ctid = ANY(ARRAY(SELECT ctid FROM contact_count_deltas LIMIT 10000)) \
+     RETURNING tenant_id, parent_kind, parent_id, d), \
+     counted AS (INSERT INTO contact_counts (tenant_id, parent_kind, parent_id, live) \
      SELECT tenant_id, parent_kind, parent_id, sum(d) FROM folded \
      GROUP BY tenant_id, parent_kind, parent_id \
      ORDER BY tenant_id, parent_kind, parent_id \
      ON CONFLICT (tenant_id, parent_kind, parent_id) \
-     DO UPDATE SET live = contact_counts.live + excluded.live";
+     DO UPDATE SET live = contact_counts.live + excluded.live) \
+     SELECT count(*) AS folded FROM folded";
+
+/// Deltas one [`FOLD`] moves at most.
+pub const FOLD_BATCH: i64 = 10_000;
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -60,6 +66,10 @@ impl MigrationTrait for Migration {
              ON contact_count_deltas (tenant_id, parent_kind, parent_id)",
         )
         .await?;
+        // The fold deletes every row: a publication of all tables (logical replication)
+        // refuses deletes from a table without a replica identity.
+        db.execute_unprepared("ALTER TABLE contact_count_deltas REPLICA IDENTITY FULL")
+            .await?;
         for function in postgres_functions("CREATE OR REPLACE FUNCTION", append_pg) {
             db.execute_unprepared(&function).await?;
         }
@@ -71,12 +81,30 @@ impl MigrationTrait for Migration {
             return Ok(());
         }
         let db = manager.get_connection();
+        // Writers wait until the restored functions are committed (they would otherwise
+        // append to the table this drops); then nothing appends, and the fold takes all.
+        db.execute_unprepared("LOCK TABLE contacts, contact_tags IN SHARE MODE")
+            .await?;
         for function in postgres_functions("CREATE OR REPLACE FUNCTION", upsert_pg) {
             db.execute_unprepared(&function).await?;
         }
         db.execute_unprepared("LOCK TABLE contact_count_deltas IN EXCLUSIVE MODE")
             .await?;
-        db.execute_unprepared(FOLD).await?;
+        // Nothing appends any more (the lock above): repeat until a batch was short.
+        loop {
+            let folded = db
+                .query_one_raw(sea_orm_migration::sea_orm::Statement::from_string(
+                    DbBackend::Postgres,
+                    FOLD,
+                ))
+                .await?
+                .map(|row| row.try_get::<i64>("", "folded"))
+                .transpose()?
+                .unwrap_or(0);
+            if folded < FOLD_BATCH {
+                break;
+            }
+        }
         db.execute_unprepared("DROP TABLE contact_count_deltas")
             .await?;
         Ok(())

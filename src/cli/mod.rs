@@ -297,7 +297,19 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         records,
         started.elapsed().as_secs_f64()
     );
+    fold_counts(&db).await;
     Ok(())
+}
+
+/// Folds the contact counts' deltas a bulk write left (PostgreSQL), so that they do not wait
+/// for a `serve` to fold them; a failure is only reported (reads add pending deltas).
+async fn fold_counts(db: &sea_orm::DatabaseConnection) {
+    if let Err(error) = crate::contacts::counts::fold_deltas(db).await {
+        eprintln!(
+            "warning: folding the contact counts' deltas failed: {}",
+            error.detail()
+        );
+    }
 }
 
 pub(crate) async fn open(database: &DatabaseConfig) -> anyhow::Result<sea_orm::DatabaseConnection> {

@@ -386,6 +386,7 @@ pub async fn sync(args: SyncArgs) -> anyhow::Result<()> {
             }
         }
     }
+    super::fold_counts(&db).await;
     if failed {
         anyhow::bail!("some sources failed; run sync again to resume them");
     }

@@ -98,26 +98,42 @@ async fn live_with_deltas(
 pub const FOLD_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Moves the committed deltas of the counts into `contact_counts` (PostgreSQL; nothing to do
-/// on SQLite): one statement, which takes the count rows it changes in key order. Several
-/// processes may fold at once: a delta is deleted, and so added, by one of them only.
-/// Returns the number of parents whose count changed.
+/// on SQLite), in statements of at most 10,000 deltas (`migration::FOLD_CONTACT_COUNT_DELTAS`),
+/// each taking the count rows it changes in key order, until none is left. Several processes
+/// may fold at once: a delta is deleted, and so added, by one of them only. Returns the
+/// number of deltas moved.
 ///
 /// # Errors
-/// A database error.
+/// A database error; the statements before it stay done.
 pub async fn fold_deltas(db: &DatabaseConnection) -> Result<u64> {
     if db.get_database_backend() != DbBackend::Postgres {
         return Ok(0);
     }
-    let folded = db
-        .execute_unprepared(migration::FOLD_CONTACT_COUNT_DELTAS)
-        .await?;
-    Ok(folded.rows_affected())
+    let mut moved = 0;
+    loop {
+        let folded = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                migration::FOLD_CONTACT_COUNT_DELTAS,
+            ))
+            .await?
+            .map(|row| row.try_get::<i64>("", "folded"))
+            .transpose()?
+            .unwrap_or(0);
+        moved += u64::try_from(folded).unwrap_or(0);
+        if folded < migration::FOLD_CONTACT_COUNT_DELTAS_BATCH {
+            return Ok(moved);
+        }
+    }
 }
 
 /// Folds the counts' deltas every [`FOLD_PERIOD`] until `stopping` is cancelled; a failed
 /// fold is logged and tried again at the next period (the deltas wait in the table, and
 /// reads add them meanwhile).
 pub async fn fold_deltas_until(db: DatabaseConnection, stopping: CancellationToken) {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return;
+    }
     let mut every = tokio::time::interval(FOLD_PERIOD);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -206,31 +206,33 @@ struct SqliteSettings {
     checkpoint_on_commit: bool,
 }
 
-/// Pool options for `url`; SQLite also gets NORMAL sync and in-memory temp files.
-/// Whether `host` (as sqlx parsed it from the URL) is this machine: `localhost`, a loopback
-/// address, or a Unix socket's directory.
+/// Whether `host` (as sqlx parsed it from the URL) is this machine: `localhost` or a
+/// loopback address. (A Unix socket never uses TLS.)
 fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
-        || host.starts_with('/')
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Whether the TLS mode of a PostgreSQL connection is chosen by `url` (`sslmode` or
-/// `ssl-mode`) or by `PGSSLMODE`. When it is not, a connection to this machine
-/// ([`is_loopback`]) goes without TLS instead of sqlx's `prefer`: encrypting what never
-/// leaves the machine cost the server 8.6% of its CPU under the nested-query benchmark
-/// (issue 19's profile), and PostgreSQL as much again.
+/// Whether TLS is asked for, one way or another: by a URL parameter about it (`sslmode`,
+/// `ssl-mode`, `sslrootcert`, `sslcert`, `sslkey`, …: any that starts with `ssl`) or by one
+/// of libpq's variables for it (`PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`).
+/// When it is not, a connection to this machine ([`is_loopback`]) goes without TLS instead
+/// of sqlx's `prefer`: encrypting what PostgreSQL on the same machine receives cost the
+/// server 8.6% of its CPU under the nested-query benchmark (issue 19's profile), and
+/// PostgreSQL as much again. (A tunnel on 127.0.0.1 to a server that insists on TLS needs
+/// `?sslmode=require`.)
 fn names_ssl_mode(url: &str) -> bool {
-    std::env::var_os("PGSSLMODE").is_some()
-        || url::Url::parse(url).is_ok_and(|url| {
-            url.query_pairs()
-                .any(|(key, _)| key == "sslmode" || key == "ssl-mode")
-        })
+    ["PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some())
+        || url::Url::parse(url)
+            .is_ok_and(|url| url.query_pairs().any(|(key, _)| key.starts_with("ssl")))
 }
 
+/// Pool options for `url`; SQLite also gets NORMAL sync and in-memory temp files.
 fn options(url: &str, connections: u32, sqlite: SqliteSettings) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_string());
     options
@@ -303,8 +305,16 @@ mod tests {
         assert_eq!(one, r#"SELECT "id" FROM "t" WHERE "id" = ANY($1)"#);
         assert_eq!(values.0.len(), 1);
         assert_eq!(sql(100, DbBackend::Postgres).0, one);
-        assert_eq!(sql(100, DbBackend::Postgres).1.0.len(), 1, "one array parameter");
-        assert_eq!(sql(3, DbBackend::Sqlite).1.0.len(), 3, "an IN list on SQLite");
+        assert_eq!(
+            sql(100, DbBackend::Postgres).1.0.len(),
+            1,
+            "one array parameter"
+        );
+        assert_eq!(
+            sql(3, DbBackend::Sqlite).1.0.len(),
+            3,
+            "an IN list on SQLite"
+        );
     }
 
     #[test]
@@ -316,7 +326,6 @@ mod tests {
             "127.1.2.3",
             "::1",
             "[::1]",
-            "/var/run/postgresql",
         ] {
             assert!(is_loopback(host), "{host}");
         }
@@ -333,7 +342,10 @@ mod tests {
 
     #[test]
     fn a_url_that_names_its_ssl_mode_keeps_it() {
-        if std::env::var_os("PGSSLMODE").is_some() {
+        if ["PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some())
+        {
             return; // the environment chooses for every URL
         }
         assert!(names_ssl_mode("postgres://u@127.0.0.1/db?sslmode=require"));

@@ -53,15 +53,22 @@ pub struct Edge<N> {
 impl<N: OutputType + Clone> Edge<N> {
     /// Opaque cursor of this item: pass it as `after` or `before`.
     async fn cursor(&self) -> String {
-        match &self.cursor {
-            EdgeCursor::Made(cursor) => cursor.clone(),
-            EdgeCursor::OnDemand(cursor_of) => cursor_of(&self.node),
-        }
+        self.cursor_text()
     }
 
     /// The item.
     async fn node(&self) -> &N {
         &self.node
+    }
+}
+
+impl<N> Edge<N> {
+    /// This edge's cursor, made now if it was not made with the page.
+    fn cursor_text(&self) -> String {
+        match &self.cursor {
+            EdgeCursor::Made(cursor) => cursor.clone(),
+            EdgeCursor::OnDemand(cursor_of) => cursor_of(&self.node),
+        }
     }
 }
 
@@ -94,8 +101,8 @@ impl<N> Connection<N> {
                 node: wrap(row),
             })
             .collect();
-        let start = first_cursor(&edges);
-        let end = last_cursor(&edges);
+        let start = edges.first().map(Edge::cursor_text);
+        let end = edges.last().map(Edge::cursor_text);
         Self::of_edges(edges, page.has_next, page.has_previous, start, end, total)
     }
 
@@ -162,26 +169,9 @@ impl<N> Connection<N> {
                 node,
             })
             .collect();
-        let start = first_cursor(&edges);
-        let end = last_cursor(&edges);
+        let start = edges.first().map(Edge::cursor_text);
+        let end = edges.last().map(Edge::cursor_text);
         Self::of_edges(edges, has_next_page, has_previous_page, start, end, total)
-    }
-}
-
-/// The cursor of the first of `edges` made with them.
-fn first_cursor<N>(edges: &[Edge<N>]) -> Option<String> {
-    edges.first().and_then(made)
-}
-
-/// The cursor of the last of `edges` made with them.
-fn last_cursor<N>(edges: &[Edge<N>]) -> Option<String> {
-    edges.last().and_then(made)
-}
-
-fn made<N>(edge: &Edge<N>) -> Option<String> {
-    match &edge.cursor {
-        EdgeCursor::Made(cursor) => Some(cursor.clone()),
-        EdgeCursor::OnDemand(cursor_of) => Some(cursor_of(&edge.node)),
     }
 }
 

@@ -195,7 +195,10 @@ pub async fn records_of(
     let rows = entity::prelude::ContactSource::find()
         .filter(contact_source::Column::TenantId.eq(tenant.0))
         .filter(crate::db::one_of(
-            contact_source::Column::ContactId,
+            (
+                entity::prelude::ContactSource,
+                contact_source::Column::ContactId,
+            ),
             contacts,
             db.get_database_backend(),
         ))

@@ -282,4 +282,51 @@ async fn writes_that_change_the_same_counts_in_opposite_orders_both_commit() {
     assert_eq!(pending, Some(0), "a fold takes every committed delta");
     let after = assert_counts_agree(&app, "the fold").await;
     assert_eq!(before.get(&account), after.get(&account));
+
+    // A backlog larger than one fold's batch (10,000) is folded whole, and read meanwhile.
+    let total = kept_total(&app, &account).await;
+    let backlog = |d: i64, rows: i64| {
+        sql(format!(
+            "INSERT INTO contact_count_deltas (tenant_id, parent_kind, parent_id, d) \
+             SELECT '{}', 'account', '{account}', {d} FROM generate_series(1, {rows})",
+            c1.tenant_id
+        ))
+    };
+    app.db
+        .execute_raw(backlog(1, 25_000))
+        .await
+        .expect("a backlog");
+    assert_eq!(
+        kept_total(&app, &account).await,
+        total + 25_000,
+        "reads add pending deltas"
+    );
+    contact_gateway::contacts::counts::fold_deltas(&app.db)
+        .await
+        .expect("fold");
+    let pending = app
+        .db
+        .query_one_raw(sql("SELECT count(*) AS n FROM contact_count_deltas".into()))
+        .await
+        .expect("deltas")
+        .and_then(|row| row.try_get::<i64>("", "n").ok());
+    assert_eq!(pending, Some(0), "every batch is folded");
+    assert_eq!(
+        kept_total(&app, &account).await,
+        total + 25_000,
+        "folded, the same total"
+    );
+    app.db
+        .execute_raw(backlog(-25_000, 1))
+        .await
+        .expect("the backlog taken back");
+    assert_counts_agree(&app, "the backlog taken back").await;
+}
+
+/// An account's unfiltered `totalCount` (kept, deltas included).
+async fn kept_total(app: &TestApp, account: &str) -> u64 {
+    let query = "query($id: ID!) { account(id: $id) { contacts(first: 1) { totalCount } } }";
+    app.data(query, json!({ "id": account })).await["account"]["contacts"]["totalCount"]
+        .as_u64()
+        .expect("a total")
 }
