@@ -270,15 +270,7 @@ async fn writes_that_change_the_same_counts_in_opposite_orders_both_commit() {
     let account = c1.account_id.map(|a| a.to_string()).unwrap_or_default();
     let before = assert_counts_agree(&app, "the two transactions").await;
     // (The server folds too, every two seconds: either may take a delta, never both.)
-    contact_gateway::contacts::counts::fold_deltas(&app.db)
-        .await
-        .expect("fold");
-    let pending = app
-        .db
-        .query_one_raw(sql("SELECT count(*) AS n FROM contact_count_deltas".into()))
-        .await
-        .expect("deltas")
-        .and_then(|row| row.try_get::<i64>("", "n").ok());
+    let pending = fold_all(&app).await;
     assert_eq!(pending, Some(0), "a fold takes every committed delta");
     let after = assert_counts_agree(&app, "the fold").await;
     assert_eq!(before.get(&account), after.get(&account));
@@ -301,15 +293,7 @@ async fn writes_that_change_the_same_counts_in_opposite_orders_both_commit() {
         total + 25_000,
         "reads add pending deltas"
     );
-    contact_gateway::contacts::counts::fold_deltas(&app.db)
-        .await
-        .expect("fold");
-    let pending = app
-        .db
-        .query_one_raw(sql("SELECT count(*) AS n FROM contact_count_deltas".into()))
-        .await
-        .expect("deltas")
-        .and_then(|row| row.try_get::<i64>("", "n").ok());
+    let pending = fold_all(&app).await;
     assert_eq!(pending, Some(0), "every batch is folded");
     assert_eq!(
         kept_total(&app, &account).await,
@@ -329,4 +313,21 @@ async fn kept_total(app: &TestApp, account: &str) -> u64 {
     app.data(query, json!({ "id": account })).await["account"]["contacts"]["totalCount"]
         .as_u64()
         .expect("a total")
+}
+
+/// Folds the counts' deltas (PostgreSQL); the deltas left afterwards.
+async fn fold_all(app: &TestApp) -> Option<i64> {
+    use sea_orm::ConnectionTrait;
+    contact_gateway::contacts::counts::fold_deltas(&app.db)
+        .await
+        .expect("fold");
+    let count = "SELECT count(*) AS n FROM contact_count_deltas";
+    app.db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            count,
+        ))
+        .await
+        .expect("deltas")
+        .and_then(|row| row.try_get::<i64>("", "n").ok())
 }
