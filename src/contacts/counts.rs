@@ -131,9 +131,6 @@ pub async fn fold_deltas(db: &DatabaseConnection) -> Result<u64> {
 /// fold is logged and tried again at the next period (the deltas wait in the table, and
 /// reads add them meanwhile).
 pub async fn fold_deltas_until(db: DatabaseConnection, stopping: CancellationToken) {
-    if db.get_database_backend() != DbBackend::Postgres {
-        return;
-    }
     let mut every = tokio::time::interval(FOLD_PERIOD);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

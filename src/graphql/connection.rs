@@ -101,9 +101,7 @@ impl<N> Connection<N> {
                 node: wrap(row),
             })
             .collect();
-        let start = edges.first().map(Edge::cursor_text);
-        let end = edges.last().map(Edge::cursor_text);
-        Self::of_edges(edges, page.has_next, page.has_previous, start, end, total)
+        Self::of_edges(edges, page.has_next, page.has_previous, total)
     }
 
     /// The connection of a page shared with others (a DataLoader's cached value): its rows
@@ -120,8 +118,6 @@ impl<N> Connection<N> {
         Ordering<M>: Send + Sync,
         N: 'static,
     {
-        let start = page.rows.first().map(|row| ordering.cursor_of(row));
-        let end = page.rows.last().map(|row| ordering.cursor_of(row));
         let cursor_of: CursorOf<N> = Arc::new(move |node: &N| ordering.cursor_of(row_of(node)));
         let edges: Vec<Edge<N>> = page
             .rows
@@ -131,22 +127,20 @@ impl<N> Connection<N> {
                 node: wrap(row),
             })
             .collect();
-        Self::of_edges(edges, page.has_next, page.has_previous, start, end, total)
+        Self::of_edges(edges, page.has_next, page.has_previous, total)
     }
 
     fn of_edges(
         edges: Vec<Edge<N>>,
         has_next_page: bool,
         has_previous_page: bool,
-        start_cursor: Option<String>,
-        end_cursor: Option<String>,
         total: TotalCount,
     ) -> Self {
         let page_info = PageInfo {
             has_next_page,
             has_previous_page,
-            start_cursor,
-            end_cursor,
+            start_cursor: edges.first().map(Edge::cursor_text),
+            end_cursor: edges.last().map(Edge::cursor_text),
         };
         Self {
             edges,
@@ -169,9 +163,7 @@ impl<N> Connection<N> {
                 node,
             })
             .collect();
-        let start = edges.first().map(Edge::cursor_text);
-        let end = edges.last().map(Edge::cursor_text);
-        Self::of_edges(edges, has_next_page, has_previous_page, start, end, total)
+        Self::of_edges(edges, has_next_page, has_previous_page, total)
     }
 }
 
