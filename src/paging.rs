@@ -11,10 +11,9 @@ use std::collections::HashMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sea_orm::sea_query::extension::postgres::PgFunc;
 use sea_orm::sea_query::{
-    Alias, Asterisk, Condition, Expr, ExprTrait, Func, Order, PostgresQueryBuilder, Query,
-    SelectStatement, UnionType, Value,
+    Alias, Asterisk, Condition, Expr, ExprTrait, Func, Order, PostgresQueryBuilder,
+    SelectStatement, SqliteQueryBuilder, Value,
 };
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryResult,
@@ -459,26 +458,22 @@ where
     Ok(Page::from_probe(rows, args, None))
 }
 
-/// Parents per statement when reading nested pages (SQLite allows 500 terms in a compound
-/// SELECT).
-const PARENTS_PER_STATEMENT: usize = 400;
-
 /// Reads the same page of children for many parents.
 ///
 /// `select` must already be scoped and filtered; `parent` is the expression naming each
 /// row's parent. Each parent's page is a `WHERE parent = … ORDER BY … LIMIT n + 1` top-N
-/// scan of an index:
-/// - on PostgreSQL, one statement whose text does not depend on the number of parents:
-///   `unnest($n::uuid[]) CROSS JOIN LATERAL (…)`, so it is prepared once per connection
-///   and planned cheaply (a `UNION ALL` of 50 branches took 70–90 ms to plan, ten times its
-///   execution);
-/// - on SQLite (no LATERAL), a `UNION ALL` of one such subquery per parent, per 400 parents
-///   (SQLite plans it in microseconds).
+/// scan of an index, all in one statement whose text does not depend on the number of
+/// parents (they are one parameter), so each connection prepares it once:
+/// - on PostgreSQL, `unnest($n::uuid[]) CROSS JOIN LATERAL (…)` (a `UNION ALL` of 50
+///   branches took 70–90 ms to plan, ten times its execution);
+/// - on SQLite, which has no `LATERAL`, `json_each(?)` and the rows whose `rowid` is among
+///   the correlated subquery's `LIMIT n + 1` (SQLite runs that subquery once per parent).
 ///
 /// With `with_totals`, one grouped `COUNT(*)` statement counts every parent's rows
-/// (ignoring the cursor); on PostgreSQL its parents are one array parameter too.
+/// (ignoring the cursor), its parents one parameter too ([`crate::db::expr_one_of`]).
 ///
-/// `decode` makes a row of what `select` selects (which may be a projection).
+/// `decode` makes a row of what `select` selects (which may be a projection). `E`'s table
+/// must have a `rowid` on SQLite (not `WITHOUT ROWID`).
 #[allow(clippy::too_many_arguments)]
 pub async fn fetch_pages_by_parent<E, M>(
     db: &DatabaseConnection,
@@ -494,90 +489,34 @@ where
     E: EntityTrait,
 {
     let cursor = args.cursor_for(ordering)?;
-    let postgres = db.get_database_backend() == DbBackend::Postgres;
+    let backend = db.get_database_backend();
     let mut totals: HashMap<Uuid, i64> = HashMap::new();
     if with_totals {
         let mut count: SelectStatement = select.clone().into_query();
-        let of_parents = if postgres {
-            parent.clone().eq(PgFunc::any(Expr::val(parents.to_vec())))
-        } else {
-            parent.clone().is_in(parents.iter().copied())
-        };
         count
             .clear_selects()
             .expr_as(parent.clone(), Alias::new("cg_parent"))
             .expr_as(Func::count(Expr::col(Asterisk)), Alias::new("cg_total"))
-            .and_where(of_parents)
+            .and_where(crate::db::expr_one_of(parent.clone(), parents, backend))
             .add_group_by([parent.clone()]);
         for row in db.query_all(&count).await? {
             totals.insert(row.try_get("", "cg_parent")?, row.try_get("", "cg_total")?);
         }
     }
     let mut rows_by_parent: HashMap<Uuid, Vec<M>> = HashMap::new();
-    if postgres && !parents.is_empty() {
-        // One branch, its parent taken from the array: `cg_parents.cg_parent_id`.
-        let mut branch: SelectStatement = select.clone().into_query();
-        branch
-            .expr_as(parent.clone(), Alias::new("cg_parent"))
-            .and_where(parent.clone().eq(Expr::col((
-                Alias::new("cg_parents"),
-                Alias::new("cg_parent_id"),
-            ))))
-            .limit(args.size + 1);
-        if let Some(cursor) = &cursor {
-            branch.and_where(ordering.after_condition(cursor, args.backward));
-        }
-        for (expr, order) in ordering.order_terms(args.backward) {
-            branch.order_by_expr(expr, order);
-        }
-        let (branch_sql, mut values) = branch.build(PostgresQueryBuilder);
-        let sql = format!(
-            "SELECT cg_page.* FROM unnest(${}::uuid[]) AS cg_parents(cg_parent_id) \
-             CROSS JOIN LATERAL ({branch_sql}) AS cg_page",
-            values.0.len() + 1
-        );
-        values.0.push(parents.to_vec().into());
-        let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+    if !parents.is_empty() {
+        let page = PagesOfParents {
+            select,
+            parent,
+            ordering,
+            args,
+            cursor: cursor.as_ref(),
+        };
+        let statement = match backend {
+            DbBackend::Postgres => page.on_postgres(parents),
+            _ => page.on_sqlite(parents),
+        };
         for row in db.query_all_raw(statement).await? {
-            let parent_id: Uuid = row.try_get("", "cg_parent")?;
-            rows_by_parent
-                .entry(parent_id)
-                .or_default()
-                .push(decode(&row)?);
-        }
-    }
-    for chunk in parents.chunks(PARENTS_PER_STATEMENT) {
-        if postgres {
-            break;
-        }
-        let mut union: Option<SelectStatement> = None;
-        for (i, parent_id) in chunk.iter().enumerate() {
-            let mut branch: SelectStatement = select.clone().into_query();
-            branch
-                .expr_as(parent.clone(), Alias::new("cg_parent"))
-                .and_where(parent.clone().eq(*parent_id))
-                .limit(args.size + 1);
-            if let Some(cursor) = &cursor {
-                branch.and_where(ordering.after_condition(cursor, args.backward));
-            }
-            for (expr, order) in ordering.order_terms(args.backward) {
-                branch.order_by_expr(expr, order);
-            }
-            // Each branch is wrapped so that its ORDER BY and LIMIT stay its own.
-            let wrapped = Query::select()
-                .column(Asterisk)
-                .from_subquery(branch, Alias::new(format!("cg_p{i}")))
-                .to_owned();
-            union = Some(match union {
-                None => wrapped,
-                Some(mut u) => {
-                    u.union(UnionType::All, wrapped);
-                    u
-                }
-            });
-        }
-        let Some(statement) = union else { continue };
-        for row in db.query_all(&statement).await? {
             let parent_id: Uuid = row.try_get("", "cg_parent")?;
             rows_by_parent
                 .entry(parent_id)
@@ -596,9 +535,78 @@ where
     Ok(pages)
 }
 
+/// The statement of [`fetch_pages_by_parent`]: one page of `select` per parent.
+struct PagesOfParents<'a, E: EntityTrait, M> {
+    select: Select<E>,
+    parent: Expr,
+    ordering: &'a Ordering<M>,
+    args: &'a PageArgs,
+    cursor: Option<&'a CursorData>,
+}
+
+impl<E: EntityTrait, M> PagesOfParents<'_, E, M> {
+    /// One parent's page: `select` where the parent is `parent_id`, after the cursor, in
+    /// order, `LIMIT n + 1`.
+    fn branch(&self, parent_id: Expr) -> SelectStatement {
+        let mut branch: SelectStatement = self.select.clone().into_query();
+        branch
+            .and_where(self.parent.clone().eq(parent_id))
+            .limit(self.args.size + 1);
+        if let Some(cursor) = self.cursor {
+            branch.and_where(self.ordering.after_condition(cursor, self.args.backward));
+        }
+        for (expr, order) in self.ordering.order_terms(self.args.backward) {
+            branch.order_by_expr(expr, order);
+        }
+        branch
+    }
+
+    /// `SELECT cg_page.* FROM unnest($n::uuid[]) AS cg_parents(cg_parent_id) CROSS JOIN
+    /// LATERAL (branch) AS cg_page`.
+    fn on_postgres(&self, parents: &[Uuid]) -> Statement {
+        let mut branch = self.branch(Expr::col((
+            Alias::new("cg_parents"),
+            Alias::new("cg_parent_id"),
+        )));
+        branch.expr_as(self.parent.clone(), Alias::new("cg_parent"));
+        let (branch_sql, mut values) = branch.build(PostgresQueryBuilder);
+        let sql = format!(
+            "SELECT cg_page.* FROM unnest(${}::uuid[]) AS cg_parents(cg_parent_id) \
+             CROSS JOIN LATERAL ({branch_sql}) AS cg_page",
+            values.0.len() + 1
+        );
+        values.0.push(parents.to_vec().into());
+        Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+    }
+
+    /// `SELECT …, parent AS cg_parent FROM json_each(?) AS cg_parents, table … WHERE … AND
+    /// parent = unhex(cg_parents.value) AND table.rowid IN (SELECT table.rowid … branch)`:
+    /// SQLite walks the parents, runs the correlated branch for each, and reads its rows by
+    /// rowid.
+    fn on_sqlite(&self, parents: &[Uuid]) -> Statement {
+        let parent_id = || Expr::cust("unhex(\"cg_parents\".\"value\")");
+        let rowid = || Expr::col((E::default(), Alias::new("rowid")));
+        let mut branch = self.branch(parent_id());
+        branch.clear_selects().expr(rowid());
+        let mut outer: SelectStatement = self.select.clone().into_query();
+        outer
+            .expr_as(self.parent.clone(), Alias::new("cg_parent"))
+            .and_where(self.parent.clone().eq(parent_id()))
+            .and_where(rowid().in_subquery(branch))
+            .from_clear()
+            .from_function(
+                Func::cust(Alias::new("json_each")).arg(crate::db::uuid_list_json(parents)),
+                Alias::new("cg_parents"),
+            )
+            .from(E::default().table_ref());
+        let (sql, values) = outer.build(SqliteQueryBuilder);
+        Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use sea_orm::sea_query::SqliteQueryBuilder;
+    use sea_orm::sea_query::Query;
 
     use super::*;
 
@@ -845,5 +853,41 @@ mod tests {
             sql(true),
             r#"SELECT * FROM "t" ORDER BY "name" ASC, "rank" DESC, "id" DESC"#
         );
+    }
+
+    #[test]
+    fn pages_of_many_parents_are_one_statement_text_for_any_number_of_parents() {
+        use entity::prelude::WebhookDelivery;
+        use sea_orm::IntoSimpleExpr;
+        let ordering = crate::webhooks::delivery::ordering();
+        let args = PageArgs {
+            size: 10,
+            backward: false,
+            cursor: None,
+        };
+        let page = PagesOfParents {
+            select: WebhookDelivery::find(),
+            parent: entity::webhook_delivery::Column::WebhookId.into_simple_expr(),
+            ordering: &ordering,
+            args: &args,
+            cursor: None,
+        };
+        let parents: Vec<Uuid> = (0..50).map(|_| Uuid::now_v7()).collect();
+        for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
+            let statement = |n: usize| match backend {
+                DbBackend::Postgres => page.on_postgres(&parents[..n]),
+                _ => page.on_sqlite(&parents[..n]),
+            };
+            let (one, fifty) = (statement(1), statement(50));
+            assert_eq!(one.sql, fifty.sql, "{backend:?}");
+            let values = |s: &Statement| s.values.as_ref().map_or(0, |v| v.0.len());
+            assert_eq!(values(&one), values(&fifty), "{backend:?}: {}", one.sql);
+        }
+        let sqlite = page.on_sqlite(&parents[..2]).sql;
+        assert!(
+            sqlite.contains(r#"FROM json_each(?) AS "cg_parents", "webhook_deliveries""#),
+            "the parents come first, so that SQLite walks them: {sqlite}"
+        );
+        assert!(sqlite.contains("LIMIT ?)"), "{sqlite}");
     }
 }

@@ -51,7 +51,11 @@ pub async fn live_by_parent(
         .columns([contact_count::Column::ParentId, contact_count::Column::Live])
         .filter(contact_count::Column::TenantId.eq(tenant.0))
         .filter(contact_count::Column::ParentKind.eq(kind(parent)))
-        .filter(contact_count::Column::ParentId.is_in(parents.iter().copied()))
+        .filter(crate::db::one_of(
+            contact_count::Column::ParentId,
+            parents,
+            DbBackend::Sqlite,
+        ))
         .into_tuple()
         .all(db)
         .await?;

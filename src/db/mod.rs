@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::sea_query::{Expr, ExprTrait, IntoColumnRef, PgFunc};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, IntoColumnRef, PgFunc, Query};
 use sea_orm::sqlx::Connection;
 use sea_orm::sqlx::pool::PoolConnectionMetadata;
 use sea_orm::sqlx::postgres::{PgConnection, PgSslMode};
@@ -22,17 +22,47 @@ pub use write::{WriteLock, begin_write, insert_then_update, writers_done};
 
 use crate::metrics::Metrics;
 
-/// `column` is one of `ids`. On PostgreSQL `column = ANY($n)`, the ids one array parameter:
-/// the statement's text is the same for any number of ids, so each connection prepares it
-/// once (an `IN` list has one parameter per id, and each length is a statement of its own).
-/// On SQLite an `IN` list.
+/// `column` is one of `ids`, in a statement whose text is the same for any number of ids,
+/// so each connection prepares it once (an `IN` list has one parameter per id, and each
+/// length is a statement of its own). The ids are one parameter: on PostgreSQL
+/// `column = ANY($n)`, a `uuid[]`; on SQLite `column IN (SELECT unhex(value) FROM
+/// json_each(?))`, a JSON array of the ids' hex digits ([`uuid_list_json`]), since SQLite
+/// stores a UUID as its 16 bytes.
 pub fn one_of(column: impl IntoColumnRef, ids: &[uuid::Uuid], backend: DbBackend) -> Expr {
-    let column = Expr::col(column);
+    expr_one_of(Expr::col(column), ids, backend)
+}
+
+/// [`one_of`] for any expression, such as a page's parent.
+pub fn expr_one_of(expr: Expr, ids: &[uuid::Uuid], backend: DbBackend) -> Expr {
     if backend == DbBackend::Postgres {
-        column.eq(PgFunc::any(Expr::val(ids.to_vec())))
+        expr.eq(PgFunc::any(Expr::val(ids.to_vec())))
     } else {
-        column.is_in(ids.iter().copied())
+        let list = Query::select()
+            .expr(Expr::cust("unhex(\"cg_ids\".\"value\")"))
+            .from_function(
+                Func::cust(Alias::new("json_each")).arg(uuid_list_json(ids)),
+                Alias::new("cg_ids"),
+            )
+            .to_owned();
+        expr.in_subquery(list)
     }
+}
+
+/// `ids` as a JSON array of their 32 hex digits each (`["0193…", …]`): what SQLite's
+/// `unhex(value) FROM json_each(?)` turns back into the 16-byte blobs it stores.
+pub fn uuid_list_json(ids: &[uuid::Uuid]) -> String {
+    let mut json = String::with_capacity(2 + ids.len() * 35);
+    json.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push('"');
+        json.push_str(id.simple().encode_lower(&mut uuid::Uuid::encode_buffer()));
+        json.push('"');
+    }
+    json.push(']');
+    json
 }
 
 /// Opens a pool on `url`. SQLite gets WAL, a busy timeout and foreign keys; every
@@ -287,7 +317,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_of_is_one_statement_text_for_any_number_of_ids_on_postgres() {
+    fn one_of_is_one_statement_text_for_any_number_of_ids() {
         use sea_orm::sea_query::{Alias, PostgresQueryBuilder, Query, SqliteQueryBuilder};
         let ids: Vec<uuid::Uuid> = (0..100).map(|_| uuid::Uuid::now_v7()).collect();
         let sql = |n: usize, backend: DbBackend| {
@@ -310,11 +340,32 @@ mod tests {
             1,
             "one array parameter"
         );
+        let (one, values) = sql(1, DbBackend::Sqlite);
         assert_eq!(
-            sql(3, DbBackend::Sqlite).1.0.len(),
-            3,
-            "an IN list on SQLite"
+            one,
+            r#"SELECT "id" FROM "t" WHERE "id" IN (SELECT unhex("cg_ids"."value") FROM json_each(?) AS "cg_ids")"#
         );
+        assert_eq!(values.0.len(), 1);
+        assert_eq!(sql(100, DbBackend::Sqlite).0, one);
+        assert_eq!(
+            sql(100, DbBackend::Sqlite).1.0.len(),
+            1,
+            "one JSON parameter"
+        );
+    }
+
+    #[test]
+    fn uuid_list_json_is_a_json_array_of_hex_digits() {
+        let ids = [uuid::Uuid::from_u128(0x0193_ab), uuid::Uuid::max()];
+        let json: Vec<String> = serde_json::from_str(&uuid_list_json(&ids)).unwrap();
+        assert_eq!(
+            json,
+            [
+                "000000000000000000000000000193ab",
+                "ffffffffffffffffffffffffffffffff"
+            ]
+        );
+        assert_eq!(uuid_list_json(&[]), "[]");
     }
 
     #[test]
