@@ -579,10 +579,12 @@ impl<E: EntityTrait, M> PagesOfParents<'_, E, M> {
         Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
     }
 
-    /// `SELECT …, parent AS cg_parent FROM json_each(?) AS cg_parents, table … WHERE … AND
-    /// parent = unhex(cg_parents.value) AND table.rowid IN (SELECT table.rowid … branch)`:
-    /// SQLite walks the parents, runs the correlated branch for each, and reads its rows by
-    /// rowid.
+    /// `SELECT …, parent AS cg_parent FROM json_each(?) AS cg_parents CROSS JOIN table NOT
+    /// INDEXED … WHERE … AND parent = unhex(cg_parents.value) AND table.rowid IN (SELECT
+    /// table.rowid … branch)`: SQLite walks the parents (`CROSS JOIN` fixes the order), runs
+    /// the correlated branch for each, and reads its rows by rowid. `NOT INDEXED` leaves it
+    /// only the rowids: free to choose, it walked a parent's whole index range running the
+    /// branch again for every row (50 accounts of 7,000 contacts: 450 ms against 0.2 ms).
     fn on_sqlite(&self, parents: &[Uuid]) -> Statement {
         let parent_id = || Expr::cust("unhex(\"cg_parents\".\"value\")");
         let rowid = || Expr::col((E::default(), Alias::new("rowid")));
@@ -600,6 +602,13 @@ impl<E: EntityTrait, M> PagesOfParents<'_, E, M> {
             )
             .from(E::default().table_ref());
         let (sql, values) = outer.build(SqliteQueryBuilder);
+        // sea-query has no `NOT INDEXED`, and lists two `FROM`s with a comma.
+        let table = E::default().table_name();
+        let sql = sql.replacen(
+            &format!(r#"AS "cg_parents", "{table}""#),
+            &format!(r#"AS "cg_parents" CROSS JOIN "{table}" NOT INDEXED"#),
+            1,
+        );
         Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
     }
 }
@@ -885,9 +894,59 @@ mod tests {
         }
         let sqlite = page.on_sqlite(&parents[..2]).sql;
         assert!(
-            sqlite.contains(r#"FROM json_each(?) AS "cg_parents", "webhook_deliveries""#),
+            sqlite.contains(
+                r#"FROM json_each(?) AS "cg_parents" CROSS JOIN "webhook_deliveries" NOT INDEXED"#
+            ),
             "the parents come first, so that SQLite walks them: {sqlite}"
         );
         assert!(sqlite.contains("LIMIT ?)"), "{sqlite}");
+    }
+
+    /// SQLite's plan for the pages of many parents walks the parents, then reads rows by
+    /// rowid (a plan that walks a parent's index range instead ran the branch per row).
+    #[tokio::test]
+    async fn sqlite_walks_the_parents_and_reads_each_page_by_rowid() {
+        use entity::prelude::WebhookDelivery;
+        use sea_orm::IntoSimpleExpr;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("plan.db").display());
+        let db = crate::db::connect(&url, None).await.expect("connect");
+        crate::db::migrate(&db).await.expect("migrate");
+        let ordering = crate::webhooks::delivery::ordering();
+        let args = PageArgs {
+            size: 10,
+            backward: false,
+            cursor: None,
+        };
+        let page = PagesOfParents {
+            select: crate::tenancy::scoped::<WebhookDelivery>(crate::tenancy::TenantId(
+                Uuid::now_v7(),
+            )),
+            parent: entity::webhook_delivery::Column::WebhookId.into_simple_expr(),
+            ordering: &ordering,
+            args: &args,
+            cursor: None,
+        };
+        let statement = page.on_sqlite(&[Uuid::now_v7(), Uuid::now_v7()]);
+        let explain = Statement {
+            sql: format!("EXPLAIN QUERY PLAN {}", statement.sql),
+            ..statement
+        };
+        let plan: Vec<String> = db
+            .query_all_raw(explain)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| row.try_get::<String>("", "detail").expect("detail"))
+            .collect();
+        assert!(plan[0].starts_with("SCAN cg_parents"), "{plan:#?}");
+        assert!(
+            plan[1].contains("USING INTEGER PRIMARY KEY (rowid=?)"),
+            "{plan:#?}"
+        );
+        assert!(
+            plan.iter().any(|l| l.contains("CORRELATED LIST SUBQUERY")),
+            "{plan:#?}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Tenant scoping in one place: every read starts from [`scoped`], which filters by the
 //! caller's tenant, so a query that forgets the tenant cannot be written by accident.
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Select};
 use uuid::Uuid;
 
@@ -58,13 +59,14 @@ pub async fn find_by_ids<E>(
 where
     E: TenantEntity,
 {
-    let rows = scoped::<E>(tenant)
-        .filter(crate::db::one_of(
-            (E::default(), E::id_column()),
-            ids,
-            db.get_database_backend(),
-        ))
-        .all(db)
-        .await?;
+    let mut select = scoped::<E>(tenant);
+    crate::db::walk_ids(
+        sea_orm::QuerySelect::query(&mut select),
+        E::default().table_ref(),
+        Expr::col((E::default(), E::id_column())),
+        ids,
+        db.get_database_backend(),
+    );
+    let rows = select.all(db).await?;
     Ok(rows.into_iter().map(|m| (E::id_of(&m), m)).collect())
 }

@@ -17,8 +17,8 @@ use entity::prelude::{Account, Business, Contact, ContactTag, Tag};
 use entity::{account, business, contact, contact_tag, tag};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, FromQueryResult, IntoSimpleExpr,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityName, FromQueryResult,
+    IntoSimpleExpr, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 use search::SearchPlan;
 use uuid::Uuid;
@@ -151,14 +151,17 @@ pub async fn matching(
     filter: &ContactFilter,
     ids: &[Uuid],
 ) -> Result<std::collections::HashSet<Uuid>> {
-    Ok(filtered(db, tenant, filter)?
+    let mut select = filtered(db, tenant, filter)?
         .select_only()
-        .column(contact::Column::Id)
-        .filter(crate::db::one_of(
-            (Contact, contact::Column::Id),
-            ids,
-            db.get_database_backend(),
-        ))
+        .column(contact::Column::Id);
+    crate::db::walk_ids(
+        QuerySelect::query(&mut select),
+        Contact.table_ref(),
+        Expr::col((Contact, contact::Column::Id)),
+        ids,
+        db.get_database_backend(),
+    );
+    Ok(select
         .into_tuple::<Uuid>()
         .all(db)
         .await?
@@ -333,17 +336,21 @@ pub async fn tags_of(
 ) -> Result<HashMap<Uuid, Vec<tag::Model>>> {
     let mut select = scoped::<Tag>(tenant)
         .filter(contact_tag::Column::TenantId.eq(tenant.0))
-        .filter(crate::db::one_of(
-            (ContactTag, contact_tag::Column::ContactId),
-            contacts,
-            db.get_database_backend(),
-        ))
         .column_as(contact_tag::Column::ContactId, "cg_contact")
         .order_by_asc(tag::Column::DisplayOrder)
         .order_by_asc(tag::Column::Name);
-    QuerySelect::query(&mut select).inner_join(
-        ContactTag,
-        Expr::col((ContactTag, contact_tag::Column::TagId)).equals((Tag, tag::Column::Id)),
+    // From the contacts' links to their tags: the links are what the ids find.
+    let query = QuerySelect::query(&mut select);
+    crate::db::walk_ids(
+        query,
+        ContactTag.table_ref(),
+        Expr::col((ContactTag, contact_tag::Column::ContactId)),
+        contacts,
+        db.get_database_backend(),
+    );
+    query.inner_join(
+        Tag,
+        Expr::col((Tag, tag::Column::Id)).equals((ContactTag, contact_tag::Column::TagId)),
     );
     let mut out: HashMap<Uuid, Vec<tag::Model>> = HashMap::new();
     for row in db.query_all(&select.into_query()).await? {

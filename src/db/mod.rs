@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, IntoColumnRef, PgFunc, Query};
+use sea_orm::sea_query::{
+    Alias, Expr, ExprTrait, Func, IntoColumnRef, IntoTableRef, PgFunc, Query, SelectStatement,
+};
 use sea_orm::sqlx::Connection;
 use sea_orm::sqlx::pool::PoolConnectionMetadata;
 use sea_orm::sqlx::postgres::{PgConnection, PgSslMode};
@@ -45,6 +47,38 @@ pub fn expr_one_of(expr: Expr, ids: &[uuid::Uuid], backend: DbBackend) -> Expr {
             )
             .to_owned();
         expr.in_subquery(list)
+    }
+}
+
+/// Makes `query` read `table`'s rows whose `key` is one of `ids`, starting from the ids: its
+/// `FROM` becomes `table` (add joins after this, not before). The text is the same for any
+/// number of ids, as with [`one_of`]:
+/// - PostgreSQL: `FROM table … WHERE key = ANY($n)`;
+/// - SQLite: `FROM json_each(?) AS cg_ids CROSS JOIN table … WHERE key =
+///   unhex(cg_ids.value)`. `CROSS JOIN` makes SQLite walk the ids and look each one up. An
+///   `IN` list (or subquery) left it free to choose, and without statistics it took any
+///   `tenant_id = ?` index as more selective than the ids: contacts by 500 ids went
+///   through all the tenant's contacts (9.6 ms against 1.3 ms, at 100,000 contacts).
+pub fn walk_ids(
+    query: &mut SelectStatement,
+    table: impl IntoTableRef,
+    key: Expr,
+    ids: &[uuid::Uuid],
+    backend: DbBackend,
+) {
+    query.from_clear();
+    if backend == DbBackend::Postgres {
+        query
+            .from(table)
+            .and_where(key.eq(PgFunc::any(Expr::val(ids.to_vec()))));
+    } else {
+        query
+            .from_function(
+                Func::cust(Alias::new("json_each")).arg(uuid_list_json(ids)),
+                Alias::new("cg_ids"),
+            )
+            .cross_join(table)
+            .and_where(key.eq(Expr::cust("unhex(\"cg_ids\".\"value\")")));
     }
 }
 
@@ -352,6 +386,40 @@ mod tests {
             1,
             "one JSON parameter"
         );
+    }
+
+    #[test]
+    fn walk_ids_starts_from_the_ids_in_one_statement_text() {
+        use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+        let ids: Vec<uuid::Uuid> = (0..100).map(|_| uuid::Uuid::now_v7()).collect();
+        let sql = |n: usize, backend: DbBackend| {
+            let mut query = Query::select();
+            query.column(Alias::new("id")).from(Alias::new("other"));
+            walk_ids(
+                &mut query,
+                Alias::new("t"),
+                Expr::col((Alias::new("t"), Alias::new("id"))),
+                &ids[..n],
+                backend,
+            );
+            match backend {
+                DbBackend::Postgres => query.build(PostgresQueryBuilder),
+                _ => query.build(SqliteQueryBuilder),
+            }
+        };
+        let (sqlite, values) = sql(1, DbBackend::Sqlite);
+        assert_eq!(
+            sqlite,
+            r#"SELECT "id" FROM json_each(?) AS "cg_ids" CROSS JOIN "t" WHERE "t"."id" = (unhex("cg_ids"."value"))"#
+        );
+        assert_eq!(values.0.len(), 1);
+        let (many, values) = sql(100, DbBackend::Sqlite);
+        assert_eq!(many, sqlite);
+        assert_eq!(values.0.len(), 1, "one JSON parameter");
+        let (postgres, values) = sql(1, DbBackend::Postgres);
+        assert_eq!(postgres, r#"SELECT "id" FROM "t" WHERE "t"."id" = ANY($1)"#);
+        assert_eq!(sql(100, DbBackend::Postgres).0, postgres);
+        assert_eq!(values.0.len(), 1);
     }
 
     #[test]

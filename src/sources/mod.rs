@@ -191,20 +191,19 @@ pub async fn records_of(
     contacts: &[uuid::Uuid],
 ) -> crate::Result<std::collections::HashMap<uuid::Uuid, Vec<entity::contact_source::Model>>> {
     use entity::contact_source;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-    let rows = entity::prelude::ContactSource::find()
+    use entity::prelude::ContactSource;
+    use sea_orm::{ColumnTrait, EntityName, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+    let mut select = ContactSource::find()
         .filter(contact_source::Column::TenantId.eq(tenant.0))
-        .filter(crate::db::one_of(
-            (
-                entity::prelude::ContactSource,
-                contact_source::Column::ContactId,
-            ),
-            contacts,
-            db.get_database_backend(),
-        ))
-        .order_by_asc(contact_source::Column::Id)
-        .all(db)
-        .await?;
+        .order_by_asc(contact_source::Column::Id);
+    crate::db::walk_ids(
+        QuerySelect::query(&mut select),
+        ContactSource.table_ref(),
+        sea_orm::sea_query::Expr::col((ContactSource, contact_source::Column::ContactId)),
+        contacts,
+        db.get_database_backend(),
+    );
+    let rows = select.all(db).await?;
     let mut out: std::collections::HashMap<_, Vec<_>> = std::collections::HashMap::new();
     for row in rows {
         out.entry(row.contact_id).or_default().push(row);
