@@ -422,6 +422,32 @@ mod tests {
         assert_eq!(values.0.len(), 1);
     }
 
+    /// `.cargo/config.toml` builds SQLite without its process-wide page-cache group and
+    /// memory statistics (each a mutex every connection takes).
+    #[tokio::test]
+    async fn sqlite_is_built_without_process_wide_mutexes() {
+        use sea_orm::ConnectionTrait;
+        let db = connect("sqlite::memory:", None).await.expect("connect");
+        let options: Vec<String> = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA compile_options",
+            ))
+            .await
+            .expect("compile options")
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0).expect("option"))
+            .collect();
+        assert!(
+            options.contains(&"DEFAULT_MEMSTATUS=0".to_string()),
+            "{options:?}"
+        );
+        assert!(
+            !options.contains(&"ENABLE_MEMORY_MANAGEMENT".to_string()),
+            "{options:?}"
+        );
+    }
+
     #[test]
     fn uuid_list_json_is_a_json_array_of_hex_digits() {
         let ids = [uuid::Uuid::from_u128(0x0193_ab), uuid::Uuid::max()];
