@@ -450,7 +450,7 @@ mod tests {
 
     #[test]
     fn uuid_list_json_is_a_json_array_of_hex_digits() {
-        let ids = [uuid::Uuid::from_u128(0x0193_ab), uuid::Uuid::max()];
+        let ids = [uuid::Uuid::from_u128(0x0001_93ab), uuid::Uuid::max()];
         let json: Vec<String> = serde_json::from_str(&uuid_list_json(&ids)).unwrap();
         assert_eq!(
             json,
