@@ -864,23 +864,31 @@ mod tests {
         );
     }
 
+    /// The first 10 deliveries of each webhook, newest first: a page of many parents.
+    fn deliveries_of_webhooks<'a>(
+        ordering: &'a Ordering<entity::webhook_delivery::Model>,
+        args: &'a PageArgs,
+    ) -> PagesOfParents<'a, entity::prelude::WebhookDelivery, entity::webhook_delivery::Model> {
+        use sea_orm::IntoSimpleExpr;
+        PagesOfParents {
+            select: crate::tenancy::scoped(crate::tenancy::TenantId(Uuid::now_v7())),
+            parent: entity::webhook_delivery::Column::WebhookId.into_simple_expr(),
+            ordering,
+            args,
+            cursor: None,
+        }
+    }
+
+    const FIRST_10: PageArgs = PageArgs {
+        size: 10,
+        backward: false,
+        cursor: None,
+    };
+
     #[test]
     fn pages_of_many_parents_are_one_statement_text_for_any_number_of_parents() {
-        use entity::prelude::WebhookDelivery;
-        use sea_orm::IntoSimpleExpr;
         let ordering = crate::webhooks::delivery::ordering();
-        let args = PageArgs {
-            size: 10,
-            backward: false,
-            cursor: None,
-        };
-        let page = PagesOfParents {
-            select: WebhookDelivery::find(),
-            parent: entity::webhook_delivery::Column::WebhookId.into_simple_expr(),
-            ordering: &ordering,
-            args: &args,
-            cursor: None,
-        };
+        let page = deliveries_of_webhooks(&ordering, &FIRST_10);
         let parents: Vec<Uuid> = (0..50).map(|_| Uuid::now_v7()).collect();
         for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
             let statement = |n: usize| match backend {
@@ -906,27 +914,12 @@ mod tests {
     /// rowid (a plan that walks a parent's index range instead ran the branch per row).
     #[tokio::test]
     async fn sqlite_walks_the_parents_and_reads_each_page_by_rowid() {
-        use entity::prelude::WebhookDelivery;
-        use sea_orm::IntoSimpleExpr;
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("plan.db").display());
         let db = crate::db::connect(&url, None).await.expect("connect");
         crate::db::migrate(&db).await.expect("migrate");
         let ordering = crate::webhooks::delivery::ordering();
-        let args = PageArgs {
-            size: 10,
-            backward: false,
-            cursor: None,
-        };
-        let page = PagesOfParents {
-            select: crate::tenancy::scoped::<WebhookDelivery>(crate::tenancy::TenantId(
-                Uuid::now_v7(),
-            )),
-            parent: entity::webhook_delivery::Column::WebhookId.into_simple_expr(),
-            ordering: &ordering,
-            args: &args,
-            cursor: None,
-        };
+        let page = deliveries_of_webhooks(&ordering, &FIRST_10);
         let statement = page.on_sqlite(&[Uuid::now_v7(), Uuid::now_v7()]);
         let explain = Statement {
             sql: format!("EXPLAIN QUERY PLAN {}", statement.sql),
