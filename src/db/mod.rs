@@ -72,9 +72,14 @@ pub fn walk_ids(
             .from(table)
             .and_where(key.eq(PgFunc::any(Expr::val(ids.to_vec()))));
     } else {
+        // Each id once: walking from the ids, a repeated id would repeat its rows (`= ANY`
+        // matches a row once however often its id is listed).
+        let mut unique = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
         query
             .from_function(
-                Func::cust(Alias::new("json_each")).arg(uuid_list_json(ids)),
+                Func::cust(Alias::new("json_each")).arg(uuid_list_json(&unique)),
                 Alias::new("cg_ids"),
             )
             .cross_join(table)
@@ -416,6 +421,22 @@ mod tests {
         let (many, values) = sql(100, DbBackend::Sqlite);
         assert_eq!(many, sqlite);
         assert_eq!(values.0.len(), 1, "one JSON parameter");
+        let mut repeated = Query::select();
+        walk_ids(
+            &mut repeated,
+            Alias::new("t"),
+            Expr::col(Alias::new("id")),
+            &[ids[0], ids[1], ids[0]],
+            DbBackend::Sqlite,
+        );
+        let (_, values) = repeated.build(SqliteQueryBuilder);
+        let mut expected = [ids[0], ids[1]];
+        expected.sort_unstable();
+        assert_eq!(
+            values.0[0],
+            sea_orm::Value::from(uuid_list_json(&expected)),
+            "each id once"
+        );
         let (postgres, values) = sql(1, DbBackend::Postgres);
         assert_eq!(postgres, r#"SELECT "id" FROM "t" WHERE "t"."id" = ANY($1)"#);
         assert_eq!(sql(100, DbBackend::Postgres).0, postgres);
