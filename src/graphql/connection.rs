@@ -3,9 +3,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use async_graphql::resolver_utils::ContainerType;
 use async_graphql::{Object, OutputType, SimpleObject, TypeName};
 use futures::future::BoxFuture;
 
+use super::plain_fields::PlainFields;
 use crate::paging::{Ordering, Page};
 
 /// Where a connection's `totalCount` comes from.
@@ -50,15 +52,15 @@ pub struct Edge<N> {
 
 /// An item of a page together with its cursor.
 #[Object(name_type)]
-impl<N: OutputType + Clone> Edge<N> {
+impl<N: ContainerType + Clone> Edge<N> {
     /// Opaque cursor of this item: pass it as `after` or `before`.
     async fn cursor(&self) -> String {
         self.cursor_text()
     }
 
     /// The item.
-    async fn node(&self) -> &N {
-        &self.node
+    async fn node(&self) -> PlainFields<&N> {
+        PlainFields(&self.node)
     }
 }
 
@@ -169,15 +171,15 @@ impl<N> Connection<N> {
 
 /// A page of a list, Relay style.
 #[Object(name_type)]
-impl<N: OutputType + Clone> Connection<N> {
+impl<N: ContainerType + Clone> Connection<N> {
     /// The items of this page with their cursors.
-    async fn edges(&self) -> &[Edge<N>] {
-        &self.edges
+    async fn edges(&self) -> Vec<PlainFields<&Edge<N>>> {
+        self.edges.iter().map(PlainFields).collect()
     }
 
     /// The items of this page, without cursors.
-    async fn nodes(&self) -> Vec<N> {
-        self.edges.iter().map(|e| e.node.clone()).collect()
+    async fn nodes(&self) -> Vec<PlainFields<&N>> {
+        self.edges.iter().map(|e| PlainFields(&e.node)).collect()
     }
 
     /// Where this page stands in the list.

@@ -11,6 +11,7 @@ use super::{Connection, TotalCount};
 use crate::contacts::{self, ContactParent, ContactQuery, Preload, Related};
 use crate::paging::{Page, PageArgs};
 
+use super::plain_fields::PlainFields;
 use super::{Account, Business, RequestContext, Tag};
 use crate::contacts::{self as domain, full_name};
 use crate::time::Timestamp;
@@ -412,14 +413,15 @@ impl Contact {
     }
 
     /// The contact's tags, in display order.
-    async fn tags(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Tag>> {
+    async fn tags(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PlainFields<Tag>>> {
+        let wrap = |tag| PlainFields(Tag(tag));
         if let Some(tags) = self.related.as_ref().and_then(|r| r.tags.as_ref()) {
             let tags = tags.get(&self.model.id).cloned().unwrap_or_default();
-            return Ok(tags.into_iter().map(Tag).collect());
+            return Ok(tags.into_iter().map(wrap).collect());
         }
         let request = RequestContext::of(ctx)?;
         let tags = request.loaders.contact_tags.load_one(self.model.id).await?;
-        Ok(tags.unwrap_or_default().into_iter().map(Tag).collect())
+        Ok(tags.unwrap_or_default().into_iter().map(wrap).collect())
     }
 
     /// The changes of this contact queued for the vendor systems it came from, oldest first:

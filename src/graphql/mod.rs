@@ -17,6 +17,7 @@ mod node;
 mod order;
 mod patch;
 pub mod pipeline;
+mod plain_fields;
 mod query;
 mod scalars;
 pub mod scopes;

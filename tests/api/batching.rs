@@ -220,3 +220,56 @@ async fn nested_pages_read_the_columns_each_field_needs() {
         assert!(compared > 0, "Contact.{name}: no contact in both lists");
     }
 }
+
+/// A page's nodes and edges are resolved without a future per field (`PlainFields`) when
+/// their selection is plain fields, and by the engine otherwise: aliases, `__typename`, a
+/// field selected twice (merged), fragments, and nested lists must come out exactly as the
+/// engine gives the same contact looked up alone.
+#[tokio::test]
+async fn page_nodes_resolve_as_the_same_contact_looked_up_alone() {
+    let app = spawn_app().await;
+    let selections = [
+        "__typename id first: firstName lastName email tags { __typename name n: name }",
+        "id name tags { name } tags { displayOrder }",
+        "id ... on Contact { email tags { name } } ...More",
+        "id account { name contacts(first: 2) { nodes { id first: firstName } } }",
+    ];
+    for selection in selections {
+        let fragment = "fragment More on Contact { phone business { name } }";
+        let fragment = if selection.contains("...More") {
+            fragment
+        } else {
+            ""
+        };
+        let page = app
+            .data(
+                &format!(
+                    "{{ contacts(first: 5) {{ nodes {{ {selection} }} edges {{ cursor node {{ {selection} }} }} }} }} {fragment}"
+                ),
+                json!({}),
+            )
+            .await;
+        let nodes = page["contacts"]["nodes"].as_array().expect("nodes");
+        let edges = page["contacts"]["edges"].as_array().expect("edges");
+        assert_eq!(nodes.len(), 5, "{selection}");
+        for (node, edge) in nodes.iter().zip(edges) {
+            assert_eq!(node, &edge["node"], "{selection}");
+            assert!(edge["cursor"].is_string());
+            let alone = app
+                .data(
+                    &format!("query($id: ID!) {{ contact(id: $id) {{ {selection} }} }} {fragment}"),
+                    json!({ "id": node["id"] }),
+                )
+                .await;
+            assert_eq!(node, &alone["contact"], "{selection}");
+            // The response keeps the selection's order.
+            let keys: Vec<&String> = node.as_object().expect("object").keys().collect();
+            let alone_keys: Vec<&String> = alone["contact"]
+                .as_object()
+                .expect("object")
+                .keys()
+                .collect();
+            assert_eq!(keys, alone_keys, "{selection}");
+        }
+    }
+}
