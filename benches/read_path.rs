@@ -106,8 +106,12 @@ async fn main() {
     let stats = measure(q, args.requests / 4).await;
     report_split("search \"mueller\" with totalCount", &stats);
     if let Some(server) = &bench.server {
+        // At once, and once the server has been idle for a while: the allocator hands freed
+        // memory back to the kernel only after a delay, on its next call.
+        let at_once = server.rss_mib();
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         println!(
-            "server RSS after the benchmark: {:.1} MiB",
+            "server RSS after the benchmark: {at_once:.1} MiB at once, {:.1} MiB after 5 s idle",
             server.rss_mib()
         );
     }

@@ -80,6 +80,8 @@ pub fn build_schema(
         feed,
         webhook_urls,
     } = services;
+    // No engine extensions (`.extension(…)`): their per-field hooks would cost every field,
+    // and `plain_fields` resolves nodes without them. What they would do runs in `pipeline`.
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
