@@ -12,6 +12,7 @@ pub mod search;
 pub mod write;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use entity::prelude::{Account, Business, Contact, ContactTag, Tag};
 use entity::{account, business, contact, contact_tag, tag};
@@ -291,7 +292,7 @@ pub struct Preload {
 #[derive(Clone, Debug, Default)]
 pub struct Related {
     /// Tags by contact id (when preloaded).
-    pub tags: Option<HashMap<Uuid, Vec<tag::Model>>>,
+    pub tags: Option<HashMap<Uuid, Vec<Arc<tag::Model>>>>,
     /// Businesses by id (when preloaded).
     pub businesses: Option<HashMap<Uuid, business::Model>>,
     /// Accounts by id (when preloaded).
@@ -328,12 +329,13 @@ fn unique(ids: impl Iterator<Item = Uuid>) -> Vec<Uuid> {
     ids
 }
 
-/// The tags of each of `contacts`, in display order, in one statement.
+/// The tags of each of `contacts`, in display order, in one statement. A tag carried by many
+/// of them is decoded once and shared.
 pub async fn tags_of(
     db: &DatabaseConnection,
     tenant: TenantId,
     contacts: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<tag::Model>>> {
+) -> Result<HashMap<Uuid, Vec<Arc<tag::Model>>>> {
     let mut select = scoped::<Tag>(tenant)
         .filter(contact_tag::Column::TenantId.eq(tenant.0))
         .column_as(contact_tag::Column::ContactId, "cg_contact")
@@ -352,12 +354,20 @@ pub async fn tags_of(
         Tag,
         Expr::col((Tag, tag::Column::Id)).equals((ContactTag, contact_tag::Column::TagId)),
     );
-    let mut out: HashMap<Uuid, Vec<tag::Model>> = HashMap::new();
+    let mut out: HashMap<Uuid, Vec<Arc<tag::Model>>> = HashMap::new();
+    let mut decoded: HashMap<Uuid, Arc<tag::Model>> = HashMap::new();
     for row in db.query_all(&select.into_query()).await? {
         let contact: Uuid = row.try_get("", "cg_contact")?;
-        out.entry(contact)
-            .or_default()
-            .push(tag::Model::from_query_result(&row, "")?);
+        let id: Uuid = row.try_get("", "id")?;
+        let tag = match decoded.get(&id) {
+            Some(tag) => Arc::clone(tag),
+            None => {
+                let tag = Arc::new(tag::Model::from_query_result(&row, "")?);
+                decoded.insert(id, Arc::clone(&tag));
+                tag
+            }
+        };
+        out.entry(contact).or_default().push(tag);
     }
     Ok(out)
 }

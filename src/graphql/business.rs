@@ -117,7 +117,7 @@ impl Business {
             .await?
             .unwrap_or_else(|| Page::none(&args));
         let total = TotalCount::Known(page.total.unwrap_or(0));
-        Ok(Connection::new(page, &ordering, total, Tag))
+        Ok(Connection::new(page, &ordering, total, Tag::new))
     }
 }
 /// Input of `createBusiness`.

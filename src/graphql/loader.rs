@@ -53,10 +53,10 @@ pub struct ContactTags {
 }
 
 impl Loader<Uuid> for ContactTags {
-    type Value = Vec<tag::Model>;
+    type Value = Vec<Arc<tag::Model>>;
     type Error = Error;
 
-    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<tag::Model>>, Error> {
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Vec<Arc<tag::Model>>>, Error> {
         contacts::tags_of(&self.db, self.tenant, keys).await
     }
 }

@@ -70,7 +70,7 @@ impl GraphQueries {
             .map(|m| Node::Contact(Contact::new(m)))
             .or_else(|| account.map(|m| Node::Account(Account(m))))
             .or_else(|| business.map(|m| Node::Business(Business(m))))
-            .or_else(|| tag.map(|m| Node::Tag(Tag(m)))))
+            .or_else(|| tag.map(|m| Node::Tag(Tag::new(m)))))
     }
 
     /// One contact by id; null when it does not exist in your tenant.
@@ -243,7 +243,7 @@ impl GraphQueries {
     ) -> async_graphql::Result<Option<Tag>> {
         let request = RequestContext::of(ctx)?;
         let id = parse_id("id", &id)?;
-        Ok(request.loaders.tags.load_one(id).await?.map(Tag))
+        Ok(request.loaders.tags.load_one(id).await?.map(Tag::new))
     }
 
     /// Tags of all businesses, filtered and sorted, a page at a time.
@@ -272,7 +272,7 @@ impl GraphQueries {
             page,
             &tags::ordering(&query.order),
             total,
-            Tag,
+            Tag::new,
         ))
     }
 }

@@ -1,4 +1,6 @@
 //! `Tag`: a label of a business that contacts carry.
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use entity::tag::Model;
 
@@ -15,7 +17,14 @@ use crate::time::Timestamp;
 
 /// A label of a business that contacts carry (seed 002). Unique by name within its business.
 #[derive(Clone)]
-pub struct Tag(pub Model);
+pub struct Tag(pub Arc<Model>);
+
+impl Tag {
+    /// The tag of `model`.
+    pub fn new(model: Model) -> Self {
+        Self(Arc::new(model))
+    }
+}
 
 /// A label of a business that contacts carry.
 #[Object]
@@ -164,7 +173,7 @@ impl TagMutations {
         .await
         .map_err(|e| e.under("input"))?;
         Ok(TagPayload {
-            tag: Tag(tag),
+            tag: Tag::new(tag),
             client_mutation_id: input.client_mutation_id,
         })
     }
@@ -182,7 +191,7 @@ impl TagMutations {
             .await
             .map_err(|e| e.under("input.patch"))?;
         Ok(TagPayload {
-            tag: Tag(tag),
+            tag: Tag::new(tag),
             client_mutation_id: input.client_mutation_id,
         })
     }
