@@ -51,6 +51,7 @@ pub async fn live_by_parent(
         .columns([contact_count::Column::ParentId, contact_count::Column::Live])
         .filter(contact_count::Column::TenantId.eq(tenant.0))
         .filter(contact_count::Column::ParentKind.eq(kind(parent)))
+        // SQLite only: PostgreSQL returned above.
         .filter(crate::db::one_of(
             contact_count::Column::ParentId,
             parents,

@@ -244,6 +244,7 @@ pub async fn pages_by_parent(
     let mut pages = paging::fetch_pages_by_parent(
         db,
         select,
+        columns.iter(),
         parent_expr,
         parents,
         &ordering(&query.order),

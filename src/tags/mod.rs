@@ -154,6 +154,7 @@ pub async fn pages_by_business(
     paging::fetch_pages_by_parent(
         db,
         filtered(tenant, &query.filter)?,
+        <Column as sea_orm::Iterable>::iter(),
         Column::BusinessId.into_simple_expr(),
         businesses,
         &ordering(&query.order),

@@ -390,6 +390,7 @@ pub async fn logs(
     crate::paging::fetch_pages_by_parent(
         db,
         scoped::<WebhookDelivery>(tenant),
+        <webhook_delivery::Column as sea_orm::Iterable>::iter(),
         webhook_delivery::Column::WebhookId.into_simple_expr(),
         webhooks,
         &ordering(),
