@@ -273,3 +273,44 @@ async fn page_nodes_resolve_as_the_same_contact_looked_up_alone() {
         }
     }
 }
+
+/// A field that fails under a page's node is reported as the engine reports it for the same
+/// contact looked up alone: the same data around it, the same message, code and path below
+/// the node.
+#[tokio::test]
+async fn a_failing_field_under_a_page_node_is_reported_as_the_engine_does() {
+    let app = spawn_app().await;
+    // `first: 101` is refused by the nested connection's resolver, not by validation.
+    let selection = "id account { name contacts(first: 101) { totalCount } }";
+    let page = app
+        .graphql(
+            &format!(
+                "{{ accounts(first: 1) {{ nodes {{ contacts(first: 1) {{ nodes {{ {selection} }} }} }} }} }}"
+            ),
+            json!({}),
+        )
+        .await;
+    let node = &page["data"]["accounts"]["nodes"][0]["contacts"]["nodes"][0];
+    let alone = app
+        .graphql(
+            &format!("query($id: ID!) {{ contact(id: $id) {{ {selection} }} }}"),
+            json!({ "id": node["id"] }),
+        )
+        .await;
+    assert_eq!(node, &alone["data"]["contact"], "{page} {alone}");
+    let errors = |response: &Value, under: usize| -> Vec<(Value, Value, Vec<Value>)> {
+        response["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .map(|e| {
+                let path = e["path"].as_array().expect("path")[under..].to_vec();
+                (e["message"].clone(), e["extensions"]["code"].clone(), path)
+            })
+            .collect()
+    };
+    // Paths: ["accounts", "nodes", 0, "contacts", "nodes", 0, …] and ["contact", …].
+    let from_page = errors(&page, 6);
+    assert!(!from_page.is_empty(), "{page}");
+    assert_eq!(from_page, errors(&alone, 1));
+}
