@@ -10,7 +10,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::{
-    Alias, Expr, ExprTrait, Func, IntoColumnRef, IntoTableRef, PgFunc, Query, SelectStatement,
+    Alias, Expr, ExprTrait, Func, FunctionCall, IntoColumnRef, IntoTableRef, PgFunc, Query,
+    SelectStatement,
 };
 use sea_orm::sqlx::Connection;
 use sea_orm::sqlx::pool::PoolConnectionMetadata;
@@ -28,7 +29,7 @@ use crate::metrics::Metrics;
 /// so each connection prepares it once (an `IN` list has one parameter per id, and each
 /// length is a statement of its own). The ids are one parameter: on PostgreSQL
 /// `column = ANY($n)`, a `uuid[]`; on SQLite `column IN (SELECT unhex(value) FROM
-/// json_each(?))`, a JSON array of the ids' hex digits ([`uuid_list_json`]), since SQLite
+/// json_each(?))`, a JSON array of the ids' hex digits, since SQLite
 /// stores a UUID as its 16 bytes.
 pub fn one_of(column: impl IntoColumnRef, ids: &[uuid::Uuid], backend: DbBackend) -> Expr {
     expr_one_of(Expr::col(column), ids, backend)
@@ -40,11 +41,8 @@ pub fn expr_one_of(expr: Expr, ids: &[uuid::Uuid], backend: DbBackend) -> Expr {
         expr.eq(PgFunc::any(Expr::val(ids.to_vec())))
     } else {
         let list = Query::select()
-            .expr(Expr::cust("unhex(\"cg_ids\".\"value\")"))
-            .from_function(
-                Func::cust(Alias::new("json_each")).arg(uuid_list_json(ids)),
-                Alias::new("cg_ids"),
-            )
+            .expr(json_id("cg_ids"))
+            .from_function(json_each_of(ids), Alias::new("cg_ids"))
             .to_owned();
         expr.in_subquery(list)
     }
@@ -78,18 +76,26 @@ pub fn walk_ids(
         unique.sort_unstable();
         unique.dedup();
         query
-            .from_function(
-                Func::cust(Alias::new("json_each")).arg(uuid_list_json(&unique)),
-                Alias::new("cg_ids"),
-            )
+            .from_function(json_each_of(&unique), Alias::new("cg_ids"))
             .cross_join(table)
-            .and_where(key.eq(Expr::cust("unhex(\"cg_ids\".\"value\")")));
+            .and_where(key.eq(json_id("cg_ids")));
     }
+}
+
+/// SQLite's list of ids in one parameter: `json_each(?)` over a JSON array of their hex digits.
+pub fn json_each_of(ids: &[uuid::Uuid]) -> FunctionCall {
+    Func::cust(Alias::new("json_each")).arg(uuid_list_json(ids))
+}
+
+/// The id of a row of [`json_each_of`] named `alias`, as SQLite stores it (16 bytes):
+/// `unhex(alias.value)`.
+pub fn json_id(alias: &str) -> Expr {
+    Expr::cust(format!(r#"unhex("{alias}"."value")"#))
 }
 
 /// `ids` as a JSON array of their 32 hex digits each (`["0193…", …]`): what SQLite's
 /// `unhex(value) FROM json_each(?)` turns back into the 16-byte blobs it stores.
-pub fn uuid_list_json(ids: &[uuid::Uuid]) -> String {
+fn uuid_list_json(ids: &[uuid::Uuid]) -> String {
     let mut json = String::with_capacity(2 + ids.len() * 35);
     json.push('[');
     for (i, id) in ids.iter().enumerate() {
@@ -357,7 +363,7 @@ mod tests {
 
     #[test]
     fn one_of_is_one_statement_text_for_any_number_of_ids() {
-        use sea_orm::sea_query::{Alias, PostgresQueryBuilder, Query, SqliteQueryBuilder};
+        use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
         let ids: Vec<uuid::Uuid> = (0..100).map(|_| uuid::Uuid::now_v7()).collect();
         let sql = |n: usize, backend: DbBackend| {
             let mut query = Query::select();
