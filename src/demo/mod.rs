@@ -161,6 +161,8 @@ const ROWS_PER_TRANSACTION: usize = 20_000;
 
 /// Adds `count` generated contacts (with tags and assignees) to `tenant`, creating its
 /// businesses, tags and accounts first if it has none. Deterministic for a given `seed`.
+/// From [`crate::db::ANALYZE_AFTER_ROWS`] contacts on, ends by refreshing PostgreSQL's
+/// planner statistics.
 pub async fn seed_contacts(
     db: &DatabaseConnection,
     tenant: TenantId,
@@ -266,6 +268,9 @@ pub async fn seed_contacts(
         restore_indexes(&txn, suspended).await?;
     }
     txn.commit().await?;
+    if count as u64 >= crate::db::ANALYZE_AFTER_ROWS {
+        crate::db::analyze_contacts(db).await?;
+    }
     Ok(())
 }
 

@@ -435,3 +435,41 @@ pub async fn contact_by_email(app: &TestApp, email: &str) -> Value {
     assert_eq!(nodes.len(), 1, "{data}");
     nodes[0].clone()
 }
+
+/// The tables with planner statistics: on PostgreSQL those an `ANALYZE` statement (not
+/// autovacuum) has analyzed; on SQLite the `sqlite_stat*` tables `ANALYZE` makes.
+pub async fn analyzed_tables(app: &TestApp) -> Vec<String> {
+    let backend = app.db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE name LIKE 'sqlite_stat%' ORDER BY name"
+        }
+        _ => {
+            "SELECT relname AS name FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL ORDER BY relname"
+        }
+    };
+    app.db
+        .query_all_raw(sea_orm::Statement::from_string(backend, sql))
+        .await
+        .expect("statistics")
+        .iter()
+        .map(|r| r.try_get::<String>("", "name").expect("name"))
+        .collect()
+}
+
+/// What [`analyzed_tables`] should list after a bulk write: the contact tables on
+/// PostgreSQL; nothing on SQLite, whose statements fix their own plans.
+pub fn analyzed_after_bulk_write(app: &TestApp) -> Vec<String> {
+    match app.db.get_database_backend() {
+        sea_orm::DbBackend::Sqlite => vec![],
+        _ => [
+            "contact_assignees",
+            "contact_counts",
+            "contact_keys",
+            "contact_tags",
+            "contacts",
+        ]
+        .map(String::from)
+        .to_vec(),
+    }
+}

@@ -1,13 +1,16 @@
 //! File imports: the seeds' own examples of every format with every field mapped,
 //! idempotency, field-level updates that keep local edits, vendor tags that follow the
 //! record, warnings and rejections (and `--strict`), files of several batches, the `import`
-//! command, and SQLite's WAL after an import.
+//! command, SQLite's WAL after an import, and the planner statistics a large import leaves.
 use contact_gateway::error::Error;
 use contact_gateway::sources::Format;
 use contact_gateway::sources::import::{ImportOptions, import_payload};
 use serde_json::{Value, json};
 
-use crate::common::{contact_by_email, fixture, import, options, snapshot, spawn_app, tenant_of};
+use crate::common::{
+    analyzed_after_bulk_write, analyzed_tables, contact_by_email, fixture, import, options,
+    snapshot, spawn_app, tenant_of,
+};
 
 #[tokio::test]
 async fn the_seed_examples_of_every_format_import_with_every_field_mapped() {
@@ -370,6 +373,30 @@ async fn a_file_of_several_batches_imports_every_record_once_and_the_last_duplic
         (0, 0, n as u64)
     );
     assert_eq!(snapshot(&app).await, before);
+}
+
+#[tokio::test]
+async fn a_large_import_refreshes_postgres_planner_statistics_and_a_small_one_does_not() {
+    use contact_gateway::db::ANALYZE_AFTER_ROWS;
+    let app = spawn_app().await;
+    let opts = options(tenant_of(&app).await, Format::ClientContacts, None);
+    let file = |from: u64, n: u64| {
+        let records: Vec<Value> = (from..from + n)
+            .map(|i| json!({ "id": i, "client_id": 1, "name": format!("Many{i}"), "surname": "Import" }))
+            .collect();
+        Value::Array(records).to_string()
+    };
+    let small = import(&app, &opts, file(1, 10).as_bytes())
+        .await
+        .expect("small import");
+    assert_eq!(small.created, 10);
+    assert_eq!(analyzed_tables(&app).await, Vec::<String>::new());
+
+    let large = import(&app, &opts, file(100, ANALYZE_AFTER_ROWS).as_bytes())
+        .await
+        .expect("large import");
+    assert_eq!(large.created, ANALYZE_AFTER_ROWS);
+    assert_eq!(analyzed_tables(&app).await, analyzed_after_bulk_write(&app));
 }
 
 #[tokio::test]

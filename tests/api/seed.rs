@@ -3,7 +3,7 @@ use contact_gateway::demo;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
-use crate::common::spawn_app;
+use crate::common::{analyzed_after_bulk_write, analyzed_tables, spawn_app};
 
 async fn index_names(app: &crate::common::TestApp) -> Vec<String> {
     let backend = app.db.get_database_backend();
@@ -28,6 +28,7 @@ async fn index_names(app: &crate::common::TestApp) -> Vec<String> {
 async fn a_bulk_seed_restores_every_index_and_the_search_index() {
     let app = spawn_app().await;
     let before = index_names(&app).await;
+    assert_eq!(analyzed_tables(&app).await, Vec::<String>::new());
     let tenant = contact_gateway::demo::default_tenant(&app.db)
         .await
         .expect("tenant")
@@ -36,6 +37,8 @@ async fn a_bulk_seed_restores_every_index_and_the_search_index() {
         .await
         .expect("bulk seed");
     assert_eq!(index_names(&app).await, before);
+    // PostgreSQL's planner has statistics of what was loaded (see `db::analyze_contacts`).
+    assert_eq!(analyzed_tables(&app).await, analyzed_after_bulk_write(&app));
 
     let contacts = app.all_contacts().await;
     assert_eq!(

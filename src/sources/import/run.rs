@@ -10,7 +10,7 @@ use super::{
     ImportOptions, ImportSummary, RECORDS_PER_TRANSACTION, apply_records, check_tenant,
     strict_failures,
 };
-use crate::db::{WalCheckpointer, begin_write};
+use crate::db::{ANALYZE_AFTER_ROWS, WalCheckpointer, analyze_contacts, begin_write};
 use crate::error::{Error, Result};
 use crate::sources::MappedRecord;
 use crate::time::now_millis;
@@ -22,7 +22,8 @@ use crate::time::now_millis;
 /// written, and on PostgreSQL two batches are written at once (so when one fails, a later
 /// one may already be in). On SQLite a [`WalCheckpointer`] copies the WAL into the database
 /// file meanwhile (`db` should come from [`crate::db::connect_for_import`]). `progress` gets
-/// the records done so far and the total.
+/// the records done so far and the total. An import that created or changed
+/// [`ANALYZE_AFTER_ROWS`] contacts or more ends by refreshing PostgreSQL's statistics.
 pub async fn import_payload(
     db: &DatabaseConnection,
     options: &ImportOptions,
@@ -69,6 +70,9 @@ pub async fn import_payload(
     }
     if let Some(checkpointer) = checkpointer {
         checkpointer.finish().await?;
+    }
+    if summary.created + summary.updated >= ANALYZE_AFTER_ROWS {
+        analyze_contacts(db).await?;
     }
     Ok(summary)
 }
