@@ -9,7 +9,7 @@ use super::filter::ContactFilterInput;
 use super::filter::{TagFilterInput, filter as domain_filter};
 use super::ids::parse_id;
 use super::limits::{filter_cost, page_cost};
-use super::loader::TagPageKey;
+use super::loader::{ListKey, TagPageKey};
 use super::order::ContactOrderInput;
 use super::order::{TagOrderInput, orders};
 use super::patch::{OrganisationPatchInput, change};
@@ -104,11 +104,13 @@ impl Business {
         };
         let ordering = tags::ordering(&query.order);
         let key = TagPageKey {
-            parent: (),
             parent_id: self.0.id,
-            query: Arc::new(query),
-            args: Arc::new(args.clone()),
-            with_totals: ctx.look_ahead().field("totalCount").exists(),
+            list: Arc::new(ListKey::new(
+                (),
+                query,
+                args.clone(),
+                ctx.look_ahead().field("totalCount").exists(),
+            )),
         };
         let page = request
             .loaders

@@ -5,7 +5,7 @@ use serde_json::Value as Json;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use super::loader::ContactPageKey;
+use super::loader::{ContactPageKey, ListKey};
 use super::source::ContactSource;
 use super::{Connection, TotalCount};
 use crate::contacts::{self, ContactParent, ContactQuery, Preload, Related};
@@ -488,11 +488,13 @@ pub(crate) async fn contacts_under(
         preload.account = false;
     }
     let key = ContactPageKey {
-        parent: (parent, preload, columns_for(ctx)),
         parent_id,
-        query: Arc::new(query),
-        args: Arc::new(args.clone()),
-        with_totals: ctx.look_ahead().field("totalCount").exists(),
+        list: Arc::new(ListKey::new(
+            (parent, preload, columns_for(ctx)),
+            query,
+            args.clone(),
+            ctx.look_ahead().field("totalCount").exists(),
+        )),
     };
     let loaded = request.loaders.contact_pages.load_one(key).await?;
     let Some(loaded) = loaded else {

@@ -105,18 +105,56 @@ impl Loader<Uuid> for ContactWriteBacks {
 }
 
 /// A page of a nested list: the parent, and the list arguments shared by its siblings.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+///
+/// The DataLoader hashes a key several times (queued, batched, looked up), and its filter
+/// can hold dozens of fields: so the part siblings share, [`ListKey`], is hashed once, when
+/// it is made, and a key hashes as its parent id and that hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NestedPageKey<P, Q> {
-    /// What kind of parent (and, for contacts, which relations to load with the page).
-    pub parent: P,
     /// The parent's id.
     pub parent_id: Uuid,
+    /// Everything but the parent's id.
+    pub list: Arc<ListKey<P, Q>>,
+}
+
+/// The part of a [`NestedPageKey`] its siblings share: one statement per distinct one.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ListKey<P, Q> {
+    /// Of `parent`, `query`, `args` and `with_totals` (it comes first, so that unequal keys
+    /// usually differ at once).
+    hash: u64,
+    /// What kind of parent (and, for contacts, which relations to load with the page).
+    pub parent: P,
     /// Filter and order.
-    pub query: Arc<Q>,
+    pub query: Q,
     /// The page asked for.
-    pub args: Arc<PageArgs>,
+    pub args: PageArgs,
     /// Whether `totalCount` is selected.
     pub with_totals: bool,
+}
+
+impl<P: std::hash::Hash, Q: std::hash::Hash> ListKey<P, Q> {
+    /// The shared part of a nested page's key, hashed once.
+    pub fn new(parent: P, query: Q, args: PageArgs, with_totals: bool) -> Self {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        // A fixed hasher: this hash is only hashed again by the loader's own (seeded) maps.
+        let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one((&parent, &query, &args, with_totals));
+        Self {
+            hash,
+            parent,
+            query,
+            args,
+            with_totals,
+        }
+    }
+}
+
+impl<P, Q> std::hash::Hash for NestedPageKey<P, Q> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.parent_id.hash(state);
+        self.list.hash.hash(state);
+    }
 }
 
 impl<P, Q> NestedPageKey<P, Q>
@@ -133,11 +171,13 @@ where
         value: impl Fn(Page<M>) -> V,
     ) {
         for id in ids {
-            let page = pages.remove(&id).unwrap_or_else(|| Page::none(&self.args));
+            let page = pages
+                .remove(&id)
+                .unwrap_or_else(|| Page::none(&self.list.args));
             out.insert(
                 NestedPageKey {
                     parent_id: id,
-                    ..self.clone()
+                    list: self.list.clone(),
                 },
                 value(page),
             );
@@ -153,9 +193,10 @@ where
 {
     let mut groups: Vec<(&NestedPageKey<P, Q>, Vec<Uuid>)> = Vec::new();
     for key in keys {
+        // Siblings usually share one `ListKey`: compared by address first.
         match groups
             .iter_mut()
-            .find(|(k, _)| k.parent == key.parent && k.query == key.query && k.args == key.args)
+            .find(|(k, _)| Arc::ptr_eq(&k.list, &key.list) || k.list == key.list)
         {
             Some((_, ids)) => ids.push(key.parent_id),
             None => groups.push((key, vec![key.parent_id])),
@@ -191,15 +232,15 @@ impl Loader<ContactPageKey> for ContactPages {
     ) -> Result<HashMap<ContactPageKey, ContactPage>, Error> {
         let mut out = HashMap::new();
         for (key, ids) in group_by_query(keys) {
-            let (parent, preload, columns) = key.parent;
+            let (parent, preload, columns) = key.list.parent;
             let pages = contacts::pages_by_parent(
                 &self.db,
                 self.tenant,
                 parent,
                 &ids,
-                &key.query,
-                &key.args,
-                key.with_totals,
+                &key.list.query,
+                &key.list.args,
+                key.list.with_totals,
                 columns,
             )
             .await?;
@@ -237,9 +278,9 @@ impl Loader<TagPageKey> for TagPages {
                 &self.db,
                 self.tenant,
                 &ids,
-                &key.query,
-                &key.args,
-                key.with_totals,
+                &key.list.query,
+                &key.list.args,
+                key.list.with_totals,
             )
             .await?;
             key.file(ids, pages, &mut out, |page| page);
@@ -271,8 +312,8 @@ impl Loader<WebhookDeliveryPageKey> for WebhookDeliveryPages {
                 &self.db,
                 self.tenant,
                 &ids,
-                &key.args,
-                key.with_totals,
+                &key.list.args,
+                key.list.with_totals,
             )
             .await?;
             key.file(ids, pages, &mut out, |page| page);

@@ -9,7 +9,7 @@ use entity::{webhook, webhook_delivery};
 use super::RequestContext;
 use super::connection::{Connection, TotalCount};
 use super::ids::parse_id;
-use super::loader::WebhookDeliveryPageKey;
+use super::loader::{ListKey, WebhookDeliveryPageKey};
 use super::subscription::ContactChangeKind;
 use crate::change::Change;
 use crate::paging::{Page, PageArgs};
@@ -91,11 +91,13 @@ impl Webhook {
         let args = PageArgs::from_relay(first, after, last, before)?;
         // Through a loader: the logs of a page of webhooks are one statement.
         let key = WebhookDeliveryPageKey {
-            parent: (),
             parent_id: self.0.id,
-            query: Arc::new(()),
-            args: Arc::new(args.clone()),
-            with_totals: ctx.look_ahead().field("totalCount").exists(),
+            list: Arc::new(ListKey::new(
+                (),
+                (),
+                args.clone(),
+                ctx.look_ahead().field("totalCount").exists(),
+            )),
         };
         let page = request
             .loaders

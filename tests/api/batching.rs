@@ -85,6 +85,39 @@ async fn nested_pages_hold_each_parents_own_first_contacts() {
 }
 
 #[tokio::test]
+async fn sibling_lists_that_differ_only_in_selecting_total_count_each_get_their_page() {
+    // Once, the loader grouped such keys as one and filed the pages under the first key
+    // only: the other alias got an empty page and a total of 0.
+    let app = spawn_app().await;
+    let data = app
+        .data(
+            "{ accounts(first: 50) { nodes { id \
+               counted: contacts(first: 3) { totalCount } \
+               listed: contacts(first: 3) { nodes { id } } \
+               both: contacts(first: 3) { totalCount nodes { id } } } } }",
+            json!({}),
+        )
+        .await;
+    let accounts = data["accounts"]["nodes"].as_array().expect("accounts");
+    let mut some_listed = false;
+    for account in accounts {
+        assert_eq!(
+            account["counted"]["totalCount"], account["both"]["totalCount"],
+            "{account}"
+        );
+        assert_eq!(
+            account["listed"]["nodes"], account["both"]["nodes"],
+            "{account}"
+        );
+        some_listed |= !account["listed"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .is_empty();
+    }
+    assert!(some_listed, "{data}");
+}
+
+#[tokio::test]
 async fn nested_pages_follow_cursors_and_keep_their_totals() {
     let app = spawn_app().await;
     let query = r#"query($after: String) {
