@@ -18,6 +18,9 @@ use crate::time::Timestamp;
 #[derive(Clone)]
 pub struct Account(pub Model);
 
+/// Every field of a page's Account goes through its resolver.
+impl super::plain_fields::DirectFields for Account {}
+
 /// A customer company whose people are contacts.
 #[Object]
 impl Account {

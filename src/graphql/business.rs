@@ -24,6 +24,9 @@ use crate::time::Timestamp;
 #[derive(Clone)]
 pub struct Business(pub Model);
 
+/// Every field of a page's Business goes through its resolver.
+impl super::plain_fields::DirectFields for Business {}
+
 /// An organisation of the tenant that owns contacts and tags.
 #[Object]
 impl Business {

@@ -7,7 +7,7 @@ use async_graphql::resolver_utils::ContainerType;
 use async_graphql::{Object, OutputType, SimpleObject, TypeName};
 use futures::future::BoxFuture;
 
-use super::plain_fields::PlainFields;
+use super::plain_fields::{DirectFields, PlainFields};
 use crate::paging::{Ordering, Page};
 
 /// Where a connection's `totalCount` comes from.
@@ -52,7 +52,7 @@ pub struct Edge<N> {
 
 /// An item of a page together with its cursor.
 #[Object(name_type)]
-impl<N: ContainerType + Clone> Edge<N> {
+impl<N: ContainerType + DirectFields + Clone> Edge<N> {
     /// Opaque cursor of this item: pass it as `after` or `before`.
     async fn cursor(&self) -> String {
         self.cursor_text()
@@ -63,6 +63,9 @@ impl<N: ContainerType + Clone> Edge<N> {
         PlainFields(&self.node)
     }
 }
+
+/// An edge's fields (`cursor`, `node`) go through their resolvers.
+impl<N> DirectFields for Edge<N> {}
 
 impl<N> Edge<N> {
     /// This edge's cursor, made now if it was not made with the page.
@@ -171,7 +174,7 @@ impl<N> Connection<N> {
 
 /// A page of a list, Relay style.
 #[Object(name_type)]
-impl<N: ContainerType + Clone> Connection<N> {
+impl<N: ContainerType + DirectFields + Clone> Connection<N> {
     /// The items of this page with their cursors.
     async fn edges(&self) -> Vec<PlainFields<&Edge<N>>> {
         self.edges.iter().map(PlainFields).collect()

@@ -1,5 +1,5 @@
 //! `Contact`: one person, with the union of the five vendor APIs' fields.
-use async_graphql::{Context, Enum, ID, Object, SelectionField, SimpleObject};
+use async_graphql::{Context, Enum, ID, Object, SelectionField, SimpleObject, Value};
 use entity::contact::{Columns, Model};
 use serde_json::Value as Json;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use super::{Connection, TotalCount};
 use crate::contacts::{self, ContactParent, ContactQuery, Preload, Related};
 use crate::paging::{Page, PageArgs};
 
-use super::plain_fields::PlainFields;
+use super::plain_fields::{DirectFields, PlainFields, text};
 use super::{Account, Business, RequestContext, Tag};
 use crate::contacts::{self as domain, full_name};
 use crate::time::Timestamp;
@@ -188,6 +188,24 @@ fn strings(json: &Json) -> Vec<String> {
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// The fields a nested page's nodes select most, as their resolvers below give them.
+impl DirectFields for Contact {
+    fn direct_field(&self, name: &str) -> Option<Value> {
+        let m = &self.model;
+        Some(match name {
+            "id" => Value::String(m.id.to_string()),
+            "firstName" => text(m.first_name.as_deref()),
+            "lastName" => text(m.last_name.as_deref()),
+            "name" => full_name(m.first_name.as_deref(), m.last_name.as_deref())
+                .map_or(Value::Null, Value::String),
+            "email" => text(m.email.as_deref()),
+            "phone" => text(m.phone.as_deref()),
+            "companyName" => text(m.company_name.as_deref()),
+            _ => return None,
+        })
     }
 }
 

@@ -25,6 +25,9 @@ pub struct DuplicateGroup {
     contacts: Vec<Contact>,
 }
 
+/// Every field of a page's DuplicateGroup goes through its resolver.
+impl super::plain_fields::DirectFields for DuplicateGroup {}
+
 /// Contacts that share an email address or phone number.
 #[Object]
 impl DuplicateGroup {

@@ -179,6 +179,9 @@ pub struct Source {
     runs: Vec<sync_run::Model>,
 }
 
+/// Every field of a page's Source goes through its resolver.
+impl super::plain_fields::DirectFields for Source {}
+
 /// A vendor API of your tenant.
 #[Object]
 impl Source {

@@ -1,7 +1,9 @@
 //! `Tag`: a label of a business that contacts carry.
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Value};
+
+use super::plain_fields::DirectFields;
 use entity::tag::Model;
 
 use super::contact::contacts_under;
@@ -23,6 +25,17 @@ impl Tag {
     /// The tag of `model`.
     pub fn new(model: Model) -> Self {
         Self(Arc::new(model))
+    }
+}
+
+/// `id` and `name`, as their resolvers below give them.
+impl DirectFields for Tag {
+    fn direct_field(&self, name: &str) -> Option<Value> {
+        match name {
+            "id" => Some(Value::String(self.0.id.to_string())),
+            "name" => Some(Value::String(self.0.name.clone())),
+            _ => None,
+        }
     }
 }
 

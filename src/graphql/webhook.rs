@@ -26,6 +26,9 @@ use crate::webhooks::{delivery, state};
 #[derive(Clone)]
 pub struct Webhook(webhook::Model);
 
+/// Every field of a page's Webhook goes through its resolver.
+impl super::plain_fields::DirectFields for Webhook {}
+
 #[Object]
 impl Webhook {
     /// The webhook's id.
@@ -118,6 +121,9 @@ impl Webhook {
 /// One event sent (or to be sent) to a webhook.
 #[derive(Clone)]
 pub struct WebhookDelivery(webhook_delivery::Model);
+
+/// Every field of a page's WebhookDelivery goes through its resolver.
+impl super::plain_fields::DirectFields for WebhookDelivery {}
 
 #[Object]
 impl WebhookDelivery {

@@ -86,6 +86,9 @@ impl WriteBackState {
 #[derive(Clone)]
 pub struct WriteBackChange(pub write_back::Model);
 
+/// Every field of a page's WriteBackChange goes through its resolver.
+impl super::plain_fields::DirectFields for WriteBackChange {}
+
 /// A contact change queued for one of the vendor systems the contact came from.
 #[Object(name = "WriteBack")]
 impl WriteBackChange {
@@ -145,6 +148,9 @@ impl WriteBackChange {
 /// sync: our value, the vendor's (read by the sync that followed), and how it was resolved.
 #[derive(Clone)]
 pub struct WriteConflictNode(pub write_conflict::Model);
+
+/// Every field of a page's WriteConflictNode goes through its resolver.
+impl super::plain_fields::DirectFields for WriteConflictNode {}
 
 /// One field of a change the vendor refused because its record had changed since the last
 /// sync.

@@ -263,6 +263,8 @@ async fn page_nodes_resolve_as_the_same_contact_looked_up_alone() {
     let app = spawn_app().await;
     let selections = [
         "__typename id first: firstName lastName email tags { __typename name n: name }",
+        // Every field `DirectFields` makes, with and without an alias.
+        "id firstName lastName name email phone companyName c: companyName tags { id name }",
         "id name tags { name } tags { displayOrder }",
         "id ... on Contact { email tags { name } } ...More",
         "id account { name contacts(first: 2) { nodes { id first: firstName } } }",
@@ -305,6 +307,27 @@ async fn page_nodes_resolve_as_the_same_contact_looked_up_alone() {
             assert_eq!(keys, alone_keys, "{selection}");
         }
     }
+}
+
+/// A tag's fields made by `DirectFields` (a plain selection) equal the engine's (a fragment
+/// makes the engine resolve the same tags).
+#[tokio::test]
+async fn direct_tag_fields_equal_the_engine_s() {
+    let app = spawn_app().await;
+    let page =
+        |tags: &str| format!("{{ contacts(first: 50) {{ nodes {{ id tags {{ {tags} }} }} }} }}");
+    let direct = app.data(&page("id name displayOrder"), json!({})).await;
+    let engine = app
+        .data(&page("... on Tag { id name displayOrder }"), json!({}))
+        .await;
+    assert_eq!(direct, engine);
+    let tagged = direct["contacts"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| !n["tags"].as_array().expect("tags").is_empty())
+        .count();
+    assert!(tagged > 0, "{direct}");
 }
 
 /// A field that fails under a page's node is reported as the engine reports it for the same
