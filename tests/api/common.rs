@@ -436,25 +436,31 @@ pub async fn contact_by_email(app: &TestApp, email: &str) -> Value {
     nodes[0].clone()
 }
 
-/// The tables with planner statistics: on PostgreSQL those an `ANALYZE` statement (not
-/// autovacuum) has analyzed; on SQLite the `sqlite_stat*` tables `ANALYZE` makes.
-pub async fn analyzed_tables(app: &TestApp) -> Vec<String> {
-    let backend = app.db.get_database_backend();
+/// The `name` column of every row of a catalog statement, whose text depends on the
+/// database: `sqlite` on SQLite, `postgres` on PostgreSQL.
+pub async fn names(db: &DatabaseConnection, sqlite: &str, postgres: &str) -> Vec<String> {
+    let backend = db.get_database_backend();
     let sql = match backend {
-        sea_orm::DbBackend::Sqlite => {
-            "SELECT name FROM sqlite_master WHERE name LIKE 'sqlite_stat%' ORDER BY name"
-        }
-        _ => {
-            "SELECT relname AS name FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL ORDER BY relname"
-        }
+        sea_orm::DbBackend::Sqlite => sqlite,
+        _ => postgres,
     };
-    app.db
-        .query_all_raw(sea_orm::Statement::from_string(backend, sql))
+    db.query_all_raw(sea_orm::Statement::from_string(backend, sql))
         .await
-        .expect("statistics")
+        .expect("catalog")
         .iter()
         .map(|r| r.try_get::<String>("", "name").expect("name"))
         .collect()
+}
+
+/// The tables with planner statistics: on PostgreSQL those an `ANALYZE` statement (not
+/// autovacuum) has analyzed; on SQLite the `sqlite_stat*` tables `ANALYZE` makes.
+pub async fn analyzed_tables(app: &TestApp) -> Vec<String> {
+    names(
+        &app.db,
+        "SELECT name FROM sqlite_master WHERE name LIKE 'sqlite_stat%' ORDER BY name",
+        "SELECT relname AS name FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL ORDER BY relname",
+    )
+    .await
 }
 
 /// What [`analyzed_tables`] should list after a bulk write: the contact tables on

@@ -87,12 +87,7 @@ async fn owned_rows_cascade(db: &DatabaseConnection) -> Vec<String> {
                UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger \
                WHERE tgrelid = 'contacts'::regclass AND NOT tgisinternal \
                AND tgname NOT LIKE 'contact_counts_%' ORDER BY 1";
-    db.query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
-        .await
-        .expect("constraints")
-        .iter()
-        .map(|r| r.try_get::<String>("", "name").expect("name"))
-        .collect()
+    crate::common::names(db, sql, sql).await
 }
 
 /// On SQLite, the `automerge` setting of the search index (FTS5's default when never set).

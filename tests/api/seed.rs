@@ -3,25 +3,15 @@ use contact_gateway::demo;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
-use crate::common::{analyzed_after_bulk_write, analyzed_tables, spawn_app};
+use crate::common::{analyzed_after_bulk_write, analyzed_tables, names, spawn_app};
 
 async fn index_names(app: &crate::common::TestApp) -> Vec<String> {
-    let backend = app.db.get_database_backend();
-    let sql = match backend {
-        sea_orm::DbBackend::Sqlite => {
-            "SELECT name FROM sqlite_master WHERE type IN ('index', 'trigger') ORDER BY name"
-        }
-        _ => {
-            "SELECT indexname AS name FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname"
-        }
-    };
-    app.db
-        .query_all_raw(Statement::from_string(backend, sql))
-        .await
-        .expect("indexes")
-        .iter()
-        .map(|r| r.try_get::<String>("", "name").expect("name"))
-        .collect()
+    names(
+        &app.db,
+        "SELECT name FROM sqlite_master WHERE type IN ('index', 'trigger') ORDER BY name",
+        "SELECT indexname AS name FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname",
+    )
+    .await
 }
 
 #[tokio::test]
