@@ -341,26 +341,30 @@ pub async fn migrate(db: &DatabaseConnection) -> crate::Result<()> {
 }
 
 /// Rows a bulk write (a seed or an import) must have written before it refreshes the
-/// planner's statistics with [`analyze_contacts`]: PostgreSQL's own autovacuum waits for
-/// 10% of a table to change, which a large table reaches late or, with autovacuum off,
-/// never.
+/// planner's statistics with [`analyze_contacts`]. Autovacuum analyzes a table once 50 rows
+/// plus a tenth of it have changed since it last did: an import into a large table may not
+/// get there, and where autovacuum is off (as on this project's VMs) nothing ever does.
 pub const ANALYZE_AFTER_ROWS: u64 = 10_000;
 
 /// After a bulk write, refreshes PostgreSQL's planner statistics of the contact tables
-/// (`ANALYZE`, which reads a sample of each, not the whole). Without them the planner
-/// takes a table it has never analyzed for a small one: at a million seeded contacts, a
-/// search's first page walked the whole table (331 ms) instead of the trigram index
-/// (3.5 ms). Nothing on SQLite, whose statements that need a plan fix it themselves
-/// (`CROSS JOIN`, `NOT INDEXED`; see [`walk_ids`]): statistics there could change them.
-pub async fn analyze_contacts(db: &DatabaseConnection) -> crate::Result<()> {
+/// (`ANALYZE`, which reads a sample of each, not the whole). Without column statistics the
+/// planner falls back on default selectivities: at a million seeded contacts, a search's
+/// first page walked the table (331 ms) instead of reading the trigram index (3.5 ms).
+/// Nothing on SQLite, whose statements that need a plan fix it themselves (`CROSS JOIN`,
+/// `NOT INDEXED`; see [`walk_ids`]): statistics there could change them.
+///
+/// The write it follows is committed: a failure is logged, not returned, so that the
+/// caller still reports what was written.
+pub async fn analyze_contacts(db: &DatabaseConnection) {
     use sea_orm::ConnectionTrait;
-    if db.get_database_backend() == DbBackend::Postgres {
-        db.execute_unprepared(
-            "ANALYZE contacts, contact_tags, contact_assignees, contact_keys, contact_counts",
-        )
-        .await?;
+    if db.get_database_backend() != DbBackend::Postgres {
+        return;
     }
-    Ok(())
+    let tables =
+        "contacts, contact_tags, contact_assignees, contact_keys, contact_sources, contact_counts";
+    if let Err(error) = db.execute_unprepared(&format!("ANALYZE {tables}")).await {
+        tracing::warn!(%error, "refreshing the planner's statistics after a bulk write failed");
+    }
 }
 
 /// The pool's connections: (in use, idle).

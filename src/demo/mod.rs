@@ -269,7 +269,7 @@ pub async fn seed_contacts(
     }
     txn.commit().await?;
     if count as u64 >= crate::db::ANALYZE_AFTER_ROWS {
-        crate::db::analyze_contacts(db).await?;
+        crate::db::analyze_contacts(db).await;
     }
     Ok(())
 }

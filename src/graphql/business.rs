@@ -1,5 +1,4 @@
 //! `Business`: an organisation of the tenant that owns contacts and tags.
-use std::sync::Arc;
 
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use entity::business::Model;
@@ -9,7 +8,7 @@ use super::filter::ContactFilterInput;
 use super::filter::{TagFilterInput, filter as domain_filter};
 use super::ids::parse_id;
 use super::limits::{filter_cost, page_cost};
-use super::loader::{ListKey, TagPageKey};
+use super::loader::TagPageKey;
 use super::order::ContactOrderInput;
 use super::order::{TagOrderInput, orders};
 use super::patch::{OrganisationPatchInput, change};
@@ -106,15 +105,7 @@ impl Business {
             order: orders(order_by),
         };
         let ordering = tags::ordering(&query.order);
-        let key = TagPageKey {
-            parent_id: self.0.id,
-            list: Arc::new(ListKey::new(
-                (),
-                query,
-                args.clone(),
-                ctx.look_ahead().field("totalCount").exists(),
-            )),
-        };
+        let key = TagPageKey::new(ctx, self.0.id, (), query, args.clone());
         let page = request
             .loaders
             .tag_pages

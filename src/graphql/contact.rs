@@ -5,7 +5,7 @@ use serde_json::Value as Json;
 use std::sync::Arc;
 use uuid::Uuid;
 
-use super::loader::{ContactPageKey, ListKey};
+use super::loader::ContactPageKey;
 use super::source::ContactSource;
 use super::{Connection, TotalCount};
 use crate::contacts::{self, ContactParent, ContactQuery, Preload, Related};
@@ -505,15 +505,13 @@ pub(crate) async fn contacts_under(
         // list, or loaded through the loader): `contact.account` costs nothing.
         preload.account = false;
     }
-    let key = ContactPageKey {
+    let key = ContactPageKey::new(
+        ctx,
         parent_id,
-        list: Arc::new(ListKey::new(
-            (parent, preload, columns_for(ctx)),
-            query,
-            args.clone(),
-            ctx.look_ahead().field("totalCount").exists(),
-        )),
-    };
+        (parent, preload, columns_for(ctx)),
+        query,
+        args.clone(),
+    );
     let loaded = request.loaders.contact_pages.load_one(key).await?;
     let Some(loaded) = loaded else {
         return Ok(Connection::new(

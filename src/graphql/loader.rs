@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use entity::{contact, tag};
 use sea_orm::DatabaseConnection;
@@ -117,35 +118,42 @@ pub struct NestedPageKey<P, Q> {
     pub list: Arc<ListKey<P, Q>>,
 }
 
-/// The part of a [`NestedPageKey`] its siblings share: one statement per distinct one.
+/// The part of a [`NestedPageKey`] its siblings share: one statement per distinct one. Its
+/// parts are read-only once made, so that its hash stays theirs.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ListKey<P, Q> {
-    /// Of `parent`, `query`, `args` and `with_totals` (it comes first, so that unequal keys
-    /// usually differ at once).
+    /// Of `parent`, `query`, `args` and `with_totals` (it comes first, so that the derived
+    /// `==` tells unequal keys apart at once).
     hash: u64,
-    /// What kind of parent (and, for contacts, which relations to load with the page).
-    pub parent: P,
+    /// What kind of parent (and, for contacts, which relations to load with the page and
+    /// which columns to read).
+    parent: P,
     /// Filter and order.
-    pub query: Q,
+    query: Q,
     /// The page asked for.
-    pub args: PageArgs,
+    args: PageArgs,
     /// Whether `totalCount` is selected.
-    pub with_totals: bool,
+    with_totals: bool,
 }
 
-impl<P: std::hash::Hash, Q: std::hash::Hash> ListKey<P, Q> {
-    /// The shared part of a nested page's key, hashed once.
-    pub fn new(parent: P, query: Q, args: PageArgs, with_totals: bool) -> Self {
+impl<P: std::hash::Hash, Q: std::hash::Hash> NestedPageKey<P, Q> {
+    /// The key of `parent_id`'s page of the list that `ctx`'s field asks for (its
+    /// `totalCount` read from the field's selection), the shared part hashed once.
+    pub fn new(ctx: &Context<'_>, parent_id: Uuid, parent: P, query: Q, args: PageArgs) -> Self {
         use std::hash::{BuildHasher, BuildHasherDefault};
+        let with_totals = ctx.look_ahead().field("totalCount").exists();
         // A fixed hasher: this hash is only hashed again by the loader's own (seeded) maps.
         let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
             .hash_one((&parent, &query, &args, with_totals));
         Self {
-            hash,
-            parent,
-            query,
-            args,
-            with_totals,
+            parent_id,
+            list: Arc::new(ListKey {
+                hash,
+                parent,
+                query,
+                args,
+                with_totals,
+            }),
         }
     }
 }
@@ -193,11 +201,7 @@ where
 {
     let mut groups: Vec<(&NestedPageKey<P, Q>, Vec<Uuid>)> = Vec::new();
     for key in keys {
-        // Siblings usually share one `ListKey`: compared by address first.
-        match groups
-            .iter_mut()
-            .find(|(k, _)| Arc::ptr_eq(&k.list, &key.list) || k.list == key.list)
-        {
+        match groups.iter_mut().find(|(k, _)| k.list == key.list) {
             Some((_, ids)) => ids.push(key.parent_id),
             None => groups.push((key, vec![key.parent_id])),
         }

@@ -26,10 +26,13 @@ use futures::future::join_all;
 #[derive(Clone, Debug)]
 pub struct PlainFields<T>(pub T);
 
-/// Fields of a GraphQL object that are its row's values as they are: no arguments, no
-/// selection, nothing to wait for. [`PlainFields`] takes them from here instead of calling
-/// the generated `resolve_field`, so they must be exactly what the object's resolvers give
-/// (`batching::page_nodes_resolve_as_the_same_contact_looked_up_alone` compares the two).
+/// Fields of a GraphQL object made from its row alone: nothing to wait for, no context.
+/// [`PlainFields`] takes them from here, when the query passes the field no argument and
+/// selects nothing under it, instead of calling the generated `resolve_field`. So only
+/// fields without arguments in the schema (a default would be skipped) and without guards
+/// may be listed, and each value must be exactly what the field's resolver gives
+/// (`batching::page_nodes_resolve_as_the_same_contact_looked_up_alone` and
+/// `batching::direct_tag_fields_equal_the_engine_s` compare the two).
 pub trait DirectFields {
     /// The value of the field named `name` (its GraphQL name), or `None` when it must go
     /// through the field's resolver.

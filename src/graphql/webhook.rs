@@ -9,7 +9,7 @@ use entity::{webhook, webhook_delivery};
 use super::RequestContext;
 use super::connection::{Connection, TotalCount};
 use super::ids::parse_id;
-use super::loader::{ListKey, WebhookDeliveryPageKey};
+use super::loader::WebhookDeliveryPageKey;
 use super::subscription::ContactChangeKind;
 use crate::change::Change;
 use crate::paging::{Page, PageArgs};
@@ -93,15 +93,7 @@ impl Webhook {
         let request = RequestContext::of(ctx)?;
         let args = PageArgs::from_relay(first, after, last, before)?;
         // Through a loader: the logs of a page of webhooks are one statement.
-        let key = WebhookDeliveryPageKey {
-            parent_id: self.0.id,
-            list: Arc::new(ListKey::new(
-                (),
-                (),
-                args.clone(),
-                ctx.look_ahead().field("totalCount").exists(),
-            )),
-        };
+        let key = WebhookDeliveryPageKey::new(ctx, self.0.id, (), (), args.clone());
         let page = request
             .loaders
             .webhook_delivery_pages

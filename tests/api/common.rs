@@ -472,6 +472,7 @@ pub fn analyzed_after_bulk_write(app: &TestApp) -> Vec<String> {
             "contact_assignees",
             "contact_counts",
             "contact_keys",
+            "contact_sources",
             "contact_tags",
             "contacts",
         ]

@@ -122,34 +122,24 @@ async fn owned_rows(db: &DatabaseConnection, table: &str, id: uuid::Uuid) -> i64
 /// The references to contacts and tags (`table.column`) that no index leads with, so that a
 /// delete of the row they point to scans the table.
 async fn unindexed_references(db: &DatabaseConnection) -> Vec<String> {
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Sqlite => {
-            "SELECT m.name || '.' || f.\"from\" AS reference \
-             FROM sqlite_master m, pragma_foreign_key_list(m.name) f \
-             WHERE m.type = 'table' AND f.\"table\" IN ('contacts', 'tags') \
-             AND NOT EXISTS (SELECT 1 FROM pragma_index_list(m.name) l, \
-             pragma_index_info(l.name) i WHERE i.seqno = 0 AND i.name = f.\"from\")"
-        }
-        _ => {
-            "SELECT child.relname || '.' || a.attname AS reference \
-             FROM pg_constraint c \
-             JOIN pg_class child ON child.oid = c.conrelid \
-             JOIN pg_class parent ON parent.oid = c.confrelid \
-             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
-             WHERE c.contype = 'f' AND parent.relname IN ('contacts', 'tags') \
-             AND child.relnamespace = to_regnamespace(current_schema())::oid \
-             AND NOT EXISTS (SELECT 1 FROM pg_index i \
-             WHERE i.indrelid = c.conrelid AND i.indkey[0] = c.conkey[1])"
-        }
-    };
-    let mut references: Vec<String> = db
-        .query_all_raw(Statement::from_string(backend, sql))
-        .await
-        .expect("references")
-        .iter()
-        .map(|r| r.try_get::<String>("", "reference").expect("reference"))
-        .collect();
+    let mut references = crate::common::names(
+        db,
+        "SELECT m.name || '.' || f.\"from\" AS name \
+         FROM sqlite_master m, pragma_foreign_key_list(m.name) f \
+         WHERE m.type = 'table' AND f.\"table\" IN ('contacts', 'tags') \
+         AND NOT EXISTS (SELECT 1 FROM pragma_index_list(m.name) l, \
+         pragma_index_info(l.name) i WHERE i.seqno = 0 AND i.name = f.\"from\")",
+        "SELECT child.relname || '.' || a.attname AS name \
+         FROM pg_constraint c \
+         JOIN pg_class child ON child.oid = c.conrelid \
+         JOIN pg_class parent ON parent.oid = c.confrelid \
+         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
+         WHERE c.contype = 'f' AND parent.relname IN ('contacts', 'tags') \
+         AND child.relnamespace = to_regnamespace(current_schema())::oid \
+         AND NOT EXISTS (SELECT 1 FROM pg_index i \
+         WHERE i.indrelid = c.conrelid AND i.indkey[0] = c.conkey[1])",
+    )
+    .await;
     references.sort();
     references
 }

@@ -72,7 +72,7 @@ pub async fn import_payload(
         checkpointer.finish().await?;
     }
     if summary.created + summary.updated >= ANALYZE_AFTER_ROWS {
-        analyze_contacts(db).await?;
+        analyze_contacts(db).await;
     }
     Ok(summary)
 }
