@@ -70,6 +70,12 @@ pub fn check_search(field: &str, search: &str, failures: &mut Vec<FieldFailure>)
 
 /// A LIKE pattern matching `text` anywhere, with `%`, `_` and `\` taken literally.
 pub fn contains_pattern(text: &str) -> LikeExpr {
+    LikeExpr::new(contains_pattern_text(text)).escape('\\')
+}
+
+/// The text of [`contains_pattern`]: `text` between `%`s, its `%`, `_` and `\` escaped with
+/// `\` (the pattern's `ESCAPE` character).
+pub fn contains_pattern_text(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len() + 2);
     escaped.push('%');
     for c in text.chars() {
@@ -79,7 +85,7 @@ pub fn contains_pattern(text: &str) -> LikeExpr {
         escaped.push(c);
     }
     escaped.push('%');
-    LikeExpr::new(escaped).escape('\\')
+    escaped
 }
 
 /// Case-insensitive substring match of `text` in `folded`, a column that holds its text

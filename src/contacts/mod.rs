@@ -202,7 +202,20 @@ pub async fn count(
     tenant: TenantId,
     filter: &ContactFilter,
 ) -> Result<i64> {
-    Ok(filtered(db, tenant, filter)?.count(db).await? as i64)
+    Ok(counted(db, tenant, filter)?.count(db).await? as i64)
+}
+
+/// The contacts [`count`] counts: [`filtered`], with [`search::count_hint`].
+pub fn counted(
+    db: &DatabaseConnection,
+    tenant: TenantId,
+    filter: &ContactFilter,
+) -> Result<Select<Contact>> {
+    let select = filtered(db, tenant, filter)?;
+    Ok(match search::count_hint(db.get_database_backend(), filter) {
+        Some(hint) => select.filter(hint),
+        None => select,
+    })
 }
 
 /// The same page of contacts under each of `parents`, in one statement (and their totals

@@ -75,6 +75,8 @@ async fn search_is_a_case_insensitive_literal_substring_match() {
         "%".to_string(),
         "_".to_string(),
         "a%".to_string(),
+        "a\\".to_string(),
+        "q'".to_string(),
         "zzzz-nothing".to_string(),
     ] {
         let n = needle.clone();

@@ -1,7 +1,7 @@
 //! Filters on the columns most contacts leave empty are served by partial indexes
 //! (`WHERE column IS NOT NULL`, and `WHERE is_test_contact`): the database's plan for the
 //! statement the server runs names the index.
-use contact_gateway::contacts::{ContactFilter, filtered};
+use contact_gateway::contacts::{ContactFilter, counted, filtered};
 use contact_gateway::filter::DateTimeFilter;
 use contact_gateway::tenancy::TenantId;
 use contact_gateway::time::Timestamp;
@@ -115,6 +115,19 @@ async fn a_search_count_checks_its_matches_in_the_live_contacts_index() {
     let searched = plan(&app.db, statement).await;
     let index = "idx_contacts_live (tenant_id=? AND rowid=?)";
     assert!(searched.contains(index), "{index} not used:\n{searched}");
+
+    // A string too short for the trigram index is counted along the walk's index, which
+    // carries the text, not along one that reads every contact's row.
+    let short = ContactFilter {
+        search: Some("zz".into()),
+        ..Default::default()
+    };
+    let statement = counted(&app.db, tenant, &short)
+        .expect("a valid filter")
+        .build(backend);
+    let counted_plan = plan(&app.db, statement).await;
+    let index = "idx_contacts_created (tenant_id=? AND created_at>?)";
+    assert!(counted_plan.contains(index), "{index} not used:\n{counted_plan}");
 
     let test_contacts = ContactFilter {
         is_test_contact: Some(true),
