@@ -365,6 +365,13 @@ impl<M> Page<M> {
         }
     }
 
+    /// How many rows match in all pages, when this page holds them all: it was read without
+    /// a cursor and nothing follows it (`hasNextPage` and `hasPreviousPage` are both false
+    /// exactly then, [`Page::from_probe`]). `None` otherwise: the rows must be counted.
+    pub fn whole_total(&self) -> Option<i64> {
+        (!self.has_next && !self.has_previous).then_some(self.rows.len() as i64)
+    }
+
     /// The same page with each row made by `f` (say, shared behind an `Arc`).
     pub fn map<N>(self, f: impl FnMut(M) -> N) -> Page<N> {
         Page {
@@ -893,6 +900,30 @@ mod tests {
         backward: false,
         cursor: None,
     };
+
+    #[test]
+    fn a_page_read_from_the_start_with_nothing_after_it_is_the_whole_list() {
+        let args = |backward: bool, cursor: Option<&str>| PageArgs {
+            size: 3,
+            backward,
+            cursor: cursor.map(str::to_string),
+        };
+        for backward in [false, true] {
+            // Two rows of three: the whole list, forwards or backwards.
+            let page = Page::from_probe(vec![1, 2], &args(backward, None), None);
+            assert_eq!(page.whole_total(), Some(2));
+            assert_eq!(
+                Page::<i32>::from_probe(vec![], &args(backward, None), None).whole_total(),
+                Some(0)
+            );
+            // A probe row beyond the page: more follow.
+            let page = Page::from_probe(vec![1, 2, 3, 4], &args(backward, None), None);
+            assert_eq!(page.whole_total(), None);
+            // After (or before) a cursor: rows precede it.
+            let page = Page::from_probe(vec![1], &args(backward, Some("c")), None);
+            assert_eq!(page.whole_total(), None);
+        }
+    }
 
     #[test]
     fn pages_of_many_parents_are_one_statement_text_for_any_number_of_parents() {

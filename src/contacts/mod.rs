@@ -212,10 +212,12 @@ pub fn counted(
     filter: &ContactFilter,
 ) -> Result<Select<Contact>> {
     let select = filtered(db, tenant, filter)?;
-    Ok(match search::count_hint(db.get_database_backend(), filter) {
-        Some(hint) => select.filter(hint),
-        None => select,
-    })
+    Ok(
+        match search::count_hint(db.get_database_backend(), filter) {
+            Some(hint) => select.filter(hint),
+            None => select,
+        },
+    )
 }
 
 /// The same page of contacts under each of `parents`, in one statement (and their totals

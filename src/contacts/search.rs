@@ -200,10 +200,16 @@ mod tests {
             .and_where(condition(target, "O'Brien_5%\\x"))
             .build(PostgresQueryBuilder);
         assert!(
-            sql.ends_with(r#""contacts"."search_text" LIKE E'%o\'brien\\_5\\%\\\\x%' ESCAPE E'\\'"#),
+            sql.ends_with(
+                r#""contacts"."search_text" LIKE E'%o\'brien\\_5\\%\\\\x%' ESCAPE E'\\'"#
+            ),
             "{sql}"
         );
-        assert_eq!(values.0.len(), 1, "only the selected 1 is bound: {values:?}");
+        assert_eq!(
+            values.0.len(),
+            1,
+            "only the selected 1 is bound: {values:?}"
+        );
     }
 
     #[test]

@@ -34,16 +34,23 @@ pub struct QueryRoot(
 #[derive(Default)]
 pub struct GraphQueries;
 
-/// A count run only if `totalCount` is selected.
+/// The total of `page`'s list: its length when it holds the whole list
+/// ([`crate::paging::Page::whole_total`]: a string no contact contains is then not looked for
+/// a second time), else a count run only if `totalCount` is selected.
 macro_rules! deferred_count {
-    ($request:expr, $count:expr, $filter:expr) => {{
-        let db = $request.db.clone();
-        let tenant = $request.tenant;
-        let filter = Arc::new($filter);
-        TotalCount::Deferred(Arc::new(move || {
-            let (db, filter) = (db.clone(), filter.clone());
-            async move { $count(&db, tenant, &filter).await }.boxed()
-        }))
+    ($request:expr, $page:expr, $count:expr, $filter:expr) => {{
+        match $page.whole_total() {
+            Some(total) => TotalCount::Known(total),
+            None => {
+                let db = $request.db.clone();
+                let tenant = $request.tenant;
+                let filter = Arc::new($filter);
+                TotalCount::Deferred(Arc::new(move || {
+                    let (db, filter) = (db.clone(), filter.clone());
+                    async move { $count(&db, tenant, &filter).await }.boxed()
+                }))
+            }
+        }
     }};
 }
 
@@ -121,7 +128,7 @@ impl GraphQueries {
             )
             .await?,
         );
-        let total = deferred_count!(request, contacts::count, query.filter.clone());
+        let total = deferred_count!(request, page, contacts::count, query.filter.clone());
         Ok(Connection::new(
             page,
             &contacts::ordering(&query.order),
@@ -172,6 +179,7 @@ impl GraphQueries {
             .await;
         let total = deferred_count!(
             request,
+            page,
             organisations::count::<AccountRow>,
             query.filter.clone()
         );
@@ -224,6 +232,7 @@ impl GraphQueries {
             .await;
         let total = deferred_count!(
             request,
+            page,
             organisations::count::<BusinessRow>,
             query.filter.clone()
         );
@@ -267,7 +276,7 @@ impl GraphQueries {
             order: orders(order_by),
         };
         let page = tags::page(request.db, request.tenant, &query, &args).await?;
-        let total = deferred_count!(request, tags::count, query.filter.clone());
+        let total = deferred_count!(request, page, tags::count, query.filter.clone());
         Ok(Connection::new(
             page,
             &tags::ordering(&query.order),

@@ -127,7 +127,10 @@ async fn a_search_count_checks_its_matches_in_the_live_contacts_index() {
         .build(backend);
     let counted_plan = plan(&app.db, statement).await;
     let index = "idx_contacts_created (tenant_id=? AND created_at>?)";
-    assert!(counted_plan.contains(index), "{index} not used:\n{counted_plan}");
+    assert!(
+        counted_plan.contains(index),
+        "{index} not used:\n{counted_plan}"
+    );
 
     let test_contacts = ContactFilter {
         is_test_contact: Some(true),
