@@ -22,7 +22,7 @@
 //! string is planned for what it matches.
 use entity::contact::Column;
 use entity::prelude::Contact;
-use sea_orm::sea_query::{Expr, ExprTrait, PostgresQueryBuilder, QueryBuilder};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{DatabaseConnection, DbBackend, FromQueryResult, Statement};
 
 use super::filter::{ContactFilter, FilterTarget};
@@ -129,22 +129,42 @@ pub fn condition(target: FilterTarget, search: &str) -> Expr {
         // `LIKE $1` generically after five runs of a statement on a connection, without
         // knowing how many contacts the string matches (its walk or its trigram index), and
         // a first page of "mueller" went from 3.4 to 157 ms. Each search string is then a
-        // statement of its own in the connection's cache.
-        let literal = PostgresQueryBuilder.value_to_string(&contains_pattern_text(&needle).into());
+        // statement of its own in the connection's statement cache (sqlx keeps 100), and
+        // the string appears in the statement's text (debug logs, PostgreSQL's error log).
+        // `plan_cache_mode = force_custom_plan` would keep it bound but replan every
+        // statement of every request.
         Expr::cust(format!(
-            "\"contacts\".\"search_text\" LIKE {literal} ESCAPE E'\\\\'"
+            "\"contacts\".\"search_text\" LIKE {} ESCAPE E'\\\\'",
+            postgres_literal(&contains_pattern_text(&needle))
         ))
     } else {
         Expr::col((Contact, Column::SearchText)).like(contains_pattern(&needle))
     }
 }
 
+/// `text` as a PostgreSQL string literal (`E'…'`): each backslash doubled, each quote
+/// doubled, every other character as it is (NUL never reaches here: inputs holding it are
+/// refused, `graphql/input_checks.rs`).
+fn postgres_literal(text: &str) -> String {
+    let mut literal = String::with_capacity(text.len() + 4);
+    literal.push_str("E'");
+    for c in text.chars() {
+        match c {
+            '\\' => literal.push_str("\\\\"),
+            '\'' => literal.push_str("''"),
+            c => literal.push(c),
+        }
+    }
+    literal.push('\'');
+    literal
+}
+
 /// An always-true condition for a count of `filter` on `backend`, `None` when none helps: on
 /// SQLite, a top-level `search` tested by `LIKE` (a string too short for the trigram index) is
 /// counted along `idx_contacts_created`, whose entries carry the text, so that a contact row
 /// is read only for a match. Without it SQLite counts along an index by tenant and reads every
-/// row (at a million contacts, "q": 1.5 s → 0.17 s; "e", which nearly all contain: 1.5 →
-/// 0.43 s). The condition, `created_at >= i64::MIN`, holds for every contact and gives that
+/// row (at a million contacts, as statements: "q" 1.5 s → 0.17 s; "e", which nearly all
+/// contain, 1.5 → 0.43 s). The condition, `created_at >= i64::MIN`, holds for every contact and gives that
 /// index a range to search.
 pub fn count_hint(backend: DbBackend, filter: &ContactFilter) -> Option<Expr> {
     let search = filter.search.as_deref().filter(|s| !s.is_empty())?;
@@ -200,11 +220,11 @@ mod tests {
         };
         let (sql, values) = Query::select()
             .expr(Expr::val(1))
-            .and_where(condition(target, "O'Brien_5%\\x"))
-            .build(PostgresQueryBuilder);
+            .and_where(condition(target, "O'Brien_5%\\x\u{1a}"))
+            .build(sea_orm::sea_query::PostgresQueryBuilder);
         assert!(
             sql.ends_with(
-                r#""contacts"."search_text" LIKE E'%o\'brien\\_5\\%\\\\x%' ESCAPE E'\\'"#
+                "\"contacts\".\"search_text\" LIKE E'%o''brien\\\\_5\\\\%\\\\\\\\x\u{1a}%' ESCAPE E'\\\\'"
             ),
             "{sql}"
         );
